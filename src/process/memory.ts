@@ -1,0 +1,130 @@
+// Memory and identity of a process group, read from /proc (Linux). Every reader
+// tolerates processes vanishing mid-scan: a group is a moving target.
+import { execFile } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+
+export interface GroupMemberMemory {
+  pid: number;
+  command: string;
+  rssBytes: number;
+}
+
+export interface GroupMemory {
+  rssBytes: number;
+  children: GroupMemberMemory[];
+}
+
+/** RSS of every live member of process group `pgid` (leader included); null without /proc. */
+export async function sampleGroupMemory(pgid: number): Promise<GroupMemory | null> {
+  const members = await readGroupMembers(pgid);
+  if (members === null) return null;
+  const pageSize = await pageSizeBytes();
+  const children: GroupMemberMemory[] = [];
+  for (const member of members) {
+    if (!member.live) continue;
+    const command = await readCommand(member.pid);
+    // A member that vanished between the stat and the cmdline read is skipped.
+    if (command === null) continue;
+    children.push({ pid: member.pid, command, rssBytes: member.rssPages * pageSize });
+  }
+  children.sort((a, b) => a.pid - b.pid);
+  return { rssBytes: children.reduce((sum, child) => sum + child.rssBytes, 0), children };
+}
+
+/** Start time of `pid` in clock ticks since boot (stat field 22); null when the process is gone. */
+export async function readStartTime(pid: number): Promise<number | null> {
+  const stat = await readStat(pid);
+  return stat === null ? null : stat.startTime;
+}
+
+/**
+ * Whether group `pgid` has a member that is not a zombie; null without /proc.
+ * Zombies count as gone: an orphan reparented to a PID 1 that never reaps
+ * (common in containers) stays a zombie forever, yet holds nothing.
+ */
+export async function groupHasLiveMembers(pgid: number): Promise<boolean | null> {
+  const members = await readGroupMembers(pgid);
+  if (members === null) return null;
+  return members.some((member) => member.live);
+}
+
+export interface ProcStat {
+  pid: number;
+  state: string;
+  pgrp: number;
+  startTime: number;
+  rssPages: number;
+}
+
+interface GroupMember {
+  pid: number;
+  live: boolean;
+  rssPages: number;
+}
+
+async function readGroupMembers(pgid: number): Promise<GroupMember[] | null> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return null;
+  }
+  if (!entries.includes("self")) return null;
+  const pids = entries.filter((name) => /^[0-9]+$/.test(name)).map(Number);
+  const stats = await Promise.all(pids.map((pid) => readStat(pid)));
+  const members: GroupMember[] = [];
+  for (const stat of stats) {
+    if (stat === null || stat.pgrp !== pgid) continue;
+    // Z = zombie, X = dead: exited, only an entry waiting to be reaped.
+    const live = stat.state !== "Z" && stat.state !== "X";
+    members.push({ pid: stat.pid, live, rssPages: stat.rssPages });
+  }
+  return members;
+}
+
+async function readStat(pid: number): Promise<ProcStat | null> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  return parseStat(pid, text);
+}
+
+/** Parses /proc/<pid>/stat; comm (field 2) may hold spaces and parentheses, so split after the last ')'. */
+export function parseStat(pid: number, text: string): ProcStat | null {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return null;
+  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const state = rest[0];
+  const pgrp = Number(rest[5 - 3]);
+  const startTime = Number(rest[22 - 3]);
+  const rssPages = Number(rest[24 - 3]);
+  if (state === undefined || !Number.isFinite(pgrp) || !Number.isFinite(startTime) || !Number.isFinite(rssPages)) {
+    return null;
+  }
+  return { pid, state, pgrp, startTime, rssPages };
+}
+
+async function readCommand(pid: number): Promise<string | null> {
+  try {
+    const raw = await readFile(`/proc/${pid}/cmdline`, "utf8");
+    return raw.replace(/\0+$/, "").replace(/\0/g, " ").slice(0, 200);
+  } catch {
+    return null;
+  }
+}
+
+let pageSize: Promise<number> | undefined;
+
+function pageSizeBytes(): Promise<number> {
+  pageSize ??= new Promise((resolve) => {
+    execFile("getconf", ["PAGESIZE"], { timeout: 2000 }, (error, stdout) => {
+      const value = Number(String(stdout).trim());
+      resolve(!error && Number.isInteger(value) && value > 0 ? value : 4096);
+    });
+  });
+  return pageSize;
+}

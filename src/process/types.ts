@@ -1,0 +1,33 @@
+// A managed OS process: spawned in its own process group, its exit recorded as data.
+
+export type ProcessPhase = "starting" | "running" | "stopping" | "exited";
+
+export interface SpawnSpec {
+  /** Instance id, e.g. "web" or "worker#2". */
+  instanceId: string;
+  /** Shell command line (run through /bin/sh -c). Already templated. */
+  command: string;
+  cwd: string;
+  /** Full environment for the child (caller merges process.env, ROLLBRIDGE_* and config env). */
+  env: Record<string, string>;
+  /** Lines of stdout+stderr to retain. */
+  outputLines: number;
+  stopSignal: NodeJS.Signals;
+  gracefulStopMs: number;
+  /** Open an IPC channel (for Node children that call process.send). */
+  ipc?: boolean;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  at: number;
+  /** True when the exit followed a stop() we requested. */
+  requested: boolean;
+}
+
+export interface OutputLine {
+  at: number;
+  stream: "stdout" | "stderr";
+  line: string;
+}

@@ -1,0 +1,136 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { HealthCheck, probeHttp } from "../../src/observe/health.js";
+import { ManagedProcess } from "../../src/process/managed-process.js";
+
+const APP = `"${process.execPath}" "${fileURLToPath(new URL("../fixtures/app.mjs", import.meta.url))}"`;
+const HOST = "127.0.0.1";
+
+const started: ManagedProcess[] = [];
+const checks: HealthCheck[] = [];
+
+afterEach(() => {
+  for (const check of checks.splice(0)) check.cancel();
+  for (const proc of started.splice(0)) {
+    if (proc.pid === undefined || proc.exitInfo !== undefined) continue;
+    try {
+      process.kill(-proc.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Starts the fixture app on a free port and resolves with that port once it listens. */
+async function startApp(env: Record<string, string>): Promise<{ proc: ManagedProcess; port: number }> {
+  const proc = new ManagedProcess({
+    instanceId: "web",
+    command: APP,
+    cwd: tmpdir(),
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PORT: "0", ...env },
+    outputLines: 20,
+    stopSignal: "SIGTERM",
+    gracefulStopMs: 2_000,
+  });
+  started.push(proc);
+  proc.start();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const line = proc.output().find((l) => l.line.startsWith("listening on "));
+    if (line !== undefined) return { proc, port: Number(line.line.slice("listening on ".length)) };
+    if (Date.now() > deadline) throw new Error(`app did not listen: ${JSON.stringify(proc.output())}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function check(port: number, options: Partial<ConstructorParameters<typeof HealthCheck>[0]> = {}): HealthCheck {
+  const hc = new HealthCheck({ host: HOST, port, path: "/ping", intervalMs: 100, timeoutMs: 5_000, startDelayMs: 0, ...options });
+  checks.push(hc);
+  return hc;
+}
+
+function settled(hc: HealthCheck): Promise<void> {
+  return new Promise((resolve) => hc.onChange(resolve));
+}
+
+describe("probeHttp", () => {
+  it("reports a refused connection as a failed result instead of rejecting", async () => {
+    const server = http.createServer();
+    const port = await new Promise<number>((resolve) => server.listen(0, HOST, () => resolve((server.address() as AddressInfo).port)));
+    await new Promise((resolve) => server.close(resolve));
+    const result = await probeHttp(HOST, port, "/ping", 1_000);
+    expect(result.ok).toBe(false);
+    expect(result.error).toContain("ECONNREFUSED");
+    expect(result.status).toBeUndefined();
+  });
+
+  it("treats 2xx as ok and anything else as not ok, with the status", async () => {
+    const { port } = await startApp({});
+    expect(await probeHttp(HOST, port, "/ping", 1_000)).toMatchObject({ ok: true, status: 200 });
+    const failing = await startApp({ HEALTH_FAIL: "1" });
+    expect(await probeHttp(HOST, failing.port, "/ping", 1_000)).toMatchObject({ ok: false, status: 500 });
+  });
+});
+
+describe("HealthCheck", () => {
+  it("becomes ready only after the app's HEALTH_DELAY_MS has passed", async () => {
+    const { proc, port } = await startApp({ HEALTH_DELAY_MS: "800" });
+    const hc = check(port);
+    const done = settled(hc);
+    hc.start();
+    expect(hc.state).toBe("pending");
+    await done;
+    expect(hc.state).toBe("ready");
+    expect(hc.readyAt! - proc.startedAt!).toBeGreaterThanOrEqual(800);
+    expect(hc.lastResult).toMatchObject({ ok: true, status: 200 });
+    expect(hc.reason).toBeUndefined();
+  });
+
+  it("fails with a clear reason when the endpoint keeps answering 500", async () => {
+    const { port } = await startApp({ HEALTH_FAIL: "1" });
+    const hc = check(port, { timeoutMs: 700 });
+    const done = settled(hc);
+    const t0 = Date.now();
+    hc.start();
+    await done;
+    const elapsed = Date.now() - t0;
+    expect(hc.state).toBe("failed");
+    expect(hc.reason).toBe(`health check GET http://${HOST}:${port}/ping did not return 2xx within 700ms (last: HTTP 500)`);
+    expect(elapsed).toBeGreaterThanOrEqual(690);
+    expect(elapsed).toBeLessThan(1_200);
+  });
+
+  it("fails by timeout against an endpoint that never answers", async () => {
+    const { port } = await startApp({ HEALTH_HANG: "1" });
+    const hc = check(port, { timeoutMs: 700, startDelayMs: 100 });
+    const done = settled(hc);
+    const t0 = Date.now();
+    hc.start();
+    await done;
+    const elapsed = Date.now() - t0;
+    expect(hc.state).toBe("failed");
+    expect(hc.reason).toMatch(/did not return 2xx within 700ms \(last: timed out after \d+ms\)$/);
+    expect(elapsed).toBeGreaterThanOrEqual(790);
+    expect(elapsed).toBeLessThan(1_300);
+  });
+
+  it("stops probing when cancelled and never reports afterwards", async () => {
+    const { port } = await startApp({ HEALTH_HANG: "1" });
+    const hc = check(port, { timeoutMs: 400 });
+    let changes = 0;
+    hc.onChange(() => {
+      changes += 1;
+    });
+    hc.start();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    hc.cancel();
+    expect(hc.state).toBe("cancelled");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(hc.state).toBe("cancelled");
+    expect(changes).toBe(0);
+  });
+});
