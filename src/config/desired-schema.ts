@@ -1,0 +1,124 @@
+// The desired-state file (desired.yaml): what should run now. Deploy tooling writes it, the daemon
+// watches it; parsing is strict so a typo is reported instead of silently ignored.
+import { stringify } from "yaml";
+import { z } from "zod";
+import { RollbridgeError } from "../errors.js";
+import { describeValue, describeZodIssues, type ConfigIssue } from "./issues.js";
+import { parseYamlText } from "./load.js";
+import { PROCESS_ID_PATTERN } from "./schema.js";
+
+export interface DesiredDocument {
+  release?: { path: string; revision?: string; id?: string };
+  replicas?: Record<string, number>;
+  env?: Record<string, string>;
+  stopped?: boolean;
+}
+
+// Scalars written unquoted (`id: 20261123120000`, `FEATURE_X: 1`) are taken as strings.
+const textual = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
+
+export const desiredSchema = z
+  .strictObject({
+    $schema: z.string().optional().meta({ description: "JSON Schema reference for editors; ignored." }),
+    release: z
+      .strictObject({
+        path: z.string().min(1).meta({ description: "Directory of the release (a symlink is resolved when read).", examples: ["/srv/app/releases/20261123120000"] }),
+        revision: textual.pipe(z.string().min(1)).optional().meta({ description: "Revision, e.g. a commit; default: the release id.", examples: ["abc123"] }),
+        id: textual
+          .pipe(z.string().regex(/^[^/\s]+$/, { error: "release ids must be non-empty and contain no \"/\" or whitespace" }))
+          .optional()
+          .meta({ description: "Release id; default: the basename of the resolved path.", examples: ["20261123120000"] }),
+      })
+      .optional()
+      .meta({ description: "The release that should be active. Required unless stopped is true." }),
+    replicas: z
+      .record(
+        z.string().regex(PROCESS_ID_PATTERN, { error: "replicas keys must be process ids" }),
+        z.number().int().nonnegative(),
+      )
+      .optional()
+      .meta({ description: "Per-process replica counts overriding the config.", examples: [{ worker: 4 }] }),
+    env: z
+      .record(z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }), textual)
+      .optional()
+      .meta({ description: "Extra environment for this release's processes.", examples: [{ FEATURE_X: "1" }] }),
+    stopped: z.boolean().optional().meta({ description: "true: no release is active and the proxy answers 503.", examples: [false] }),
+  })
+  .refine((doc) => doc.stopped === true || doc.release !== undefined, {
+    message: "is required unless stopped is true",
+    path: ["release"],
+    params: { fix: "Add release: {path: /srv/app/releases/<id>}, or set stopped: true.", missing: true },
+    // Run even when other fields failed, so every problem is reported at once.
+    when: (payload) => typeof payload.value === "object" && payload.value !== null,
+  })
+  .meta({ title: "Rollbridge desired state", description: "What the Rollbridge daemon should run (desired.yaml)." });
+
+// Parses desired.yaml (YAML or JSON); `source` names the file in errors.
+export function parseDesiredText(text: string, source: string): DesiredDocument {
+  const parsed = parseYamlText(text, keepsText);
+  if ("error" in parsed) {
+    const { line, column, message } = parsed.error;
+    throw new RollbridgeError("DESIRED_INVALID", `cannot parse desired file ${source} at line ${line}, column ${column}: ${message}`, {
+      cause: parsed.error.cause,
+      fix: "Fix the syntax at that line and column.",
+    });
+  }
+  const raw = parsed.value;
+  if (raw === null || raw === undefined) {
+    throw new RollbridgeError("DESIRED_INVALID", `desired file is empty: ${source}`, {
+      fix: "Write at least release: {path: /srv/app/releases/<id>}, or stopped: true.",
+    });
+  }
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new RollbridgeError("DESIRED_INVALID", `desired file ${source} must be a mapping, not ${describeValue(raw)}`, {
+      fix: "Write it as a mapping with release, replicas, env and stopped.",
+    });
+  }
+  const result = desiredSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = describeZodIssues(result.error.issues, desiredSchema, raw);
+    const problems = issues.map((issue) => (issue.fix.startsWith("Did you mean") ? `${issue.message} (${issue.fix.split("?")[0]}?)` : issue.message));
+    throw new RollbridgeError("DESIRED_INVALID", `invalid desired file ${source}: ${problems.join("; ")}`, {
+      fix: issues.map((issue) => issue.fix).join(" "),
+      details: issues satisfies ConfigIssue[],
+    });
+  }
+  return normalise(result.data);
+}
+
+// YAML for a desired document, keys in a fixed order so rewrites produce minimal diffs.
+export function serializeDesired(doc: DesiredDocument): string {
+  const ordered: Record<string, unknown> = {};
+  if (doc.release !== undefined) {
+    const release: Record<string, string> = { path: doc.release.path };
+    if (doc.release.revision !== undefined) release["revision"] = doc.release.revision;
+    if (doc.release.id !== undefined) release["id"] = doc.release.id;
+    ordered["release"] = release;
+  }
+  if (doc.replicas !== undefined && Object.keys(doc.replicas).length > 0) ordered["replicas"] = sortKeys(doc.replicas);
+  if (doc.env !== undefined && Object.keys(doc.env).length > 0) ordered["env"] = sortKeys(doc.env);
+  if (doc.stopped !== undefined) ordered["stopped"] = doc.stopped;
+  return stringify(ordered, { lineWidth: 0 });
+}
+
+function normalise(data: z.output<typeof desiredSchema>): DesiredDocument {
+  const doc: DesiredDocument = {};
+  if (data.release !== undefined) {
+    doc.release = { path: data.release.path };
+    if (data.release.revision !== undefined) doc.release.revision = data.release.revision;
+    if (data.release.id !== undefined) doc.release.id = data.release.id;
+  }
+  if (data.replicas !== undefined) doc.replicas = { ...data.replicas };
+  if (data.env !== undefined) doc.env = { ...data.env };
+  if (data.stopped !== undefined) doc.stopped = data.stopped;
+  return doc;
+}
+
+function keepsText(path: readonly (string | number)[]): boolean {
+  if (path.length === 2 && path[0] === "release") return path[1] === "id" || path[1] === "revision";
+  return path.length === 2 && path[0] === "env";
+}
+
+function sortKeys<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

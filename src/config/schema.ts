@@ -1,0 +1,498 @@
+// The config file's one zod schema (what users write) and the resolved Config the daemon runs on.
+// Defaults that depend on other fields (health path, grace period, socket path, absolute paths)
+// are filled by resolveConfig, so the schema stays a faithful description of the input.
+import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+
+export const PROCESS_POLICIES = ["proxied", "companion", "singleton", "service"] as const;
+
+export type ProcessPolicy = (typeof PROCESS_POLICIES)[number];
+
+export type PortRange = { from: number; to: number };
+
+// Signals common to Linux and macOS, fixed here so the generated JSON Schema does not depend on the build host.
+export const STOP_SIGNALS = [
+  "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+  "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN",
+  "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGSYS",
+] as const satisfies readonly NodeJS.Signals[];
+
+// Process ids appear in instance ids (`worker#0`) and template names (`{{ports.web}}`), hence the narrow alphabet.
+export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+
+// Static defaults, shared by the schema (so they show in the JSON Schema) and by resolveConfig.
+export const DEFAULTS = {
+  proxy: {
+    host: "127.0.0.1",
+    port: 8182,
+    upstreamHost: "127.0.0.1",
+    healthPath: "/ping",
+    healthTimeoutMs: 30_000,
+    drainTimeoutMs: 60_000,
+    forceStopTimeoutMs: 10_000,
+    holdTimeoutMs: 10_000,
+    headersTimeoutMs: 60_000,
+    requestTimeoutMs: 0,
+    keepAliveTimeoutMs: 5_000,
+  },
+  releaseRetention: { keep: 10, maxAgeMs: 0 },
+  desiredPath: "desired.yaml",
+  resyncIntervalMs: 5_000,
+  metricsHost: "127.0.0.1",
+  process: {
+    cwd: "{{releasePath}}",
+    stopSignal: "SIGTERM",
+    restartDelayMs: 1_000,
+    replicas: 1,
+    outputLines: 50,
+  },
+  health: { intervalMs: 200, startDelayMs: 0, ipc: false },
+  lifecycle: { drainTimeoutMs: 0 },
+  restart: { windowMs: 0, backoffFactor: 1, maxDelayMs: 0 },
+  memory: { warnBytes: 0, checkIntervalMs: 5_000 },
+  logFile: { maxBytes: 10_485_760, keep: 5, gzip: false },
+} as const;
+
+const text = () => z.string().min(1);
+const durationMs = () => z.number().nonnegative();
+const positiveInt = () => z.number().int().positive();
+const nonNegativeInt = () => z.number().int().nonnegative();
+const tcpPort = () => z.number().int().min(1).max(65535);
+
+const portRangeSchema = z
+  .strictObject({
+    from: tcpPort().meta({ description: "First port of the range.", examples: [18182] }),
+    to: tcpPort().meta({ description: "Last port of the range (inclusive).", examples: [18299] }),
+  })
+  .refine((range) => range.from <= range.to, {
+    message: "port range must be ascending (from <= to)",
+    params: { fix: "Swap the bounds so that from is the lower port, e.g. port: {from: 18182, to: 18299}." },
+  });
+
+const portSchema = z.union([tcpPort(), portRangeSchema]).meta({
+  description: "A fixed port, or a {from, to} range a free port is picked from for each instance.",
+  examples: [{ from: 18182, to: 18299 }, 7331],
+});
+
+const principalSchema = z.union([nonNegativeInt(), text()]);
+
+const controlSchema = z.strictObject({
+  path: text().optional().meta({
+    description: "Unix socket of the control API. Default: /tmp/rollbridge-<application>.sock.",
+    examples: ["/run/rollbridge/app.sock"],
+  }),
+  mode: z
+    .union([
+      z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: "control.mode must be an octal mode such as \"660\"" }),
+      z.number().int().min(0).max(0o777),
+    ])
+    .optional()
+    .meta({ description: "chmod applied to the socket once bound: an octal string (\"660\") or a number (0o660).", examples: ["660"] }),
+  owner: principalSchema.optional().meta({ description: "chown owner of the socket: uid or user name.", examples: ["deploy"] }),
+  group: principalSchema.optional().meta({ description: "chown group of the socket: gid or group name.", examples: ["deploy"] }),
+});
+
+const proxySchema = z.strictObject({
+  host: text().default(DEFAULTS.proxy.host).meta({ description: "Address the proxy listens on.", examples: ["127.0.0.1"] }),
+  port: tcpPort().default(DEFAULTS.proxy.port).meta({ description: "Port the proxy listens on (point nginx here).", examples: [8182] }),
+  upstreamHost: text()
+    .default(DEFAULTS.proxy.upstreamHost)
+    .meta({ description: "Host used to reach managed processes.", examples: ["127.0.0.1"] }),
+  healthPath: z
+    .string()
+    .regex(/^\//, { error: "health paths must start with \"/\"" })
+    .default(DEFAULTS.proxy.healthPath)
+    .meta({ description: "Default HTTP health-check path.", examples: ["/ping"] }),
+  healthTimeoutMs: z
+    .number()
+    .positive()
+    .default(DEFAULTS.proxy.healthTimeoutMs)
+    .meta({ description: "Default time a new process has to become healthy.", examples: [30000] }),
+  drainTimeoutMs: durationMs()
+    .default(DEFAULTS.proxy.drainTimeoutMs)
+    .meta({ description: "How long in-flight requests and WebSockets of an old release may continue.", examples: [60000] }),
+  forceStopTimeoutMs: durationMs()
+    .default(DEFAULTS.proxy.forceStopTimeoutMs)
+    .meta({ description: "Default grace period between the stop signal and SIGKILL.", examples: [10000] }),
+  holdTimeoutMs: durationMs()
+    .default(DEFAULTS.proxy.holdTimeoutMs)
+    .meta({ description: "How long a request may wait for a ready backend before 502.", examples: [10000] }),
+  headersTimeoutMs: z
+    .number()
+    .positive()
+    .default(DEFAULTS.proxy.headersTimeoutMs)
+    .meta({ description: "Time allowed to receive a request's headers.", examples: [60000] }),
+  requestTimeoutMs: durationMs()
+    .default(DEFAULTS.proxy.requestTimeoutMs)
+    .meta({ description: "Time allowed to receive a whole request; 0 means no limit.", examples: [0] }),
+  keepAliveTimeoutMs: durationMs()
+    .default(DEFAULTS.proxy.keepAliveTimeoutMs)
+    .meta({ description: "Idle time before a client keep-alive connection is closed.", examples: [5000] }),
+});
+
+const healthSchema = z.strictObject({
+  path: z
+    .string()
+    .regex(/^\//, { error: "health paths must start with \"/\"" })
+    .optional()
+    .meta({ description: "HTTP path probed on the process's port. Default: proxy.healthPath (none when ipc is true).", examples: ["/ping"] }),
+  timeoutMs: z
+    .number()
+    .positive()
+    .optional()
+    .meta({ description: "Time the process has to become healthy. Default: proxy.healthTimeoutMs.", examples: [30000] }),
+  intervalMs: z.number().positive().default(DEFAULTS.health.intervalMs).meta({ description: "Probe period.", examples: [200] }),
+  startDelayMs: durationMs()
+    .default(DEFAULTS.health.startDelayMs)
+    .meta({ description: "Wait before the first probe (before the timeout starts).", examples: [0] }),
+  ipc: z
+    .boolean()
+    .default(DEFAULTS.health.ipc)
+    .meta({ description: "Ready when the process sends \"online\" or \"ready\" over Node IPC.", examples: [true] }),
+});
+
+const lifecycleSchema = z.strictObject({
+  quietCommand: text().optional().meta({ description: "Shell command run first: stop taking new work.", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
+  drainCommand: text().optional().meta({ description: "Shell command that blocks until in-flight work is done.", examples: ["./bin/wait-idle"] }),
+  drainTimeoutMs: durationMs()
+    .default(DEFAULTS.lifecycle.drainTimeoutMs)
+    .meta({ description: "Bound of the drain step; 0 skips it.", examples: [60000] }),
+  stopCommand: text().optional().meta({ description: "Shell command run instead of sending stopSignal.", examples: ["./bin/stop"] }),
+});
+
+const restartSchema = z.strictObject({
+  maxRestarts: nonNegativeInt().optional().meta({ description: "Restarts allowed within windowMs; unset means unlimited, 0 none.", examples: [5] }),
+  windowMs: durationMs()
+    .default(DEFAULTS.restart.windowMs)
+    .meta({ description: "Rolling window for maxRestarts and the backoff; 0 means the process lifetime.", examples: [60000] }),
+  backoffFactor: z
+    .number()
+    .min(1)
+    .default(DEFAULTS.restart.backoffFactor)
+    .meta({ description: "Multiplier applied to restartDelayMs per successive restart.", examples: [2] }),
+  maxDelayMs: durationMs()
+    .default(DEFAULTS.restart.maxDelayMs)
+    .meta({ description: "Cap on the backed-off delay; 0 means no cap.", examples: [30000] }),
+});
+
+const memorySchema = z.strictObject({
+  limitBytes: positiveInt().meta({ description: "RSS of the process group above which it is restarted.", examples: [536870912] }),
+  warnBytes: nonNegativeInt()
+    .default(DEFAULTS.memory.warnBytes)
+    .meta({ description: "RSS at which a warning is logged once; 0 disables it.", examples: [402653184] }),
+  checkIntervalMs: z
+    .number()
+    .positive()
+    .default(DEFAULTS.memory.checkIntervalMs)
+    .meta({ description: "How often RSS is sampled.", examples: [5000] }),
+});
+
+const logFileSchema = z.strictObject({
+  path: text().meta({ description: "File the process's stdout and stderr are appended to (templated).", examples: ["/var/log/app/{{processId}}.log"] }),
+  maxBytes: positiveInt()
+    .default(DEFAULTS.logFile.maxBytes)
+    .meta({ description: "Size past which the file is rotated.", examples: [10485760] }),
+  keep: nonNegativeInt().default(DEFAULTS.logFile.keep).meta({ description: "Rotated files kept.", examples: [5] }),
+  gzip: z.boolean().default(DEFAULTS.logFile.gzip).meta({ description: "Compress rotated files.", examples: [true] }),
+});
+
+const envSchema = z.record(
+  z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }),
+  z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value)),
+);
+
+const processSchema = z.strictObject({
+  id: z
+    .string()
+    .regex(PROCESS_ID_PATTERN, {
+      error: (issue) =>
+        typeof issue.input === "string" && issue.input.includes("#")
+          ? "process ids must not contain \"#\" (it marks replica instances such as worker#0)"
+          : "process ids may contain only letters, digits, \".\", \"_\" and \"-\"",
+    })
+    .meta({ description: "Unique name of the process.", examples: ["web"] }),
+  policy: z.enum(PROCESS_POLICIES).meta({
+    description: "proxied: receives the traffic; companion: per-release helper; singleton: never two at once; service: outlives releases.",
+    examples: ["companion"],
+  }),
+  cwd: text().default(DEFAULTS.process.cwd).meta({ description: "Working directory (templated).", examples: ["{{releasePath}}"] }),
+  command: z
+    .string()
+    .regex(/\S/, { error: "command must not be empty" })
+    .meta({ description: "Shell command line (templated).", examples: ["node server.js --port {{port}}"] }),
+  env: envSchema
+    .default({})
+    .meta({ description: "Extra environment variables (values templated); numbers and booleans become strings.", examples: [{ NODE_ENV: "production" }] }),
+  port: portSchema.optional(),
+  health: z
+    .union([z.literal(false), healthSchema])
+    .optional()
+    .meta({ description: "Readiness check; false disables it. Default: enabled for the proxied process only.", examples: [{ path: "/ping" }, false] }),
+  stopSignal: z
+    .enum(STOP_SIGNALS)
+    .default(DEFAULTS.process.stopSignal)
+    .meta({ description: "Signal sent to the process group to stop it gracefully.", examples: ["SIGINT"] }),
+  stopMessage: text().optional().meta({ description: "IPC message sent instead of stopSignal.", examples: ["shutdown"] }),
+  nonBlockingDrain: z
+    .boolean()
+    .default(false)
+    .meta({ description: "Companions only: stop as soon as the release is retired, without waiting for the connection drain.", examples: [true] }),
+  lifecycle: lifecycleSchema.optional().meta({ description: "Commands run during a graceful stop." }),
+  gracefulStopMs: durationMs()
+    .optional()
+    .meta({ description: "Time between the stop signal (or stopCommand) and SIGKILL. Default: proxy.forceStopTimeoutMs.", examples: [60000] }),
+  restartDelayMs: durationMs()
+    .default(DEFAULTS.process.restartDelayMs)
+    .meta({ description: "Base delay before restarting after a crash.", examples: [1000] }),
+  restart: restartSchema.optional().meta({ description: "Restart cap, window and backoff after crashes." }),
+  memory: memorySchema.optional().meta({ description: "Restart the process when its RSS passes a limit." }),
+  replicas: positiveInt()
+    .default(DEFAULTS.process.replicas)
+    .meta({ description: "Number of instances (port-less companions, or the proxied process with a port range).", examples: [4] }),
+  outputLines: positiveInt()
+    .default(DEFAULTS.process.outputLines)
+    .meta({ description: "Recent output lines kept for status and logs.", examples: [200] }),
+  logFile: logFileSchema.optional().meta({ description: "Append the process's output to a rotated file." }),
+});
+
+const legacyProcessSchema = z.strictObject({
+  name: text().meta({ description: "Label used in messages.", examples: ["legacy web"] }),
+  includes: z
+    .array(text())
+    .min(1)
+    .meta({ description: "Substrings that must all appear in a process's command line.", examples: [["/srv/app/", "node server.js"]] }),
+});
+
+// One schema for the whole config file, as written (YAML, JSON or a JS module's export).
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional().meta({ description: "JSON Schema reference for editors; ignored." }),
+    application: z
+      .string()
+      .regex(/^[^/\0]+$/, { error: "application must be a non-empty name without \"/\"" })
+      .optional()
+      .meta({ description: "Name of the application. Default: the config directory's name.", examples: ["ticket-server"] }),
+    control: controlSchema.prefault({}).meta({ description: "Control socket of the daemon." }),
+    proxy: proxySchema.prefault({}).meta({ description: "The traffic proxy and shared defaults." }),
+    processes: z
+      .array(processSchema)
+      .min(1)
+      .meta({
+        description: "Managed processes; exactly one is proxied.",
+        examples: [[{ id: "web", policy: "proxied", command: "node server.js --port {{port}}", port: { from: 18182, to: 18299 } }]],
+      }),
+    releaseRetention: z
+      .strictObject({
+        keep: nonNegativeInt()
+          .default(DEFAULTS.releaseRetention.keep)
+          .meta({ description: "Stopped releases kept (active and draining ones are always kept).", examples: [10] }),
+        maxAgeMs: durationMs()
+          .default(DEFAULTS.releaseRetention.maxAgeMs)
+          .meta({ description: "Also forget stopped releases older than this; 0 disables.", examples: [86400000] }),
+      })
+      .prefault({})
+      .meta({ description: "How many stopped releases are remembered." }),
+    statePath: text().optional().meta({ description: "File the daemon persists its state to (orphan detection).", examples: ["/var/lib/rollbridge/app.state.json"] }),
+    legacyTakeover: z
+      .strictObject({
+        screens: z.array(text()).default([]).meta({ description: "GNU screen session names to stop.", examples: [["ticket-server"]] }),
+        processes: z.array(legacyProcessSchema).default([]).meta({ description: "Legacy processes to stop, matched by command line." }),
+      })
+      .prefault({})
+      .meta({ description: "What predeploy-cleanup stops when migrating from another supervisor." }),
+    desiredPath: text()
+      .default(DEFAULTS.desiredPath)
+      .meta({ description: "Desired-state file the daemon watches, relative to the config file.", examples: ["desired.yaml"] }),
+    metrics: z
+      .strictObject({
+        host: text().default(DEFAULTS.metricsHost).meta({ description: "Address of the metrics listener.", examples: ["127.0.0.1"] }),
+        port: tcpPort().meta({ description: "Port of the metrics listener.", examples: [9464] }),
+      })
+      .optional()
+      .meta({ description: "Prometheus metrics at /metrics." }),
+    resyncIntervalMs: z
+      .number()
+      .min(100)
+      .default(DEFAULTS.resyncIntervalMs)
+      .meta({ description: "Period of the daemon's full reconcile pass.", examples: [5000] }),
+  })
+  .meta({ title: "Rollbridge config", description: "Configuration of a Rollbridge daemon (rollbridge.yaml)." });
+
+// The config as users write it (for typed JS configs).
+export type ConfigInput = z.input<typeof configSchema>;
+
+// The config after zod parsing, before dependent defaults and path resolution.
+export type ParsedConfig = z.output<typeof configSchema>;
+
+export interface HealthConfig {
+  /** HTTP path probed; undefined only when `ipc` is true and no path was given. */
+  path: string | undefined;
+  timeoutMs: number;
+  intervalMs: number;
+  startDelayMs: number;
+  ipc: boolean;
+}
+
+export interface ResolvedProcess {
+  id: string;
+  policy: ProcessPolicy;
+  /** Template, rendered per instance. */
+  cwd: string;
+  command: string;
+  env: Record<string, string>;
+  port: PortRange | undefined;
+  health: false | HealthConfig;
+  stopSignal: NodeJS.Signals;
+  stopMessage: string | undefined;
+  nonBlockingDrain: boolean;
+  lifecycle: {
+    quietCommand: string | undefined;
+    drainCommand: string | undefined;
+    drainTimeoutMs: number;
+    stopCommand: string | undefined;
+  };
+  gracefulStopMs: number;
+  restartDelayMs: number;
+  restart: { maxRestarts: number | undefined; windowMs: number; backoffFactor: number; maxDelayMs: number };
+  memory: { limitBytes: number; warnBytes: number; checkIntervalMs: number } | undefined;
+  replicas: number;
+  outputLines: number;
+  logFile: { path: string; maxBytes: number; keep: number; gzip: boolean } | undefined;
+}
+
+export interface ResolvedConfig {
+  application: string;
+  control: { path: string; mode: number | undefined; owner: number | string | undefined; group: number | string | undefined };
+  proxy: {
+    host: string;
+    port: number;
+    upstreamHost: string;
+    healthPath: string;
+    healthTimeoutMs: number;
+    drainTimeoutMs: number;
+    forceStopTimeoutMs: number;
+    holdTimeoutMs: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+  };
+  processes: ResolvedProcess[];
+  releaseRetention: { keep: number; maxAgeMs: number };
+  /** Absolute, or undefined when persistence is off. */
+  statePath: string | undefined;
+  legacyTakeover: { screens: string[]; processes: { name: string; includes: string[] }[] };
+  /** Absolute. */
+  desiredPath: string;
+  metrics: { host: string; port: number } | undefined;
+  resyncIntervalMs: number;
+}
+
+export type Config = ResolvedConfig;
+
+export type ProcessConfig = Config["processes"][number];
+
+// The default application name: the config directory's name.
+export function defaultApplication(configPath: string): string {
+  return basename(dirname(resolve(configPath))) || "rollbridge";
+}
+
+// The control socket path before resolution against the config directory.
+export function defaultControlPath(application: string): string {
+  return `/tmp/rollbridge-${application}.sock`;
+}
+
+// Turns "660", "0660", "0o660" or 0o660 into the numeric mode.
+export function parseFileMode(mode: string | number | undefined): number | undefined {
+  if (mode === undefined || typeof mode === "number") return mode;
+  return Number.parseInt(mode.replace(/^0o/, ""), 8);
+}
+
+// Normalises a port field to a range.
+export function toPortRange(port: number | PortRange | undefined): PortRange | undefined {
+  if (port === undefined) return undefined;
+  return typeof port === "number" ? { from: port, to: port } : { from: port.from, to: port.to };
+}
+
+// Fills dependent defaults and makes paths absolute; expects output of a successful configSchema parse.
+export function resolveConfig(parsed: ParsedConfig, configPath: string): ResolvedConfig {
+  const dir = dirname(resolve(configPath));
+  const application = parsed.application ?? defaultApplication(configPath);
+  const proxy = { ...parsed.proxy };
+  return {
+    application,
+    control: {
+      path: resolve(dir, parsed.control.path ?? defaultControlPath(application)),
+      mode: parseFileMode(parsed.control.mode),
+      owner: parsed.control.owner,
+      group: parsed.control.group,
+    },
+    proxy,
+    processes: parsed.processes.map((process) => resolveProcess(process, proxy, dir)),
+    releaseRetention: { ...parsed.releaseRetention },
+    statePath: parsed.statePath === undefined ? undefined : resolve(dir, parsed.statePath),
+    legacyTakeover: {
+      screens: [...parsed.legacyTakeover.screens],
+      processes: parsed.legacyTakeover.processes.map((entry) => ({ name: entry.name, includes: [...entry.includes] })),
+    },
+    desiredPath: resolve(dir, parsed.desiredPath),
+    metrics: parsed.metrics === undefined ? undefined : { ...parsed.metrics },
+    resyncIntervalMs: parsed.resyncIntervalMs,
+  };
+}
+
+function resolveProcess(process: ParsedConfig["processes"][number], proxy: ResolvedConfig["proxy"], dir: string): ResolvedProcess {
+  return {
+    id: process.id,
+    policy: process.policy,
+    cwd: process.cwd,
+    command: process.command,
+    env: { ...process.env },
+    port: toPortRange(process.port),
+    health: resolveHealth(process.policy, process.health, proxy),
+    stopSignal: process.stopSignal,
+    stopMessage: process.stopMessage,
+    nonBlockingDrain: process.nonBlockingDrain,
+    lifecycle: {
+      quietCommand: process.lifecycle?.quietCommand,
+      drainCommand: process.lifecycle?.drainCommand,
+      drainTimeoutMs: process.lifecycle?.drainTimeoutMs ?? DEFAULTS.lifecycle.drainTimeoutMs,
+      stopCommand: process.lifecycle?.stopCommand,
+    },
+    gracefulStopMs: process.gracefulStopMs ?? proxy.forceStopTimeoutMs,
+    restartDelayMs: process.restartDelayMs,
+    restart: {
+      maxRestarts: process.restart?.maxRestarts,
+      windowMs: process.restart?.windowMs ?? DEFAULTS.restart.windowMs,
+      backoffFactor: process.restart?.backoffFactor ?? DEFAULTS.restart.backoffFactor,
+      maxDelayMs: process.restart?.maxDelayMs ?? DEFAULTS.restart.maxDelayMs,
+    },
+    memory: process.memory === undefined ? undefined : { ...process.memory },
+    replicas: process.replicas,
+    outputLines: process.outputLines,
+    logFile: process.logFile === undefined ? undefined : { ...process.logFile, path: resolveTemplatedPath(dir, process.logFile.path) },
+  };
+}
+
+function resolveHealth(
+  policy: ProcessPolicy,
+  health: ParsedConfig["processes"][number]["health"],
+  proxy: ResolvedConfig["proxy"],
+): false | HealthConfig {
+  if (health === false) return false;
+  // Only the proxied process is checked unless another one asks for it explicitly.
+  if (health === undefined && policy !== "proxied") return false;
+  const ipc = health?.ipc ?? DEFAULTS.health.ipc;
+  return {
+    path: health?.path ?? (ipc ? undefined : proxy.healthPath),
+    timeoutMs: health?.timeoutMs ?? proxy.healthTimeoutMs,
+    intervalMs: health?.intervalMs ?? DEFAULTS.health.intervalMs,
+    startDelayMs: health?.startDelayMs ?? DEFAULTS.health.startDelayMs,
+    ipc,
+  };
+}
+
+// A path that starts with a placeholder may render to an absolute path, so only plain relative paths are anchored.
+function resolveTemplatedPath(dir: string, path: string): string {
+  if (isAbsolute(path) || path.trimStart().startsWith("{{")) return path;
+  return resolve(dir, path);
+}
