@@ -1,0 +1,65 @@
+// The daemon's structured history: the last 1000 events in memory, each also written as one
+// JSON line to stdout (journald / the daemon log file), and streamed to `apply --wait`.
+
+export type EventLevel = "info" | "warn" | "error";
+
+export interface DaemonEvent {
+  seq: number;
+  at: string;
+  level: EventLevel;
+  type: string;
+  message: string;
+  releaseKey?: string;
+  releaseId?: string;
+  data?: Record<string, unknown>;
+}
+
+export type EventInput = Omit<DaemonEvent, "seq" | "at" | "level"> & { level?: EventLevel };
+
+export class EventLog {
+  private readonly items: DaemonEvent[] = [];
+  private seq = 0;
+  private readonly listeners = new Set<(event: DaemonEvent) => void>();
+
+  constructor(
+    private readonly capacity = 1000,
+    private readonly sink: ((line: string) => void) | null = (line) => process.stdout.write(line + "\n"),
+  ) {}
+
+  emit(input: EventInput): DaemonEvent {
+    const event: DaemonEvent = { seq: ++this.seq, at: new Date().toISOString(), level: input.level ?? "info", type: input.type, message: input.message };
+    if (input.releaseKey !== undefined) event.releaseKey = input.releaseKey;
+    if (input.releaseId !== undefined) event.releaseId = input.releaseId;
+    if (input.data !== undefined) event.data = input.data;
+    this.items.push(event);
+    if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+    if (this.sink) {
+      try {
+        this.sink(JSON.stringify(event));
+      } catch {
+        // stdout gone (EPIPE): the in-memory history still has it.
+      }
+    }
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a broken subscriber must not break the emitter
+      }
+    }
+    return event;
+  }
+
+  recent(limit = this.capacity): DaemonEvent[] {
+    return this.items.slice(Math.max(0, this.items.length - limit));
+  }
+
+  lastSeq(): number {
+    return this.seq;
+  }
+
+  subscribe(listener: (event: DaemonEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

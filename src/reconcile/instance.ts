@@ -1,0 +1,119 @@
+// One slot of a release's process table (e.g. "web" of release v3), surviving restarts of
+// the OS process behind it, and how a slot's command line and environment are rendered.
+import type { Config, ProcessConfig } from "../config/schema.js";
+import { renderTemplate } from "../config/template.js";
+import type { HealthCheck } from "../observe/health.js";
+import type { ManagedProcess } from "../process/managed-process.js";
+import type { ExitInfo } from "../process/types.js";
+import type { HealthState, ObservedProcess, ReleaseSpec, StartReason } from "./types.js";
+
+export interface Instance {
+  instanceId: string;
+  processId: string;
+  replicaIndex: number;
+  replicaCount: number;
+  releaseKey: string;
+  port?: number;
+  proc?: ManagedProcess;
+  health?: HealthCheck;
+  healthState: HealthState;
+  healthReason?: string;
+  /** When the instance was first seen ready, for switch latency. */
+  readyAt?: number;
+  stopRequested: boolean;
+  spawnError?: string;
+  lastExit?: ExitInfo;
+  restarts: number;
+  restartTimes: number[];
+  failed: boolean;
+  lastStartReason: StartReason;
+  startedAt?: number;
+  /** Output of earlier OS processes of this slot, kept across restarts for `logs`. */
+  previousOutput: string[];
+}
+
+export function observeInstance(inst: Instance): ObservedProcess {
+  const proc = inst.proc;
+  let phase: ObservedProcess["phase"] = "absent";
+  if (proc) phase = proc.spawnError ? "exited" : proc.phase;
+  const obs: ObservedProcess = {
+    instanceId: inst.instanceId,
+    processId: inst.processId,
+    replicaIndex: inst.replicaIndex,
+    releaseKey: inst.releaseKey,
+    phase,
+    health: inst.healthState,
+    stopRequested: inst.stopRequested,
+    restarts: inst.restarts,
+    restartTimes: inst.restartTimes,
+    failed: inst.failed,
+    lastStartReason: inst.lastStartReason,
+  };
+  if (proc?.pid !== undefined) obs.pid = proc.pid;
+  if (inst.port !== undefined) obs.port = inst.port;
+  if (inst.healthReason !== undefined) obs.healthReason = inst.healthReason;
+  const exit = proc?.exitInfo ?? inst.lastExit;
+  if (exit && (phase === "exited" || (phase === "absent" && inst.spawnError !== undefined))) obs.exit = exit;
+  if (inst.spawnError !== undefined) obs.spawnError = inst.spawnError;
+  if (inst.startedAt !== undefined) obs.startedAt = inst.startedAt;
+  return obs;
+}
+
+export interface RenderInput {
+  config: Config;
+  proc: ProcessConfig;
+  release: ReleaseSpec;
+  instanceId: string;
+  replicaIndex: number;
+  replicaCount: number;
+  port: number | undefined;
+  /** Ports of the other processes this instance may reference as {{ports.<id>}}. */
+  ports: Record<string, number>;
+  daemonEnv: Record<string, string | undefined>;
+}
+
+export interface RenderedProcess {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/** Renders command, cwd and env; throws TEMPLATE_UNRESOLVED naming the field that failed. */
+export function renderProcess(input: RenderInput): RenderedProcess {
+  const { config, proc, release } = input;
+  const vars: Record<string, string | number | undefined> = {
+    application: config.application,
+    releasePath: release.path,
+    releaseId: release.id,
+    revision: release.revision ?? release.id,
+    processId: proc.id,
+    instanceId: input.instanceId,
+    replicaIndex: input.replicaIndex,
+    replicaCount: input.replicaCount,
+    port: input.port,
+    "proxy.host": config.proxy.host,
+    "proxy.port": config.proxy.port,
+    "proxy.upstreamHost": config.proxy.upstreamHost,
+  };
+  for (const [id, port] of Object.entries(input.ports)) vars[`ports.${id}`] = port;
+  const ctx = { vars, env: input.daemonEnv };
+  const where = (field: string) => `processes[${proc.id}].${field}`;
+  const command = renderTemplate(proc.command, ctx, where("command"));
+  const cwd = renderTemplate(proc.cwd, ctx, where("cwd"));
+
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(input.daemonEnv)) if (v !== undefined) env[k] = v;
+  env.ROLLBRIDGE_APPLICATION = config.application;
+  env.ROLLBRIDGE_PROCESS_ID = proc.id;
+  env.ROLLBRIDGE_INSTANCE_ID = input.instanceId;
+  env.ROLLBRIDGE_RELEASE_ID = release.id;
+  env.ROLLBRIDGE_RELEASE_PATH = release.path;
+  env.ROLLBRIDGE_REVISION = release.revision ?? release.id;
+  env.ROLLBRIDGE_REPLICA_INDEX = String(input.replicaIndex);
+  env.ROLLBRIDGE_REPLICA_COUNT = String(input.replicaCount);
+  if (input.port !== undefined) env.ROLLBRIDGE_PORT = String(input.port);
+  else delete env.ROLLBRIDGE_PORT;
+  for (const [k, v] of Object.entries(proc.env)) env[k] = renderTemplate(v, ctx, where(`env.${k}`));
+  for (const [k, v] of Object.entries(release.env)) env[k] = v;
+  return { command, cwd, env };
+}

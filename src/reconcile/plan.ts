@@ -1,0 +1,450 @@
+// The pure planner: (config, desired, observed, now) → the next actions. No I/O, no clock,
+// no randomness, so it is table-tested.
+//
+// Ordering rules, applied on every pass:
+// 1. The desired release is brought forward first. Unknown → createRelease. Stopped or
+//    draining (a rollback) → resumeRelease. Failed → resumeRelease once its retry backoff
+//    has passed (10 s doubling to 5 min), so a broken desired state is not retried in a
+//    tight loop, while a new desired state (a new generation) is tried at once.
+// 2. A starting release starts its companions, then (once every companion has been spawned)
+//    its proxied instances. Any instance that exits, fails to spawn or fails its health check
+//    while starting fails the whole rollout: the release is marked failed and everything it
+//    started is stopped; the active release is never touched.
+// 3. When every proxied instance of the starting release is ready: switchTraffic (one
+//    pointer swap), then beginDrain of the previously active release, then singletons move
+//    (the old one is stopped with the drain, the new one starts only when no other is left).
+// 4. The active release is supervised: crashed instances restart after their backoff (or
+//    are marked failed past restart.maxRestarts), replica counts follow the desired file.
+// 5. A draining release stops its nonBlockingDrain companions and singletons at once, the
+//    rest when its connections reach zero or drainTimeoutMs passes (then its connections are
+//    closed first). A release whose instances have all exited is marked stopped.
+// 6. Any other starting release (superseded by a newer desired state) is stopped.
+// Waiting is never a sleep: the plan asks to be run again after requeueAfterMs.
+import type { Action, Condition, DesiredTarget, ObservedProcess, ObservedRelease, ObservedState, Plan, ReleaseRecord } from "./types.js";
+import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
+
+const DRAIN_POLL_MS = 100;
+const STARTING_POLL_MS = 1000;
+
+export function plan(config: PlannerConfig, desired: DesiredTarget | null, observed: ObservedState, now: number): Plan {
+  const ctx = new PlanContext(config, desired, observed, now);
+  ctx.run();
+  return ctx.result();
+}
+
+/** How many instances of a process a release should run. */
+export function replicaCount(config: PlannerConfig, desired: DesiredTarget | null, proc: PlannerProcess): number {
+  const override = desired?.replicas[proc.id];
+  if (override !== undefined && proc.policy !== "proxied") return override;
+  if (override !== undefined && override >= 1) return override;
+  return proc.replicas;
+}
+
+/** Delay before the next automatic restart, and whether the restart budget is spent. */
+export function restartDecision(proc: PlannerProcess, obs: ObservedProcess, now: number): { giveUp: boolean; delayMs: number } {
+  const window = proc.restart.windowMs;
+  const recent = window > 0 ? obs.restartTimes.filter((t) => t > now - window) : obs.restartTimes;
+  const max = proc.restart.maxRestarts;
+  if (max !== undefined && recent.length >= max) return { giveUp: true, delayMs: 0 };
+  let delay = proc.restartDelayMs * Math.pow(proc.restart.backoffFactor, recent.length);
+  if (proc.restart.maxDelayMs > 0) delay = Math.min(delay, proc.restart.maxDelayMs);
+  return { giveUp: false, delayMs: Math.round(delay) };
+}
+
+/** Backoff before a failed desired release is attempted again. */
+export function failedRetryDelay(config: PlannerConfig, failedAttempts: number): number {
+  const exp = Math.max(0, failedAttempts - 1);
+  return Math.min(config.failedRetryBaseMs * Math.pow(2, exp), config.failedRetryMaxMs);
+}
+
+class PlanContext {
+  private readonly actions: Action[] = [];
+  private requeue = Number.POSITIVE_INFINITY;
+  private readonly conditions: Condition[] = [];
+  private converged = true;
+  private readonly byKey = new Map<string, ObservedRelease>();
+  private readonly perRelease: PlannerProcess[];
+  /** Instances already asked to stop in this pass (each is stopped once). */
+  private readonly stopping = new Set<string>();
+  /** Releases whose drain this pass begins: no longer supervised. */
+  private readonly retiring = new Set<string>();
+
+  constructor(
+    private readonly config: PlannerConfig,
+    private readonly desired: DesiredTarget | null,
+    private readonly observed: ObservedState,
+    private readonly now: number,
+  ) {
+    for (const rel of observed.releases) this.byKey.set(rel.record.key, rel);
+    this.perRelease = config.processes.filter((p) => p.policy !== "service");
+  }
+
+  result(): Plan {
+    const plan: Plan = { actions: this.actions, conditions: this.conditions, converged: this.converged };
+    if (Number.isFinite(this.requeue)) plan.requeueAfterMs = Math.max(0, Math.ceil(this.requeue));
+    return plan;
+  }
+
+  run(): void {
+    const target = this.desired && !this.desired.stopped ? this.desired.release : null;
+    const targetKey = target?.generation ?? null;
+
+    if (target) {
+      const rel = this.byKey.get(target.generation);
+      if (!rel) {
+        this.push({ type: "createRelease", spec: target });
+        this.notConverged("Progressing", "ReleaseCreated", `creating release ${target.id}`);
+        this.requeueIn(0);
+      } else {
+        this.planTarget(rel);
+      }
+    } else if (this.desired?.stopped) {
+      const active = this.activeRelease();
+      if (active) {
+        this.push({ type: "switchTraffic", key: null, previousKey: active.record.key });
+        this.push({ type: "beginDrain", key: active.record.key });
+        this.notConverged("Progressing", "Stopping", `stopping release ${active.record.spec.id}`);
+      }
+    }
+
+    for (const rel of this.observed.releases) {
+      if (rel.record.key === targetKey) continue;
+      this.planOther(rel);
+    }
+    this.planRetention(targetKey);
+    this.finishConditions(targetKey);
+  }
+
+  private planTarget(rel: ObservedRelease): void {
+    const rec = rel.record;
+    switch (rec.state) {
+      case "failed": {
+        const wait = failedRetryDelay(this.config, rec.failedAttempts) - (this.now - (rec.failure?.at ?? 0));
+        this.stopAll(rel, "release failed");
+        this.converged = false;
+        if (wait <= 0 && this.allExited(rel)) {
+          this.push({ type: "resumeRelease", key: rec.key });
+          this.requeueIn(0);
+        } else {
+          this.requeueIn(Math.max(wait, DRAIN_POLL_MS));
+        }
+        return;
+      }
+      case "stopped":
+      case "draining":
+        this.push({ type: "resumeRelease", key: rec.key });
+        this.converged = false;
+        this.requeueIn(0);
+        return;
+      case "starting":
+        this.planRollout(rel);
+        return;
+      case "active":
+        this.supervise(rel);
+        return;
+      default: {
+        const _exhaustive: never = rec.state;
+        return _exhaustive;
+      }
+    }
+  }
+
+  /** Bring a starting release up, in order, and switch traffic once it is ready. */
+  private planRollout(rel: ObservedRelease): void {
+    const rec = rel.record;
+    this.converged = false;
+    // Leftovers of an earlier attempt (or a drain we are reversing) that were asked to stop.
+    let waitingForStops = false;
+    for (const obs of rel.processes) {
+      if (!obs.stopRequested) continue;
+      if (obs.phase === "exited" || obs.phase === "absent") this.push({ type: "forgetProcess", key: rec.key, instanceId: obs.instanceId });
+      else waitingForStops = true;
+    }
+    const live = rel.processes.filter((p) => !p.stopRequested);
+
+    for (const obs of live) {
+      const failure = startupFailure(obs);
+      if (failure) {
+        this.push({ type: "markFailed", key: rec.key, failure: { ...failure, instanceId: obs.instanceId } });
+        this.stopAll(rel, "rollout failed");
+        this.requeueIn(0);
+        return;
+      }
+    }
+    if (waitingForStops) {
+      this.requeueIn(DRAIN_POLL_MS);
+      return;
+    }
+
+    const companions = this.perRelease.filter((p) => p.policy === "companion");
+    const proxied = this.perRelease.filter((p) => p.policy === "proxied");
+    let companionsSpawned = true;
+    for (const proc of companions) {
+      if (!this.ensureInstances(rel, live, proc, "deploy")) companionsSpawned = false;
+    }
+    let ready = companionsSpawned;
+    if (companionsSpawned) {
+      for (const proc of proxied) {
+        if (!this.ensureInstances(rel, live, proc, "deploy")) ready = false;
+        const count = replicaCount(this.config, this.desired, proc);
+        const instances = live.filter((p) => p.processId === proc.id && p.replicaIndex < count);
+        if (instances.length < count || instances.some((p) => p.health !== "ready" && proc.gated)) ready = false;
+      }
+    }
+
+    if (ready) {
+      const previous = this.observed.activeKey;
+      this.push({ type: "switchTraffic", key: rec.key, previousKey: previous });
+      if (previous && previous !== rec.key) this.push({ type: "beginDrain", key: previous });
+      this.requeueIn(0);
+      this.notConverged("Progressing", "TrafficSwitched", `switching traffic to ${rec.spec.id}`);
+    } else {
+      this.notConverged("Progressing", "RolloutInProgress", `starting release ${rec.spec.id}`);
+      this.requeueIn(STARTING_POLL_MS);
+    }
+  }
+
+  /**
+   * Starts the missing instances of `proc` in a release; returns true when every wanted
+   * instance has been spawned (it may not be ready yet).
+   */
+  private ensureInstances(rel: ObservedRelease, live: ObservedProcess[], proc: PlannerProcess, reason: "deploy" | "scale"): boolean {
+    const count = replicaCount(this.config, this.desired, proc);
+    let all = true;
+    for (let i = 0; i < count; i++) {
+      const obs = live.find((p) => p.processId === proc.id && p.replicaIndex === i);
+      if (!obs) {
+        this.push({ type: "startProcess", key: rel.record.key, processId: proc.id, replicaIndex: i, replicaCount: count, reason });
+        all = false;
+      } else if (obs.phase === "absent") {
+        all = false;
+      }
+    }
+    return all;
+  }
+
+  /** Keep the active release whole: restart crashes, follow replica counts, move singletons. */
+  private supervise(rel: ObservedRelease): void {
+    const rec = rel.record;
+    const isActive = this.observed.activeKey === rec.key;
+    if (!isActive) {
+      // Marked active but not routed (e.g. traffic was switched away): route it again.
+      this.push({ type: "switchTraffic", key: rec.key, previousKey: this.observed.activeKey });
+      this.converged = false;
+    }
+    for (const obs of rel.processes) {
+      if (obs.stopRequested && (obs.phase === "exited" || obs.phase === "absent")) {
+        this.push({ type: "forgetProcess", key: rec.key, instanceId: obs.instanceId });
+      }
+    }
+    const live = rel.processes.filter((p) => !p.stopRequested);
+    const singletonElsewhere = this.observed.releases.some(
+      (r) => r.record.key !== rec.key && r.processes.some((p) => this.policyOf(p.processId) === "singleton" && p.phase !== "exited" && p.phase !== "absent"),
+    );
+
+    for (const proc of this.perRelease) {
+      const count = replicaCount(this.config, this.desired, proc);
+      if (proc.policy === "singleton" && singletonElsewhere) {
+        this.notConverged("Progressing", "SingletonWaiting", `waiting for the previous ${proc.id} to stop`);
+        this.requeueIn(DRAIN_POLL_MS);
+        continue;
+      }
+      for (let i = 0; i < count; i++) {
+        const obs = live.find((p) => p.processId === proc.id && p.replicaIndex === i);
+        if (!obs) {
+          const reason = proc.policy === "singleton" ? "deploy" : "scale";
+          this.push({ type: "startProcess", key: rec.key, processId: proc.id, replicaIndex: i, replicaCount: count, reason });
+          this.notConverged("Progressing", "Scaling", `starting ${proc.id} replica ${i}`);
+          continue;
+        }
+        this.superviseInstance(rec, proc, obs);
+      }
+      for (const obs of live.filter((p) => p.processId === proc.id && p.replicaIndex >= count)) {
+        if (obs.phase !== "exited" && obs.phase !== "absent") {
+          this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "scaled down" });
+        } else {
+          this.push({ type: "forgetProcess", key: rec.key, instanceId: obs.instanceId });
+        }
+        this.notConverged("Progressing", "Scaling", `scaling ${proc.id} down to ${count}`);
+        this.requeueIn(DRAIN_POLL_MS);
+      }
+    }
+  }
+
+  private superviseInstance(rec: ReleaseRecord, proc: PlannerProcess, obs: ObservedProcess): void {
+    if (obs.failed) {
+      this.condition("Degraded", true, "ProcessFailed", `${obs.instanceId} failed: restart limit reached`);
+      return;
+    }
+    if (obs.phase === "exited" || obs.phase === "absent") {
+      const decision = restartDecision(proc, obs, this.now);
+      this.converged = false;
+      if (decision.giveUp) {
+        this.push({ type: "markProcessFailed", key: rec.key, instanceId: obs.instanceId, reason: `restart limit reached (${proc.restart.maxRestarts} restarts)` });
+        return;
+      }
+      const exitedAt = obs.exit?.at ?? obs.startedAt ?? this.now;
+      const wait = exitedAt + decision.delayMs - this.now;
+      if (wait <= 0) {
+        this.push({ type: "startProcess", key: rec.key, processId: proc.id, replicaIndex: obs.replicaIndex, replicaCount: replicaCount(this.config, this.desired, proc), reason: "crash" });
+        this.notConverged("Progressing", "Restarting", `restarting ${obs.instanceId} after a crash`);
+      } else {
+        this.notConverged("Degraded", "CrashBackoff", `${obs.instanceId} restarts in ${wait} ms`);
+        this.requeueIn(wait);
+      }
+      return;
+    }
+    if (proc.gated && obs.health === "failed" && obs.phase !== "stopping") {
+      // A restarted instance that never became ready counts as a crash.
+      this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "restart: health check failed" });
+      this.converged = false;
+      return;
+    }
+    if (proc.gated && obs.health !== "ready") {
+      this.notConverged("Progressing", "WaitingForHealth", `${obs.instanceId} is not ready yet`);
+      this.requeueIn(STARTING_POLL_MS);
+    }
+  }
+
+  /** Everything that is not the desired release: drain, stop, or leave alone. */
+  private planOther(rel: ObservedRelease): void {
+    const rec = rel.record;
+    switch (rec.state) {
+      case "starting":
+        // Superseded by a newer desired state (or the desired state is now stopped).
+        this.stopAll(rel, "superseded");
+        this.converged = false;
+        if (this.allExited(rel)) this.push({ type: "markStopped", key: rec.key });
+        else this.requeueIn(DRAIN_POLL_MS);
+        return;
+      case "active":
+        // Still serving while its successor starts (or stopped: true drains it above).
+        if (this.retiring.has(rec.key)) return;
+        if (this.observed.activeKey === rec.key) this.supervise(rel);
+        else {
+          this.push({ type: "beginDrain", key: rec.key });
+          this.converged = false;
+        }
+        return;
+      case "draining":
+        this.planDrain(rel);
+        return;
+      case "stopped":
+      case "failed":
+        this.stopAll(rel, rec.state === "failed" ? "release failed" : "release stopped");
+        if (!this.allExited(rel)) {
+          this.converged = false;
+          this.requeueIn(DRAIN_POLL_MS);
+        }
+        return;
+      default: {
+        const _exhaustive: never = rec.state;
+        return _exhaustive;
+      }
+    }
+  }
+
+  private planDrain(rel: ObservedRelease): void {
+    const rec = rel.record;
+    this.converged = false;
+    for (const obs of rel.processes) {
+      const proc = this.config.processes.find((p) => p.id === obs.processId);
+      const early = proc?.nonBlockingDrain || proc?.policy === "singleton";
+      if (early && !obs.stopRequested && isAlive(obs)) {
+        this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "release retired" });
+      }
+    }
+    const open = rel.connections.inflight + rel.connections.websockets;
+    const deadline = rec.drainDeadline ?? this.now;
+    if (open > 0 && this.now < deadline) {
+      this.notConverged("Progressing", "Draining", `draining ${rec.spec.id}: ${open} open connections`);
+      this.requeueIn(Math.min(DRAIN_POLL_MS, deadline - this.now));
+      return;
+    }
+    if (open > 0) this.push({ type: "closeConnections", key: rec.key });
+    this.stopAll(rel, "release retired");
+    if (this.allExited(rel)) this.push({ type: "markStopped", key: rec.key });
+    else this.requeueIn(DRAIN_POLL_MS);
+    this.notConverged("Progressing", "Stopping", `stopping ${rec.spec.id}`);
+  }
+
+  private planRetention(targetKey: string | null): void {
+    const retired = this.observed.releases
+      .filter((r) => (r.record.state === "stopped" || r.record.state === "failed") && r.record.key !== targetKey && this.allExited(r))
+      .sort((a, b) => (b.record.stoppedAt ?? b.record.createdAt) - (a.record.stoppedAt ?? a.record.createdAt));
+    const { keep, maxAgeMs } = this.config.retention;
+    retired.forEach((r, index) => {
+      const age = this.now - (r.record.stoppedAt ?? r.record.createdAt);
+      if (index >= keep || (maxAgeMs > 0 && age > maxAgeMs)) this.push({ type: "pruneRelease", key: r.record.key });
+    });
+  }
+
+  private finishConditions(targetKey: string | null): void {
+    const target = targetKey ? this.byKey.get(targetKey) : undefined;
+    if (target?.record.state === "failed") {
+      this.condition("Degraded", true, "RolloutFailed", target.record.failure?.reason ?? "rollout failed");
+    }
+    const hasReady = this.conditions.some((c) => c.type === "Ready");
+    if (!hasReady) {
+      const ready = this.desired?.stopped ? this.observed.activeKey === null : target?.record.state === "active";
+      this.condition("Ready", !!ready && this.converged, this.converged ? "Converged" : "NotConverged", this.converged ? "observed state matches the desired state" : "working toward the desired state");
+    }
+  }
+
+  private stopAll(rel: ObservedRelease, reason: string): void {
+    for (const obs of rel.processes) {
+      if (!obs.stopRequested && isAlive(obs)) this.push({ type: "stopProcess", key: rel.record.key, instanceId: obs.instanceId, reason });
+    }
+  }
+
+  private allExited(rel: ObservedRelease): boolean {
+    return rel.processes.every((p) => !isAlive(p));
+  }
+
+  private activeRelease(): ObservedRelease | undefined {
+    return this.observed.activeKey ? this.byKey.get(this.observed.activeKey) : undefined;
+  }
+
+  private policyOf(processId: string): PlannerProcess["policy"] | undefined {
+    return this.config.processes.find((p) => p.id === processId)?.policy;
+  }
+
+  private push(action: Action): void {
+    if (action.type === "stopProcess") {
+      const id = `${action.key}/${action.instanceId}`;
+      if (this.stopping.has(id)) return;
+      this.stopping.add(id);
+    }
+    if (action.type === "beginDrain") this.retiring.add(action.key);
+    this.actions.push(action);
+  }
+
+  private requeueIn(ms: number): void {
+    this.requeue = Math.min(this.requeue, ms);
+  }
+
+  private notConverged(type: "Progressing" | "Degraded", reason: string, message: string): void {
+    this.converged = false;
+    if (!this.conditions.some((c) => c.type === type)) this.condition(type, true, reason, message);
+  }
+
+  private condition(type: Condition["type"], status: boolean, reason: string, message: string): void {
+    if (this.conditions.some((c) => c.type === type)) return;
+    this.conditions.push({ type, status, reason, message });
+  }
+}
+
+function isAlive(obs: ObservedProcess): boolean {
+  return obs.phase === "starting" || obs.phase === "running" || obs.phase === "stopping";
+}
+
+/** Why a starting instance sinks its rollout, if it does. */
+function startupFailure(obs: ObservedProcess): { reason: string; code: string } | null {
+  if (obs.spawnError) return { reason: `${obs.instanceId} could not start: ${obs.spawnError}`, code: "SPAWN_FAILED" };
+  if (obs.phase === "exited") {
+    const how = obs.exit?.signal ? `signal ${obs.exit.signal}` : `code ${obs.exit?.code ?? "unknown"}`;
+    return { reason: `${obs.instanceId} exited with ${how} before it became ready`, code: "PROCESS_EXITED" };
+  }
+  if (obs.health === "failed") return { reason: obs.healthReason ?? `${obs.instanceId} failed its health check`, code: "HEALTH_FAILED" };
+  return null;
+}

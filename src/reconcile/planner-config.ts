@@ -1,0 +1,50 @@
+// The slice of the config the pure planner needs, so planner tables stay small and readable.
+import type { Config } from "../config/schema.js";
+
+export interface PlannerProcess {
+  id: string;
+  policy: "proxied" | "companion" | "singleton" | "service";
+  replicas: number;
+  restartDelayMs: number;
+  restart: { maxRestarts?: number; windowMs: number; backoffFactor: number; maxDelayMs: number };
+  /** The proxied process is gated on readiness (HTTP health and/or IPC) before traffic moves. */
+  gated: boolean;
+  nonBlockingDrain: boolean;
+}
+
+export interface PlannerConfig {
+  processes: PlannerProcess[];
+  drainTimeoutMs: number;
+  retention: { keep: number; maxAgeMs: number };
+  /** Base delay before a failed desired release is tried again; doubles per failure. */
+  failedRetryBaseMs: number;
+  failedRetryMaxMs: number;
+}
+
+export function plannerConfig(config: Config): PlannerConfig {
+  return {
+    processes: config.processes.map((p) => ({
+      id: p.id,
+      policy: p.policy,
+      replicas: p.replicas,
+      restartDelayMs: p.restartDelayMs,
+      restart: {
+        ...(p.restart.maxRestarts === undefined ? {} : { maxRestarts: p.restart.maxRestarts }),
+        windowMs: p.restart.windowMs,
+        backoffFactor: p.restart.backoffFactor,
+        maxDelayMs: p.restart.maxDelayMs,
+      },
+      gated: p.policy === "proxied",
+      nonBlockingDrain: p.nonBlockingDrain,
+    })),
+    drainTimeoutMs: config.proxy.drainTimeoutMs,
+    retention: { keep: config.releaseRetention.keep, maxAgeMs: config.releaseRetention.maxAgeMs },
+    failedRetryBaseMs: 10_000,
+    failedRetryMaxMs: 300_000,
+  };
+}
+
+/** Replica 0 of a single-instance process keeps the plain id; pools are `<id>#<index>`. */
+export function instanceIdFor(processId: string, replicaIndex: number, replicaCount: number): string {
+  return replicaCount > 1 ? `${processId}#${replicaIndex}` : processId;
+}

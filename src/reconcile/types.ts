@@ -1,0 +1,126 @@
+// The vocabulary of the reconcile loop: what should run (DesiredTarget), what runs
+// (ObservedState), and the steps between them (Action). The planner maps the first two
+// to a Plan without I/O; the executor carries the actions out.
+import type { ExitInfo } from "../process/types.js";
+
+export type ReleaseState = "starting" | "active" | "draining" | "stopped" | "failed";
+
+export type StartReason = "deploy" | "crash" | "manual" | "memory" | "scale";
+
+/** One runnable version of the application, identified by its generation. */
+export interface ReleaseSpec {
+  /** Display id: desired `release.id`, else the basename of the resolved path. */
+  id: string;
+  /** Resolved (symlinks followed) absolute path. */
+  path: string;
+  /** The path as the desired file wrote it. */
+  requestedPath: string;
+  revision: string | null;
+  env: Record<string, string>;
+  /** Hash of id, resolved path, revision and env: a change of any is a new release. */
+  generation: string;
+}
+
+/** The validated desired state the loop works toward (the last good one). */
+export interface DesiredTarget {
+  stopped: boolean;
+  release: ReleaseSpec | null;
+  replicas: Record<string, number>;
+  /** Hash of the whole resolved document (release generation + replicas + stopped). */
+  documentHash: string;
+}
+
+export interface ReleaseFailure {
+  reason: string;
+  code: string;
+  instanceId?: string;
+  output?: string[];
+  at: number;
+}
+
+/** A release the daemon knows about, and where it stands. Keyed by generation. */
+export interface ReleaseRecord {
+  key: string;
+  spec: ReleaseSpec;
+  state: ReleaseState;
+  createdAt: number;
+  /** When the current attempt to start it began. */
+  startingAt?: number;
+  activatedAt?: number;
+  drainStartedAt?: number;
+  drainDeadline?: number;
+  stoppedAt?: number;
+  failure?: ReleaseFailure;
+  /** Consecutive failed attempts of this generation (drives the retry backoff). */
+  failedAttempts: number;
+}
+
+export type HealthState = "none" | "pending" | "ready" | "failed";
+
+/** One managed instance as the planner sees it. */
+export interface ObservedProcess {
+  instanceId: string;
+  processId: string;
+  replicaIndex: number;
+  releaseKey: string;
+  /** "absent": slot known but nothing spawned yet (or spawn failed before a pid). */
+  phase: "absent" | "starting" | "running" | "stopping" | "exited";
+  pid?: number;
+  port?: number;
+  health: HealthState;
+  healthReason?: string;
+  /** True once this instance's stop was asked for (deploy retire, scale down, shutdown). */
+  stopRequested: boolean;
+  exit?: ExitInfo;
+  spawnError?: string;
+  restarts: number;
+  /** Timestamps of automatic restarts, for the restart window. */
+  restartTimes: number[];
+  /** Gave up restarting (restart.maxRestarts reached). */
+  failed: boolean;
+  lastStartReason: StartReason;
+  startedAt?: number;
+}
+
+export interface ObservedRelease {
+  record: ReleaseRecord;
+  processes: ObservedProcess[];
+  connections: { inflight: number; websockets: number };
+}
+
+export interface ObservedState {
+  releases: ObservedRelease[];
+  /** The release the proxy routes new traffic to. */
+  activeKey: string | null;
+}
+
+export type Action =
+  | { type: "createRelease"; spec: ReleaseSpec }
+  | { type: "resumeRelease"; key: string }
+  | { type: "startProcess"; key: string; processId: string; replicaIndex: number; replicaCount: number; reason: StartReason }
+  | { type: "stopProcess"; key: string; instanceId: string; reason: string }
+  | { type: "forgetProcess"; key: string; instanceId: string }
+  | { type: "switchTraffic"; key: string | null; previousKey: string | null }
+  | { type: "beginDrain"; key: string }
+  | { type: "closeConnections"; key: string }
+  | { type: "markStopped"; key: string }
+  | { type: "markFailed"; key: string; failure: Omit<ReleaseFailure, "at"> }
+  | { type: "markProcessFailed"; key: string; instanceId: string; reason: string }
+  | { type: "pruneRelease"; key: string };
+
+export type ConditionType = "Ready" | "Progressing" | "Degraded";
+
+export interface Condition {
+  type: ConditionType;
+  status: boolean;
+  reason: string;
+  message: string;
+}
+
+export interface Plan {
+  actions: Action[];
+  /** Run another pass after this long even if nothing triggers one. */
+  requeueAfterMs?: number;
+  conditions: Condition[];
+  converged: boolean;
+}
