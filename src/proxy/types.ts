@@ -1,0 +1,65 @@
+// The proxy's view of the world: releases (by key) with backends, and which release is active.
+// Nothing here knows about processes or the reconcile loop; the executor pushes state in.
+
+export interface Backend {
+  /** Stable id of the backing process instance, e.g. "web" or "web#1". */
+  id: string;
+  host: string;
+  port: number;
+  /** Only ready backends receive requests. */
+  ready: boolean;
+}
+
+export interface ReleaseConnections {
+  /** HTTP requests currently being forwarded to this release's backends. */
+  inflight: number;
+  /** Open upgraded (WebSocket) connections to this release's backends. */
+  websockets: number;
+}
+
+export interface ProxyTimeouts {
+  /** http.Server headersTimeout */
+  headersTimeoutMs: number;
+  /** http.Server requestTimeout (0 = none) */
+  requestTimeoutMs: number;
+  /** http.Server keepAliveTimeout */
+  keepAliveTimeoutMs: number;
+  /** Upstream: max wait for response headers once a request is sent (undici headersTimeout, 0 = none). Default 300000. */
+  upstreamHeadersTimeoutMs?: number;
+  /** Upstream: max idle time between response body chunks (undici bodyTimeout, 0 = none). Default 300000. */
+  upstreamBodyTimeoutMs?: number;
+}
+
+export interface ProxyOptions {
+  host: string;
+  port: number;
+  /** How long a request may wait for a ready backend of the active release before 502. */
+  holdTimeoutMs: number;
+  timeouts?: Partial<ProxyTimeouts>;
+  /** Called for proxy-level errors worth logging (never for ordinary client aborts). */
+  onError?: (message: string, data: Record<string, unknown>) => void;
+  /**
+   * Called once per HTTP response when its status is known (the upstream's headers, or the
+   * proxy's own 502/503/400), with the release it was routed to (null: none was active).
+   * For metrics: it must be cheap, it runs on the hot path.
+   */
+  onResponse?: (releaseKey: string | null, status: number) => void;
+}
+
+export interface ProxyServer {
+  /** Binds host:port. Rejects with an Error whose code is EADDRINUSE etc. */
+  listen(): Promise<{ host: string; port: number }>;
+  /** Sets (replaces) the backends of a release. Creating a release is implicit. */
+  setBackends(releaseKey: string, backends: Backend[]): void;
+  /** The one pointer swap: new requests and upgrades go to this release (null: 503 No active release). */
+  setActive(releaseKey: string | null): void;
+  activeRelease(): string | null;
+  /** Counts per release key (zeros for an unknown key). */
+  connections(releaseKey: string): ReleaseConnections;
+  /** In-flight requests plus WebSockets on one backend (0 when unknown): a replaced process drains on this. */
+  backendOutstanding(releaseKey: string, backendId: string, port: number): number;
+  /** Destroys every in-flight request and WebSocket of the release, closes its upstream pools, forgets it. */
+  closeRelease(releaseKey: string): Promise<void>;
+  /** Stops listening and closes everything. */
+  close(): Promise<void>;
+}
