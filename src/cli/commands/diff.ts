@@ -1,0 +1,30 @@
+// `rollbridge diff`: what the daemon would do to reach a desired state. Exit 0 no changes,
+// 1 changes, 2 error.
+import type { Change } from "../../reconcile/diff.js";
+import type { Command } from "../command.js";
+import { configFor } from "../context.js";
+import { request } from "../../control/client.js";
+import { DESIRED_OPTIONS, desiredFromInput } from "../desired-input.js";
+import { printError, printJson } from "../output.js";
+
+export const diffCommand: Command = {
+  name: "diff",
+  summary: "show what would change to reach a desired state (exit 0 none, 1 changes, 2 error)",
+  usage: "rollbridge diff [-f FILE|-] [--release-path P] [--revision R] [--replicas id=N]...",
+  example: "rollbridge diff --release-path /srv/app/releases/20261123120000",
+  options: { ...DESIRED_OPTIONS },
+  async run(ctx) {
+    try {
+      const loaded = await configFor(ctx);
+      const document = await desiredFromInput(ctx, loaded);
+      const body = document ? { document } : {};
+      const { changes } = await request<{ changes: Change[] }>(loaded.config.control.path, "POST", "/diff", body);
+      if (ctx.json) printJson(ctx, { changed: changes.length > 0, changes });
+      else if (changes.length === 0) ctx.stdout("no changes: what runs matches that desired state\n");
+      else for (const change of changes) ctx.stdout(`~ ${change.message}\n`);
+      return changes.length > 0 ? 1 : 0;
+    } catch (error) {
+      return printError(ctx, error, 2);
+    }
+  },
+};

@@ -1,0 +1,42 @@
+// Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
+import { stream } from "../control/client.js";
+import type { WaitOutcome } from "../control/protocol.js";
+import type { DaemonEvent } from "../reconcile/events.js";
+import type { CommandContext } from "./command.js";
+import { dim, formatMs, green, red } from "./output.js";
+
+export interface WaitResult {
+  outcome: WaitOutcome;
+  events: DaemonEvent[];
+}
+
+export async function followRollout(ctx: CommandContext, socketPath: string, query: { generation?: string | null; stopped?: boolean; since: number; timeoutMs?: number }): Promise<WaitResult> {
+  const params = new URLSearchParams({ since: String(query.since) });
+  if (query.generation) params.set("generation", query.generation);
+  if (query.stopped) params.set("stopped", "true");
+  if (query.timeoutMs) params.set("timeoutMs", String(query.timeoutMs));
+  const started = Date.now();
+  const events: DaemonEvent[] = [];
+  let outcome: WaitOutcome | null = null;
+  await stream(socketPath, `/wait?${params}`, (line) => {
+    const value = line as { event?: DaemonEvent; outcome?: WaitOutcome };
+    if (value.event) {
+      events.push(value.event);
+      if (!ctx.json) ctx.stdout(`${dim(`+${formatMs(Date.now() - started).padStart(8)}`)}  ${value.event.message}\n`);
+    }
+    if (value.outcome) outcome = value.outcome;
+  });
+  const final: WaitOutcome = outcome ?? { outcome: "failed", message: "the daemon closed the wait stream early", releaseId: null };
+  if (!ctx.json) {
+    if (final.outcome === "converged") ctx.stdout(`${green("✓")} ${final.message} (${formatMs(Date.now() - started)})\n`);
+    else {
+      ctx.stderr(`${red("✗")} ${final.outcome}: ${final.message}\n`);
+      const output = final.failure?.output ?? [];
+      if (output.length) {
+        ctx.stderr(`last output of ${final.failure?.instanceId ?? "the process"}:\n`);
+        for (const line of output) ctx.stderr(`  | ${line}\n`);
+      }
+    }
+  }
+  return { outcome: final, events };
+}

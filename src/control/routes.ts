@@ -1,0 +1,166 @@
+// The control API's endpoints, bound to a running daemon.
+import type http from "node:http";
+import type { DesiredDocument } from "../config/desired-schema.js";
+import { RollbridgeError } from "../errors.js";
+import type { Daemon } from "../main.js";
+import { resolveDesired } from "../observe/desired-store.js";
+import { applyDesired, checkReplicaIds, parseDocument } from "./apply-desired.js";
+import { operationRoutes } from "./operation-routes.js";
+import { describeChanges } from "../reconcile/diff.js";
+import { plannerConfig } from "../reconcile/planner-config.js";
+import type { ApplyRequest, ApplyResponse, WaitOutcome } from "./protocol.js";
+import type { Route } from "./server.js";
+import path from "node:path";
+
+export function controlRoutes(daemon: Daemon): Route[] {
+  return [
+    { method: "GET", path: "/status", handler: () => daemon.status() },
+    {
+      method: "GET",
+      path: "/events",
+      handler: (_req, _res, url) => ({ events: daemon.events.recent(positiveInt(url.searchParams.get("limit"), 1000)) }),
+    },
+    { method: "GET", path: "/logs", handler: (_req, _res, url) => logs(daemon, url.searchParams.get("process")) },
+    { method: "PUT", path: "/desired", handler: (_req, _res, _url, body) => apply(daemon, body as ApplyRequest) },
+    { method: "POST", path: "/diff", handler: (_req, _res, _url, body) => diff(daemon, body as { document?: DesiredDocument } | undefined) },
+    { method: "GET", path: "/wait", handler: (req, res, url) => wait(daemon, req, res, url) },
+    {
+      method: "POST",
+      path: "/reconcile",
+      handler: async () => {
+        const plan = await daemon.loop.runOnce();
+        return { converged: plan?.converged ?? false };
+      },
+    },
+    ...operationRoutes(daemon),
+    {
+      method: "POST",
+      path: "/shutdown",
+      handler: (_req, res) => {
+        res.on("finish", () => daemon.requestShutdown("shutdown command"));
+        return { ok: true, pid: process.pid };
+      },
+    },
+  ];
+}
+
+function positiveInt(value: string | null, fallback: number): number {
+  if (value === null) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new RollbridgeError("USAGE", `expected a positive integer, got "${value}"`);
+  return n;
+}
+
+function logs(daemon: Daemon, processId: string | null) {
+  const out: { instanceId: string; processId: string; releaseId: string; lines: string[] }[] = [];
+  for (const [key, slots] of daemon.executor.instances) {
+    const rec = daemon.executor.recordFor(key);
+    if (!rec) continue;
+    for (const inst of slots.values()) {
+      if (processId && inst.processId !== processId && inst.instanceId !== processId) continue;
+      out.push({ instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id, lines: daemon.executor.outputOf(inst) });
+    }
+  }
+  if (processId && out.length === 0) {
+    const known = daemon.config.processes.map((p) => p.id).join(", ");
+    throw new RollbridgeError("UNKNOWN_PROCESS", `no process "${processId}" is running`, { fix: `use one of: ${known}` });
+  }
+  return { processes: out };
+}
+
+async function apply(daemon: Daemon, body: ApplyRequest | undefined): Promise<ApplyResponse> {
+  if (!body || typeof body !== "object" || !("document" in body)) throw new RollbridgeError("USAGE", "expected {document}");
+  return applyDesired(daemon, body.document, { dryRun: body.dryRun === true });
+}
+
+async function diff(daemon: Daemon, body: { document?: DesiredDocument } | undefined) {
+  const file = daemon.config.desiredPath;
+  let target;
+  if (body?.document !== undefined) {
+    target = await resolveDesired(parseDocument(body.document), path.dirname(file));
+  } else {
+    // The file as it is now (even if the daemon has not adopted it yet); its problem if it has one.
+    target = await daemon.store.peek();
+  }
+  checkReplicaIds(daemon, target.replicas);
+  return { changes: describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe()) };
+}
+
+/** Streams events (NDJSON) until the asked-for rollout converges, fails or times out. */
+function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+  const generation = url.searchParams.get("generation");
+  const wantStopped = url.searchParams.get("stopped") === "true";
+  const since = Number(url.searchParams.get("since") ?? daemon.events.lastSeq());
+  const timeoutMs = Number(url.searchParams.get("timeoutMs") ?? 0);
+  const startedAt = Date.now();
+  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  const write = (value: unknown) => {
+    if (!res.writableEnded) res.write(JSON.stringify(value) + "\n");
+  };
+  for (const event of daemon.events.recent()) if (event.seq > since) write({ event });
+
+  return new Promise<void>((resolve) => {
+    let done = false;
+    const finish = (outcome: WaitOutcome) => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      offPass();
+      clearInterval(ticker);
+      if (timer) clearTimeout(timer);
+      write({ outcome });
+      res.end();
+      resolve();
+    };
+    const check = () => {
+      const plan = daemon.loop.latestPlan();
+      const desired = daemon.store.current();
+      // Superseded only once the daemon has adopted something else since the write (another
+      // writer's different release, stopped, or an invalid file): until then the adopted state
+      // may simply predate our write. A replicas-only change keeps the generation: not superseded.
+      const replaced = replacedSince(daemon, since);
+      if (wantStopped) {
+        if (!desired.target?.stopped) {
+          if (replaced) finish({ outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: desired.target?.release?.id ?? null });
+          return;
+        }
+        if (plan?.converged && daemon.proxy.activeRelease() === null) finish({ outcome: "converged", message: "stopped: no active release", releaseId: null });
+        return;
+      }
+      const rec = generation ? daemon.executor.releases.get(generation) : undefined;
+      const currentGen = desired.target?.stopped ? null : (desired.target?.release?.generation ?? null);
+      if (currentGen !== generation) {
+        if (replaced) finish({ outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: rec?.spec.id ?? null });
+        return;
+      }
+      if (rec?.state === "failed" && rec.failure && rec.failure.at >= startedAt - 10) {
+        const f = rec.failure;
+        return finish({ outcome: "failed", message: f.reason, releaseId: rec.spec.id, failure: { reason: f.reason, code: f.code, instanceId: f.instanceId ?? null, output: f.output ?? [] } });
+      }
+      // Another writer's broken file after ours does not undo our rollout: report it, converged.
+      const note = desired.error ? ` (but the desired file now has a problem: ${desired.error.message})` : "";
+      if (rec?.state === "active" && plan?.converged) finish({ outcome: "converged", message: `${rec.spec.id} is active and converged${note}`, releaseId: rec.spec.id });
+    };
+    const unsubscribe = daemon.events.subscribe((event) => write({ event }));
+    const offPass = daemon.onPass(() => check());
+    const ticker = setInterval(check, 250);
+    const timer = timeoutMs > 0 ? setTimeout(() => finish({ outcome: "timeout", message: `not converged within ${timeoutMs} ms`, releaseId: null }), timeoutMs) : null;
+    req.on("close", () => {
+      if (!done) {
+        done = true;
+        unsubscribe();
+        offPass();
+        clearInterval(ticker);
+        if (timer) clearTimeout(timer);
+        resolve();
+      }
+    });
+    daemon.loop.trigger("wait");
+  });
+}
+
+/** What the daemon adopted from the desired file after event `since`, if anything (the latest). */
+function replacedSince(daemon: Daemon, since: number): string | null {
+  const adopted = daemon.events.recent().filter((e) => e.seq > since && (e.type === "desired-changed" || e.type === "desired-invalid"));
+  return adopted.at(-1)?.message ?? null;
+}

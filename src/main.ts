@@ -1,0 +1,240 @@
+// Composition root of the daemon: config → desired store → executor → loop → proxy →
+// control server, plus signals. `rollbridge daemon` calls runDaemon.
+import { promises as fs } from "node:fs";
+import type http from "node:http";
+import path from "node:path";
+import type { LoadedConfig } from "./config/load.js";
+import { loadConfig } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { bindControlSocket } from "./control/socket.js";
+import { createControlServer } from "./control/server.js";
+import { controlRoutes } from "./control/routes.js";
+import { RollbridgeError, errorMessage } from "./errors.js";
+import { DesiredStore } from "./observe/desired-store.js";
+import { DesiredWatcher } from "./observe/desired-watcher.js";
+import { Metrics } from "./observe/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./observe/metrics-server.js";
+import { createProxy } from "./proxy/create-proxy.js";
+import type { ProxyServer } from "./proxy/types.js";
+import { EventLog } from "./reconcile/events.js";
+import { Executor } from "./reconcile/execute.js";
+import { ReconcileLoop } from "./reconcile/loop.js";
+import { MemorySupervisor } from "./reconcile/memory-supervisor.js";
+import { plannerConfig } from "./reconcile/planner-config.js";
+import { StateKeeper } from "./reconcile/state-keeper.js";
+import type { Plan } from "./reconcile/types.js";
+import { buildStatus, type StatusDocument } from "./reconcile/status.js";
+
+export interface DaemonOptions {
+  /** Where the config came from, for reloads (SIGHUP). */
+  explicitConfigPath?: string;
+  cwd?: string;
+  /** Install SIGTERM/SIGINT/SIGHUP handlers (the CLI does; embedded tests may not). */
+  handleSignals?: boolean;
+  eventSink?: ((line: string) => void) | null;
+}
+
+export class Daemon {
+  loaded: LoadedConfig;
+  readonly events: EventLog;
+  readonly store: DesiredStore;
+  readonly proxy: ProxyServer;
+  readonly executor: Executor;
+  readonly loop: ReconcileLoop;
+  readonly memory: MemorySupervisor;
+  /** statePath: snapshots, orphans of a crashed daemon, release history across restarts. */
+  readonly state: StateKeeper;
+  readonly metrics: Metrics;
+  private readonly watcher: DesiredWatcher;
+  private control: http.Server | null = null;
+  private metricsServer: MetricsServer | null = null;
+  private readonly passListeners = new Set<(plan: Plan) => void>();
+  private shutdownPromise: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
+
+  constructor(loaded: LoadedConfig, private readonly options: DaemonOptions = {}) {
+    this.loaded = loaded;
+    const config = loaded.config;
+    this.events = new EventLog(1000, options.eventSink === undefined ? (line) => process.stdout.write(line + "\n") : options.eventSink);
+    // A settled change wakes the loop; the watcher follows whatever the file names (a `current` symlink).
+    this.store = new DesiredStore(config.desiredPath, { onWake: () => this.loop.trigger("desired-settled"), onWatchPaths: (files) => this.watcher.setFiles(files) });
+    this.metrics = new Metrics(this.events);
+    const metrics = this.metrics;
+    this.proxy = createProxy({
+      host: config.proxy.host,
+      port: config.proxy.port,
+      holdTimeoutMs: config.proxy.holdTimeoutMs,
+      timeouts: { headersTimeoutMs: config.proxy.headersTimeoutMs, requestTimeoutMs: config.proxy.requestTimeoutMs, keepAliveTimeoutMs: config.proxy.keepAliveTimeoutMs },
+      onError: (message, data) => this.events.emit({ level: "warn", type: "proxy-error", message, data }),
+      onResponse: config.metrics ? (key, status) => metrics.countResponse(key, status) : undefined,
+    });
+    this.executor = new Executor({ config, proxy: this.proxy, events: this.events, trigger: (reason) => this.loop.trigger(reason) });
+    this.loop = new ReconcileLoop({
+      store: this.store,
+      executor: this.executor,
+      events: this.events,
+      plannerConfig: () => plannerConfig(this.config),
+      resyncIntervalMs: config.resyncIntervalMs,
+      onPass: (plan) => {
+        for (const listener of this.passListeners) listener(plan);
+      },
+    });
+    this.memory = new MemorySupervisor(this.executor, this.events);
+    this.state = new StateKeeper({ config: () => this.config, executor: this.executor, events: this.events, activeKey: () => this.proxy.activeRelease() });
+    this.passListeners.add(() => this.state.afterPass());
+    this.watcher = new DesiredWatcher({
+      files: [config.desiredPath],
+      debounceMs: 50,
+      onChange: () => this.loop.trigger("desired-file"),
+      onError: (error) => this.events.emit({ level: "warn", type: "watch-error", message: `watching ${config.desiredPath}: ${errorMessage(error)}` }),
+    });
+  }
+
+  get config(): Config {
+    return this.loaded.config;
+  }
+
+  async start(): Promise<void> {
+    const config = this.config;
+    try {
+      await this.proxy.listen();
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw new RollbridgeError("CONFIG_INVALID", `cannot listen on ${config.proxy.host}:${config.proxy.port}: ${code ?? errorMessage(cause)}`, {
+        cause,
+        fix: code === "EADDRINUSE" ? "another process holds the proxy port: stop it or change proxy.port (rollbridge doctor shows who)" : "check proxy.host and proxy.port",
+      });
+    }
+    this.control = createControlServer(controlRoutes(this), {
+      onFailure: (f) =>
+        this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
+    });
+    try {
+      await fs.mkdir(path.dirname(config.control.path), { recursive: true });
+      await bindControlSocket(this.control, config.control.path, config.control, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
+    } catch (error) {
+      await this.proxy.close();
+      throw error;
+    }
+    if (config.metrics) {
+      try {
+        this.metricsServer = await startMetricsServer(config.metrics.host, config.metrics.port, () => this.renderMetrics());
+      } catch (error) {
+        this.control.close();
+        await fs.unlink(config.control.path).catch(() => undefined);
+        await this.proxy.close();
+        throw error;
+      }
+    }
+    await this.watcher.start();
+    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${config.proxy.host}:${config.proxy.port}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
+    // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
+    await this.state.start();
+    this.loop.start();
+    this.memory.start();
+    if (this.options.handleSignals) this.installSignals();
+  }
+
+  status(): StatusDocument {
+    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans());
+  }
+
+  /** The Prometheus exposition: counters plus a status snapshot taken now. */
+  renderMetrics(): string {
+    const s = this.status();
+    return this.metrics.render({
+      releases: s.releases.map((r) => ({ key: r.key, id: r.id, state: r.state, connections: r.connections })),
+      processes: s.processes.map((p) => ({ id: p.id, instanceId: p.instanceId, releaseId: p.releaseId, rssBytes: p.rssBytes ?? null })),
+      activeReleaseId: s.activeRelease?.id ?? null,
+      reconcile: { passes: this.loop.passes, errors: this.loop.errors },
+    });
+  }
+
+  uptimeMs(): number {
+    return Date.now() - this.startedAt;
+  }
+
+  onPass(listener: (plan: Plan) => void): () => void {
+    this.passListeners.add(listener);
+    return () => this.passListeners.delete(listener);
+  }
+
+  /** Re-reads the config; process definitions apply to the next start, listeners may not move. */
+  async reload(): Promise<void> {
+    try {
+      const next = await loadConfig(this.options.explicitConfigPath ?? this.loaded.path, this.options.cwd ?? process.cwd());
+      const refused = listenerChanges(this.config, next.config);
+      if (refused.length > 0) {
+        this.events.emit({ level: "error", type: "config-reload-refused", message: `config reload refused: ${refused.join("; ")} cannot change while the daemon runs (restart the daemon for that)` });
+        return;
+      }
+      this.loaded = next;
+      this.executor.config = next.config;
+      this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path}` });
+      this.loop.trigger("config-reload");
+    } catch (error) {
+      this.events.emit({ level: "error", type: "config-reload-failed", message: `config reload failed, keeping the running config: ${errorMessage(error)}` });
+    }
+  }
+
+  shutdown(reason = "shutdown"): Promise<void> {
+    if (!this.shutdownPromise) this.shutdownPromise = this.doShutdown(reason);
+    return this.shutdownPromise;
+  }
+
+  /** Shutdown asked for over the control socket: in CLI mode the process then exits. */
+  requestShutdown(reason: string): void {
+    void this.shutdown(reason).finally(() => {
+      if (this.options.handleSignals) setImmediate(() => process.exit(0));
+    });
+  }
+
+  private async doShutdown(reason: string): Promise<void> {
+    this.events.emit({ type: "daemon-stopping", message: `daemon stopping (${reason}): stopping every managed process` });
+    await this.loop.stop();
+    this.memory.stop();
+    await this.watcher.close();
+    this.store.close();
+    await this.executor.stopEverything();
+    await this.state.close();
+    await this.proxy.close();
+    await this.metricsServer?.close();
+    this.metrics.close();
+    if (this.control) {
+      this.control.closeAllConnections();
+      await new Promise<void>((resolve) => this.control?.close(() => resolve()));
+    }
+    await fs.unlink(this.config.control.path).catch(() => undefined);
+    this.events.emit({ type: "daemon-stopped", message: "daemon stopped" });
+  }
+
+  private installSignals(): void {
+    const stop = (signal: string) => {
+      void this.shutdown(signal).finally(() => process.exit(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => void this.reload());
+  }
+}
+
+function listenerChanges(a: Config, b: Config): string[] {
+  const changes: string[] = [];
+  if (a.proxy.host !== b.proxy.host || a.proxy.port !== b.proxy.port) changes.push("proxy.host/proxy.port");
+  if (a.control.path !== b.control.path) changes.push("control.path");
+  if (a.desiredPath !== b.desiredPath) changes.push("desiredPath");
+  return changes;
+}
+
+async function fetchDaemonPid(socketPath: string): Promise<string> {
+  const { request } = await import("./control/client.js");
+  const status = await request<{ daemonPid: number }>(socketPath, "GET", "/status", undefined, 2000);
+  return String(status.daemonPid);
+}
+
+/** `rollbridge daemon`: start in the foreground and stay until a signal or `shutdown`. */
+export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<Daemon> {
+  const daemon = new Daemon(loaded, { handleSignals: true, ...options });
+  await daemon.start();
+  return daemon;
+}

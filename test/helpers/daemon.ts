@@ -1,0 +1,225 @@
+// Starting a real daemon (the built CLI) in a temp dir for integration tests, and stopping
+// it and everything it started, by pid.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { promises as fs } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const CLI = path.join(ROOT, "dist/cli/main.js");
+export const FIXTURE_APP = path.join(ROOT, "test/fixtures/app.mjs");
+export const FIXTURE_WORKER = path.join(ROOT, "test/fixtures/worker.mjs");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A block of ports unlikely to collide with parallel test files. */
+export function portRange(size = 40): { from: number; to: number } {
+  const from = 20_000 + Math.floor(Math.random() * 800) * 50;
+  return { from, to: from + size - 1 };
+}
+
+export interface TestDaemon {
+  dir: string;
+  configPath: string;
+  socket: string;
+  proxyPort: number;
+  desiredPath: string;
+  child: ChildProcess;
+  stdout: string[];
+  /** Runs the CLI against this daemon's config. */
+  cli(args: string[], options?: { input?: string; timeoutMs?: number }): Promise<CliResult>;
+  release(name: string): Promise<string>;
+  status(): Promise<any>;
+  stop(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], options: { cwd?: string; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 60_000, env: options.env ?? process.env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? ((error as unknown as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    else child.stdin?.end();
+  });
+}
+
+export interface DaemonSetup {
+  /** YAML for the processes list (indented as a list under `processes:`), {{APP}} / {{WORKER}} replaced. */
+  processes?: string;
+  /** Extra top-level YAML. */
+  extra?: string;
+  proxy?: Record<string, number | string>;
+  /** Initial desired.yaml content (written before the daemon starts). */
+  desired?: string;
+  startDaemon?: boolean;
+  /** Extra environment for the daemon (visible to templates as {{env.NAME}}). */
+  daemonEnv?: Record<string, string>;
+}
+
+export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-"));
+  const proxyPort = await freePort();
+  const range = portRange();
+  const socket = path.join(dir, "control.sock");
+  const proxy = { drainTimeoutMs: 5000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000, holdTimeoutMs: 5000, ...setup.proxy };
+  const processes =
+    setup.processes ??
+    `  - id: web
+    policy: proxied
+    command: node {{APP}}
+    port: {from: ${range.from}, to: ${range.to}}
+    health: {path: /ping, intervalMs: 50}
+    restartDelayMs: 200
+    gracefulStopMs: 3000`;
+  const yaml = [
+    `application: test-${path.basename(dir)}`,
+    `control: {path: ${socket}}`,
+    `proxy:`,
+    `  host: 127.0.0.1`,
+    `  port: ${proxyPort}`,
+    ...Object.entries(proxy).map(([k, v]) => `  ${k}: ${v}`),
+    `resyncIntervalMs: 1000`,
+    setup.extra ?? "",
+    `processes:`,
+    processes.replaceAll("{{APP}}", FIXTURE_APP).replaceAll("{{WORKER}}", FIXTURE_WORKER).replaceAll("{{RANGE_FROM}}", String(range.from)).replaceAll("{{RANGE_TO}}", String(range.to)),
+  ].join("\n");
+  const configPath = path.join(dir, "rollbridge.yaml");
+  await fs.writeFile(configPath, yaml + "\n");
+  const desiredPath = path.join(dir, "desired.yaml");
+  if (setup.desired) await fs.writeFile(desiredPath, setup.desired);
+
+  const stdout: string[] = [];
+  const child = spawn(process.execPath, [CLI, "daemon", "--config", configPath], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...setup.daemonEnv } });
+  let buffered = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    stdout.push(...lines);
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+
+  const daemon: TestDaemon = {
+    dir,
+    configPath,
+    socket,
+    proxyPort,
+    desiredPath,
+    child,
+    stdout,
+    cli: (args, options = {}) => runCli([...args, "--config", configPath], { cwd: dir, ...options }),
+    async release(name: string) {
+      const p = path.join(dir, "releases", name);
+      await fs.mkdir(p, { recursive: true });
+      return p;
+    },
+    async status() {
+      const result = await runCli(["status", "--json", "--config", configPath], { cwd: dir });
+      if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
+      return JSON.parse(result.stdout);
+    },
+    async stop() {
+      let pids: number[] = [];
+      try {
+        const s = await daemon.status();
+        pids = s.processes.map((p: { pid: number | null }) => p.pid).filter((p: number | null): p is number => typeof p === "number");
+      } catch {
+        // daemon already gone
+      }
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const exited = await waitForExit(child, 15_000);
+        if (!exited) child.kill("SIGKILL");
+      }
+      for (const pid of pids) {
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // gone, as it should be
+        }
+      }
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr}`);
+    if (await canConnect(socket)) return daemon;
+    await sleep(50);
+  }
+  child.kill("SIGKILL");
+  throw new Error(`daemon did not open its control socket in time: ${stderr}`);
+}
+
+export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+function canConnect(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socket);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` until it returns a truthy value or the time is up. */
+export async function until<T>(check: () => Promise<T> | T, timeoutMs = 15_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export { execFile };

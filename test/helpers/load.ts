@@ -1,0 +1,86 @@
+// Continuous keep-alive HTTP load against the proxy, counting every outcome.
+import http from "node:http";
+
+export interface LoadStats {
+  sent: number;
+  ok: number;
+  failed: number;
+  non2xx: number;
+  statuses: Record<number, number>;
+  errors: string[];
+  byRelease: Record<string, number>;
+}
+
+export interface Load {
+  stats: LoadStats;
+  stop(): Promise<LoadStats>;
+}
+
+export function startLoad(port: number, options: { connections?: number; path?: string } = {}): Load {
+  const connections = options.connections ?? 32;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const stats: LoadStats = { sent: 0, ok: 0, failed: 0, non2xx: 0, statuses: {}, errors: [], byRelease: {} };
+  let running = true;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      stats.sent++;
+      const req = http.get({ host: "127.0.0.1", port, path: options.path ?? "/hello", agent, timeout: 20_000 }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+          if (status >= 200 && status < 300) {
+            stats.ok++;
+            try {
+              const release = (JSON.parse(body) as { release?: string }).release ?? "?";
+              stats.byRelease[release] = (stats.byRelease[release] ?? 0) + 1;
+            } catch {
+              // not JSON: fine for counting
+            }
+          } else {
+            stats.non2xx++;
+            if (stats.errors.length < 20) stats.errors.push(`HTTP ${status}: ${body.slice(0, 100)}`);
+          }
+          resolve();
+        });
+        res.on("error", (e) => {
+          stats.failed++;
+          if (stats.errors.length < 20) stats.errors.push(`response: ${e.message}`);
+          resolve();
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error("request timeout")));
+      req.on("error", (e) => {
+        stats.failed++;
+        if (stats.errors.length < 20) stats.errors.push(`request: ${e.message}`);
+        resolve();
+      });
+    });
+  const workers = Array.from({ length: connections }, async () => {
+    while (running) await one();
+  });
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      agent.destroy();
+      return stats;
+    },
+  };
+}
+
+export function get(port: number, path = "/hello"): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path, agent: false, timeout: 20_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
