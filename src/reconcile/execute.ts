@@ -4,14 +4,15 @@
 import path from "node:path";
 import type { Config, ProcessConfig } from "../config/schema.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
-import { HealthCheck } from "../observe/health.js";
 import { ManagedProcess } from "../process/managed-process.js";
+import type { OutputLine } from "../process/types.js";
 import { allocatePort } from "../process/ports.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
-import { observeInstance, renderProcess, type Instance } from "./instance.js";
+import { newInstance, observeInstance, renderProcess, type Instance, type ReadinessTarget, type Retiring, type Successor } from "./instance.js";
+import { startReadiness } from "./readiness.js";
 import { instanceIdFor } from "./planner-config.js";
-import type { Action, ObservedState, ReleaseRecord, ReleaseSpec, StartReason } from "./types.js";
+import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
 
 export interface ExecutorOptions {
   config: Config;
@@ -22,10 +23,20 @@ export interface ExecutorOptions {
   now?: () => number;
 }
 
+/** One line of a managed process's output, with where it came from (for `logs --follow`). */
+export interface InstanceOutputLine extends OutputLine {
+  instanceId: string;
+  processId: string;
+  releaseId: string;
+}
+
 export class Executor {
   config: Config;
   readonly releases = new Map<string, ReleaseRecord>();
   readonly instances = new Map<string, Map<string, Instance>>();
+  /** Daemon-wide services run from this record's spec: the latest good release (their restart template). */
+  serviceRecord: ReleaseRecord | null = null;
+  private readonly outputListeners = new Set<(line: InstanceOutputLine) => void>();
   private readonly proxy: ProxyServer;
   private readonly events: EventLog;
   private readonly trigger: (reason: string) => void;
@@ -45,10 +56,13 @@ export class Executor {
   observe(): ObservedState {
     const releases = [...this.releases.values()].map((record) => ({
       record,
-      processes: [...(this.instances.get(record.key)?.values() ?? [])].map(observeInstance),
+      processes: [...(this.instances.get(record.key)?.values() ?? [])].map((inst) =>
+        observeInstance(inst, (port) => (port === undefined ? 0 : this.proxy.backendOutstanding(record.key, inst.instanceId, port))),
+      ),
       connections: this.proxy.connections(record.key),
     }));
-    return { releases, activeKey: this.proxy.activeRelease() };
+    const services = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].map((inst) => observeInstance(inst));
+    return { releases, activeKey: this.proxy.activeRelease(), services };
   }
 
   async execute(actions: Action[]): Promise<void> {
@@ -76,6 +90,30 @@ export class Executor {
       case "forgetProcess":
         this.instances.get(action.key)?.delete(action.instanceId);
         return;
+      case "startService":
+        return this.startService(action.processId, action.spec, action.forKey);
+      case "adoptServices":
+        return this.adoptServices(action.key);
+      case "startSuccessor":
+        return this.startSuccessor(action.key, action.instanceId);
+      case "promoteSuccessor":
+        return this.promoteSuccessor(action.key, action.instanceId);
+      case "abandonSuccessor": {
+        const inst = this.instances.get(action.key)?.get(action.instanceId);
+        if (inst) this.abandonSuccessor(action.key, inst, action.reason);
+        return;
+      }
+      case "stopRetired": {
+        const inst = this.instances.get(action.key)?.get(action.instanceId);
+        const r = inst?.retiring.find((x) => x.proc.pid === action.pid);
+        if (inst && r) this.stopRetiring(action.key, inst, r, action.reason);
+        return;
+      }
+      case "forgetRetired": {
+        const inst = this.instances.get(action.key)?.get(action.instanceId);
+        if (inst) inst.retiring = inst.retiring.filter((x) => x.proc.pid !== action.pid);
+        return;
+      }
       case "switchTraffic":
         return this.switchTraffic(action.key, action.previousKey);
       case "beginDrain":
@@ -136,8 +174,35 @@ export class Executor {
     this.events.emit({ type: "rollout-started", message: `rolling out ${rec.spec.id} (was ${from})`, releaseKey: key, releaseId: rec.spec.id, data: { path: rec.spec.path, from } });
   }
 
-  private async startProcess(key: string, processId: string, replicaIndex: number, replicaCount: number, reason: StartReason): Promise<void> {
+  /** Starts a daemon-wide service for the first time (templated from the release being rolled out). */
+  private async startService(processId: string, spec: ReleaseSpec, forKey: string): Promise<void> {
+    if (!this.serviceRecord) {
+      const now = this.now();
+      this.serviceRecord = { key: SERVICES_KEY, spec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
+    }
+    const existing = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].some((i) => i.processId === processId && !i.stopRequested);
+    await this.startProcess(SERVICES_KEY, processId, 0, 1, "deploy");
+    const inst = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].find((i) => i.processId === processId && !i.stopRequested);
+    if (inst && !existing) inst.startedFor = forKey;
+  }
+
+  /** After a switch, services restart (if they crash) from the new release: their template is refreshed. */
+  private adoptServices(key: string): void {
     const rec = this.releases.get(key);
+    if (!rec || !this.serviceRecord) return;
+    const changed = this.serviceRecord.spec.generation !== rec.spec.generation;
+    this.serviceRecord.spec = rec.spec;
+    for (const inst of this.instances.get(SERVICES_KEY)?.values() ?? []) delete inst.startedFor;
+    if (changed) this.events.emit({ type: "services-refreshed", message: `services now restart from ${rec.spec.id}`, releaseKey: key, releaseId: rec.spec.id });
+  }
+
+  /** Release records, plus the services' pseudo-release. */
+  recordFor(key: string): ReleaseRecord | undefined {
+    return key === SERVICES_KEY ? (this.serviceRecord ?? undefined) : this.releases.get(key);
+  }
+
+  private async startProcess(key: string, processId: string, replicaIndex: number, replicaCount: number, reason: StartReason): Promise<void> {
+    const rec = this.recordFor(key);
     const proc = this.config.processes.find((p) => p.id === processId);
     if (!rec || !proc) return;
     const slots = this.instances.get(key) ?? new Map<string, Instance>();
@@ -145,32 +210,21 @@ export class Executor {
     let inst = [...slots.values()].find((i) => i.processId === processId && i.replicaIndex === replicaIndex && !i.stopRequested);
     if (inst?.proc && inst.proc.phase !== "exited" && !inst.proc.spawnError) return; // already running
     if (!inst) {
-      inst = {
-        instanceId: instanceIdFor(processId, replicaIndex, replicaCount),
-        processId,
-        replicaIndex,
-        replicaCount,
-        releaseKey: key,
-        healthState: "none",
-        stopRequested: false,
-        restarts: 0,
-        restartTimes: [],
-        failed: false,
-        lastStartReason: reason,
-        previousOutput: [],
-      };
+      inst = newInstance(instanceIdFor(processId, replicaIndex, replicaCount), processId, replicaIndex, replicaCount, key, reason);
       slots.set(inst.instanceId, inst);
     } else if (inst.proc) {
       inst.previousOutput = [...inst.previousOutput, ...inst.proc.output().map((l) => l.line)].slice(-proc.outputLines);
       inst.lastExit = inst.proc.exitInfo;
     }
-    if (reason === "crash" || reason === "memory") {
+    if (reason === "crash") {
       inst.restarts += 1;
       inst.restartTimes = [...inst.restartTimes, this.now()].slice(-100);
     }
     inst.replicaCount = replicaCount;
     inst.lastStartReason = reason;
     inst.healthState = "none";
+    inst.memoryWarned = false;
+    delete inst.pendingRestart;
     delete inst.healthReason;
     delete inst.readyAt;
     delete inst.spawnError;
@@ -182,36 +236,14 @@ export class Executor {
       if (proc.port && inst.port === undefined) {
         inst.port = await allocatePort(this.config.proxy.upstreamHost, proc.port, this.portsInUse());
       }
-      const rendered = renderProcess({
-        config: this.config,
-        proc,
-        release: rec.spec,
-        instanceId: inst.instanceId,
-        replicaIndex,
-        replicaCount,
-        port: inst.port,
-        ports: this.portsOf(key),
-        daemonEnv: this.daemonEnv,
-      });
-      const cwd = path.resolve(rec.spec.path, rendered.cwd);
-      const managed = new ManagedProcess({
-        instanceId: inst.instanceId,
-        command: rendered.command,
-        cwd,
-        env: rendered.env,
-        outputLines: proc.outputLines,
-        stopSignal: proc.stopSignal as NodeJS.Signals,
-        gracefulStopMs: proc.gracefulStopMs,
-        ipc: proc.health !== false && proc.health.ipc,
-      });
+      const slot = inst;
+      const managed = this.spawn(rec, proc, slot, inst.port);
       inst.proc = managed;
       inst.startedAt = this.now();
-      const slot = inst;
-      managed.onExit((exit) => this.onExit(rec, slot, managed, exit));
       managed.start();
       if (managed.spawnError) throw managed.spawnError;
       this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
-      this.startReadiness(rec, proc, slot, managed);
+      this.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
     } catch (error) {
       inst.spawnError = errorMessage(error);
       // A failed attempt counts as an exit at this moment, so restart backoff measures from it.
@@ -221,80 +253,74 @@ export class Executor {
     }
   }
 
-  /**
-   * Companions are ready once spawned; the proxied process once its gate passes: an HTTP
-   * 2xx on health.path and/or an IPC "online"/"ready" message when health.ipc is set.
-   */
-  private startReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, managed: ManagedProcess): void {
-    const gated = proc.policy === "proxied";
-    const health = proc.health;
-    if (!gated || health === false || inst.port === undefined || (!health.path && !health.ipc)) {
-      managed.markRunning();
-      inst.healthState = gated ? "ready" : "none";
-      if (gated) inst.readyAt = this.now();
-      return;
-    }
-    inst.healthState = "pending";
-    let httpReady = !health.path;
-    let ipcReady = !health.ipc;
-    const current = () => inst.proc === managed && inst.healthState === "pending";
-    const becomeReady = (answeredAt: number) => {
-      if (!current() || !httpReady || !ipcReady) return;
-      managed.markRunning();
-      inst.healthState = "ready";
-      // Switch latency is measured from the moment the app answered, not when we noticed.
-      inst.readyAt = Math.min(answeredAt, this.now());
-      const startedAt = inst.startedAt ?? inst.readyAt;
-      this.events.emit({ type: "process-healthy", message: `${inst.instanceId} healthy in ${inst.readyAt - startedAt} ms`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, ms: inst.readyAt - startedAt } });
-      this.syncProxy();
-      this.trigger("health");
-    };
-    if (health.ipc) {
-      const timer = setTimeout(() => {
-        if (!current() || ipcReady) return;
-        inst.healthState = "failed";
-        inst.healthReason = `${inst.instanceId} did not send "online" or "ready" over IPC within ${health.timeoutMs} ms`;
-        this.events.emit({ level: "error", type: "health-failed", message: inst.healthReason, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId } });
+  /** Renders and creates (does not start) the OS process for a slot, wired to its callbacks. */
+  private spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
+    const rendered = renderProcess({
+      config: this.config,
+      proc,
+      release: rec.spec,
+      instanceId: inst.instanceId,
+      replicaIndex: inst.replicaIndex,
+      replicaCount: inst.replicaCount,
+      port,
+      ports: this.portsOf(rec.key),
+      daemonEnv: this.daemonEnv,
+    });
+    const managed = new ManagedProcess({
+      instanceId: inst.instanceId,
+      command: rendered.command,
+      cwd: path.resolve(rec.spec.path, rendered.cwd),
+      env: rendered.env,
+      outputLines: proc.outputLines,
+      stopSignal: proc.stopSignal as NodeJS.Signals,
+      gracefulStopMs: proc.gracefulStopMs,
+      ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
+    });
+    managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
+    managed.onOutput((line) => this.emitOutput(rec, inst, line));
+    managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
+    return managed;
+  }
+
+  /** A Node process may ask to be replaced ("offline", {event: "request-restart"}). */
+  private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
+    const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
+    if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
+    this.events.emit({ type: "restart-requested", message: `${inst.instanceId} asked to be replaced`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+    inst.pendingRestart = "requested";
+    this.trigger("restart-requested");
+  }
+
+  private watchReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, isCurrent: () => boolean): void {
+    startReadiness(proc, target, managed, port, {
+      host: this.config.proxy.upstreamHost,
+      now: this.now,
+      isCurrent,
+      onReady: (readyAt) => {
+        if (proc.policy !== "proxied") return;
+        const startedAt = managed.startedAt ?? readyAt;
+        this.events.emit({ type: "process-healthy", message: `${inst.instanceId}${target === inst ? "" : " (replacement)"} healthy in ${readyAt - startedAt} ms`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
+        this.syncProxy();
         this.trigger("health");
-      }, health.startDelayMs + health.timeoutMs);
-      timer.unref();
-      managed.onExit(() => clearTimeout(timer));
-      managed.onMessage((message) => {
-        if (message === "online" || message === "ready") {
-          ipcReady = true;
-          clearTimeout(timer);
-          becomeReady(this.now());
-        }
-      });
-    }
-    if (health.path) {
-      const check = new HealthCheck({ host: this.config.proxy.upstreamHost, port: inst.port, path: health.path, intervalMs: health.intervalMs, timeoutMs: health.timeoutMs, startDelayMs: health.startDelayMs });
-      inst.health = check;
-      check.onChange(() => {
-        if (inst.health !== check || !current()) return;
-        if (check.state === "ready") {
-          httpReady = true;
-          becomeReady(check.readyAt ?? this.now());
-        } else if (check.state === "failed") {
-          inst.healthState = "failed";
-          inst.healthReason = check.reason ?? "health check failed";
-          this.events.emit({ level: "error", type: "health-failed", message: `${inst.instanceId}: ${inst.healthReason}`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId } });
-          this.trigger("health");
-        }
-      });
-      check.start();
-    }
+      },
+      onFailed: (reason) => {
+        this.events.emit({ level: "error", type: "health-failed", message: `${inst.instanceId}: ${reason}`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+        this.trigger("health");
+      },
+    });
   }
 
   private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: { code: number | null; signal: string | null; requested: boolean }): void {
-    if (inst.proc !== managed) return;
-    inst.health?.cancel();
+    const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
+    if (role === "current") inst.health?.cancel();
+    if (role === "successor") inst.successor?.health?.cancel();
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    const crashed = !exit.requested && !inst.stopRequested;
+    const crashed = role === "current" && !exit.requested && !inst.stopRequested;
+    const label = role === "current" ? inst.instanceId : `${inst.instanceId} (${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
     this.events.emit({
       level: crashed ? "warn" : "info",
       type: crashed ? "process-crashed" : "process-exited",
-      message: `${inst.instanceId} ${crashed ? "crashed" : "exited"} (${how})`,
+      message: `${label} ${crashed ? "crashed" : "exited"} (${how})`,
       ...this.releaseRef(rec.key),
       data: { instanceId: inst.instanceId, pid: managed.pid, code: exit.code, signal: exit.signal },
     });
@@ -303,19 +329,100 @@ export class Executor {
     if (!this.shuttingDown) this.trigger("process-exit");
   }
 
+  /** Stops a whole slot (process, successor, retiring ones); "restart: ..." keeps the slot. */
   private async stopProcess(key: string, instanceId: string, reason: string): Promise<void> {
     const inst = this.instances.get(key)?.get(instanceId);
     if (!inst) return;
-    // A restart-on-unhealthy is a crash as far as the restart policy is concerned.
     const restart = reason.startsWith("restart:");
-    if (!restart) inst.stopRequested = true;
+    if (!restart) {
+      inst.stopRequested = true;
+      if (inst.successor) this.abandonSuccessor(key, inst, reason);
+      for (const r of inst.retiring) this.stopRetiring(key, inst, r, reason);
+    }
     inst.health?.cancel();
     const managed = inst.proc;
-    if (!managed || managed.phase === "exited") return;
-    if (managed.phase === "stopping") return;
+    if (!managed || managed.phase === "exited" || managed.phase === "stopping") return;
     this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
     this.syncProxy();
     void managed.stop();
+  }
+
+  /** Marks slots for a restart: ungated ones stop and start, proxied ones are replaced new-before-old. */
+  requestRestart(targets: { key: string; instanceId: string }[], reason: StartReason = "manual"): Instance[] {
+    const marked: Instance[] = [];
+    for (const { key, instanceId } of targets) {
+      const inst = this.instances.get(key)?.get(instanceId);
+      if (!inst || inst.stopRequested || inst.failed) continue;
+      inst.pendingRestart = reason;
+      marked.push(inst);
+    }
+    if (marked.length) this.trigger("restart");
+    return marked;
+  }
+
+  private async startSuccessor(key: string, instanceId: string): Promise<void> {
+    const rec = this.recordFor(key);
+    const inst = this.instances.get(key)?.get(instanceId);
+    const proc = inst && this.config.processes.find((p) => p.id === inst.processId);
+    if (!rec || !inst || !proc || inst.successor) return;
+    const succ: Successor = { healthState: "none" };
+    inst.successor = succ;
+    try {
+      if (proc.port) succ.port = await allocatePort(this.config.proxy.upstreamHost, proc.port, this.portsInUse());
+      const managed = this.spawn(rec, proc, inst, succ.port);
+      succ.proc = managed;
+      succ.startedAt = this.now();
+      managed.start();
+      if (managed.spawnError) throw managed.spawnError;
+      this.events.emit({ type: "process-started", message: `started a replacement for ${inst.instanceId} (pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true } });
+      this.watchReadiness(rec, proc, inst, succ, managed, succ.port, () => inst.successor === succ);
+    } catch (error) {
+      succ.spawnError = errorMessage(error);
+      this.events.emit({ level: "error", type: "process-start-failed", message: `could not start a replacement for ${inst.instanceId}: ${succ.spawnError}`, ...this.releaseRef(key), data: { instanceId } });
+    }
+  }
+
+  /** The successor takes the slot (and traffic); the old process retires. */
+  private promoteSuccessor(key: string, instanceId: string): void {
+    const inst = this.instances.get(key)?.get(instanceId);
+    const succ = inst?.successor;
+    const proc = inst && this.config.processes.find((p) => p.id === inst.processId);
+    if (!inst || !succ?.proc || succ.healthState !== "ready" || !proc) return;
+    const old = inst.proc;
+    if (old && old.phase !== "exited") inst.retiring.push({ proc: old, ...(inst.port === undefined ? {} : { port: inst.port }), since: this.now(), stopRequested: false });
+    if (old) inst.previousOutput = [...inst.previousOutput, ...old.output().map((l) => l.line)].slice(-proc.outputLines);
+    inst.health?.cancel();
+    inst.proc = succ.proc;
+    if (succ.port !== undefined) inst.port = succ.port;
+    inst.health = succ.health;
+    inst.healthState = "ready";
+    if (succ.readyAt !== undefined) inst.readyAt = succ.readyAt;
+    if (succ.startedAt !== undefined) inst.startedAt = succ.startedAt;
+    inst.lastStartReason = inst.pendingRestart ?? "manual";
+    inst.memoryWarned = false;
+    delete inst.pendingRestart;
+    delete inst.successor;
+    this.syncProxy();
+    this.events.emit({ type: "process-replaced", message: `${instanceId} replaced: pid ${succ.proc.pid} takes traffic, pid ${old?.pid ?? "?"} finishes its requests`, ...this.releaseRef(key), data: { instanceId, pid: succ.proc.pid, previousPid: old?.pid, reason: inst.lastStartReason } });
+  }
+
+  private abandonSuccessor(key: string, inst: Instance, reason: string): void {
+    const succ = inst.successor;
+    if (!succ) return;
+    delete inst.successor;
+    if (!inst.stopRequested) delete inst.pendingRestart;
+    succ.health?.cancel();
+    if (succ.proc && succ.proc.phase !== "exited") void succ.proc.stop();
+    if (!inst.stopRequested) this.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} abandoned: ${reason}; the running process stays`, ...this.releaseRef(key), data: { instanceId: inst.instanceId } });
+  }
+
+  private stopRetiring(key: string, inst: Instance, r: Retiring, reason: string): void {
+    if (r.stopRequested) return;
+    r.stopRequested = true;
+    if (r.proc.phase === "exited") return;
+    this.events.emit({ type: "process-stopping", message: `stopping ${inst.instanceId} pid ${r.proc.pid} (${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: r.proc.pid, reason } });
+    this.syncProxy();
+    void r.proc.stop();
   }
 
   private switchTraffic(key: string | null, previousKey: string | null): void {
@@ -385,12 +492,17 @@ export class Executor {
   syncProxy(): void {
     for (const [key, slots] of this.instances) {
       const backends: Backend[] = [];
+      const host = this.config.proxy.upstreamHost;
       for (const inst of slots.values()) {
         const proc = this.config.processes.find((p) => p.id === inst.processId);
-        if (proc?.policy !== "proxied" || inst.port === undefined) continue;
-        const phase = inst.proc?.phase;
-        const ready = inst.healthState === "ready" && !inst.stopRequested && (phase === "running" || phase === "starting");
-        backends.push({ id: inst.instanceId, host: this.config.proxy.upstreamHost, port: inst.port, ready });
+        if (proc?.policy !== "proxied") continue;
+        if (inst.port !== undefined) {
+          const phase = inst.proc?.phase;
+          const ready = inst.healthState === "ready" && !inst.stopRequested && (phase === "running" || phase === "starting");
+          backends.push({ id: inst.instanceId, host, port: inst.port, ready });
+        }
+        // Replaced processes stay listed (not ready) so their in-flight requests finish and are counted.
+        for (const r of inst.retiring) if (r.port !== undefined && r.proc.phase !== "exited") backends.push({ id: inst.instanceId, host, port: r.port, ready: false });
       }
       this.proxy.setBackends(key, backends);
     }
@@ -399,15 +511,40 @@ export class Executor {
   /** Stops every process (used on shutdown) and resolves when all have exited. */
   async stopEverything(): Promise<void> {
     this.shuttingDown = true;
-    const stops: Promise<unknown>[] = [];
-    for (const slots of this.instances.values()) {
-      for (const inst of slots.values()) {
+    const stopGroup = async (slots: Iterable<Instance>) => {
+      const stops: Promise<unknown>[] = [];
+      for (const inst of slots) {
         inst.stopRequested = true;
         inst.health?.cancel();
-        if (inst.proc && inst.proc.phase !== "exited") stops.push(inst.proc.stop());
+        inst.successor?.health?.cancel();
+        for (const p of [inst.proc, inst.successor?.proc, ...inst.retiring.map((r) => r.proc)]) {
+          if (p && p.phase !== "exited") stops.push(p.stop());
+        }
+      }
+      await Promise.allSettled(stops);
+    };
+    // Release processes first: they may still use the services while they stop.
+    await stopGroup([...this.instances].filter(([key]) => key !== SERVICES_KEY).flatMap(([, slots]) => [...slots.values()]));
+    await stopGroup(this.instances.get(SERVICES_KEY)?.values() ?? []);
+  }
+
+
+  /** Every output line of every process started from now on (slots get a new process per restart). */
+  onOutput(listener: (line: InstanceOutputLine) => void): () => void {
+    this.outputListeners.add(listener);
+    return () => this.outputListeners.delete(listener);
+  }
+
+  private emitOutput(rec: ReleaseRecord, inst: Instance, line: OutputLine): void {
+    if (this.outputListeners.size === 0) return;
+    const out: InstanceOutputLine = { ...line, instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id };
+    for (const listener of this.outputListeners) {
+      try {
+        listener(out);
+      } catch {
+        // a broken follower must not break process bookkeeping
       }
     }
-    await Promise.allSettled(stops);
   }
 
   outputOf(inst: Instance): string[] {
@@ -426,11 +563,14 @@ export class Executor {
 
   private portsOf(key: string): Record<string, number> {
     const ports: Record<string, number> = {};
-    for (const inst of this.instances.get(key)?.values() ?? []) {
-      if (inst.port !== undefined && !(inst.processId in ports)) ports[inst.processId] = inst.port;
+    for (const slots of [this.instances.get(SERVICES_KEY), this.instances.get(key)]) {
+      for (const inst of slots?.values() ?? []) {
+        if (inst.port !== undefined && !inst.stopRequested) ports[inst.processId] = inst.port;
+      }
     }
     return ports;
   }
+
 
   private releaseRef(key: string): { releaseKey: string; releaseId?: string } {
     const id = this.releases.get(key)?.spec.id;

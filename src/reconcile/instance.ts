@@ -5,9 +5,33 @@ import { renderTemplate } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { ExitInfo } from "../process/types.js";
-import type { HealthState, ObservedProcess, ReleaseSpec, StartReason } from "./types.js";
+import type { HealthState, ObservedProcess, ObservedSuccessor, ReleaseSpec, StartReason } from "./types.js";
 
-export interface Instance {
+/** Where readiness (HTTP health / IPC) is tracked: a slot's current process or its successor. */
+export interface ReadinessTarget {
+  health?: HealthCheck;
+  healthState: HealthState;
+  healthReason?: string;
+  readyAt?: number;
+}
+
+/** A replacement process starting for a slot, not yet taking traffic. */
+export interface Successor extends ReadinessTarget {
+  proc?: ManagedProcess;
+  port?: number;
+  spawnError?: string;
+  startedAt?: number;
+}
+
+/** A replaced process finishing its requests before it is stopped. */
+export interface Retiring {
+  proc: ManagedProcess;
+  port?: number;
+  since: number;
+  stopRequested: boolean;
+}
+
+export interface Instance extends ReadinessTarget {
   instanceId: string;
   processId: string;
   replicaIndex: number;
@@ -30,9 +54,40 @@ export interface Instance {
   startedAt?: number;
   /** Output of earlier OS processes of this slot, kept across restarts for `logs`. */
   previousOutput: string[];
+  pendingRestart?: StartReason;
+  successor?: Successor;
+  retiring: Retiring[];
+  memoryRestarts: number;
+  lastMemoryRestartAt?: number;
+  rssBytes?: number;
+  children?: { pid: number; command: string; rssBytes: number }[];
+  /** The warnBytes warning is given once per OS process. */
+  memoryWarned: boolean;
+  /** Services only: the rollout that first started it, until a switch adopts it. */
+  startedFor?: string;
 }
 
-export function observeInstance(inst: Instance): ObservedProcess {
+export function newInstance(instanceId: string, processId: string, replicaIndex: number, replicaCount: number, releaseKey: string, reason: StartReason): Instance {
+  return {
+    instanceId,
+    processId,
+    replicaIndex,
+    replicaCount,
+    releaseKey,
+    healthState: "none",
+    stopRequested: false,
+    restarts: 0,
+    restartTimes: [],
+    failed: false,
+    lastStartReason: reason,
+    previousOutput: [],
+    retiring: [],
+    memoryRestarts: 0,
+    memoryWarned: false,
+  };
+}
+
+export function observeInstance(inst: Instance, outstanding: (port: number | undefined) => number = () => 0): ObservedProcess {
   const proc = inst.proc;
   let phase: ObservedProcess["phase"] = "absent";
   if (proc) phase = proc.spawnError ? "exited" : proc.phase;
@@ -48,7 +103,19 @@ export function observeInstance(inst: Instance): ObservedProcess {
     restartTimes: inst.restartTimes,
     failed: inst.failed,
     lastStartReason: inst.lastStartReason,
+    retiring: inst.retiring
+      .filter((r) => r.proc.pid !== undefined)
+      .map((r) => ({ pid: r.proc.pid as number, phase: r.proc.phase, outstanding: outstanding(r.port), since: r.since, stopRequested: r.stopRequested })),
   };
+  if (inst.pendingRestart !== undefined) obs.pendingRestart = inst.pendingRestart;
+  if (inst.startedFor !== undefined) obs.startedFor = inst.startedFor;
+  const succ = inst.successor;
+  if (succ) {
+    const succPhase: ObservedSuccessor["phase"] = succ.spawnError ? "exited" : succ.proc ? succ.proc.phase : "absent";
+    obs.successor = { phase: succPhase, health: succ.healthState };
+    if (succ.healthReason !== undefined) obs.successor.healthReason = succ.healthReason;
+    if (succ.spawnError !== undefined) obs.successor.spawnError = succ.spawnError;
+  }
   if (proc?.pid !== undefined) obs.pid = proc.pid;
   if (inst.port !== undefined) obs.port = inst.port;
   if (inst.healthReason !== undefined) obs.healthReason = inst.healthReason;

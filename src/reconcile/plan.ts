@@ -20,7 +20,7 @@
 //    closed first). A release whose instances have all exited is marked stopped.
 // 6. Any other starting release (superseded by a newer desired state) is stopped.
 // Waiting is never a sleep: the plan asks to be run again after requeueAfterMs.
-import type { Action, Condition, DesiredTarget, ObservedProcess, ObservedRelease, ObservedState, Plan, ReleaseRecord } from "./types.js";
+import { SERVICES_KEY, type Action, type Condition, type DesiredTarget, type ObservedProcess, type ObservedRelease, type ObservedState, type Plan, type ReleaseRecord } from "./types.js";
 import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
 
 const DRAIN_POLL_MS = 100;
@@ -89,6 +89,7 @@ class PlanContext {
     const target = this.desired && !this.desired.stopped ? this.desired.release : null;
     const targetKey = target?.generation ?? null;
 
+    this.planServices(target ? (this.byKey.get(target.generation)?.record ?? null) : null);
     if (target) {
       const rel = this.byKey.get(target.generation);
       if (!rel) {
@@ -108,6 +109,7 @@ class PlanContext {
     }
 
     for (const rel of this.observed.releases) {
+      this.planRetiring(rel);
       if (rel.record.key === targetKey) continue;
       this.planOther(rel);
     }
@@ -162,11 +164,15 @@ class PlanContext {
     }
     const live = rel.processes.filter((p) => !p.stopRequested);
 
-    for (const obs of live) {
+    const ownServices = (this.observed.services ?? []).filter((svc) => svc.startedFor === rec.key && !svc.stopRequested);
+    for (const obs of [...live, ...ownServices]) {
       const failure = startupFailure(obs);
       if (failure) {
         this.push({ type: "markFailed", key: rec.key, failure: { ...failure, instanceId: obs.instanceId } });
         this.stopAll(rel, "rollout failed");
+        for (const svc of this.observed.services ?? []) {
+          if (svc.startedFor === rec.key && !svc.stopRequested && slotAlive(svc)) this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: svc.instanceId, reason: "rollout failed" });
+        }
         this.requeueIn(0);
         return;
       }
@@ -176,6 +182,11 @@ class PlanContext {
       return;
     }
 
+    if (!this.servicesSpawned()) {
+      this.notConverged("Progressing", "StartingServices", "starting services before the release");
+      this.requeueIn(DRAIN_POLL_MS);
+      return;
+    }
     const companions = this.perRelease.filter((p) => p.policy === "companion");
     const proxied = this.perRelease.filter((p) => p.policy === "proxied");
     let companionsSpawned = true;
@@ -195,6 +206,7 @@ class PlanContext {
     if (ready) {
       const previous = this.observed.activeKey;
       this.push({ type: "switchTraffic", key: rec.key, previousKey: previous });
+      if ((this.observed.services ?? []).length > 0) this.push({ type: "adoptServices", key: rec.key });
       if (previous && previous !== rec.key) this.push({ type: "beginDrain", key: previous });
       this.requeueIn(0);
       this.notConverged("Progressing", "TrafficSwitched", `switching traffic to ${rec.spec.id}`);
@@ -221,6 +233,43 @@ class PlanContext {
       }
     }
     return all;
+  }
+
+  /**
+   * Daemon-wide services: started before the first release that needs them (with that
+   * release's template), then kept running — restarted on crashes — across every deploy.
+   */
+  private planServices(targetRecord: ReleaseRecord | null): void {
+    const services = this.config.processes.filter((p) => p.policy === "service");
+    const observed = this.observed.services ?? [];
+    const servicesRecord = { key: SERVICES_KEY } as ReleaseRecord;
+    for (const obs of observed) {
+      if (obs.stopRequested && !slotAlive(obs)) this.push({ type: "forgetProcess", key: SERVICES_KEY, instanceId: obs.instanceId });
+      else if (!obs.stopRequested && !services.some((p) => p.id === obs.processId) && slotAlive(obs)) {
+        this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: obs.instanceId, reason: "no longer in the config" });
+      }
+    }
+    const rolling = targetRecord?.state === "starting" ? targetRecord : null;
+    for (const proc of services) {
+      const obs = observed.find((p) => p.processId === proc.id && !p.stopRequested);
+      if (!obs) {
+        // Started for a rollout in progress, or (after a config reload) for the active release.
+        const forRecord = rolling ?? this.activeRelease()?.record ?? null;
+        if (forRecord) {
+          this.push({ type: "startService", processId: proc.id, spec: forRecord.spec, forKey: forRecord.key });
+          this.notConverged("Progressing", "StartingServices", `starting service ${proc.id}`);
+        }
+        continue;
+      }
+      this.superviseInstance(servicesRecord, proc, obs);
+    }
+  }
+
+  private servicesSpawned(): boolean {
+    const observed = this.observed.services ?? [];
+    return this.config.processes
+      .filter((p) => p.policy === "service")
+      .every((proc) => observed.some((o) => o.processId === proc.id && !o.stopRequested && (o.phase === "starting" || o.phase === "running")));
   }
 
   /** Keep the active release whole: restart crashes, follow replica counts, move singletons. */
@@ -276,6 +325,12 @@ class PlanContext {
       this.condition("Degraded", true, "ProcessFailed", `${obs.instanceId} failed: restart limit reached`);
       return;
     }
+    if ((obs.phase === "exited" || obs.phase === "absent") && obs.pendingRestart) {
+      // An asked-for restart (manual, memory, the process itself) starts again at once.
+      this.push({ type: "startProcess", key: rec.key, processId: proc.id, replicaIndex: obs.replicaIndex, replicaCount: replicaCount(this.config, this.desired, proc), reason: obs.pendingRestart });
+      this.notConverged("Progressing", "Restarting", `restarting ${obs.instanceId} (${obs.pendingRestart})`);
+      return;
+    }
     if (obs.phase === "exited" || obs.phase === "absent") {
       const decision = restartDecision(proc, obs, this.now);
       this.converged = false;
@@ -294,6 +349,10 @@ class PlanContext {
       }
       return;
     }
+    if (obs.pendingRestart) {
+      this.planPendingRestart(rec, proc, obs);
+      return;
+    }
     if (proc.gated && obs.health === "failed" && obs.phase !== "stopping") {
       // A restarted instance that never became ready counts as a crash.
       this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "restart: health check failed" });
@@ -303,6 +362,61 @@ class PlanContext {
     if (proc.gated && obs.health !== "ready") {
       this.notConverged("Progressing", "WaitingForHealth", `${obs.instanceId} is not ready yet`);
       this.requeueIn(STARTING_POLL_MS);
+    }
+  }
+
+  /**
+   * A restart that was asked for. Ungated processes stop and start again. A gated (proxied)
+   * one is replaced new-before-old: a successor starts on a new port, takes traffic once
+   * ready, and the old process finishes its requests as a retiring one. Replicas of one
+   * process are replaced one at a time.
+   */
+  private planPendingRestart(rec: ReleaseRecord, proc: PlannerProcess, obs: ObservedProcess): void {
+    this.converged = false;
+    const reason = obs.pendingRestart ?? "manual";
+    if (!proc.gated) {
+      if (obs.phase !== "stopping") this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: `restart: ${reason}` });
+      this.notConverged("Progressing", "Restarting", `restarting ${obs.instanceId} (${reason})`);
+      this.requeueIn(DRAIN_POLL_MS);
+      return;
+    }
+    const succ = obs.successor;
+    if (!succ) {
+      const rel = this.byKey.get(rec.key);
+      const busy = rel?.processes.some((p) => p.processId === proc.id && p.instanceId !== obs.instanceId && p.successor);
+      if (!busy) this.push({ type: "startSuccessor", key: rec.key, instanceId: obs.instanceId });
+      this.notConverged("Progressing", "Replacing", `replacing ${obs.instanceId} (${reason})`);
+      this.requeueIn(STARTING_POLL_MS);
+      return;
+    }
+    if (succ.spawnError || succ.phase === "exited" || succ.health === "failed") {
+      const why = succ.spawnError ?? succ.healthReason ?? "the replacement exited before it became ready";
+      this.push({ type: "abandonSuccessor", key: rec.key, instanceId: obs.instanceId, reason: why });
+      this.condition("Degraded", true, "ReplacementFailed", `replacement of ${obs.instanceId} failed: ${why}`);
+      return;
+    }
+    if (succ.health === "ready") {
+      this.push({ type: "promoteSuccessor", key: rec.key, instanceId: obs.instanceId });
+      return;
+    }
+    this.notConverged("Progressing", "Replacing", `waiting for the replacement of ${obs.instanceId} to become ready`);
+    this.requeueIn(STARTING_POLL_MS);
+  }
+
+  /** Replaced processes finish their requests (up to drainTimeoutMs), then stop. */
+  private planRetiring(rel: ObservedRelease): void {
+    for (const obs of rel.processes) {
+      for (const r of obs.retiring) {
+        if (r.phase === "exited") {
+          this.push({ type: "forgetRetired", key: rel.record.key, instanceId: obs.instanceId, pid: r.pid });
+          continue;
+        }
+        this.converged = false;
+        if (!r.stopRequested && (r.outstanding === 0 || this.now >= r.since + this.config.drainTimeoutMs)) {
+          this.push({ type: "stopRetired", key: rel.record.key, instanceId: obs.instanceId, pid: r.pid, reason: "replaced" });
+        }
+        this.requeueIn(DRAIN_POLL_MS);
+      }
     }
   }
 
@@ -350,7 +464,7 @@ class PlanContext {
     for (const obs of rel.processes) {
       const proc = this.config.processes.find((p) => p.id === obs.processId);
       const early = proc?.nonBlockingDrain || proc?.policy === "singleton";
-      if (early && !obs.stopRequested && isAlive(obs)) {
+      if (early && !obs.stopRequested && slotAlive(obs)) {
         this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "release retired" });
       }
     }
@@ -391,14 +505,15 @@ class PlanContext {
     }
   }
 
+  /** Stops whole slots: the process, a starting successor and retiring predecessors. */
   private stopAll(rel: ObservedRelease, reason: string): void {
     for (const obs of rel.processes) {
-      if (!obs.stopRequested && isAlive(obs)) this.push({ type: "stopProcess", key: rel.record.key, instanceId: obs.instanceId, reason });
+      if (!obs.stopRequested && slotAlive(obs)) this.push({ type: "stopProcess", key: rel.record.key, instanceId: obs.instanceId, reason });
     }
   }
 
   private allExited(rel: ObservedRelease): boolean {
-    return rel.processes.every((p) => !isAlive(p));
+    return rel.processes.every((p) => !slotAlive(p));
   }
 
   private activeRelease(): ObservedRelease | undefined {
@@ -434,8 +549,13 @@ class PlanContext {
   }
 }
 
-function isAlive(obs: ObservedProcess): boolean {
+function isAlive(obs: { phase: ObservedProcess["phase"] }): boolean {
   return obs.phase === "starting" || obs.phase === "running" || obs.phase === "stopping";
+}
+
+/** The slot's process, its successor or any retiring predecessor still runs. */
+function slotAlive(obs: ObservedProcess): boolean {
+  return isAlive(obs) || (obs.successor !== undefined && isAlive(obs.successor)) || obs.retiring.some((r) => r.phase !== "exited");
 }
 
 /** Why a starting instance sinks its rollout, if it does. */

@@ -1,8 +1,9 @@
 // Builds the `status` document (CONTRACT.md §5): desired vs observed, releases, processes.
 import type { Config } from "../config/schema.js";
-import type { DesiredSnapshot } from "../observe/desired-store.js";
+import type { DesiredPending, DesiredSnapshot } from "../observe/desired-store.js";
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
+import type { OrphanEntry } from "./orphans.js";
 import type { Condition, Plan, ReleaseRecord } from "./types.js";
 
 export type ProcessStatusState = "starting" | "running" | "stopping" | "stopped" | "crashed" | "failed";
@@ -41,6 +42,13 @@ export interface ProcessStatus {
   exitSignal: string | null;
   replicaIndex: number;
   replicaCount: number;
+  /** Present for memory-supervised processes once sampled. */
+  rssBytes?: number;
+  memoryRestarts: number;
+  lastMemoryRestartAt: string | null;
+  children?: { pid: number; command: string; rssBytes: number }[];
+  /** A restart that was asked for and is in progress (manual, memory, requested). */
+  pendingRestart: string | null;
 }
 
 export interface StatusDocument {
@@ -63,10 +71,11 @@ export interface StatusDocument {
   processes: ProcessStatus[];
   proxy: { host: string; port: number; activeReleaseId: string | null };
   conditions: Condition[];
-  orphans: unknown[];
+  /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
+  orphans: OrphanEntry[];
 }
 
-export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number): StatusDocument {
+export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = []): StatusDocument {
   const observed = executor.observe();
   const releases = observed.releases
     .map((r) => releaseStatus(r.record, r.connections))
@@ -74,7 +83,7 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
   const active = releases.find((r) => r.key === observed.activeKey) ?? null;
   const processes: ProcessStatus[] = [];
   for (const [key, slots] of executor.instances) {
-    const rec = executor.releases.get(key);
+    const rec = executor.recordFor(key);
     if (!rec) continue;
     for (const inst of slots.values()) {
       const status = processStatus(config, rec, inst, now);
@@ -85,10 +94,16 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
   const target = desired.target;
   const conditions = [...(plan?.conditions ?? [])];
   if (desired.error) conditions.push({ type: "Degraded", status: true, reason: "DesiredInvalid", message: desired.error.message });
+  // A change read but not adopted yet (still settling): what runs does not match the file.
+  const settling = desired.pending?.kind === "change";
+  if (desired.pending) conditions.push(pendingCondition(desired.pending));
+  const converged = (plan?.converged ?? false) && !desired.error && !settling;
+  const ready = conditions.findIndex((c) => c.type === "Ready");
+  if (!converged && ready >= 0 && conditions[ready]?.status) conditions[ready] = { type: "Ready", status: false, reason: desired.error ? "DesiredInvalid" : "DesiredSettling", message: "the desired file does not match what runs" };
   return {
     application: config.application,
     daemonPid: process.pid,
-    converged: (plan?.converged ?? false) && !desired.error,
+    converged,
     desired: {
       releaseId: target?.release?.id ?? null,
       path: target?.release?.path ?? null,
@@ -105,8 +120,21 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
     processes,
     proxy: { host: config.proxy.host, port: config.proxy.port, activeReleaseId: active?.id ?? null },
     conditions,
-    orphans: [],
+    orphans,
   };
+}
+
+function pendingCondition(pending: DesiredPending): Condition {
+  switch (pending.kind) {
+    case "change":
+      return { type: "Progressing", status: true, reason: "DesiredSettling", message: `desired file changed (${pending.summary}); adopting it at ${pending.settlesAt} if it stays unchanged` };
+    case "problem":
+      return { type: "Progressing", status: true, reason: "DesiredProblemSettling", message: `desired file has a problem (${pending.summary}); reported at ${pending.settlesAt} if it persists, the last good state keeps running` };
+    default: {
+      const _exhaustive: never = pending.kind;
+      return _exhaustive;
+    }
+  }
 }
 
 function rank(state: ReleaseRecord["state"]): number {
@@ -179,5 +207,10 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
     exitSignal: exit?.signal ?? null,
     replicaIndex: inst.replicaIndex,
     replicaCount: inst.replicaCount,
+    ...(inst.rssBytes === undefined ? {} : { rssBytes: inst.rssBytes }),
+    memoryRestarts: inst.memoryRestarts,
+    lastMemoryRestartAt: iso(inst.lastMemoryRestartAt),
+    ...(inst.children === undefined ? {} : { children: inst.children }),
+    pendingRestart: inst.pendingRestart ?? null,
   };
 }

@@ -5,7 +5,25 @@ import type { ExitInfo } from "../process/types.js";
 
 export type ReleaseState = "starting" | "active" | "draining" | "stopped" | "failed";
 
-export type StartReason = "deploy" | "crash" | "manual" | "memory" | "scale";
+export type StartReason = "deploy" | "crash" | "manual" | "memory" | "scale" | "requested";
+
+/** A replacement being started for a slot (new before old), not yet taking traffic. */
+export interface ObservedSuccessor {
+  phase: "absent" | "starting" | "running" | "stopping" | "exited";
+  health: HealthState;
+  healthReason?: string;
+  spawnError?: string;
+}
+
+/** An OS process a slot has moved past (replaced): finishing its requests, then stopped. */
+export interface ObservedRetiring {
+  pid: number;
+  phase: "starting" | "running" | "stopping" | "exited";
+  /** In-flight requests and WebSockets still on it. */
+  outstanding: number;
+  since: number;
+  stopRequested: boolean;
+}
 
 /** One runnable version of the application, identified by its generation. */
 export interface ReleaseSpec {
@@ -80,6 +98,12 @@ export interface ObservedProcess {
   failed: boolean;
   lastStartReason: StartReason;
   startedAt?: number;
+  /** A restart asked for (manual, memory, the process itself): done new-before-old when gated. */
+  pendingRestart?: StartReason;
+  successor?: ObservedSuccessor;
+  retiring: ObservedRetiring[];
+  /** Services only: the rollout that started this service (stopped again if that rollout fails). */
+  startedFor?: string;
 }
 
 export interface ObservedRelease {
@@ -92,7 +116,12 @@ export interface ObservedState {
   releases: ObservedRelease[];
   /** The release the proxy routes new traffic to. */
   activeKey: string | null;
+  /** Daemon-wide `service` processes (they belong to no release). */
+  services?: ObservedProcess[];
 }
+
+/** The pseudo-release key under which daemon-wide services run. */
+export const SERVICES_KEY = "@services";
 
 export type Action =
   | { type: "createRelease"; spec: ReleaseSpec }
@@ -100,6 +129,13 @@ export type Action =
   | { type: "startProcess"; key: string; processId: string; replicaIndex: number; replicaCount: number; reason: StartReason }
   | { type: "stopProcess"; key: string; instanceId: string; reason: string }
   | { type: "forgetProcess"; key: string; instanceId: string }
+  | { type: "startService"; processId: string; spec: ReleaseSpec; forKey: string }
+  | { type: "adoptServices"; key: string }
+  | { type: "startSuccessor"; key: string; instanceId: string }
+  | { type: "promoteSuccessor"; key: string; instanceId: string }
+  | { type: "abandonSuccessor"; key: string; instanceId: string; reason: string }
+  | { type: "stopRetired"; key: string; instanceId: string; pid: number; reason: string }
+  | { type: "forgetRetired"; key: string; instanceId: string; pid: number }
   | { type: "switchTraffic"; key: string | null; previousKey: string | null }
   | { type: "beginDrain"; key: string }
   | { type: "closeConnections"; key: string }

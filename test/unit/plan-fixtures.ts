@@ -100,6 +100,7 @@ export function running(processId: string, patch: ProcessPatch = {}): ObservedPr
     stopRequested: false,
     restarts: 0,
     restartTimes: [],
+    retiring: [],
     failed: false,
     lastStartReason: "deploy",
     startedAt: T - HOUR,
@@ -179,7 +180,17 @@ export function describeAction(action: Action): string {
     case "stopProcess":
     case "forgetProcess":
     case "markProcessFailed":
+    case "startSuccessor":
+    case "promoteSuccessor":
+    case "abandonSuccessor":
       return `${action.type} ${idOf(action.key)} ${action.instanceId}`;
+    case "startService":
+      return `startService ${action.processId} for ${idOf(action.forKey)}`;
+    case "adoptServices":
+      return `adoptServices ${idOf(action.key)}`;
+    case "stopRetired":
+    case "forgetRetired":
+      return `${action.type} ${idOf(action.key)} ${action.instanceId} ${action.pid}`;
     case "switchTraffic":
       return `switchTraffic ${idOf(action.key)} from ${idOf(action.previousKey)}`;
     case "markFailed":
