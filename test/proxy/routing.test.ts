@@ -181,4 +181,41 @@ describe("routing", () => {
     expect(proxy.activeRelease()).toBeNull();
     expect((await request(port)).status).toBe(503);
   });
+  it("backendOutstanding counts in-flight requests per backend, zero when unknown", async () => {
+    const x = await namedUpstream("x");
+    const y = await namedUpstream("y");
+    const { proxy, port } = await startProxy();
+    proxy.setBackends("a", [x.backend("web#0"), y.backend("web#1")]);
+    proxy.setActive("a");
+    const replies = [request(port, { path: "/slow1" }), request(port, { path: "/slow2" }), request(port, { path: "/slow3" })];
+    await waitFor(() => x.waiting.length + y.waiting.length === 3);
+    expect(proxy.backendOutstanding("a", "web#0", x.port)).toBe(x.waiting.length);
+    expect(proxy.backendOutstanding("a", "web#1", y.port)).toBe(y.waiting.length);
+    expect(proxy.backendOutstanding("a", "web#0", y.port)).toBe(0);
+    expect(proxy.backendOutstanding("nope", "web#0", x.port)).toBe(0);
+    // a replaced backend stays listed, not ready, while it drains
+    proxy.setBackends("a", [x.backend("web#0", false), y.backend("web#1")]);
+    expect(proxy.backendOutstanding("a", "web#0", x.port)).toBe(x.waiting.length);
+    x.releaseAll();
+    y.releaseAll();
+    await Promise.all(replies);
+    await waitFor(() => proxy.backendOutstanding("a", "web#0", x.port) + proxy.backendOutstanding("a", "web#1", y.port) === 0);
+  });
+
+  it("reports every response's status and release through onResponse", async () => {
+    const x = await namedUpstream("x");
+    const seen: Array<[string | null, number]> = [];
+    const { proxy, port } = await startProxy({ holdTimeoutMs: 100, onResponse: (key, status) => seen.push([key, status]) });
+    expect((await request(port)).status).toBe(503);
+    proxy.setBackends("a", [x.backend("web")]);
+    proxy.setActive("a");
+    expect((await request(port)).status).toBe(200);
+    proxy.setBackends("a", [x.backend("web", false)]);
+    expect((await request(port)).status).toBe(502);
+    expect(seen).toEqual([
+      [null, 503],
+      ["a", 200],
+      ["a", 502],
+    ]);
+  });
 });
