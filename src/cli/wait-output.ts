@@ -14,7 +14,11 @@ export async function followRollout(ctx: CommandContext, socketPath: string, que
   const params = new URLSearchParams({ since: String(query.since) });
   if (query.generation) params.set("generation", query.generation);
   if (query.stopped) params.set("stopped", "true");
-  if (query.timeoutMs) params.set("timeoutMs", String(query.timeoutMs));
+  if (query.timeoutMs) {
+    params.set("timeoutMs", String(query.timeoutMs));
+    // A rollout not ready by then is abandoned and the previous release kept.
+    params.set("abort", "true");
+  }
   const started = Date.now();
   const events: DaemonEvent[] = [];
   let outcome: WaitOutcome | null = null;

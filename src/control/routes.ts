@@ -10,6 +10,7 @@ import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
 import type { ApplyRequest, ApplyResponse, WaitOutcome } from "./protocol.js";
 import type { Route } from "./server.js";
+import { abortRollout } from "./abort-rollout.js";
 import path from "node:path";
 
 export function controlRoutes(daemon: Daemon): Route[] {
@@ -144,7 +145,12 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
     const unsubscribe = daemon.events.subscribe((event) => write({ event }));
     const offPass = daemon.onPass(() => check());
     const ticker = setInterval(check, 250);
-    const timer = timeoutMs > 0 ? setTimeout(() => finish({ outcome: "timeout", message: `not converged within ${timeoutMs} ms`, releaseId: null }), timeoutMs) : null;
+    const onTimeout = async () => {
+      // apply --wait --timeout abandons a rollout that is still starting (naught's deploy-abort).
+      const aborted = generation && url.searchParams.get("abort") === "true" ? await abortRollout(daemon, generation, `not ready within ${timeoutMs} ms (--timeout)`).catch(() => null) : null;
+      finish({ outcome: "timeout", message: aborted ?? `not converged within ${timeoutMs} ms`, releaseId: daemon.executor.releases.get(generation ?? "")?.spec.id ?? null });
+    };
+    const timer = timeoutMs > 0 ? setTimeout(() => void onTimeout(), timeoutMs) : null;
     req.on("close", () => {
       if (!done) {
         done = true;

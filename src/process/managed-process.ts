@@ -120,6 +120,16 @@ export class ManagedProcess {
     if (this.#phase === "starting") this.#phase = "running";
   }
 
+  /**
+   * A graceful stop has begun (quiet/drain hooks run before any signal): the process shows as
+   * stopping, and an exit from now on counts as requested, not as a crash.
+   */
+  markStopping(): void {
+    if (this.#leaderExit !== undefined || !this.#started) return;
+    this.#stopRequested = true;
+    this.#phase = "stopping";
+  }
+
   /** Called once with the final exit; a listener added after the exit is called on the next tick. */
   onExit(listener: (exit: ExitInfo) => void): void {
     const exit = this.#exitInfo;
@@ -213,12 +223,13 @@ export class ManagedProcess {
     if (this.#leaderExit !== undefined) return;
     const at = Date.now();
     this.#leaderExit = { code, signal, at };
-    if (this.#stopRequested) {
+    if (this.#stopRequested && this.#graceTimer !== undefined) {
       // The grace timer (already armed) SIGKILLs members that outlive it.
       void this.#settle();
       return;
     }
-    // A crash: end whatever it spawned at once, so a restart can rebind its port.
+    // A crash, or the leader ending during stop hooks (markStopping, no signal sent yet): end
+    // whatever it spawned at once, so a restart can rebind its port.
     this.kill("SIGKILL");
     void this.#settle();
   }

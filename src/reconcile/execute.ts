@@ -7,6 +7,8 @@ import { errorMessage, isRollbridgeError } from "../errors.js";
 import { ManagedProcess } from "../process/managed-process.js";
 import type { OutputLine } from "../process/types.js";
 import { allocatePort } from "../process/ports.js";
+import { RotatingLogFile } from "../process/log-file.js";
+import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
 import { newInstance, observeInstance, renderProcess, type Instance, type ReadinessTarget, type Retiring, type Successor } from "./instance.js";
@@ -266,16 +268,31 @@ export class Executor {
       ports: this.portsOf(rec.key),
       daemonEnv: this.daemonEnv,
     });
+    const cwd = path.resolve(rec.spec.path, rendered.cwd);
     const managed = new ManagedProcess({
       instanceId: inst.instanceId,
       command: rendered.command,
-      cwd: path.resolve(rec.spec.path, rendered.cwd),
+      cwd,
       env: rendered.env,
       outputLines: proc.outputLines,
       stopSignal: proc.stopSignal as NodeJS.Signals,
       gracefulStopMs: proc.gracefulStopMs,
       ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
     });
+    if (rendered.logFile && proc.logFile) {
+      const file = path.resolve(cwd, rendered.logFile);
+      if (inst.logFile?.path !== file) {
+        inst.logFile = new RotatingLogFile({
+          path: file,
+          maxBytes: proc.logFile.maxBytes,
+          keep: proc.logFile.keep,
+          gzip: proc.logFile.gzip,
+          onError: (error) => this.events.emit({ level: "warn", type: "log-file-error", message: `cannot write ${inst.instanceId}'s log file ${file}: ${errorMessage(error)}`, ...this.releaseRef(rec.key) }),
+        });
+      }
+      const log = inst.logFile;
+      managed.onOutput((line) => log.write(line.line));
+    }
     managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
     managed.onOutput((line) => this.emitOutput(rec, inst, line));
     managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
@@ -344,7 +361,26 @@ export class Executor {
     if (!managed || managed.phase === "exited" || managed.phase === "stopping") return;
     this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
     this.syncProxy();
-    void managed.stop();
+    void this.gracefulStop(key, inst, managed);
+  }
+
+  /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
+  private gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
+    const proc = this.config.processes.find((p) => p.id === inst.processId);
+    if (!proc) return managed.stop();
+    const options: StopSequenceOptions = {
+      lifecycle: proc.lifecycle,
+      stopSignal: proc.stopSignal as NodeJS.Signals,
+      gracefulStopMs: proc.gracefulStopMs,
+      env: managed.spec.env,
+      cwd: managed.spec.cwd,
+      onStep: (step) => {
+        if (step.phase === "stop" && step.ok && !proc.lifecycle.quietCommand && !proc.lifecycle.drainCommand && !proc.lifecycle.stopCommand) return;
+        this.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
+      },
+    };
+    if (proc.stopMessage !== undefined) options.stopMessage = proc.stopMessage;
+    return stopGracefully(managed, options);
   }
 
   /** Marks slots for a restart: ungated ones stop and start, proxied ones are replaced new-before-old. */
@@ -412,7 +448,7 @@ export class Executor {
     delete inst.successor;
     if (!inst.stopRequested) delete inst.pendingRestart;
     succ.health?.cancel();
-    if (succ.proc && succ.proc.phase !== "exited") void succ.proc.stop();
+    if (succ.proc && succ.proc.phase !== "exited") void this.gracefulStop(key, inst, succ.proc);
     if (!inst.stopRequested) this.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} abandoned: ${reason}; the running process stays`, ...this.releaseRef(key), data: { instanceId: inst.instanceId } });
   }
 
@@ -422,7 +458,7 @@ export class Executor {
     if (r.proc.phase === "exited") return;
     this.events.emit({ type: "process-stopping", message: `stopping ${inst.instanceId} pid ${r.proc.pid} (${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: r.proc.pid, reason } });
     this.syncProxy();
-    void r.proc.stop();
+    void this.gracefulStop(key, inst, r.proc);
   }
 
   private switchTraffic(key: string | null, previousKey: string | null): void {
@@ -511,21 +547,22 @@ export class Executor {
   /** Stops every process (used on shutdown) and resolves when all have exited. */
   async stopEverything(): Promise<void> {
     this.shuttingDown = true;
-    const stopGroup = async (slots: Iterable<Instance>) => {
+    const stopGroup = async (entries: [string, Instance][]) => {
       const stops: Promise<unknown>[] = [];
-      for (const inst of slots) {
+      for (const [key, inst] of entries) {
         inst.stopRequested = true;
         inst.health?.cancel();
         inst.successor?.health?.cancel();
         for (const p of [inst.proc, inst.successor?.proc, ...inst.retiring.map((r) => r.proc)]) {
-          if (p && p.phase !== "exited") stops.push(p.stop());
+          if (p && p.phase !== "exited") stops.push(this.gracefulStop(key, inst, p));
         }
       }
       await Promise.allSettled(stops);
     };
+    const entries = (key: string) => [...(this.instances.get(key)?.values() ?? [])].map((inst): [string, Instance] => [key, inst]);
     // Release processes first: they may still use the services while they stop.
-    await stopGroup([...this.instances].filter(([key]) => key !== SERVICES_KEY).flatMap(([, slots]) => [...slots.values()]));
-    await stopGroup(this.instances.get(SERVICES_KEY)?.values() ?? []);
+    await stopGroup([...this.instances.keys()].filter((key) => key !== SERVICES_KEY).flatMap(entries));
+    await stopGroup(entries(SERVICES_KEY));
   }
 
 

@@ -4,6 +4,7 @@ import type { Config, ProcessConfig } from "../config/schema.js";
 import { renderTemplate } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
+import type { RotatingLogFile } from "../process/log-file.js";
 import type { ExitInfo } from "../process/types.js";
 import type { HealthState, ObservedProcess, ObservedSuccessor, ReleaseSpec, StartReason } from "./types.js";
 
@@ -65,6 +66,8 @@ export interface Instance extends ReadinessTarget {
   memoryWarned: boolean;
   /** Services only: the rollout that first started it, until a switch adopts it. */
   startedFor?: string;
+  /** The slot's log file (kept across restarts of the slot). */
+  logFile?: RotatingLogFile;
 }
 
 export function newInstance(instanceId: string, processId: string, replicaIndex: number, replicaCount: number, releaseKey: string, reason: StartReason): Instance {
@@ -143,6 +146,8 @@ export interface RenderedProcess {
   command: string;
   cwd: string;
   env: Record<string, string>;
+  /** logFile.path with its templates rendered, when the process has a log file. */
+  logFile?: string;
 }
 
 /** Renders command, cwd and env; throws TEMPLATE_UNRESOLVED naming the field that failed. */
@@ -182,5 +187,7 @@ export function renderProcess(input: RenderInput): RenderedProcess {
   else delete env.ROLLBRIDGE_PORT;
   for (const [k, v] of Object.entries(proc.env)) env[k] = renderTemplate(v, ctx, where(`env.${k}`));
   for (const [k, v] of Object.entries(release.env)) env[k] = v;
-  return { command, cwd, env };
+  const rendered: RenderedProcess = { command, cwd, env };
+  if (proc.logFile) rendered.logFile = renderTemplate(proc.logFile.path, ctx, where("logFile.path"));
+  return rendered;
 }

@@ -55,6 +55,11 @@ export class ReconcileLoop {
     return this.lastPlan;
   }
 
+  /** Runs `fn` between passes, so it never sees (or changes) the world mid-pass. */
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.queue.add(async () => fn()) as Promise<T>;
+  }
+
   latestPlan(): Plan | null {
     return this.lastPlan;
   }

@@ -72,6 +72,12 @@ export interface DaemonSetup {
   startDaemon?: boolean;
   /** Extra environment for the daemon (visible to templates as {{env.NAME}}). */
   daemonEnv?: Record<string, string>;
+  /** The periodic resync (default 1000 ms here). */
+  resyncIntervalMs?: number;
+  /** Extra `control:` fields (mode, owner, group), next to the socket path. */
+  control?: Record<string, string | number>;
+  /** Runs after the files are written, before the daemon starts (e.g. to leave a stale socket). */
+  beforeStart?: (paths: { dir: string; socket: string; configPath: string }) => Promise<void>;
 }
 
 export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> {
@@ -91,12 +97,12 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
     gracefulStopMs: 3000`;
   const yaml = [
     `application: test-${path.basename(dir)}`,
-    `control: {path: ${socket}}`,
+    `control: {${[`path: ${socket}`, ...Object.entries(setup.control ?? {}).map(([k, v]) => `${k}: ${typeof v === "string" ? JSON.stringify(v) : v}`)].join(", ")}}`,
     `proxy:`,
     `  host: 127.0.0.1`,
     `  port: ${proxyPort}`,
     ...Object.entries(proxy).map(([k, v]) => `  ${k}: ${v}`),
-    `resyncIntervalMs: 1000`,
+    `resyncIntervalMs: ${setup.resyncIntervalMs ?? 1000}`,
     setup.extra ?? "",
     `processes:`,
     processes.replaceAll("{{APP}}", FIXTURE_APP).replaceAll("{{WORKER}}", FIXTURE_WORKER).replaceAll("{{RANGE_FROM}}", String(range.from)).replaceAll("{{RANGE_TO}}", String(range.to)),
@@ -105,6 +111,7 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
   await fs.writeFile(configPath, yaml + "\n");
   const desiredPath = path.join(dir, "desired.yaml");
   if (setup.desired) await fs.writeFile(desiredPath, setup.desired);
+  await setup.beforeStart?.({ dir, socket, configPath });
 
   const stdout: string[] = [];
   const child = spawn(process.execPath, [CLI, "daemon", "--config", configPath], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...setup.daemonEnv } });

@@ -282,6 +282,34 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
   });
 });
 
+describe("stop sequences", () => {
+  it("runs lifecycle hooks on a retired companion, and a hook that hangs does not wedge the stop", async () => {
+    const os = await import("node:os");
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-hook-"));
+    const marker = path.join(dir, "quiet.marker");
+    try {
+      daemon = await startDaemon({
+        processes: `  - id: worker
+    policy: companion
+    command: node {{WORKER}}
+    gracefulStopMs: 500
+    lifecycle: {quietCommand: "echo $ROLLBRIDGE_PID > ${marker}; sleep 30"}
+${WEB.replace(/    env: .*\n?/, "")}`,
+      });
+      await deploy(daemon, "v1");
+      const old = (await daemon.status()).processes.find((p: { id: string }) => p.id === "worker");
+      const started = Date.now();
+      await deploy(daemon, "v2");
+      await until(() => !isAlive(old.pid), 5000, "old worker gone");
+      expect(Date.now() - started).toBeLessThan(8000);
+      expect((await fs.readFile(marker, "utf8")).trim()).toBe(String(old.pid));
+      expect(events(daemon).some((e) => e.type === "process-stop-step" && e.data?.phase === "quiet" && e.data?.ok === false)).toBe(true);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("config reload", () => {
   it("applies new process definitions to the next release on SIGHUP and refuses to move the proxy", async () => {
     daemon = await startDaemon();

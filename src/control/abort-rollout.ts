@@ -1,0 +1,34 @@
+// Abandoning a rollout that did not become ready in time: the release is marked failed and
+// the desired file goes back to what was serving, so the file stays the source of truth.
+import type { DesiredDocument } from "../config/desired-schema.js";
+import type { Daemon } from "../main.js";
+import { applyDesired } from "./apply-desired.js";
+
+/** Returns what was done, or null when there was nothing to abort (already live, superseded). */
+export async function abortRollout(daemon: Daemon, generation: string, reason: string): Promise<string | null> {
+  return daemon.loop.exclusive(async () => {
+    const rec = daemon.executor.releases.get(generation);
+    const desired = daemon.store.current();
+    if (!rec || rec.state !== "starting" || desired.target?.release?.generation !== generation) return null;
+    const activeKey = daemon.proxy.activeRelease();
+    const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+    await daemon.executor.execute([{ type: "markFailed", key: generation, failure: { reason: `rollout of ${rec.spec.id} abandoned: ${reason}`, code: "TIMEOUT" } }]);
+    const current: DesiredDocument = desired.document ?? {};
+    let next: DesiredDocument;
+    let message: string;
+    if (active) {
+      const release: NonNullable<DesiredDocument["release"]> = { path: active.spec.path, id: active.spec.id };
+      if (active.spec.revision) release.revision = active.spec.revision;
+      next = { ...current, release, env: active.spec.env };
+      delete next.stopped;
+      message = `rollout of ${rec.spec.id} abandoned (${reason}); the desired state is back to ${active.spec.id}, which kept serving`;
+    } else {
+      next = { ...current, stopped: true };
+      message = `rollout of ${rec.spec.id} abandoned (${reason}); nothing was serving, the desired state is now stopped`;
+    }
+    if (Object.keys(next.env ?? {}).length === 0) delete next.env;
+    daemon.events.emit({ level: "warn", type: "rollout-aborted", message, releaseKey: generation, releaseId: rec.spec.id });
+    await applyDesired(daemon, next);
+    return message;
+  });
+}

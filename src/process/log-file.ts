@@ -1,0 +1,80 @@
+// Appends a process's output to a file and rotates it past maxBytes: path.1 … path.<keep>
+// (gzipped to path.N.gz when asked). Writes are buffered and ordered; a write error is
+// reported once and never reaches the process or the daemon.
+import { createReadStream, createWriteStream, promises as fs } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { dirname } from "node:path";
+
+export interface LogFileOptions {
+  path: string;
+  maxBytes: number;
+  keep: number;
+  gzip: boolean;
+  onError?: (error: unknown) => void;
+}
+
+export class RotatingLogFile {
+  private size = -1;
+  private queue: string[] = [];
+  private writing: Promise<void> | null = null;
+  private failed = false;
+
+  constructor(private readonly options: LogFileOptions) {}
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** Queues one line (a newline is added). */
+  write(line: string): void {
+    this.queue.push(line + "\n");
+    if (!this.writing) this.writing = this.drain().finally(() => (this.writing = null));
+  }
+
+  /** Resolves once everything queued so far is on disk. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const chunk = this.queue.join("");
+      this.queue = [];
+      try {
+        if (this.size < 0) await fs.mkdir(dirname(this.options.path), { recursive: true });
+        if (this.size < 0) this.size = await fs.stat(this.options.path).then((s) => s.size, () => 0);
+        if (this.size > 0 && this.size + Buffer.byteLength(chunk) > this.options.maxBytes) await this.rotate();
+        await fs.appendFile(this.options.path, chunk);
+        this.size += Buffer.byteLength(chunk);
+        this.failed = false;
+      } catch (error) {
+        if (!this.failed) this.options.onError?.(error);
+        this.failed = true;
+        this.size = -1;
+      }
+    }
+  }
+
+  /** path → path.1 (→ .gz), path.N → path.N+1, dropping what is past `keep`. */
+  private async rotate(): Promise<void> {
+    const { path, keep, gzip } = this.options;
+    const ext = gzip ? ".gz" : "";
+    if (keep <= 0) {
+      await fs.rm(path, { force: true });
+      this.size = 0;
+      return;
+    }
+    await fs.rm(`${path}.${keep}${ext}`, { force: true });
+    for (let i = keep - 1; i >= 1; i--) {
+      await fs.rename(`${path}.${i}${ext}`, `${path}.${i + 1}${ext}`).catch(() => undefined);
+    }
+    const rotated = `${path}.1`;
+    await fs.rename(path, rotated);
+    this.size = 0;
+    if (gzip) {
+      await pipeline(createReadStream(rotated), createGzip(), createWriteStream(`${rotated}.gz`));
+      await fs.rm(rotated, { force: true });
+    }
+  }
+}
