@@ -39,14 +39,29 @@ export class RotatingLogFile {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      const chunk = this.queue.join("");
+      const lines = this.queue;
       this.queue = [];
       try {
-        if (this.size < 0) await fs.mkdir(dirname(this.options.path), { recursive: true });
-        if (this.size < 0) this.size = await fs.stat(this.options.path).then((s) => s.size, () => 0);
-        if (this.size > 0 && this.size + Buffer.byteLength(chunk) > this.options.maxBytes) await this.rotate();
-        await fs.appendFile(this.options.path, chunk);
-        this.size += Buffer.byteLength(chunk);
+        if (this.size < 0) {
+          await fs.mkdir(dirname(this.options.path), { recursive: true });
+          this.size = await fs.stat(this.options.path).then((s) => s.size, () => 0);
+        }
+        // Batch lines into as few writes as possible, rotating exactly at the size limit.
+        let chunk = "";
+        let chunkBytes = 0;
+        for (const line of lines) {
+          const bytes = Buffer.byteLength(line);
+          if (this.size + chunkBytes + bytes > this.options.maxBytes && this.size + chunkBytes > 0) {
+            if (chunk) await fs.appendFile(this.options.path, chunk);
+            await this.rotate();
+            chunk = "";
+            chunkBytes = 0;
+          }
+          chunk += line;
+          chunkBytes += bytes;
+        }
+        if (chunk) await fs.appendFile(this.options.path, chunk);
+        this.size += chunkBytes;
         this.failed = false;
       } catch (error) {
         if (!this.failed) this.options.onError?.(error);

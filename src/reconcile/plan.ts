@@ -68,6 +68,8 @@ class PlanContext {
   private readonly stopping = new Set<string>();
   /** Releases whose drain this pass begins: no longer supervised. */
   private readonly retiring = new Set<string>();
+  /** `<release>/<process>` pairs with a replacement under way: one replica at a time. */
+  private readonly replacing = new Set<string>();
 
   constructor(
     private readonly config: PlannerConfig,
@@ -383,8 +385,12 @@ class PlanContext {
     const succ = obs.successor;
     if (!succ) {
       const rel = this.byKey.get(rec.key);
-      const busy = rel?.processes.some((p) => p.processId === proc.id && p.instanceId !== obs.instanceId && p.successor);
-      if (!busy) this.push({ type: "startSuccessor", key: rec.key, instanceId: obs.instanceId });
+      const replacing = `${rec.key}/${proc.id}`;
+      const busy = this.replacing.has(replacing) || rel?.processes.some((p) => p.processId === proc.id && p.instanceId !== obs.instanceId && p.successor);
+      if (!busy) {
+        this.replacing.add(replacing);
+        this.push({ type: "startSuccessor", key: rec.key, instanceId: obs.instanceId });
+      }
       this.notConverged("Progressing", "Replacing", `replacing ${obs.instanceId} (${reason})`);
       this.requeueIn(STARTING_POLL_MS);
       return;
