@@ -1,7 +1,7 @@
 // Samples each memory-supervised process group's RSS from /proc on its checkIntervalMs: a
 // warning event once past warnBytes, and past limitBytes a restart with reason "memory"
 // (graceful: a proxied process is replaced new-before-old).
-import { sampleGroupMemory } from "../process/memory.js";
+import { sampleGroupsMemory, type GroupMemory } from "../process/memory.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
@@ -49,16 +49,18 @@ export class MemorySupervisor {
           due.push({ key, inst, pgid: pid });
         }
       }
-      for (const { key, inst, pgid } of due) await this.check(key, inst, pgid);
+      if (due.length > 0) {
+        const samples = await sampleGroupsMemory(due.map((d) => d.pgid));
+        if (samples) for (const { key, inst, pgid } of due) this.check(key, inst, pgid, samples.get(pgid));
+      }
     } finally {
       this.lastPassMs = performance.now() - started;
       this.running = false;
     }
   }
 
-  private async check(key: string, inst: Instance, pgid: number): Promise<void> {
-    const sample = await sampleGroupMemory(pgid);
-    if (!sample || inst.proc?.pid !== pgid) return; // no /proc, or the process moved on meanwhile
+  private check(key: string, inst: Instance, pgid: number, sample: GroupMemory | undefined): void {
+    if (!sample || inst.proc?.pid !== pgid) return; // the process moved on meanwhile
     inst.rssBytes = sample.rssBytes;
     inst.children = sample.children;
     const limits = this.executor.config.processes.find((p) => p.id === inst.processId)?.memory;
