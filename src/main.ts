@@ -6,7 +6,7 @@ import path from "node:path";
 import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
-import { bindControlSocket } from "./control/socket.js";
+import { bindControlSocket, refuseIfRunning } from "./control/socket.js";
 import { createControlServer } from "./control/server.js";
 import { controlRoutes } from "./control/routes.js";
 import { RollbridgeError, errorMessage } from "./errors.js";
@@ -96,6 +96,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const config = this.config;
+    await refuseIfRunning(config.control.path, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
     try {
       await this.proxy.listen();
     } catch (cause) {

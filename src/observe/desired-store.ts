@@ -1,129 +1,212 @@
-// Reads the desired-state file on every pass and keeps the last good version: a missing,
-// unparsable or invalid file never changes what runs, it only records an error.
-import { createHash } from "node:crypto";
-import { promises as fs } from "node:fs";
-import path from "node:path";
-import { parseDesiredText, serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
-import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
-import type { DesiredTarget, ReleaseSpec } from "../reconcile/types.js";
+// The desired state the reconcile loop works toward. Every pass re-reads the file (level-
+// triggered), but a read is only *adopted* once it is settled, so nothing half-done is ever
+// acted on:
+// - a new valid state is adopted once its inputs (the file, the release symlink, the release
+//   directory, REVISION) have been unchanged for `settleMs` — by their ctime, or, failing
+//   that, by seeing the same thing on reads that far apart. A writer that writes the file in
+//   pieces, or five writes in a burst, is adopted once, at the end;
+// - a problem (unparsable, schema violation, release path missing, file deleted) is only
+//   reported once it has persisted for `settleMs`, so the gap of an `ln -sfn` flip or a
+//   delete-and-rewrite is never reported, and never changes what runs;
+// - the daemon's own atomic writes (`rollbridge apply`) are adopted at once.
+// A reported problem never replaces the last good target: it is kept and runs on.
+import { RollbridgeError } from "../errors.js";
+import { serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
+import type { DesiredTarget } from "../reconcile/types.js";
+import { hash, readDesired, writeDesiredFile, type DesiredRead } from "./desired-read.js";
 
+export { hash, resolveDesired, writeDesiredFile } from "./desired-read.js";
+
+/** How long a change must stay unchanged before it is adopted (or reported, for a problem). */
+export const DESIRED_SETTLE_MS = 300;
+
+/** Why the desired file is not applied (shown in status.desired.error and a desired-invalid event). */
 export interface DesiredError {
   message: string;
   code: string;
+  /** When the problem was first seen (ISO). */
   at: string;
 }
 
+/** A change the store has read but not adopted yet, because it is too fresh. */
+export interface DesiredPending {
+  kind: "change" | "problem";
+  /** What the read found: the release it names, or the problem. */
+  summary: string;
+  /** When it is adopted (or reported) if nothing changes before then (ISO). */
+  settlesAt: string;
+}
+
+/** What the loop, status and `apply --wait` see: the adopted state, its problem, what is settling. */
 export interface DesiredSnapshot {
   /** The last good desired state (null before the first good read). */
   target: DesiredTarget | null;
   /** The document behind `target`, as written. */
   document: DesiredDocument | null;
   error: DesiredError | null;
-  /** True when this read changed `target` or `error`. */
+  pending: DesiredPending | null;
+  /** True when this read adopted a different `target` or `error`. */
   changed: boolean;
 }
 
+/** Wiring to the daemon (wake the loop, steer the watcher) and, for tests, the clock and window. */
+export interface DesiredStoreOptions {
+  settleMs?: number;
+  /** Called when a pending change has settled: the owner should run a pass (refresh). */
+  onWake?: () => void;
+  /** Called with the files whose changes matter whenever that set changes (for the watcher). */
+  onWatchPaths?: (files: string[]) => void;
+  now?: () => number;
+}
+
+/** The one owner of "what should run": re-read every pass, adopted only once settled (see the header). */
 export class DesiredStore {
+  readonly settleMs: number;
   private target: DesiredTarget | null = null;
   private document: DesiredDocument | null = null;
   private error: DesiredError | null = null;
+  private adoptedFingerprint: string | null = null;
+  private pending: { fingerprint: string; firstSeen: number; settlesAt: number; summary: DesiredPending } | null = null;
   private everSeen = false;
+  private ownWrite: string | null = null;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private watched = "";
+  private readonly now: () => number;
 
-  constructor(readonly filePath: string) {}
+  constructor(
+    readonly filePath: string,
+    private readonly options: DesiredStoreOptions = {},
+  ) {
+    this.settleMs = options.settleMs ?? DESIRED_SETTLE_MS;
+    this.now = options.now ?? Date.now;
+  }
 
   current(): DesiredSnapshot {
-    return { target: this.target, document: this.document, error: this.error, changed: false };
+    return this.snapshot(false);
   }
 
-  /** Re-reads the file; on any problem keeps the last good target and records why. */
+  /**
+   * Re-reads the file and adopts what it found if it is settled. Only the reconcile loop
+   * should call this (its `changed` drives the desired-changed/desired-invalid events);
+   * anything else that wants the file as it is now uses `peek`.
+   */
   async refresh(): Promise<DesiredSnapshot> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.filePath, "utf8");
-    } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" && !this.everSeen) return this.settle(this.target, this.document, null);
-      const message = code === "ENOENT" ? `desired file ${this.filePath} is missing (keeping the last good state)` : `cannot read desired file ${this.filePath}: ${errorMessage(cause)}`;
-      return this.settle(this.target, this.document, { message, code: "DESIRED_NOT_FOUND", at: new Date().toISOString() });
+    const read = await readDesired(this.filePath);
+    const now = this.now();
+    this.noteWatch(read.watch);
+    if (read.kind !== "missing") this.everSeen = true;
+    if (read.fingerprint === this.adoptedFingerprint || (read.kind === "missing" && !this.everSeen)) {
+      this.clearPending();
+      return this.snapshot(false);
     }
-    this.everSeen = true;
-    try {
-      const document = parseDesiredText(text, this.filePath);
-      const target = await resolveDesired(document, path.dirname(this.filePath));
-      return this.settle(target, document, null);
-    } catch (cause) {
-      const code = isRollbridgeError(cause) ? cause.code : "DESIRED_INVALID";
-      return this.settle(this.target, this.document, { message: errorMessage(cause), code, at: new Date().toISOString() });
+    const firstSeen = this.pending?.fingerprint === read.fingerprint ? this.pending.firstSeen : now;
+    // A valid state is as old as its newest input; a problem only as old as our first sight of it.
+    const since = read.kind === "valid" ? Math.min(firstSeen, read.changedAt) : firstSeen;
+    const own = read.kind === "valid" && read.textHash === this.ownWrite;
+    if (own || now - since >= this.settleMs) {
+      this.clearPending();
+      return this.adopt(read, firstSeen);
+    }
+    const settlesAt = since + this.settleMs;
+    const summary: DesiredPending = { kind: read.kind === "valid" ? "change" : "problem", summary: summarise(read), settlesAt: new Date(settlesAt).toISOString() };
+    this.pending = { fingerprint: read.fingerprint, firstSeen, settlesAt, summary };
+    this.scheduleWake(settlesAt - now);
+    return this.snapshot(false);
+  }
+
+  /** The desired file as it is right now (not necessarily adopted yet); throws its problem. */
+  async peek(): Promise<DesiredTarget> {
+    const read = await readDesired(this.filePath);
+    switch (read.kind) {
+      case "valid":
+        return read.target;
+      case "missing":
+        throw new RollbridgeError("DESIRED_NOT_FOUND", `no desired file at ${this.filePath}`, { fix: "pass -f FILE or --release-path, or run rollbridge apply" });
+      case "invalid":
+        throw new RollbridgeError(read.code, read.message);
+      default: {
+        const _exhaustive: never = read;
+        return _exhaustive;
+      }
     }
   }
 
-  private settle(target: DesiredTarget | null, document: DesiredDocument | null, error: DesiredError | null): DesiredSnapshot {
-    const changed = target?.documentHash !== this.target?.documentHash || error?.message !== this.error?.message;
-    this.target = target;
-    this.document = document;
-    if (error && this.error && error.message === this.error.message) error = this.error; // keep the first time it was seen
-    this.error = error;
-    return { target, document, error, changed };
+  /** Writes the file atomically and marks the content as ours, so it is adopted without settling. */
+  async write(document: DesiredDocument): Promise<void> {
+    this.ownWrite = hash(serializeDesired(document));
+    await writeDesiredFile(this.filePath, document);
   }
-}
 
-/** Turns a validated document into a target: resolves the release path, id, revision and hashes. */
-export async function resolveDesired(document: DesiredDocument, baseDir: string): Promise<DesiredTarget> {
-  let release: ReleaseSpec | null = null;
-  if (document.release) {
-    const requestedPath = path.resolve(baseDir, document.release.path);
-    let resolved: string;
-    try {
-      resolved = await fs.realpath(requestedPath);
-    } catch (cause) {
-      throw new RollbridgeError("DESIRED_INVALID", `release.path ${requestedPath} does not exist`, {
-        cause,
-        fix: "unpack the release before pointing the desired file at it",
-      });
+  close(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+  }
+
+  private adopt(read: DesiredRead, firstSeen: number): DesiredSnapshot {
+    const before = { hash: this.target?.documentHash, error: this.error?.message };
+    this.adoptedFingerprint = read.fingerprint;
+    switch (read.kind) {
+      case "valid":
+        this.target = read.target;
+        this.document = read.document;
+        this.error = null;
+        break;
+      case "missing":
+        this.error = { message: read.message, code: "DESIRED_NOT_FOUND", at: new Date(firstSeen).toISOString() };
+        break;
+      case "invalid":
+        this.error = { message: read.message, code: read.code, at: new Date(firstSeen).toISOString() };
+        break;
+      default: {
+        const _exhaustive: never = read;
+        return _exhaustive;
+      }
     }
-    const stat = await fs.stat(resolved);
-    if (!stat.isDirectory()) throw new RollbridgeError("DESIRED_INVALID", `release.path ${resolved} is not a directory`);
-    const id = document.release.id ?? path.basename(resolved);
-    const revision = document.release.revision ?? (await readRevisionFile(resolved));
-    const env = sortRecord(document.env ?? {});
-    const generation = hash({ id, path: resolved, revision, env });
-    release = { id, path: resolved, requestedPath, revision, env, generation };
+    return this.snapshot(before.hash !== this.target?.documentHash || before.error !== this.error?.message);
   }
-  const replicas = sortRecord(document.replicas ?? {});
-  const stopped = document.stopped === true;
-  if (!release && !stopped) throw new RollbridgeError("DESIRED_INVALID", "release is required unless stopped: true");
-  return { release, replicas, stopped, documentHash: hash({ release: release?.generation ?? null, replicas, stopped }) };
-}
 
-/** Capistrano convention: a REVISION file at the release root names the revision. */
-async function readRevisionFile(releasePath: string): Promise<string | null> {
-  try {
-    const text = (await fs.readFile(path.join(releasePath, "REVISION"), "utf8")).trim();
-    return text.length > 0 && text.length < 200 ? text.split(/\s+/)[0] ?? null : null;
-  } catch {
-    return null;
+  private snapshot(changed: boolean): DesiredSnapshot {
+    return { target: this.target, document: this.document, error: this.error, pending: this.pending?.summary ?? null, changed };
+  }
+
+  private clearPending(): void {
+    this.pending = null;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+  }
+
+  private scheduleWake(ms: number): void {
+    if (!this.options.onWake) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.options.onWake?.();
+    }, Math.max(0, ms) + 5);
+    this.wakeTimer.unref();
+  }
+
+  private noteWatch(files: string[]): void {
+    // Keep watching what the adopted target names too (its symlink may flip back).
+    const release = this.target?.release;
+    const linked = release && release.requestedPath !== release.path ? [release.requestedPath] : [];
+    const all = [...new Set([...files, ...linked])].sort();
+    const key = all.join("\n");
+    if (key === this.watched) return;
+    this.watched = key;
+    this.options.onWatchPaths?.(all);
   }
 }
 
-/** Writes the desired file atomically: temp file in the same directory, fsync, rename. */
-export async function writeDesiredFile(filePath: string, document: DesiredDocument): Promise<void> {
-  const dir = path.dirname(filePath);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await fs.open(tmp, "w", 0o644);
-  try {
-    await handle.writeFile(serializeDesired(document));
-    await handle.sync();
-  } finally {
-    await handle.close();
+function summarise(read: DesiredRead): string {
+  switch (read.kind) {
+    case "valid":
+      return read.target.stopped ? "stopped" : `release ${read.target.release?.id ?? "?"}`;
+    case "missing":
+    case "invalid":
+      return read.message;
+    default: {
+      const _exhaustive: never = read;
+      return _exhaustive;
+    }
   }
-  await fs.rename(tmp, filePath);
-}
-
-export function hash(value: unknown): string {
-  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 12);
-}
-
-function sortRecord<T>(record: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -24,7 +24,7 @@ export class DesiredWatcher {
     this.watcher = watch([], { ignoreInitial: true, followSymlinks: false, depth: 0, persistent: true, atomic: false });
     this.watcher.on("all", (_event, changed) => this.onEvent(changed));
     this.watcher.on("error", (error) => this.options.onError?.(error));
-    this.setFiles(this.options.files);
+    this.setFiles([...this.options.files, ...this.files]);
     await new Promise<void>((resolve) => {
       if (!this.watcher) return resolve();
       this.watcher.once("ready", () => resolve());

@@ -1,0 +1,160 @@
+// One read of the desired state as it is on disk right now: the file, the release path it
+// names (symlinks resolved), the REVISION file — plus when those inputs last changed, so the
+// store can tell a finished write from one still in progress. No state, no adoption.
+import { createHash } from "node:crypto";
+import { promises as fs, type Stats } from "node:fs";
+import path from "node:path";
+import { parseDesiredText, serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
+import { RollbridgeError, errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
+import type { DesiredTarget, ReleaseSpec } from "../reconcile/types.js";
+
+/** What one read found: a valid target, a problem, or no file that was never there. */
+export type DesiredRead =
+  | { kind: "valid"; target: DesiredTarget; document: DesiredDocument; textHash: string; changedAt: number; fingerprint: string; watch: string[] }
+  | { kind: "invalid"; code: ErrorCode; message: string; fingerprint: string; watch: string[] }
+  | { kind: "missing"; message: string; fingerprint: string; watch: string[] };
+
+/**
+ * Reads and resolves the desired file. Never throws: every problem (unreadable, unparsable,
+ * schema violation, release path missing) becomes an "invalid" or "missing" read with its cause.
+ */
+export async function readDesired(filePath: string): Promise<DesiredRead> {
+  const watch = [filePath];
+  let text: string;
+  let fileStats: Stats[];
+  try {
+    text = await fs.readFile(filePath, "utf8");
+    fileStats = await statsOf(filePath);
+    const real = await fs.realpath(filePath).catch(() => filePath);
+    if (real !== filePath) watch.push(real); // a symlinked desired file: watch where it points too
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException).code;
+    if (errno === "ENOENT") {
+      const message = `desired file ${filePath} is missing (keeping the last good state)`;
+      return { kind: "missing", message, fingerprint: `missing:${filePath}`, watch };
+    }
+    return invalid("DESIRED_NOT_FOUND", `cannot read desired file ${filePath}: ${errorMessage(cause)}`, watch);
+  }
+  let document: DesiredDocument;
+  try {
+    document = parseDesiredText(text, filePath);
+  } catch (cause) {
+    return invalid(isRollbridgeError(cause) ? cause.code : "DESIRED_INVALID", errorMessage(cause), watch);
+  }
+  // The release path is watched when it is a symlink (a flip is a deploy) or missing (its
+  // appearance fixes the file); a plain directory needs no watching.
+  const requested = document.release ? path.resolve(path.dirname(filePath), document.release.path) : null;
+  try {
+    const { target, inputs } = await resolveWithInputs(document, path.dirname(filePath));
+    if (requested && requested !== target.release?.path) watch.push(requested);
+    const changedAt = Math.max(...[...fileStats, ...inputs].map(changeTime));
+    return { kind: "valid", target, document, textHash: hash(text), changedAt, fingerprint: `valid:${target.documentHash}:${requested ?? ""}`, watch };
+  } catch (cause) {
+    if (requested) watch.push(requested);
+    return invalid(isRollbridgeError(cause) ? cause.code : "DESIRED_INVALID", errorMessage(cause), watch);
+  }
+}
+
+/** Turns a validated document into a target: resolves the release path, id, revision and hashes. */
+export async function resolveDesired(document: DesiredDocument, baseDir: string): Promise<DesiredTarget> {
+  return (await resolveWithInputs(document, baseDir)).target;
+}
+
+/** Writes the desired file atomically (temp file in the same directory, fsync, rename); returns the text written. */
+export async function writeDesiredFile(filePath: string, document: DesiredDocument): Promise<string> {
+  const text = serializeDesired(document);
+  const dir = path.dirname(filePath);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
+  const handle = await fs.open(tmp, "w", 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, filePath);
+  return text;
+}
+
+/** A short content hash: release generations, document hashes, own-write markers. */
+export function hash(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 12);
+}
+
+async function resolveWithInputs(document: DesiredDocument, baseDir: string): Promise<{ target: DesiredTarget; inputs: Stats[] }> {
+  let release: ReleaseSpec | null = null;
+  const inputs: Stats[] = [];
+  if (document.release) {
+    const requestedPath = path.resolve(baseDir, document.release.path);
+    let resolved: string;
+    try {
+      resolved = await fs.realpath(requestedPath);
+    } catch (cause) {
+      const dangling = await fs.lstat(requestedPath).then((s) => s.isSymbolicLink(), () => false);
+      throw new RollbridgeError("DESIRED_INVALID", dangling ? `release.path ${requestedPath} is a symlink to something that does not exist` : `release.path ${requestedPath} does not exist`, {
+        cause,
+        fix: "unpack the release before pointing the desired file (or the symlink) at it",
+      });
+    }
+    const stat = await fs.stat(resolved);
+    if (!stat.isDirectory()) throw new RollbridgeError("DESIRED_INVALID", `release.path ${resolved} is not a directory`, { fix: "point release.path at the release's root directory" });
+    // The link itself (a flip makes it new) and the directory (unpacking changes it).
+    inputs.push(stat, ...(await statsOf(requestedPath)));
+    const id = document.release.id ?? path.basename(resolved);
+    // Only "/" has an empty basename; an empty id would name nothing in status or logs.
+    if (id === "") throw new RollbridgeError("DESIRED_INVALID", `release.path ${resolved} has no directory name to use as the release id`, { fix: "set release.id, or point release.path at the release's own directory" });
+    let revision = document.release.revision ?? null;
+    if (revision === null) {
+      const file = await readRevisionFile(resolved);
+      if (file) {
+        revision = file.revision;
+        inputs.push(file.stat);
+      }
+    }
+    const env = sortRecord(document.env ?? {});
+    const generation = hash({ id, path: resolved, revision, env });
+    release = { id, path: resolved, requestedPath, revision, env, generation };
+  }
+  const replicas = sortRecord(document.replicas ?? {});
+  const stopped = document.stopped === true;
+  if (!release && !stopped) throw new RollbridgeError("DESIRED_INVALID", "release is required unless stopped: true");
+  return { target: { release, replicas, stopped, documentHash: hash({ release: release?.generation ?? null, replicas, stopped }) }, inputs };
+}
+
+/** Capistrano convention: a REVISION file at the release root names the revision (first word). */
+async function readRevisionFile(releasePath: string): Promise<{ revision: string; stat: Stats } | null> {
+  const file = path.join(releasePath, "REVISION");
+  try {
+    const [text, stat] = await Promise.all([fs.readFile(file, "utf8"), fs.stat(file)]);
+    const revision = text.trim().split(/\s+/)[0] ?? "";
+    return revision.length > 0 && revision.length < 200 ? { revision, stat } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** stat of the path and, when it is a symlink, lstat of the link itself. */
+async function statsOf(p: string): Promise<Stats[]> {
+  const [stat, lstat] = await Promise.all([fs.stat(p), fs.lstat(p)]);
+  return lstat.isSymbolicLink() ? [stat, lstat] : [stat];
+}
+
+/**
+ * When a file last changed, from its ctime (which every write, truncate, rename and utimes
+ * moves, and which no user can set back). A whole-second ctime may come from a filesystem
+ * with coarse timestamps: count it as the end of that second so a fresh write is not taken
+ * for an old one.
+ */
+function changeTime(stat: Stats): number {
+  const t = stat.ctimeMs;
+  return t % 1000 === 0 ? t + 1000 : t;
+}
+
+function invalid(code: ErrorCode, message: string, watch: string[]): DesiredRead {
+  return { kind: "invalid", code, message, fingerprint: `invalid:${code}:${message}`, watch };
+}
+
+function sortRecord<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
