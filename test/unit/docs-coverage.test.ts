@@ -1,0 +1,161 @@
+// The docs keep up with the code: every config field in the generated JSON Schema has a row in
+// docs/config.md, every CLI command has a `## name` section in docs/cli.md naming each of its
+// flags, and every relative link in README.md and docs/ points at a file and heading that exist.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { GLOBAL_OPTIONS } from "../../src/cli/command.js";
+import { COMMANDS } from "../../src/cli/commands/index.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
+
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+}
+
+/** Every field path of the config: `proxy.port`, `processes[].health.path`, `legacyTakeover.processes[].name`. */
+function fieldPaths(schema: JsonSchema, prefix = ""): string[] {
+  const paths: string[] = [];
+  for (const [key, child] of Object.entries(schema.properties ?? {})) {
+    if (key === "$schema") continue;
+    const here = `${prefix}${key}`;
+    paths.push(here);
+    for (const branch of [child, ...(child.anyOf ?? [])]) {
+      if (branch.properties) paths.push(...fieldPaths(branch, `${here}.`));
+      if (branch.items?.properties) paths.push(...fieldPaths(branch.items, `${here}[].`));
+    }
+  }
+  return [...new Set(paths)];
+}
+
+/** Table rows of a markdown document, keyed by the code span in their first cell. */
+function tableRows(markdown: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of markdown.split("\n")) {
+    const first = /^\|\s*`([^`]+)`\s*\|/.exec(line);
+    if (first) rows.set(first[1]!, line);
+  }
+  return rows;
+}
+
+/** `## name` sections of a markdown document. */
+function sections(markdown: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let current: string | null = null;
+  for (const line of markdown.split("\n")) {
+    const heading = /^## (.+?)\s*$/.exec(line);
+    if (heading) {
+      current = heading[1]!;
+      out.set(current, "");
+    } else if (current !== null) {
+      out.set(current, out.get(current) + line + "\n");
+    }
+  }
+  return out;
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
+}
+
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split("\n")) {
+    if (line.startsWith("```")) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6} (.+)$/.exec(line);
+    if (!heading) continue;
+    const base = slug(heading[1]!);
+    const count = seen.get(base) ?? 0;
+    seen.set(base, count + 1);
+    out.add(count === 0 ? base : `${base}-${count}`);
+  }
+  return out;
+}
+
+describe("docs/config.md", () => {
+  const schema = JSON.parse(read("schemas/config.schema.json")) as JsonSchema;
+  const rows = tableRows(read("docs/config.md"));
+  const paths = fieldPaths(schema);
+
+  it("finds the fields to check in the generated schema", () => {
+    expect(paths).toEqual(expect.arrayContaining(["application", "proxy.drainTimeoutMs", "processes[].lifecycle.drainCommand", "legacyTakeover.processes[].includes"]));
+  });
+
+  it("has a table row for every config field (process fields without the processes[]. prefix)", () => {
+    const missing = paths.filter((field) => {
+      const shown = field.replace(/^processes\[\]\./, "");
+      if (rows.has(shown)) return false;
+      // A field of a value such as port's {from, to} may be described in its parent's row.
+      const dot = shown.lastIndexOf(".");
+      const parent = dot > 0 ? rows.get(shown.slice(0, dot)) : undefined;
+      return !(parent !== undefined && new RegExp(`\\b${shown.slice(dot + 1)}\\b`).test(parent));
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it("would notice an undocumented field", () => {
+    const extended: JsonSchema = { properties: { ...schema.properties, madeUpSetting: { type: "number" } } };
+    expect(fieldPaths(extended).filter((field) => !rows.has(field.replace(/^processes\[\]\./, "")))).toContain("madeUpSetting");
+  });
+});
+
+describe("docs/cli.md", () => {
+  const markdown = read("docs/cli.md");
+  const bySection = sections(markdown);
+
+  it.each(COMMANDS.map((command) => [command.name, command] as const))("has a `## %s` section naming each of its flags", (name, command) => {
+    const section = bySection.get(name);
+    expect(section, `docs/cli.md needs a "## ${name}" section`).toBeDefined();
+    // A flag counts as named by its long form (--release-path) or its short one (-f FILE).
+    const named = (flag: string, short: string | undefined) =>
+      section!.includes(`--${flag}`) || (short !== undefined && new RegExp(`(^|[\\s\\[\`(])-${short}\\b`).test(section!));
+    expect(Object.entries(command.options).filter(([flag, spec]) => !named(flag, spec.short)).map(([flag]) => `--${flag}`)).toEqual([]);
+  });
+
+  it("gives every command a usage line and an example for --help", () => {
+    const lacking = COMMANDS.filter((c) => !c.usage.startsWith(`rollbridge ${c.name}`) || !c.example.includes(`rollbridge ${c.name}`) || c.summary.trim() === "");
+    expect(lacking.map((c) => c.name)).toEqual([]);
+  });
+
+  it("describes the global flags", () => {
+    expect(Object.keys(GLOBAL_OPTIONS).filter((flag) => !markdown.includes(`--${flag}`))).toEqual([]);
+  });
+});
+
+describe("links in README.md and docs/", () => {
+  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+
+  it("derives heading anchors the way GitHub does", () => {
+    expect(anchors("# Where the daemon's log goes\n## `proxy`\n## Crash loops\n```\n# not a heading\n```\n## Crash loops\n")).toEqual(
+      new Set(["where-the-daemons-log-goes", "proxy", "crash-loops", "crash-loops-1"]),
+    );
+  });
+
+  it.each(files)("%s links only to files and headings that exist", (file) => {
+    const markdown = read(file).replace(/```[\s\S]*?```/g, "");
+    const broken: string[] = [];
+    for (const [, target] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/i.test(target!)) continue;
+      const [filePart, anchor] = target!.split("#") as [string, string | undefined];
+      const resolved = filePart === "" ? file : path.posix.normalize(path.posix.join(path.posix.dirname(file), filePart));
+      if (!existsSync(path.join(ROOT, resolved))) {
+        broken.push(`${target} (no file ${resolved})`);
+        continue;
+      }
+      if (anchor !== undefined && resolved.endsWith(".md") && !anchors(read(resolved)).has(anchor)) broken.push(`${target} (no heading #${anchor} in ${resolved})`);
+    }
+    expect(broken).toEqual([]);
+  });
+});
