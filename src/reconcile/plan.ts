@@ -34,6 +34,8 @@ export function plan(config: PlannerConfig, desired: DesiredTarget | null, obser
 
 /** How many instances of a process a release should run. */
 export function replicaCount(config: PlannerConfig, desired: DesiredTarget | null, proc: PlannerProcess): number {
+  // Never two singletons or two copies of a daemon-wide service.
+  if (proc.policy === "singleton" || proc.policy === "service") return 1;
   const override = desired?.replicas[proc.id];
   if (override !== undefined && proc.policy !== "proxied") return override;
   if (override !== undefined && override >= 1) return override;

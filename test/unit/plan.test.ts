@@ -633,6 +633,8 @@ describe("plan: replica counts follow the desired file", () => {
     { name: "proxied override", proc: webProcess(), replicas: { web: 3 }, expected: 3 },
     { name: "proxied override 0 falls back to config", proc: webProcess(), replicas: { web: 0 }, expected: 1 },
     { name: "proxied override -1 falls back to config", proc: webProcess(), replicas: { web: -1 }, expected: 1 },
+    { name: "singleton override ignored", proc: workerProcess({ id: "scheduler", policy: "singleton" }), replicas: { scheduler: 2 }, expected: 1 },
+    { name: "service override ignored", proc: workerProcess({ id: "broker", policy: "service" }), replicas: { broker: 3 }, expected: 1 },
   ])("replicaCount: $name → $expected", ({ proc, replicas, expected }) => {
     expect(replicaCount(plannerConfig(), desired("v1", { replicas }), proc)).toBe(expected);
   });
@@ -902,6 +904,162 @@ describe("plan: the release traffic is leaving is not supervised in the same pas
       observed: observed("v1", release("v1", "active", [crashed("worker", T - MINUTE), running("web")])),
       actions: ["switchTraffic none from v1", "beginDrain v1"],
       converged: false,
+    },
+  ])("$name", (row) => {
+    check(row);
+  });
+});
+
+describe("asked-for restarts and replacements", () => {
+  const webs = (extra: Partial<Parameters<typeof running>[1]>[] = [{}, {}]) =>
+    extra.map((patch, i) => running("web", { replicaIndex: i, replicaCount: extra.length, ...patch }));
+  const twoWebs = plannerConfig({ processes: [webProcess({ replicas: 2 }), workerProcess()] });
+
+  it.each<Row>([
+    {
+      name: "restarts an ungated process by stopping it, keeping its slot",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker", { pendingRestart: "manual" }), running("web")])),
+      actions: ["stopProcess v1 worker"],
+      converged: false,
+    },
+    {
+      name: "starts an ungated process again at once after its asked-for stop, with the asked reason",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [stopped("worker", { stopRequested: false, pendingRestart: "memory" }), running("web")])),
+      actions: ["startProcess v1 worker[0/1] memory"],
+      converged: false,
+    },
+    {
+      name: "starts a successor for a proxied process before touching it",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { pendingRestart: "manual" })])),
+      actions: ["startSuccessor v1 web"],
+      converged: false,
+    },
+    {
+      name: "waits while the successor is not ready",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { pendingRestart: "manual", successor: { phase: "starting", health: "pending" } })])),
+      actions: [],
+      converged: false,
+      requeueAfterMs: 1000,
+    },
+    {
+      name: "promotes a ready successor",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { pendingRestart: "requested", successor: { phase: "running", health: "ready" } })])),
+      actions: ["promoteSuccessor v1 web"],
+      converged: false,
+    },
+    {
+      name: "abandons a successor that failed its health check and keeps the running process",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { pendingRestart: "manual", successor: { phase: "running", health: "failed", healthReason: "no 2xx" } })])),
+      actions: ["abandonSuccessor v1 web"],
+    },
+    {
+      name: "replaces proxied replicas one at a time",
+      config: twoWebs,
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), ...webs([{ pendingRestart: "manual" }, { pendingRestart: "manual" }])])),
+      actions: ["startSuccessor v1 web#0"],
+      converged: false,
+    },
+    {
+      name: "does not start a second replacement while one is under way",
+      config: twoWebs,
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), ...webs([{ pendingRestart: "manual", successor: { phase: "starting", health: "pending" } }, { pendingRestart: "manual" }])])),
+      actions: [],
+      converged: false,
+    },
+    {
+      name: "lets a retiring process finish its requests before stopping it",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { retiring: [{ pid: 77, phase: "running", outstanding: 3, since: T - SECOND, stopRequested: false }] })])),
+      actions: [],
+      converged: false,
+      requeueAfterMs: 100,
+    },
+    {
+      name: "stops a retiring process once idle, and forgets it once exited",
+      desired: desired("v1"),
+      observed: observed(
+        "v1",
+        release("v1", "active", [
+          running("worker"),
+          running("web", {
+            retiring: [
+              { pid: 77, phase: "running", outstanding: 0, since: T - SECOND, stopRequested: false },
+              { pid: 78, phase: "exited", outstanding: 0, since: T - MINUTE, stopRequested: true },
+            ],
+          }),
+        ]),
+      ),
+      actions: ["stopRetired v1 web 77", "forgetRetired v1 web 78"],
+    },
+    {
+      name: "stops a retiring process that is still busy once drainTimeoutMs has passed",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker"), running("web", { retiring: [{ pid: 77, phase: "running", outstanding: 2, since: T - 2 * MINUTE, stopRequested: false }] })])),
+      actions: ["stopRetired v1 web 77"],
+    },
+  ])("$name", (row) => {
+    check(row);
+  });
+});
+
+describe("services", () => {
+  const broker: PlannerProcess = workerProcess({ id: "broker", policy: "service" });
+  const withBroker = plannerConfig({ processes: [broker, webProcess(), workerProcess()] });
+  const services = (...procs: ReturnType<typeof running>[]) => procs.map((p) => ({ ...p, releaseKey: "@services" }));
+
+  it.each<Row>([
+    {
+      name: "starts a service for the release being rolled out, before its companions",
+      config: withBroker,
+      desired: desired("v1"),
+      observed: { ...observed(null, release("v1", "starting")), services: [] },
+      actions: ["startService broker for v1"],
+      converged: false,
+    },
+    {
+      name: "starts the release's companions once its services run",
+      config: withBroker,
+      desired: desired("v1"),
+      observed: { ...observed(null, release("v1", "starting")), services: services(running("broker", { startedFor: keyOf("v1") })) },
+      actions: ["startProcess v1 worker[0/1] deploy"],
+      converged: false,
+    },
+    {
+      name: "hands services to the new release when traffic switches",
+      config: withBroker,
+      desired: desired("v2"),
+      observed: { ...observed("v1", healthy("v1"), healthy("v2", "starting")), services: services(running("broker")) },
+      actions: ["switchTraffic v2 from v1", "adoptServices v2", "beginDrain v1"],
+    },
+    {
+      name: "stops the services a failed rollout started",
+      config: withBroker,
+      desired: desired("v1"),
+      observed: { ...observed(null, release("v1", "starting", [running("worker"), running("web", { health: "failed", healthReason: "no 2xx" })])), services: services(running("broker", { startedFor: keyOf("v1") })) },
+      actions: ["markFailed v1 HEALTH_FAILED web", "stopProcess v1 worker", "stopProcess v1 web", "stopProcess @services broker"],
+    },
+    {
+      name: "restarts a crashed service after its delay, whatever the releases do",
+      config: withBroker,
+      desired: desired("v1"),
+      observed: { ...observed("v1", healthy("v1")), services: services(crashed("broker", T - 5 * SECOND)) },
+      actions: ["startProcess @services broker[0/1] crash"],
+    },
+    {
+      name: "keeps a service across deploys: nothing to do in steady state",
+      config: withBroker,
+      desired: desired("v1"),
+      observed: { ...observed("v1", healthy("v1")), services: services(running("broker")) },
+      actions: [],
+      converged: true,
     },
   ])("$name", (row) => {
     check(row);

@@ -1,0 +1,58 @@
+// Writing a desired state through the daemon: the one code path shared by `PUT /desired`
+// (apply, deploy, stop) and `POST /rollback`, so every writer validates, diffs and writes the
+// file the same way.
+import path from "node:path";
+import type { DesiredDocument } from "../config/desired-schema.js";
+import { desiredSchema } from "../config/desired-schema.js";
+import { RollbridgeError } from "../errors.js";
+import type { Daemon } from "../main.js";
+import { resolveDesired } from "../observe/desired-store.js";
+import { describeChanges } from "../reconcile/diff.js";
+import { plannerConfig } from "../reconcile/planner-config.js";
+import type { ApplyResponse } from "./protocol.js";
+
+/** Validates a desired document received over the socket (the same rules as the file). */
+export function parseDocument(raw: unknown): DesiredDocument {
+  const parsed = desiredSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new RollbridgeError("DESIRED_INVALID", `invalid desired state: ${first ? `${first.path.join(".") || "(root)"}: ${first.message}` : "unknown problem"}`);
+  }
+  return parsed.data as DesiredDocument;
+}
+
+/**
+ * Validates `raw` (including that the release path exists), writes the desired file
+ * atomically unless `dryRun`, and asks for a reconcile pass. Nothing that runs is touched
+ * when the document is invalid.
+ */
+export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
+  const document = parseDocument(raw);
+  const file = daemon.config.desiredPath;
+  const target = await resolveDesired(document, path.dirname(file));
+  checkReplicaIds(daemon, target.replicas);
+  const changes = describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe());
+  const sinceSeq = daemon.events.lastSeq();
+  if (!options.dryRun) {
+    // Through the store: it knows the content is ours and adopts it without the settle delay.
+    await daemon.store.write(document);
+    const gen = target.release?.generation;
+    const rec = gen ? daemon.executor.releases.get(gen) : undefined;
+    // An explicit apply of a failed release is a fresh attempt, not a backed-off retry.
+    if (rec?.state === "failed" && rec.failure) rec.failure.at = 0;
+    daemon.loop.trigger("apply");
+  }
+  return { file, releaseId: target.release?.id ?? null, generation: target.release?.generation ?? null, stopped: target.stopped, sinceSeq, changes };
+}
+
+/** Every `replicas` key must name a configured process; the proxied one keeps at least one. */
+export function checkReplicaIds(daemon: Daemon, replicas: Record<string, number>): void {
+  for (const [id, n] of Object.entries(replicas)) {
+    const proc = daemon.config.processes.find((p) => p.id === id);
+    if (!proc) throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: no process "${id}" in the config`, { fix: `use one of: ${daemon.config.processes.map((p) => p.id).join(", ")}` });
+    if (proc.policy === "proxied" && n < 1) throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: the proxied process needs at least 1 replica`);
+    if ((proc.policy === "singleton" || proc.policy === "service") && n !== 1) {
+      throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: a ${proc.policy} runs exactly one instance`, { fix: `remove replicas.${id}` });
+    }
+  }
+}
