@@ -16,8 +16,14 @@ export type ErrorCode =
   | "CONTROL_REQUEST_FAILED"
   | "UNKNOWN_RELEASE"
   | "UNKNOWN_PROCESS"
+  | "NO_PREVIOUS_RELEASE"
+  | "RELEASE_ALREADY_ACTIVE"
+  | "NOT_SUPPORTED"
+  | "DAEMON_START_FAILED"
   | "ROLLOUT_FAILED"
   | "TIMEOUT"
+  | "STATE_FILE_INVALID"
+  | "STOP_FAILED"
   | "USAGE";
 
 export class RollbridgeError extends Error {

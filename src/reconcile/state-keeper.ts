@@ -1,0 +1,276 @@
+// The daemon's side of `statePath`: at startup it reads the snapshot a crashed daemon left,
+// reports the orphans still alive and takes back the release history (so `rollback` works
+// after a restart); while running it rewrites the snapshot after every pass that changed
+// something and every few seconds; on a clean shutdown it removes the file.
+import { promises as fs } from "node:fs";
+import type { Config } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
+import { readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
+import type { ManagedProcess } from "../process/managed-process.js";
+import { readIdentity } from "../process/identity.js";
+import type { EventLog } from "./events.js";
+import type { Executor } from "./execute.js";
+import { describe, liveOrphans, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
+import { processesOf, SecretScrubber } from "./state-scrub.js";
+
+export interface StateKeeperOptions {
+  config: () => Config;
+  executor: Executor;
+  events: EventLog;
+  /** The release the proxy routes to. */
+  activeKey: () => string | null;
+  /** Period of the unconditional rewrite (and orphan re-check). */
+  intervalMs?: number;
+}
+
+/** Events kept in the snapshot, newest last. */
+const EVENTS_KEPT = 100;
+
+export class StateKeeper {
+  private orphanList: OrphanRecord[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private queued = false;
+  private writtenSeq = -1;
+  private closed = false;
+  private lastError: string | null = null;
+  private daemonStartTime: number | null = null;
+  /** Fixed at start: a reload (SIGHUP) never splits the state across two files. */
+  private file: string | undefined = undefined;
+  private readonly scrubber = new SecretScrubber();
+  /** Identity of each spawned leader, read once while it is our child: pid reuse cannot fool it later. */
+  private readonly identities = new WeakMap<ManagedProcess, { pgid: number; startTime: number } | null>();
+
+  constructor(private readonly options: StateKeeperOptions) {}
+
+  /** Orphans still alive, in the public shape (status.orphans). */
+  orphans(): OrphanEntry[] {
+    return this.orphanList.map(orphanEntry);
+  }
+
+  /** Reads the leftover snapshot (orphans, release history), then writes a fresh one and starts the timer. */
+  async start(): Promise<void> {
+    const file = this.options.config().statePath;
+    this.file = file;
+    if (file === undefined) return;
+    this.daemonStartTime = (await readIdentity(process.pid))?.startTime ?? null;
+    const events = this.options.events;
+    let leftover: StateSnapshot | null = null;
+    try {
+      leftover = await readStateFile(file);
+    } catch (error) {
+      const aside = `${file}.invalid`;
+      await fs.rename(file, aside).catch(() => undefined);
+      events.emit({ level: "error", type: "state-file-invalid", message: `${errorMessage(error)}; moved it to ${aside} and starting without it (check for leftover processes by hand)` });
+    }
+    if (leftover !== null) {
+      this.orphanList = await liveOrphans(leftover);
+      const restored = this.restoreReleases(leftover);
+      events.emit({
+        level: this.orphanList.length > 0 ? "warn" : "info",
+        type: "state-restored",
+        message: `read the state file of daemon ${leftover.daemon.pid} (written ${leftover.writtenAt}): ${count(restored.restored, "release")} restored as history, ${count(this.orphanList.length, "orphan")} still running${restored.skipped > 0 ? `, ${count(restored.skipped, "release")} with a desired env left out (env values are never written to disk)` : ""}`,
+        data: { file, previousDaemonPid: leftover.daemon.pid, restored: restored.restored, skipped: restored.skipped, orphans: this.orphanList.length },
+      });
+      for (const orphan of this.orphanList) {
+        events.emit({
+          level: "warn",
+          type: "orphan-detected",
+          message: `orphan ${describe(orphan)} left by a daemon that did not shut down cleanly is still running; stop it with rollbridge recover --force`,
+          releaseKey: orphan.releaseKey,
+          releaseId: orphan.releaseId,
+          data: { ...orphanEntry(orphan) },
+        });
+      }
+    }
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 5000);
+    this.timer.unref();
+    await this.write();
+  }
+
+  /** After each reconcile pass: rewrite when anything happened since the last write. */
+  afterPass(): void {
+    if (this.file === undefined || this.closed) return;
+    if (this.options.events.lastSeq() !== this.writtenSeq) void this.write();
+  }
+
+  /**
+   * Clean shutdown (everything managed has stopped): removes the snapshot. While orphans of an
+   * earlier daemon are still alive the file stays, with them and the release history but no
+   * processes of ours, so `recover` and the next daemon still find them.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const file = this.file;
+    if (file === undefined) return;
+    await this.writing.catch(() => undefined);
+    const orphans = await stillAlive(this.orphanList);
+    try {
+      if (orphans.length === 0) await removeStateFile(file);
+      else await writeStateFile(file, { ...this.snapshot(), processes: [], activeKey: null, orphans });
+    } catch (error) {
+      this.options.events.emit({ level: "warn", type: "state-write-failed", message: `could not clean up state file ${file}: ${errorMessage(error)}` });
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.orphanList.length > 0) {
+      const alive = await stillAlive(this.orphanList);
+      for (const gone of this.orphanList.filter((o) => !alive.includes(o))) {
+        this.options.events.emit({ type: "orphan-gone", message: `orphan ${describe(gone)} is gone`, releaseKey: gone.releaseKey, releaseId: gone.releaseId, data: { pid: gone.pid } });
+      }
+      this.orphanList = alive;
+    }
+    await this.write();
+  }
+
+  /** Serialised writes: one at a time, and one more if asked for while writing. */
+  private write(): Promise<void> {
+    if (this.closed) return this.writing;
+    if (this.queued) return this.writing;
+    this.queued = true;
+    this.writing = this.writing.then(async () => {
+      this.queued = false;
+      if (this.closed) return;
+      await this.writeNow();
+    });
+    return this.writing;
+  }
+
+  private async writeNow(): Promise<void> {
+    const file = this.file;
+    if (file === undefined) return;
+    const seq = this.options.events.lastSeq();
+    try {
+      await this.refreshIdentities();
+      await writeStateFile(file, this.snapshot());
+      this.writtenSeq = seq;
+      this.lastError = null;
+    } catch (error) {
+      const message = `could not write state file ${file}: ${errorMessage(error)}`;
+      // Once per distinct problem: the failure event itself must not cause a write storm.
+      if (message !== this.lastError) this.options.events.emit({ level: "warn", type: "state-write-failed", message });
+      this.lastError = message;
+    }
+  }
+
+  /** Reads pgid and start time of leaders not seen yet, only while they are still our children. */
+  private async refreshIdentities(): Promise<void> {
+    for (const slots of this.options.executor.instances.values()) {
+      for (const inst of slots.values()) {
+        for (const { proc } of processesOf(inst)) {
+          if (proc.pid === undefined || proc.phase === "exited" || this.identities.has(proc)) continue;
+          const identity = await readIdentity(proc.pid);
+          // Not our child (any more): the pid may have been reaped and reused; never record that.
+          this.identities.set(proc, identity !== null && identity.ppid === process.pid ? { pgid: identity.pgid, startTime: identity.startTime } : null);
+        }
+      }
+    }
+  }
+
+  private snapshot(): StateSnapshot {
+    const config = this.options.config();
+    const executor = this.options.executor;
+    this.scrubber.learn(config, executor);
+    const scrub = (text: string) => this.scrubber.scrub(text);
+    const releases: SnapshotRelease[] = [];
+    for (const rec of executor.releases.values()) {
+      const release: SnapshotRelease = {
+        key: rec.key,
+        id: rec.spec.id,
+        path: rec.spec.path,
+        requestedPath: rec.spec.requestedPath,
+        revision: rec.spec.revision,
+        state: rec.state,
+        createdAt: rec.createdAt,
+        failedAttempts: rec.failedAttempts,
+        envKeys: Object.keys(rec.spec.env),
+      };
+      if (rec.activatedAt !== undefined) release.activatedAt = rec.activatedAt;
+      if (rec.drainStartedAt !== undefined) release.drainStartedAt = rec.drainStartedAt;
+      if (rec.stoppedAt !== undefined) release.stoppedAt = rec.stoppedAt;
+      if (rec.failure) release.failure = { reason: scrub(rec.failure.reason), code: rec.failure.code, at: rec.failure.at };
+      releases.push(release);
+    }
+    const processes: SnapshotProcess[] = [];
+    for (const [key, slots] of executor.instances) {
+      const rec = executor.recordFor(key);
+      for (const inst of slots.values()) {
+        for (const { proc, port } of processesOf(inst)) {
+          const identity = this.identities.get(proc);
+          if (proc.pid === undefined || proc.phase === "exited" || !identity) continue;
+          processes.push({
+            instanceId: inst.instanceId,
+            processId: inst.processId,
+            releaseKey: key,
+            releaseId: rec?.spec.id ?? key,
+            pid: proc.pid,
+            pgid: identity.pgid,
+            startTime: identity.startTime,
+            port: port ?? null,
+            restarts: inst.restarts,
+            lastStartReason: inst.lastStartReason,
+            startedAt: inst.startedAt ?? null,
+            stopSignal: proc.spec.stopSignal,
+            gracefulStopMs: proc.spec.gracefulStopMs,
+          });
+        }
+      }
+    }
+    const events = this.options.events.recent(EVENTS_KEPT).map((e) => {
+      const out: StateSnapshot["events"][number] = { seq: e.seq, at: e.at, level: e.level, type: e.type, message: scrub(e.message) };
+      if (e.releaseId !== undefined) out.releaseId = e.releaseId;
+      return out;
+    });
+    return {
+      version: STATE_FILE_VERSION,
+      application: config.application,
+      writtenAt: new Date().toISOString(),
+      daemon: { pid: process.pid, startTime: this.daemonStartTime },
+      activeKey: this.options.activeKey(),
+      releases,
+      processes,
+      orphans: this.orphanList,
+      events,
+    };
+  }
+
+  /**
+   * Puts the crashed daemon's releases back as history: stopped (their processes are orphans,
+   * never adopted) or failed. A release with a desired `env` is left out: its values were never
+   * written, and resuming it without them would run it differently.
+   */
+  private restoreReleases(snapshot: StateSnapshot): { restored: number; skipped: number } {
+    const executor = this.options.executor;
+    let restored = 0;
+    let skipped = 0;
+    for (const r of snapshot.releases) {
+      if (executor.releases.has(r.key)) continue;
+      if (r.envKeys.length > 0) {
+        skipped += 1;
+        continue;
+      }
+      const failed = r.state === "failed" && r.failure !== undefined;
+      executor.releases.set(r.key, {
+        key: r.key,
+        spec: { id: r.id, path: r.path, requestedPath: r.requestedPath, revision: r.revision, env: {}, generation: r.key },
+        state: failed ? "failed" : "stopped",
+        createdAt: r.createdAt,
+        ...(r.activatedAt === undefined ? {} : { activatedAt: r.activatedAt }),
+        stoppedAt: r.stoppedAt ?? Date.parse(snapshot.writtenAt),
+        ...(failed && r.failure ? { failure: { reason: r.failure.reason, code: r.failure.code, at: r.failure.at, output: [] } } : {}),
+        failedAttempts: r.failedAttempts,
+      });
+      executor.instances.set(r.key, new Map());
+      restored += 1;
+    }
+    return { restored, skipped };
+  }
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
