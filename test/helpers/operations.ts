@@ -59,7 +59,7 @@ export function streamCli(args: string[], cwd: string): StreamingCli {
     child,
     lines,
     stderr: () => err,
-    waitFor(pattern, timeoutMs = 10_000) {
+    waitFor(pattern, timeoutMs = 15_000) {
       const seen = lines.find((l) => pattern.test(l));
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {

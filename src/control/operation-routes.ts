@@ -1,0 +1,206 @@
+// Control routes for day-to-day operations: rollback, restart, and the NDJSON follow streams
+// behind `logs --follow` and `events --follow`.
+import type http from "node:http";
+import type { DesiredDocument } from "../config/desired-schema.js";
+import { RollbridgeError } from "../errors.js";
+import type { Daemon } from "../main.js";
+import type { Instance } from "../reconcile/instance.js";
+import { SERVICES_KEY, type ReleaseRecord } from "../reconcile/types.js";
+import { applyDesired } from "./apply-desired.js";
+import type { ApplyResponse } from "./protocol.js";
+import type { Route } from "./server.js";
+
+export const POLICIES = ["proxied", "companion", "singleton", "service"] as const;
+
+/** `POST /rollback` answers this: the apply result plus which release it left. */
+export interface RollbackResponse extends ApplyResponse {
+  fromReleaseId: string | null;
+  toReleaseId: string;
+  toState: ReleaseRecord["state"];
+}
+
+/** One instance a `POST /restart` marked for a restart. */
+export interface RestartTarget {
+  instanceId: string;
+  processId: string;
+  policy: string;
+  releaseId: string;
+  pid: number | null;
+  /** true: replaced new-before-old (the proxied process); false: stopped, then started. */
+  zeroDowntime: boolean;
+}
+
+export function operationRoutes(daemon: Daemon): Route[] {
+  return [
+    { method: "POST", path: "/rollback", handler: (_req, _res, _url, body) => rollback(daemon, (body ?? {}) as { releaseId?: unknown }) },
+    { method: "POST", path: "/restart", handler: (_req, _res, _url, body) => restart(daemon, (body ?? {}) as { process?: unknown; policy?: unknown }) },
+    { method: "GET", path: "/logs/follow", handler: (_req, res, url) => followLogs(daemon, res, url) },
+    { method: "GET", path: "/events/follow", handler: (_req, res, url) => followEvents(daemon, res, url) },
+  ];
+}
+
+function lastRetiredAt(rec: ReleaseRecord): number {
+  return Math.max(rec.stoppedAt ?? 0, rec.drainStartedAt ?? 0, rec.activatedAt ?? 0);
+}
+
+/** Picks the release to go back to: the named one, or the most recently retired one. */
+export function rollbackTarget(daemon: Daemon, releaseId: string | undefined): ReleaseRecord {
+  const activeKey = daemon.proxy.activeRelease();
+  const records = [...daemon.executor.releases.values()];
+  const retained = (): string =>
+    records
+      .filter((r) => r.key !== activeKey)
+      .map((r) => `${r.spec.id} (${r.state})`)
+      .join(", ") || "none";
+  if (releaseId !== undefined) {
+    const matches = records.filter((r) => r.spec.id === releaseId).sort((a, b) => b.createdAt - a.createdAt);
+    if (matches.length === 0) {
+      throw new RollbridgeError("UNKNOWN_RELEASE", `no retained release "${releaseId}"`, { fix: `roll back to one of the retained releases: ${retained()} (rollbridge status lists them)` });
+    }
+    const target = matches.find((r) => r.key !== activeKey) ?? matches[0]!;
+    if (target.key === activeKey) throw new RollbridgeError("RELEASE_ALREADY_ACTIVE", `release ${releaseId} is already active`, { fix: `nothing to do; other retained releases: ${retained()}` });
+    return target;
+  }
+  const retired = records
+    .filter((r) => r.key !== activeKey && (r.state === "stopped" || r.state === "draining"))
+    .sort((a, b) => lastRetiredAt(b) - lastRetiredAt(a));
+  const target = retired[0];
+  if (!target) {
+    throw new RollbridgeError("NO_PREVIOUS_RELEASE", "no previous release to roll back to", {
+      fix: `deploy at least twice first, or name a release with --release-id (retained: ${retained()})`,
+    });
+  }
+  return target;
+}
+
+async function rollback(daemon: Daemon, body: { releaseId?: unknown }): Promise<RollbackResponse> {
+  if (body.releaseId !== undefined && (typeof body.releaseId !== "string" || body.releaseId === "")) throw new RollbridgeError("USAGE", "releaseId must be a non-empty string");
+  const target = rollbackTarget(daemon, body.releaseId as string | undefined);
+  const activeKey = daemon.proxy.activeRelease();
+  const from = activeKey ? (daemon.executor.releases.get(activeKey)?.spec.id ?? null) : null;
+  const spec = target.spec;
+  // The resolved path (a `current` symlink may point elsewhere by now), the same id, revision
+  // and env: the same generation, so the daemon resumes that record instead of a new one.
+  const release: NonNullable<DesiredDocument["release"]> = { path: spec.path, id: spec.id };
+  if (spec.revision !== null) release.revision = spec.revision;
+  const document: DesiredDocument = { release };
+  if (Object.keys(spec.env).length > 0) document.env = { ...spec.env };
+  const replicas = daemon.store.current().document?.replicas;
+  if (replicas && Object.keys(replicas).length > 0) document.replicas = { ...replicas };
+  const applied = await applyDesired(daemon, document);
+  daemon.events.emit({
+    type: "rollback-requested",
+    message: `rolling back to ${spec.id}${from ? ` from ${from}` : ""} (it was ${target.state})`,
+    releaseKey: target.key,
+    releaseId: spec.id,
+    data: { fromReleaseId: from, toState: target.state },
+  });
+  return { ...applied, fromReleaseId: from, toReleaseId: spec.id, toState: target.state };
+}
+
+/**
+ * Selects instances of the active release and the daemon-wide services (a process id, a
+ * replica id, or a policy) and asks the executor to restart them. With no selection: every
+ * non-proxied process; the proxied one only when named (it is then replaced with zero downtime).
+ */
+function restart(daemon: Daemon, body: { process?: unknown; policy?: unknown }): { releaseId: string; instances: RestartTarget[] } {
+  const processArg = typeof body.process === "string" && body.process !== "" ? body.process : undefined;
+  const policyArg = typeof body.policy === "string" && body.policy !== "" ? body.policy : undefined;
+  if (policyArg !== undefined && !(POLICIES as readonly string[]).includes(policyArg)) {
+    throw new RollbridgeError("USAGE", `unknown policy "${policyArg}"`, { fix: `use one of: ${POLICIES.join(", ")}` });
+  }
+  const activeKey = daemon.proxy.activeRelease();
+  const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+  if (!activeKey || !active) throw new RollbridgeError("UNKNOWN_RELEASE", "no active release: nothing to restart", { fix: "deploy a release first (rollbridge deploy --release-path P)" });
+  const policyOf = (processId: string) => daemon.config.processes.find((p) => p.id === processId)?.policy ?? "unknown";
+  const live = (key: string) => [...(daemon.executor.instances.get(key)?.values() ?? [])].filter((i) => !i.stopRequested && !i.failed).map((inst) => ({ key, inst }));
+  const candidates: { key: string; inst: Instance }[] = [...live(activeKey), ...live(SERVICES_KEY)];
+  const slots = candidates.map((c) => c.inst);
+  if (processArg !== undefined) {
+    const known = new Set([...daemon.config.processes.map((p) => p.id), ...slots.map((s) => s.instanceId)]);
+    if (!known.has(processArg)) throw new RollbridgeError("UNKNOWN_PROCESS", `unknown process "${processArg}"`, { fix: `use one of: ${[...known].join(", ")}` });
+  }
+  const selected = candidates.filter(({ inst: s }) => {
+    if (processArg !== undefined && s.processId !== processArg && s.instanceId !== processArg) return false;
+    if (policyArg !== undefined && policyOf(s.processId) !== policyArg) return false;
+    if (processArg === undefined && policyArg === undefined && policyOf(s.processId) === "proxied") return false;
+    return true;
+  });
+  if (selected.length === 0) {
+    const what = processArg ? `process "${processArg}"` : policyArg ? `${policyArg} process` : "non-proxied process";
+    throw new RollbridgeError("UNKNOWN_PROCESS", `no running ${what} in release ${active.spec.id} to restart`, {
+      fix: `running: ${slots.map((s) => `${s.instanceId} (${policyOf(s.processId)})`).join(", ") || "none"}; name the proxied process explicitly (--process ${daemon.config.processes.find((p) => p.policy === "proxied")?.id ?? "web"}) to replace it`,
+    });
+  }
+  const marked = daemon.executor.requestRestart(selected.map(({ key, inst }) => ({ key, instanceId: inst.instanceId })), "manual");
+  const instances = marked.map((s) => ({
+    instanceId: s.instanceId,
+    processId: s.processId,
+    policy: policyOf(s.processId),
+    releaseId: daemon.executor.recordFor(s.releaseKey)?.spec.id ?? active.spec.id,
+    pid: s.proc?.pid ?? null,
+    zeroDowntime: policyOf(s.processId) === "proxied",
+  }));
+  daemon.events.emit({
+    type: "restart-requested",
+    message: `manual restart of ${instances.map((i) => i.instanceId).join(", ") || "nothing (already restarting)"}`,
+    releaseKey: activeKey,
+    releaseId: active.spec.id,
+    data: { instances: instances.map((i) => i.instanceId), process: processArg ?? null, policy: policyArg ?? null },
+  });
+  return { releaseId: active.spec.id, instances };
+}
+
+function startStream(res: http.ServerResponse): (value: unknown) => void {
+  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  res.flushHeaders();
+  return (value) => {
+    if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(value) + "\n");
+  };
+}
+
+/** Streams the retained lines, then every new one, until the client goes away. */
+function followLogs(daemon: Daemon, res: http.ServerResponse, url: URL): Promise<void> {
+  const filter = url.searchParams.get("process");
+  if (filter) {
+    const known = new Set(daemon.config.processes.map((p) => p.id));
+    for (const slots of daemon.executor.instances.values()) for (const inst of slots.values()) known.add(inst.instanceId);
+    if (!known.has(filter)) throw new RollbridgeError("UNKNOWN_PROCESS", `unknown process "${filter}"`, { fix: `use one of: ${[...known].join(", ")}` });
+  }
+  const matches = (processId: string, instanceId: string) => !filter || processId === filter || instanceId === filter;
+  const write = startStream(res);
+  if (url.searchParams.get("retained") !== "false") {
+    for (const [key, slots] of daemon.executor.instances) {
+      const rec = daemon.executor.recordFor(key);
+      if (!rec) continue;
+      for (const inst of slots.values()) {
+        if (!matches(inst.processId, inst.instanceId)) continue;
+        for (const line of daemon.executor.outputOf(inst)) write({ instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id, line, retained: true });
+      }
+    }
+  }
+  const off = daemon.executor.onOutput((line) => {
+    if (matches(line.processId, line.instanceId)) write(line);
+  });
+  return untilClosed(res, off);
+}
+
+/** Streams the last `limit` events, then every new one, until the client goes away. */
+function followEvents(daemon: Daemon, res: http.ServerResponse, url: URL): Promise<void> {
+  const raw = url.searchParams.get("limit");
+  const limit = raw === null ? 100 : Number(raw);
+  if (!Number.isInteger(limit) || limit < 0) throw new RollbridgeError("USAGE", `expected a non-negative integer limit, got "${raw}"`);
+  const write = startStream(res);
+  if (limit > 0) for (const event of daemon.events.recent(limit)) write(event);
+  const off = daemon.events.subscribe((event) => write(event));
+  return untilClosed(res, off);
+}
+
+function untilClosed(res: http.ServerResponse, cleanup: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    res.on("close", () => {
+      cleanup();
+      resolve();
+    });
+  });
+}

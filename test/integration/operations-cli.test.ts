@@ -1,0 +1,110 @@
+// The CLI surface without a daemon: --help on every command, a clear error naming the socket
+// when no daemon answers, and shell completion generated from the command table.
+import { execFile } from "node:child_process";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, runCli } from "../helpers/daemon.js";
+
+let dir: string;
+let configPath: string;
+let socket: string;
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-cli-"));
+  socket = path.join(dir, "nobody.sock");
+  configPath = path.join(dir, "rollbridge.yaml");
+  await fs.writeFile(configPath, `application: cli-test\ncontrol: {path: ${socket}}\nprocesses:\n  - id: web\n    policy: proxied\n    command: node app.js\n    port: {from: 41000, to: 41010}\n`);
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const ALL = ["validate", "doctor", "daemon", "ensure-daemon", "apply", "diff", "deploy", "status", "logs", "events", "rollback", "stop", "restart", "shutdown", "completion"];
+
+// Commands that need a daemon, with the arguments that make them reach for it.
+const NEEDS_DAEMON: [string[], number][] = [
+  [["status"], 1],
+  [["logs"], 1],
+  [["logs", "--follow"], 1],
+  [["events"], 1],
+  [["events", "--follow"], 1],
+  [["rollback"], 1],
+  [["restart"], 1],
+  [["stop"], 1],
+  [["shutdown"], 1],
+  [["apply", "--release-path", "."], 1],
+  [["deploy", "--release-path", "."], 1],
+  [["diff", "--release-path", "."], 2],
+];
+
+describe("every command", () => {
+  it("prints its usage, flags and an example for --help and exits 0", async () => {
+    const main = await runCli(["--help"]);
+    for (const name of ALL) expect(main.stdout).toContain(`  ${name} `);
+    for (const name of ALL) {
+      const r = await runCli([name, "--help"]);
+      expect(r.code, name).toBe(0);
+      expect(r.stdout).toContain(`Usage: rollbridge ${name}`);
+      expect(r.stdout).toContain("--json");
+      expect(r.stdout).toContain("Example:");
+    }
+  });
+
+  it("names the socket it tried and exits non-zero when no daemon answers", async () => {
+    for (const [args, code] of NEEDS_DAEMON) {
+      const human = await runCli([...args, "--config", configPath], { cwd: dir });
+      expect(human.code, args.join(" ")).toBe(code);
+      expect(human.stderr).toContain(`no daemon answers on ${socket}`);
+      expect(human.stderr).toContain("ensure-daemon");
+      const json = await runCli([...args, "--config", configPath, "--json"], { cwd: dir });
+      expect(json.code, args.join(" ")).toBe(code);
+      if (args.includes("--follow")) continue; // a follow stream prints JSON lines, errors on stderr
+      const doc = JSON.parse(json.stdout);
+      expect(doc).toMatchObject({ ok: false, error: { code: "DAEMON_NOT_RUNNING" } });
+      expect(doc.error.message).toContain(socket);
+    }
+  });
+
+  it("rejects an unknown flag with exit 2", async () => {
+    const r = await runCli(["restart", "--bogus", "--config", configPath], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bogus/);
+  });
+});
+
+function bashComplete(words: string[]): Promise<string[]> {
+  const script = `source <("${process.execPath}" "${CLI}" completion bash); COMP_WORDS=(${words.map((w) => `"${w}"`).join(" ")}); COMP_CWORD=${words.length - 1}; _rollbridge; echo "\${COMPREPLY[@]}"`;
+  return new Promise((resolve, reject) => {
+    execFile("bash", ["-c", script], { timeout: 20_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${error.message}\n${stderr}`));
+      else resolve(stdout.trim().split(/\s+/).filter(Boolean));
+    });
+  });
+}
+
+describe("completion", () => {
+  it("completes command names, flags and flag values in bash", async () => {
+    expect(await bashComplete(["rollbridge", "ap"])).toEqual(["apply"]);
+    expect(await bashComplete(["rollbridge", "rol"])).toEqual(["rollback"]);
+    expect(await bashComplete(["rollbridge", "r"])).toEqual(expect.arrayContaining(["rollback", "restart"]));
+    expect(await bashComplete(["rollbridge", "restart", "--pol"])).toEqual(["--policy"]);
+    expect(await bashComplete(["rollbridge", "restart", "--policy", "c"])).toEqual(["companion"]);
+    expect(await bashComplete(["rollbridge", "deploy", "--ensure"])).toEqual(["--ensure-daemon"]);
+    expect(await bashComplete(["rollbridge", "completion", ""])).toEqual(expect.arrayContaining(["bash", "zsh"]));
+    // Every flag of every command is offered.
+    expect(await bashComplete(["rollbridge", "logs", "--"])).toEqual(expect.arrayContaining(["--process", "--follow", "--config", "--json", "--help"]));
+  });
+
+  it("prints a zsh script naming every command, and refuses an unknown shell", async () => {
+    const zsh = await runCli(["completion", "zsh"]);
+    expect(zsh.code).toBe(0);
+    expect(zsh.stdout).toMatch(/^#compdef rollbridge/);
+    for (const name of ALL) expect(zsh.stdout).toContain(`'${name}:`);
+    expect(zsh.stdout).toContain("compdef _rollbridge rollbridge");
+    const bad = await runCli(["completion", "fish"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("bash, zsh");
+  });
+});

@@ -1,0 +1,107 @@
+// doctor: green only when a fresh daemon could start here now; every failed check says why
+// and names who holds what.
+import { promises as fs } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort, portRange, runCli, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { deploy } from "../helpers/operations.js";
+
+const cleanups: (() => Promise<void>)[] = [];
+let daemon: TestDaemon | null = null;
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = null;
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function configDir(body: (p: { dir: string; proxyPort: number; range: { from: number; to: number } }) => string): Promise<{ dir: string; configPath: string; proxyPort: number; range: { from: number; to: number } }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-doc-"));
+  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+  const proxyPort = await freePort();
+  const range = portRange(8);
+  const configPath = path.join(dir, "rollbridge.yaml");
+  await fs.writeFile(configPath, body({ dir, proxyPort, range }));
+  return { dir, configPath, proxyPort, range };
+}
+
+const basic = ({ dir, proxyPort, range }: { dir: string; proxyPort: number; range: { from: number; to: number } }) =>
+  `application: doc\ncontrol: {path: ${dir}/sock/control.sock}\nproxy: {port: ${proxyPort}}\nstatePath: ${dir}/state/app.json\nprocesses:\n  - id: web\n    policy: proxied\n    command: node app.js\n    port: {from: ${range.from}, to: ${range.to}}\n`;
+
+function check(doc: { checks: { name: string; ok: boolean; message: string; fix?: string }[] }, name: string) {
+  const found = doc.checks.find((c) => c.name === name);
+  if (!found) throw new Error(`no check "${name}" in ${JSON.stringify(doc.checks.map((c) => c.name))}`);
+  return found;
+}
+
+describe("doctor", () => {
+  it("passes every check when a fresh daemon could start", async () => {
+    const c = await configDir(basic);
+    const r = await runCli(["doctor", "--config", c.configPath], { cwd: c.dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^✓ config: valid: 1 process, proxy on 127\.0\.0\.1:\d+/m);
+    expect(r.stdout).toContain(`✓ control socket: no daemon running; ${c.dir}/sock/control.sock is free to bind`);
+    expect(r.stdout).toContain(`✓ control socket directory: ${c.dir}/sock does not exist yet; ${c.dir} is writable`);
+    expect(r.stdout).toContain(`✓ proxy port: 127.0.0.1:${c.proxyPort} is available`);
+    expect(r.stdout).toContain(`✓ ports of web: 8 of 8 ports free in ${c.range.from}-${c.range.to}`);
+    expect(r.stdout).toMatch(/✓ node: Node\.js \d+\.\d+/);
+    expect(r.stdout).toMatch(/✓ desired file: none yet/);
+    expect(r.stdout).toMatch(/✓ orphans: no processes left behind/);
+    expect(r.stdout.trim().endsWith("All checks passed.")).toBe(true);
+
+    const json = JSON.parse((await runCli(["doctor", "--json", "--config", c.configPath], { cwd: c.dir })).stdout);
+    expect(json.ok).toBe(true);
+    expect(json.checks.map((x: { name: string }) => x.name)).toEqual(["config", "node", "control socket", "control socket directory", "proxy port", "ports of web", "state file directory", "desired file", "orphans"]);
+    for (const x of json.checks) expect(x).toMatchObject({ ok: true, message: expect.any(String) });
+  });
+
+  it("fails on a proxy port held by another process, and counts taken ports of a range", async () => {
+    const c = await configDir(basic);
+    const servers = await Promise.all([c.proxyPort, c.range.from, c.range.from + 1].map((port) => listen(port)));
+    cleanups.push(async () => void (await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))));
+    const r = await runCli(["doctor", "--config", c.configPath], { cwd: c.dir });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`✗ proxy port: 127.0.0.1:${c.proxyPort} is taken by another process`);
+    expect(r.stdout).toContain(`fix: find it with \`ss -ltnp 'sport = :${c.proxyPort}'\``);
+    expect(r.stdout).toContain("✓ ports of web: 6 of 8 ports free");
+    expect(r.stdout.trim().endsWith("1 of 9 checks failed.")).toBe(true);
+  });
+
+  it("fails while a daemon runs, naming its pid for the socket and the proxy port", async () => {
+    daemon = await startDaemon();
+    expect((await deploy(daemon, "v1")).code).toBe(0);
+    const r = await runCli(["doctor", "--json", "--config", daemon.configPath], { cwd: daemon.dir });
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.ok).toBe(false);
+    const pid = daemon.child.pid;
+    expect(check(doc, "control socket")).toMatchObject({ ok: false, message: `a daemon (pid ${pid}) is already running on ${daemon.socket}` });
+    expect(check(doc, "proxy port")).toMatchObject({ ok: false, message: `127.0.0.1:${daemon.proxyPort} is held by the running rollbridge daemon (pid ${pid})` });
+    expect(check(doc, "desired file")).toMatchObject({ ok: true, message: expect.stringMatching(/is valid: release v1 at .*releases\/v1$/) });
+    // Doctor only looks: the daemon still serves.
+    expect((await daemon.status()).activeRelease.id).toBe("v1");
+  });
+
+  it("fails on an invalid config, and on a desired file naming a missing release", async () => {
+    const bad = await configDir(() => "application: doc\nprocesses: []\n");
+    const r = await runCli(["doctor", "--config", bad.configPath], { cwd: bad.dir });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/✗ config: \d+ problems? in /);
+    expect(r.stdout).toMatch(/fix: rollbridge validate --config/);
+
+    const c = await configDir(basic);
+    await fs.writeFile(path.join(c.dir, "desired.yaml"), `release: {path: ${c.dir}/releases/gone}\n`);
+    const d = JSON.parse((await runCli(["doctor", "--json", "--config", c.configPath], { cwd: c.dir })).stdout);
+    expect(d.ok).toBe(false);
+    expect(check(d, "desired file")).toMatchObject({ ok: false, message: expect.stringMatching(/releases\/gone does not exist/) });
+  });
+});
+
+function listen(port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(port, "127.0.0.1", () => resolve(s));
+  });
+}

@@ -1,0 +1,123 @@
+// rollback and release retention through the real CLI against a real daemon.
+import { promises as fs } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { get } from "../helpers/load.js";
+import { deploy } from "../helpers/operations.js";
+
+let daemon: TestDaemon | null = null;
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = null;
+});
+
+const served = async (d: TestDaemon) => JSON.parse((await get(d.proxyPort)).body).release as string;
+
+describe("rollback", () => {
+  it("after two deploys serves the first release again, through the desired file", async () => {
+    daemon = await startDaemon({ proxy: { drainTimeoutMs: 1000 } });
+    expect((await deploy(daemon, "v1", ["--revision", "r1"])).code).toBe(0);
+    const v2 = await deploy(daemon, "v2", ["--revision", "r2"]);
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(await served(daemon)).toBe("v2");
+
+    const r = await daemon.cli(["rollback", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: true, fromReleaseId: "v2", toReleaseId: "v1", toState: "stopped", releaseId: "v1", outcome: { outcome: "converged", releaseId: "v1" } });
+    expect(doc.events.map((e: { type: string }) => e.type)).toContain("traffic-switched");
+    expect(await served(daemon)).toBe("v1");
+
+    // The desired file names the first release again (its resolved path, id and revision).
+    const desired = await fs.readFile(daemon.desiredPath, "utf8");
+    expect(desired).toMatch(/releases\/v1/);
+    expect(desired).toMatch(/revision: r1/);
+    const status = await daemon.status();
+    expect(status.activeRelease).toMatchObject({ id: "v1", revision: "r1" });
+    expect(status.releases.find((x: { id: string }) => x.id === "v2").state).toBe("stopped");
+    // Rolled back to the same record (same generation), not a new release.
+    expect(status.releases.filter((x: { id: string }) => x.id === "v1")).toHaveLength(1);
+
+    // And forward again by id, human output.
+    const forward = await daemon.cli(["rollback", "--release-id", "v2"]);
+    expect(forward.code, forward.stderr).toBe(0);
+    expect(forward.stdout).toMatch(/rolling back to v2 \(stopped\) from v1/);
+    expect(forward.stdout).toMatch(/✓ v2 is active and converged/);
+    expect(await served(daemon)).toBe("v2");
+  });
+
+  it("explains why there is nothing to roll back to, an unknown id, and an already-active one", async () => {
+    daemon = await startDaemon({ proxy: { drainTimeoutMs: 1000 } });
+    const none = await daemon.cli(["rollback", "--json"]);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout).error.code).toBe("NO_PREVIOUS_RELEASE");
+
+    expect((await deploy(daemon, "v1")).code).toBe(0);
+    const only = await daemon.cli(["rollback"]);
+    expect(only.code).toBe(1);
+    expect(only.stderr).toMatch(/no previous release to roll back to/);
+    expect(only.stderr).toMatch(/fix: deploy at least twice/);
+
+    expect((await deploy(daemon, "v2")).code).toBe(0);
+    const unknown = await daemon.cli(["rollback", "--release-id", "v9", "--json"]);
+    expect(unknown.code).toBe(1);
+    const err = JSON.parse(unknown.stdout).error;
+    expect(err.code).toBe("UNKNOWN_RELEASE");
+    expect(err.message).toMatch(/no retained release "v9"/);
+    expect(err.fix).toMatch(/v1 \(stopped\)/);
+
+    const active = await daemon.cli(["rollback", "--release-id", "v2"]);
+    expect(active.code).toBe(1);
+    expect(active.stderr).toMatch(/release v2 is already active/);
+    // None of that changed what runs.
+    expect(await served(daemon)).toBe("v2");
+    expect((await daemon.status()).desired.releaseId).toBe("v2");
+  });
+
+  it("brings back a still-draining release with the processes it still has", async () => {
+    daemon = await startDaemon({ proxy: { drainTimeoutMs: 30000 } });
+    expect((await deploy(daemon, "v1")).code).toBe(0);
+    const v1Pid = (await daemon.status()).processes[0].pid as number;
+    // An open WebSocket keeps v1 draining.
+    const ws = new WebSocket(`ws://127.0.0.1:${daemon.proxyPort}/socket`);
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    try {
+      const v2 = await daemon.release("v2");
+      expect((await daemon.cli(["apply", "--release-path", v2])).code).toBe(0);
+      await until(async () => (await daemon!.status()).releases.find((r: { id: string }) => r.id === "v1")?.state === "draining", 15_000, "v1 draining");
+
+      const r = await daemon.cli(["rollback", "--json", "--timeout", "20000"]);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ toReleaseId: "v1", toState: "draining", outcome: { outcome: "converged" } });
+      expect(await served(daemon)).toBe("v1");
+      const status = await daemon.status();
+      // The same process serves again: nothing was restarted.
+      expect(status.processes.find((p: { releaseId: string; pid: number | null }) => p.releaseId === "v1" && p.pid !== null).pid).toBe(v1Pid);
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      ws.terminate();
+    }
+  });
+});
+
+describe("releaseRetention", () => {
+  it("keeps the active release plus `keep` stopped ones", async () => {
+    daemon = await startDaemon({ proxy: { drainTimeoutMs: 1000 }, extra: "releaseRetention: {keep: 2}" });
+    for (const name of ["v1", "v2", "v3", "v4"]) {
+      const r = await deploy(daemon, name);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const releases = await until(async () => {
+      const s = await daemon!.status();
+      return s.releases.length === 3 ? s.releases : null;
+    }, 20_000, "three retained releases");
+    expect(releases.map((r: { id: string; state: string }) => `${r.id}:${r.state}`)).toEqual(["v4:active", "v3:stopped", "v2:stopped"]);
+    const gone = await daemon.cli(["rollback", "--release-id", "v1"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/no retained release "v1"/);
+  });
+});
