@@ -115,7 +115,10 @@ async function startDetached(loaded: LoadedConfig, logPath: string, socket: stri
   const fd = openSync(logPath, "a", 0o640);
   let child;
   try {
-    child = spawn(process.execPath, [MAIN, "daemon", "--config", loaded.path], {
+    // A smaller V8 young generation keeps the daemon's RSS under proxy load ~15 MB lower at
+    // the same throughput (docs/systemd.md); it can only be set when Node starts.
+    const nodeFlags = process.env.NODE_OPTIONS?.includes("--max-semi-space-size") ? [] : ["--max-semi-space-size=2"];
+    child = spawn(process.execPath, [...nodeFlags, MAIN, "daemon", "--config", loaded.path], {
       detached: true,
       stdio: ["ignore", fd, fd],
       cwd: loaded.dir,
