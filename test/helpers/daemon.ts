@@ -200,6 +200,28 @@ function canConnect(socket: string): Promise<boolean> {
   });
 }
 
+/** One event of the daemon's log (a JSON line on its stdout). */
+export interface DaemonEvent {
+  seq: number;
+  type: string;
+  message: string;
+  at: string;
+  releaseId?: string;
+  data?: Record<string, unknown>;
+}
+
+/** The events the daemon has printed so far, optionally only those of one type. */
+export function daemonEvents(d: TestDaemon, type?: string): DaemonEvent[] {
+  const all = d.stdout.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as DaemonEvent];
+    } catch {
+      return [];
+    }
+  });
+  return type ? all.filter((e) => e.type === type) : all;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { CLI, ROOT, isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, ROOT, isAlive, sleep, startDaemon, until, type DaemonEvent, type TestDaemon, daemonEvents as events } from "../helpers/daemon.js";
 import { get, startLoad, type Load, type LoadStats } from "../helpers/load.js";
 
 let daemon: TestDaemon | null = null;
@@ -18,27 +18,9 @@ afterEach(async () => {
   daemon = null;
 });
 
-interface Event {
-  seq: number;
-  type: string;
-  message: string;
-  releaseId?: string;
-  data?: Record<string, unknown>;
-}
 
-/** The daemon's log (one JSON event per stdout line). */
-function events(d: TestDaemon, type?: string): Event[] {
-  const all = d.stdout.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as Event];
-    } catch {
-      return [];
-    }
-  });
-  return type ? all.filter((e) => e.type === type) : all;
-}
 
-const idsOf = (list: Event[]) => list.map((e) => e.releaseId);
+const idsOf = (list: DaemonEvent[]) => list.map((e) => e.releaseId);
 
 /** Waits until status is converged and `check` holds; returns that status. */
 function convergedOn(d: TestDaemon, check: (s: any) => boolean, what: string, timeoutMs = 20_000): Promise<any> {

@@ -3,7 +3,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { isAlive, sleep, startDaemon, until, type DaemonEvent, type TestDaemon, daemonEvents as events } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
 
 let daemon: TestDaemon | null = null;
@@ -12,26 +12,9 @@ afterEach(async () => {
   daemon = null;
 });
 
-interface Event {
-  seq: number;
-  type: string;
-  message: string;
-  at: string;
-  releaseId?: string;
-  data?: Record<string, unknown>;
-}
 
-function events(d: TestDaemon): Event[] {
-  return d.stdout.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as Event];
-    } catch {
-      return [];
-    }
-  });
-}
 
-function started(d: TestDaemon, instanceId: string): Event[] {
+function started(d: TestDaemon, instanceId: string): DaemonEvent[] {
   return events(d).filter((e) => e.type === "process-started" && e.data?.instanceId === instanceId);
 }
 

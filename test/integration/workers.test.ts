@@ -4,7 +4,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
-import { isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { isAlive, sleep, startDaemon, until, type TestDaemon, daemonEvents as events } from "../helpers/daemon.js";
 import { get, startLoad } from "../helpers/load.js";
 
 let daemon: TestDaemon | null = null;
@@ -13,22 +13,7 @@ afterEach(async () => {
   daemon = null;
 });
 
-interface Event {
-  seq: number;
-  type: string;
-  message: string;
-  data?: Record<string, unknown>;
-}
 
-function events(d: TestDaemon): Event[] {
-  return d.stdout.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as Event];
-    } catch {
-      return [];
-    }
-  });
-}
 
 async function deploy(d: TestDaemon, release: string) {
   const result = await d.cli(["apply", "--release-path", await d.release(release), "--wait"]);
