@@ -125,7 +125,7 @@ export async function runProxyBench(opts = {}) {
 
 // --- the upstream app (a child process: node bench/proxy.mjs --serve-app) ---
 
-const APP_BODY = "Hello, world!\n";
+export const APP_BODY = "Hello, world!\n";
 
 function serveApp() {
   const body = Buffer.from(APP_BODY);
@@ -139,7 +139,7 @@ function serveApp() {
 // --- children ---
 
 // taskset execs the command, so child.pid is the process itself.
-function startChild(children, [command, args]) {
+export function startChild(children, [command, args]) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
     children.push(child);
@@ -162,7 +162,7 @@ function startChild(children, [command, args]) {
   });
 }
 
-function checkTarget(target) {
+export function checkTarget(target) {
   return new Promise((resolve, reject) => {
     http
       .get({ host: "127.0.0.1", port: target.port, path: "/", agent: false }, (res) => {
@@ -178,7 +178,7 @@ function checkTarget(target) {
 
 // --- load generators ---
 
-function pickLoadGenerator() {
+export function pickLoadGenerator() {
   if (spawnSync("sh", ["-c", "command -v wrk"], { stdio: "ignore" }).status === 0) return wrk;
   console.error("wrk not found on PATH: install it with `apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk`.");
   const probe = spawnSync("npx", ["--yes", "autocannon", "--version"], { stdio: "ignore", timeout: 120_000 });
@@ -221,7 +221,7 @@ const autocannon = {
 };
 
 /** utime + stime of a process in seconds (Linux /proc); NaN elsewhere. */
-function cpuSeconds(pid) {
+export function cpuSeconds(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -286,7 +286,7 @@ function printTable(summary) {
   for (const row of rows) console.log(line(row));
 }
 
-function fmt(n, digits) {
+export function fmt(n, digits) {
   return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 }
 

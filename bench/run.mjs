@@ -22,11 +22,11 @@ const combined = {
 // Optional ones are skipped (with a note) when their module is missing; soak is opt-in (--soak).
 const benches = [
   { key: "proxy", file: "proxy.mjs", fn: "runProxyBench", options: { resultsDir: null, print: true } },
-  { key: "nginx", file: "nginx.mjs", fn: "runNginxBench", options: { print: true } },
-  { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { print: true } },
+  { key: "nginx", file: "nginx.mjs", fn: "runNginxBench", options: { resultsDir: null, print: true } },
+  { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },
   { key: "memory", file: "memory.mjs", fn: "runMemoryBench", options: {} },
-  { key: "soak", file: "soak.mjs", fn: "runSoakBench", options: { print: true }, optIn: "--soak" },
+  { key: "soak", file: "soak.mjs", fn: "runSoak", options: { durationSec: 60, resultsDir: null, print: true }, optIn: "--soak" },
 ];
 
 for (const bench of benches) {
@@ -49,6 +49,9 @@ for (const bench of benches) {
     const mod = await import(pathToFileURL(file).href);
     if (typeof mod[bench.fn] !== "function") throw new Error(`bench/${bench.file} does not export ${bench.fn}`);
     combined[bench.key] = await mod[bench.fn](bench.options);
+    if (combined[bench.key]?.verdict && combined[bench.key].verdict.ok === false) {
+      combined.errors.push({ bench: bench.key, message: "verdict not ok" });
+    }
   } catch (error) {
     console.error(`${bench.key} benchmark failed: ${error.stack ?? error}`);
     combined[bench.key] = { failed: String(error.message ?? error) };

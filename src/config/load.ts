@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from "yaml";
 import { errorMessage, RollbridgeError } from "../errors.js";
 import { formatIssues, validateConfig } from "./issues.js";
 import type { Config } from "./schema.js";
@@ -98,7 +98,9 @@ export function parseYamlText(
   text: string,
   keepText: (path: readonly (string | number)[]) => boolean,
 ): { value: unknown } | { error: YamlSyntaxError } {
-  const document = parseDocument(text, { merge: true, prettyErrors: true });
+  const lineCounter = new LineCounter();
+  // logLevel "error": problems come back as errors here, never as warnings on the daemon's stderr.
+  const document = parseDocument(text, { merge: true, prettyErrors: true, lineCounter, logLevel: "error" });
   const [first] = document.errors;
   if (first !== undefined) {
     const position = first.linePos?.[0];
@@ -112,7 +114,24 @@ export function parseYamlText(
     };
   }
   keepScalarText(document.contents, [], keepText);
-  return { value: document.toJS() };
+  try {
+    return { value: document.toJS() };
+  } catch (cause) {
+    // Aliases are resolved only here: a merge (<<) of a non-mapping, or too many aliases.
+    const position = lineCounter.linePos(firstAliasOffset(document) ?? 0);
+    return { error: { line: position.line, column: position.col, message: errorMessage(cause), cause } };
+  }
+}
+
+function firstAliasOffset(document: ReturnType<typeof parseDocument>): number | undefined {
+  let offset: number | undefined;
+  visit(document, {
+    Alias(_key, node) {
+      offset = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
 }
 
 function searchDirectory(dir: string, fix: string): string {

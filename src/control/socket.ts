@@ -25,6 +25,17 @@ export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boo
   });
 }
 
+/**
+ * Fails with DAEMON_ALREADY_RUNNING (naming the running daemon) when something answers on the
+ * socket. The daemon checks this before binding anything else, so a second `rollbridge daemon`
+ * with the same config names the first one instead of complaining about the proxy port.
+ */
+export async function refuseIfRunning(socketPath: string, describeRunning: () => Promise<string>): Promise<void> {
+  if (!(await socketAnswers(socketPath))) return;
+  const who = await describeRunning().catch(() => "another process");
+  throw new RollbridgeError("DAEMON_ALREADY_RUNNING", `a daemon is already running on ${socketPath} (${who})`, { fix: "use that daemon (rollbridge status), or stop it first (rollbridge shutdown)" });
+}
+
 export async function bindControlSocket(server: Server, socketPath: string, perms: SocketPermissions, describeRunning: () => Promise<string>): Promise<void> {
   try {
     const stat = await fs.lstat(socketPath);

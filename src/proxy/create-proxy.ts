@@ -39,6 +39,9 @@ export function createProxy(options: ProxyOptions): ProxyServer {
       headersTimeout: timeouts.headersTimeoutMs,
       requestTimeout: timeouts.requestTimeoutMs,
       keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+      // Node enforces headersTimeout/requestTimeout only when this sweep runs (default every
+      // 30 s), so a half-sent request could hold its socket 30 s past the limit.
+      connectionsCheckingInterval: checkingIntervalMs(timeouts),
       noDelay: true,
     },
     forwardHttp,
@@ -124,6 +127,12 @@ function resolveTimeouts(given: Partial<ProxyTimeouts> | undefined): Required<Pr
     upstreamHeadersTimeoutMs: given?.upstreamHeadersTimeoutMs ?? DEFAULT_TIMEOUTS.upstreamHeadersTimeoutMs,
     upstreamBodyTimeoutMs: given?.upstreamBodyTimeoutMs ?? DEFAULT_TIMEOUTS.upstreamBodyTimeoutMs,
   };
+}
+
+// Half the shortest client timeout, at most 1 s: a slow client is cut within 1.5x its limit.
+function checkingIntervalMs(timeouts: Required<ProxyTimeouts>): number {
+  const limits = [timeouts.headersTimeoutMs, timeouts.requestTimeoutMs].filter((ms) => ms > 0);
+  return Math.max(10, Math.round(Math.min(1000, ...limits.map((ms) => ms / 2))));
 }
 
 // A non-WebSocket upgrade (h2c, ...) may be ignored by the server (RFC 9110 7.8): answer it as

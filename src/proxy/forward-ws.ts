@@ -153,8 +153,14 @@ class WsTunnel implements Waiter, Tracked {
       if (this.state === "done") proxySocket.destroy();
       else this.state = "open";
     });
-    proxyReq.prependListener("response", () => {
+    proxyReq.prependListener("response", (proxyRes: IncomingMessage) => {
       this.responded = true;
+      // The library closes the client only at the answer's 'end': an app that goes away in the
+      // middle of it (FIN before the last body byte) would leave the client waiting, and the
+      // tunnel counted against its release, forever.
+      proxyRes.once("close", () => {
+        if (!proxyRes.complete) this.socket.destroy();
+      });
     });
   }
 
