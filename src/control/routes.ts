@@ -11,6 +11,7 @@ import { plannerConfig } from "../reconcile/planner-config.js";
 import type { ApplyRequest, ApplyResponse, WaitOutcome } from "./protocol.js";
 import type { Route } from "./server.js";
 import { abortRollout } from "./abort-rollout.js";
+import { SERVICES_KEY } from "../reconcile/types.js";
 import path from "node:path";
 
 export function controlRoutes(daemon: Daemon): Route[] {
@@ -87,6 +88,14 @@ async function diff(daemon: Daemon, body: { document?: DesiredDocument } | undef
   return { changes: describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe()) };
 }
 
+/** No process of the release (or a service its rollout started) is still running. */
+function releaseSettled(daemon: Daemon, key: string): boolean {
+  const gone = (phase: string | undefined) => phase === undefined || phase === "exited";
+  const slots = [...(daemon.executor.instances.get(key)?.values() ?? [])];
+  const services = [...(daemon.executor.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
+  return [...slots, ...services].every((i) => gone(i.proc?.phase) && gone(i.successor?.proc?.phase) && i.retiring.every((r) => gone(r.proc.phase)));
+}
+
 /** Streams events (NDJSON) until the asked-for rollout converges, fails or times out. */
 function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
   const generation = url.searchParams.get("generation");
@@ -134,7 +143,8 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
         if (replaced) finish({ outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: rec?.spec.id ?? null });
         return;
       }
-      if (rec?.state === "failed" && rec.failure && rec.failure.at >= startedAt - 10) {
+      // Failed: reported once what the rollout started has stopped, so the caller sees the end state.
+      if (rec?.state === "failed" && rec.failure && rec.failure.at >= startedAt - 10 && releaseSettled(daemon, rec.key)) {
         const f = rec.failure;
         return finish({ outcome: "failed", message: f.reason, releaseId: rec.spec.id, failure: { reason: f.reason, code: f.code, instanceId: f.instanceId ?? null, output: f.output ?? [] } });
       }
