@@ -375,7 +375,10 @@ processes:
 `,
   );
 
-  const child = tracker.spawn(process.execPath, [CLI, "daemon", "--config", config], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  // The daemon as ensure-daemon and the systemd example start it (docs/systemd.md#memory);
+  // BENCH_DAEMON_NODE_FLAGS="" measures a plain `node … daemon` instead.
+  const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean);
+  const child = tracker.spawn(process.execPath, [...nodeFlags, CLI, "daemon", "--config", config], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   const events = [];
   let buffer = "";
   let stderr = "";
