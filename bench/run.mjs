@@ -26,6 +26,7 @@ const benches = [
   { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },
   { key: "memory", file: "memory.mjs", fn: "runMemoryBench", options: {} },
+  { key: "replicas", file: "replicas.mjs", fn: "runReplicasBench", options: { print: true } },
   { key: "soak", file: "soak.mjs", fn: "runSoak", options: { durationSec: 60, resultsDir: null, print: true }, optIn: "--soak" },
 ];
 
