@@ -17,6 +17,7 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { APP_BODY, checkTarget, cpuSeconds, fmt, pickLoadGenerator, startChild } from "./proxy.mjs";
+import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -55,9 +56,8 @@ export async function runNginxBench(opts = {}) {
     return { skipped };
   }
   const load = pickLoadGenerator();
-  const pin = options.pin && os.cpus().length >= 2 && spawnSync("sh", ["-c", "command -v taskset"], { stdio: "ignore" }).status === 0;
-  if (options.pin && !pin) console.error("pinning unavailable (needs taskset and 2 cores): running unpinned");
-  const onCpu = (cpu, command, args) => (pin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args]);
+  const onCpu = cpuPlacer(options.pin);
+  const pin = onCpu.pinned;
   const children = [];
   const tmp = mkdtempSync(join(os.tmpdir(), "rb-nginx-"));
   const killAll = () => {
@@ -116,7 +116,7 @@ export async function runNginxBench(opts = {}) {
       rounds,
       summary,
     };
-    if (options.print) printTable(summary);
+    if (options.print) printSummary(summary);
     if (options.resultsDir) {
       mkdirSync(options.resultsDir, { recursive: true });
       const file = join(options.resultsDir, `nginx-${result.meta.date.replace(/[:.]/g, "-")}.json`);
@@ -266,27 +266,16 @@ function summarize(names, rounds) {
   }));
 }
 
-function printTable(summary) {
+function printSummary(summary) {
   const header = ["target", "req/s", "p50 ms", "p99 ms", "req/s vs direct", "p99 vs direct", "req/s vs nginx", "p99 vs nginx", "cpu us/req", "errors"];
   const rows = summary.map((s) => [s.target, fmt(s.rps, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), `${fmt(s.rpsVsDirect, 2)}x`, `${fmt(s.p99VsDirect, 2)}x`, `${fmt(s.rpsVsNginx, 2)}x`, `${fmt(s.p99VsNginx, 2)}x`, fmt(s.cpuUsPerReq, 1), String(s.errors)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 // --- CLI ---
 
 function parseArgs(argv) {
-  const opts = {};
-  if (argv.includes("--pin")) opts.pin = true;
-  const names = { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" };
-  for (let i = 0; i < argv.length; i++) {
-    const key = names[argv[i]];
-    if (key) opts[key] = Number(argv[++i]);
-  }
-  return opts;
+  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

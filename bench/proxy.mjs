@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -41,9 +42,8 @@ export async function runProxyBench(opts = {}) {
   const options = { ...defaultProxyBenchOptions, ...opts };
   const load = pickLoadGenerator();
   const os = await import("node:os");
-  const pin = options.pin && os.cpus().length >= 2 && spawnSync("sh", ["-c", "command -v taskset"], { stdio: "ignore" }).status === 0;
-  if (options.pin && !pin) console.error("pinning unavailable (needs taskset and 2 cores): running unpinned");
-  const onCpu = (cpu, command, args) => (pin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args]);
+  const onCpu = cpuPlacer(options.pin);
+  const pin = onCpu.pinned;
   const children = [];
   const killAll = () => {
     for (const child of children) {
@@ -108,7 +108,7 @@ export async function runProxyBench(opts = {}) {
       rounds,
       summary,
     };
-    if (options.print) printTable(summary);
+    if (options.print) printSummary(summary);
     if (options.resultsDir) {
       mkdirSync(options.resultsDir, { recursive: true });
       const file = join(options.resultsDir, `proxy-${result.meta.date.replace(/[:.]/g, "-")}.json`);
@@ -265,7 +265,7 @@ function summarize(names, rounds) {
   }));
 }
 
-function printTable(summary) {
+function printSummary(summary) {
   const header = ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "vs bare undici", "p99 vs bare", "cpu us/req", "cpu vs bare", "errors"];
   const rows = summary.map((s) => [
     s.target,
@@ -279,11 +279,7 @@ function printTable(summary) {
     `${fmt(s.cpuVsBare, 2)}x`,
     String(s.errors),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 export function fmt(n, digits) {
@@ -293,14 +289,7 @@ export function fmt(n, digits) {
 // --- CLI ---
 
 function parseArgs(argv) {
-  const opts = {};
-  if (argv.includes("--pin")) opts.pin = true;
-  const names = { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" };
-  for (let i = 0; i < argv.length; i++) {
-    const key = names[argv[i]];
-    if (key) opts[key] = Number(argv[++i]);
-  }
-  return opts;
+  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { WebSocket, WebSocketServer } from "ws";
 import { cpuSeconds, fmt, startChild } from "./proxy.mjs";
+import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -40,9 +41,8 @@ export const defaultWebSocketBenchOptions = {
  */
 export async function runWebSocketBench(opts = {}) {
   const options = { ...defaultWebSocketBenchOptions, ...opts };
-  const pin = options.pin && os.cpus().length >= 2 && spawnSync("sh", ["-c", "command -v taskset"], { stdio: "ignore" }).status === 0;
-  if (options.pin && !pin) console.error("pinning unavailable (needs taskset and 2 cores): running unpinned");
-  const onCpu = (cpu, command, args) => (pin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args]);
+  const onCpu = cpuPlacer(options.pin);
+  const pin = onCpu.pinned;
   const children = [];
   const killAll = () => {
     for (const child of children) {
@@ -86,7 +86,7 @@ export async function runWebSocketBench(opts = {}) {
       rounds,
       summary,
     };
-    if (options.print) printTable(summary);
+    if (options.print) printSummary(summary);
     if (options.resultsDir) {
       mkdirSync(options.resultsDir, { recursive: true });
       const file = join(options.resultsDir, `websocket-${result.meta.date.replace(/[:.]/g, "-")}.json`);
@@ -196,27 +196,16 @@ function summarize(names, rounds) {
   return names.map((name) => ({ target: name, ...byName[name], ratio: byName[name].perSec / byName.direct.perSec, p99VsDirect: byName[name].p99Ms / byName.direct.p99Ms }));
 }
 
-function printTable(summary) {
+function printSummary(summary) {
   const header = ["target", "msg/s", "p50 ms", "p99 ms", "msg/s vs direct", "p99 vs direct", "cpu us/msg", "errors"];
   const rows = summary.map((s) => [s.target, fmt(s.perSec, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), `${fmt(s.ratio, 2)}x`, `${fmt(s.p99VsDirect, 2)}x`, fmt(s.cpuUsPerMsg, 1), String(s.errors)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 // --- CLI ---
 
 function parseArgs(argv) {
-  const opts = {};
-  if (argv.includes("--pin")) opts.pin = true;
-  const names = { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--clients": "clients", "--size": "size" };
-  for (let i = 0; i < argv.length; i++) {
-    const key = names[argv[i]];
-    if (key) opts[key] = Number(argv[++i]);
-  }
-  return opts;
+  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--clients": "clients", "--size": "size" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
