@@ -46,6 +46,9 @@ export class Daemon {
   readonly state: StateKeeper;
   readonly metrics: Metrics;
   private readonly watcher: DesiredWatcher;
+  /** The config file, watched like the desired file: a saved change is a reload. */
+  private readonly configWatcher: DesiredWatcher;
+  private reloading: Promise<void> = Promise.resolve();
   private control: http.Server | null = null;
   private metricsServer: MetricsServer | null = null;
   private readonly passListeners = new Set<(plan: Plan) => void>();
@@ -88,6 +91,13 @@ export class Daemon {
       onChange: () => this.loop.trigger("desired-file"),
       onError: (error) => this.events.emit({ level: "warn", type: "watch-error", message: `watching ${config.desiredPath}: ${errorMessage(error)}` }),
     });
+    this.configWatcher = new DesiredWatcher({
+      files: [loaded.path],
+      // Editors save in several steps; a half-saved config fails validation and is only reported.
+      debounceMs: 300,
+      onChange: () => void this.reload("config file changed"),
+      onError: (error) => this.events.emit({ level: "warn", type: "watch-error", message: `watching ${loaded.path}: ${errorMessage(error)}` }),
+    });
   }
 
   get config(): Config {
@@ -128,6 +138,7 @@ export class Daemon {
       }
     }
     await this.watcher.start();
+    await this.configWatcher.start();
     this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${config.proxy.host}:${config.proxy.port}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
     await this.state.start();
@@ -160,10 +171,20 @@ export class Daemon {
     return () => this.passListeners.delete(listener);
   }
 
-  /** Re-reads the config; process definitions apply to the next start, listeners may not move. */
-  async reload(): Promise<void> {
+  /**
+   * Re-reads the config (SIGHUP, or the file changed); process definitions apply to the next
+   * start, listeners may not move. One reload at a time; an unchanged file is not an event.
+   */
+  reload(origin = "SIGHUP"): Promise<void> {
+    this.reloading = this.reloading.then(() => this.doReload(origin));
+    return this.reloading;
+  }
+
+  private async doReload(origin: string): Promise<void> {
+    if (this.shutdownPromise) return;
     try {
       const next = await loadConfig(this.options.explicitConfigPath ?? this.loaded.path, this.options.cwd ?? process.cwd());
+      if (origin !== "SIGHUP" && JSON.stringify(next.config) === JSON.stringify(this.config)) return;
       const refused = listenerChanges(this.config, next.config);
       if (refused.length > 0) {
         this.events.emit({ level: "error", type: "config-reload-refused", message: `config reload refused: ${refused.join("; ")} cannot change while the daemon runs (restart the daemon for that)` });
@@ -171,7 +192,7 @@ export class Daemon {
       }
       this.loaded = next;
       this.executor.config = next.config;
-      this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path}` });
+      this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path} (${origin})` });
       this.loop.trigger("config-reload");
     } catch (error) {
       this.events.emit({ level: "error", type: "config-reload-failed", message: `config reload failed, keeping the running config: ${errorMessage(error)}` });
@@ -195,6 +216,7 @@ export class Daemon {
     await this.loop.stop();
     this.memory.stop();
     await this.watcher.close();
+    await this.configWatcher.close();
     this.store.close();
     await this.executor.stopEverything();
     await this.state.close();

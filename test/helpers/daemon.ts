@@ -236,13 +236,13 @@ export function isAlive(pid: number): boolean {
 }
 
 /** Polls `check` until it returns a truthy value or the time is up. */
-export async function until<T>(check: () => Promise<T> | T, timeoutMs = 15_000, what = "condition"): Promise<T> {
+export async function until<T>(check: () => Promise<T> | T, timeoutMs = 15_000, what = "condition"): Promise<Exclude<T, null | undefined | false | 0 | "">> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as Exclude<T, null | undefined | false | 0 | "">;
     } catch (error) {
       last = error;
     }

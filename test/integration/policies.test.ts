@@ -294,6 +294,22 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
 });
 
 describe("config reload", () => {
+  it("reloads when the config file is saved, and keeps the running config when the new one is invalid", async () => {
+    daemon = await startDaemon();
+    await deploy(daemon, "v1");
+    const text = await fs.readFile(daemon.configPath, "utf8");
+    await fs.writeFile(daemon.configPath, text.replace("processes:", "processes:\n  - {id: web, policy: companion}"));
+    const failed = await until(() => events(daemon!).find((e) => e.type === "config-reload-failed"), 5000, "invalid config reported");
+    expect(failed.message).toMatch(/keeping the running config/);
+    expect((await get(daemon.proxyPort)).status).toBe(200);
+
+    await fs.writeFile(daemon.configPath, text.replace("policy: proxied", "policy: proxied\n    env: {GREETING: saved}"));
+    const reloaded = await until(() => events(daemon!).find((e) => e.type === "config-reloaded"), 5000, "reload on save");
+    expect(reloaded.message).toMatch(/config file changed/);
+    await deploy(daemon, "v2");
+    expect(JSON.parse((await get(daemon.proxyPort)).body).greeting).toBe("saved");
+  });
+
   it("applies new process definitions to the next release on SIGHUP and refuses to move the proxy", async () => {
     daemon = await startDaemon();
     await deploy(daemon, "v1");

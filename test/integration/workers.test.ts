@@ -159,8 +159,11 @@ ${web()}`,
     const rotated = gunzipSync(await fs.readFile(path.join(dir, "chatty-0.log.1.gz"))).toString("utf8").trim().split("\n");
     expect(rotated.length).toBeGreaterThan(100);
     expect(Buffer.byteLength(rotated.join("\n"))).toBeLessThanOrEqual(20000);
-    const current = (await fs.readFile(path.join(dir, "chatty-0.log"), "utf8")).trim().split("\n");
-    expect(current.at(-1)).toMatch(/^line 1999 x+$/);
+    // The writer is asynchronous: wait until the last line has reached the file.
+    const current = await until(async () => {
+      const lines = (await fs.readFile(path.join(dir, "chatty-0.log"), "utf8")).trim().split("\n");
+      return /^line 1999 x+$/.test(lines.at(-1) ?? "") ? lines : null;
+    }, 10_000, "the last line in the log file");
     // Lines stay in order across the rotation boundary.
     const lastRotated = Number(/^line (\d+)/.exec(rotated.at(-1)!)![1]);
     expect(Number(/^line (\d+)/.exec(current[0]!)![1])).toBe(lastRotated + 1);
