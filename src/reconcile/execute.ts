@@ -1,18 +1,14 @@
 // The executor: owns release records and process slots, turns them into an ObservedState,
 // and carries out the planner's actions. Every action is idempotent and none waits for a
 // process or a drain: exits and health changes call `trigger` so the loop runs again.
-import path from "node:path";
-import type { Config, ProcessConfig } from "../config/schema.js";
+import type { Config } from "../config/schema.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
-import { ManagedProcess } from "../process/managed-process.js";
-import type { OutputLine } from "../process/types.js";
 import { allocatePort } from "../process/ports.js";
-import { RotatingLogFile } from "../process/log-file.js";
-import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
-import { newInstance, observeInstance, renderProcess, type Instance, type ReadinessTarget, type Retiring, type Successor } from "./instance.js";
-import { startReadiness } from "./readiness.js";
+import { newInstance, observeInstance, type Instance } from "./instance.js";
+import { Replacements } from "./replacements.js";
+import { SlotProcesses, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
 
@@ -25,12 +21,7 @@ export interface ExecutorOptions {
   now?: () => number;
 }
 
-/** One line of a managed process's output, with where it came from (for `logs --follow`). */
-export interface InstanceOutputLine extends OutputLine {
-  instanceId: string;
-  processId: string;
-  releaseId: string;
-}
+export type { InstanceOutputLine };
 
 export class Executor {
   config: Config;
@@ -38,7 +29,8 @@ export class Executor {
   readonly instances = new Map<string, Map<string, Instance>>();
   /** Daemon-wide services run from this record's spec: the latest good release (their restart template). */
   serviceRecord: ReleaseRecord | null = null;
-  private readonly outputListeners = new Set<(line: InstanceOutputLine) => void>();
+  private readonly slots: SlotProcesses;
+  private readonly replacements: Replacements;
   private readonly proxy: ProxyServer;
   private readonly events: EventLog;
   private readonly trigger: (reason: string) => void;
@@ -53,6 +45,28 @@ export class Executor {
     this.trigger = options.trigger;
     this.daemonEnv = options.daemonEnv ?? process.env;
     this.now = options.now ?? Date.now;
+    const releaseRef = (key: string) => this.releaseRef(key);
+    const syncProxy = () => this.syncProxy();
+    this.slots = new SlotProcesses({
+      config: () => this.config,
+      events: this.events,
+      trigger: this.trigger,
+      now: this.now,
+      daemonEnv: this.daemonEnv,
+      portsOf: (key) => this.portsOf(key),
+      syncProxy,
+      releaseRef,
+      shuttingDown: () => this.shuttingDown,
+    });
+    this.replacements = new Replacements(
+      { config: () => this.config, events: this.events, now: this.now, instances: this.instances, recordFor: (key) => this.recordFor(key), portsInUse: () => this.portsInUse(), syncProxy, releaseRef },
+      this.slots,
+    );
+  }
+
+  /** Every output line of every process started from now on (for `logs --follow`). */
+  onOutput(listener: (line: InstanceOutputLine) => void): () => void {
+    return this.slots.onOutput(listener);
   }
 
   observe(): ObservedState {
@@ -97,18 +111,18 @@ export class Executor {
       case "adoptServices":
         return this.adoptServices(action.key);
       case "startSuccessor":
-        return this.startSuccessor(action.key, action.instanceId);
+        return this.replacements.startSuccessor(action.key, action.instanceId);
       case "promoteSuccessor":
-        return this.promoteSuccessor(action.key, action.instanceId);
+        return this.replacements.promoteSuccessor(action.key, action.instanceId);
       case "abandonSuccessor": {
         const inst = this.instances.get(action.key)?.get(action.instanceId);
-        if (inst) this.abandonSuccessor(action.key, inst, action.reason);
+        if (inst) this.replacements.abandonSuccessor(action.key, inst, action.reason);
         return;
       }
       case "stopRetired": {
         const inst = this.instances.get(action.key)?.get(action.instanceId);
         const r = inst?.retiring.find((x) => x.proc.pid === action.pid);
-        if (inst && r) this.stopRetiring(action.key, inst, r, action.reason);
+        if (inst && r) this.replacements.stopRetiring(action.key, inst, r, action.reason);
         return;
       }
       case "forgetRetired": {
@@ -239,13 +253,13 @@ export class Executor {
         inst.port = await allocatePort(this.config.proxy.upstreamHost, proc.port, this.portsInUse());
       }
       const slot = inst;
-      const managed = this.spawn(rec, proc, slot, inst.port);
+      const managed = this.slots.spawn(rec, proc, slot, inst.port);
       inst.proc = managed;
       inst.startedAt = this.now();
       managed.start();
       if (managed.spawnError) throw managed.spawnError;
       this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
-      this.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
+      this.slots.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
     } catch (error) {
       inst.spawnError = errorMessage(error);
       // A failed attempt counts as an exit at this moment, so restart backoff measures from it.
@@ -255,97 +269,6 @@ export class Executor {
     }
   }
 
-  /** Renders and creates (does not start) the OS process for a slot, wired to its callbacks. */
-  private spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
-    const rendered = renderProcess({
-      config: this.config,
-      proc,
-      release: rec.spec,
-      instanceId: inst.instanceId,
-      replicaIndex: inst.replicaIndex,
-      replicaCount: inst.replicaCount,
-      port,
-      ports: this.portsOf(rec.key),
-      daemonEnv: this.daemonEnv,
-    });
-    const cwd = path.resolve(rec.spec.path, rendered.cwd);
-    const managed = new ManagedProcess({
-      instanceId: inst.instanceId,
-      command: rendered.command,
-      cwd,
-      env: rendered.env,
-      outputLines: proc.outputLines,
-      stopSignal: proc.stopSignal as NodeJS.Signals,
-      gracefulStopMs: proc.gracefulStopMs,
-      ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
-    });
-    if (rendered.logFile && proc.logFile) {
-      const file = path.resolve(cwd, rendered.logFile);
-      if (inst.logFile?.path !== file) {
-        inst.logFile = new RotatingLogFile({
-          path: file,
-          maxBytes: proc.logFile.maxBytes,
-          keep: proc.logFile.keep,
-          gzip: proc.logFile.gzip,
-          onError: (error) => this.events.emit({ level: "warn", type: "log-file-error", message: `cannot write ${inst.instanceId}'s log file ${file}: ${errorMessage(error)}`, ...this.releaseRef(rec.key) }),
-        });
-      }
-      const log = inst.logFile;
-      managed.onOutput((line) => log.write(line.line));
-    }
-    managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
-    managed.onOutput((line) => this.emitOutput(rec, inst, line));
-    managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
-    return managed;
-  }
-
-  /** A Node process may ask to be replaced ("offline", {event: "request-restart"}). */
-  private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
-    const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
-    if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
-    this.events.emit({ type: "restart-requested", message: `${inst.instanceId} asked to be replaced`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
-    inst.pendingRestart = "requested";
-    this.trigger("restart-requested");
-  }
-
-  private watchReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, isCurrent: () => boolean): void {
-    startReadiness(proc, target, managed, port, {
-      host: this.config.proxy.upstreamHost,
-      now: this.now,
-      isCurrent,
-      onReady: (readyAt) => {
-        if (proc.policy !== "proxied") return;
-        const startedAt = managed.startedAt ?? readyAt;
-        this.events.emit({ type: "process-healthy", message: `${inst.instanceId}${target === inst ? "" : " (replacement)"} healthy in ${readyAt - startedAt} ms`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
-        this.syncProxy();
-        this.trigger("health");
-      },
-      onFailed: (reason) => {
-        this.events.emit({ level: "error", type: "health-failed", message: `${inst.instanceId}: ${reason}`, ...this.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
-        this.trigger("health");
-      },
-    });
-  }
-
-  private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: { code: number | null; signal: string | null; requested: boolean }): void {
-    const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
-    if (role === "current") inst.health?.cancel();
-    if (role === "successor") inst.successor?.health?.cancel();
-    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    const crashed = role === "current" && !exit.requested && !inst.stopRequested;
-    const label = role === "current" ? inst.instanceId : `${inst.instanceId} (${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
-    this.events.emit({
-      level: crashed ? "warn" : "info",
-      type: crashed ? "process-crashed" : "process-exited",
-      message: `${label} ${crashed ? "crashed" : "exited"} (${how})`,
-      ...this.releaseRef(rec.key),
-      data: { instanceId: inst.instanceId, pid: managed.pid, code: exit.code, signal: exit.signal },
-    });
-    // Out of rotation at once, before the next pass.
-    this.syncProxy();
-    if (!this.shuttingDown) this.trigger("process-exit");
-  }
-
   /** Stops a whole slot (process, successor, retiring ones); "restart: ..." keeps the slot. */
   private async stopProcess(key: string, instanceId: string, reason: string): Promise<void> {
     const inst = this.instances.get(key)?.get(instanceId);
@@ -353,34 +276,15 @@ export class Executor {
     const restart = reason.startsWith("restart:");
     if (!restart) {
       inst.stopRequested = true;
-      if (inst.successor) this.abandonSuccessor(key, inst, reason);
-      for (const r of inst.retiring) this.stopRetiring(key, inst, r, reason);
+      if (inst.successor) this.replacements.abandonSuccessor(key, inst, reason);
+      for (const r of inst.retiring) this.replacements.stopRetiring(key, inst, r, reason);
     }
     inst.health?.cancel();
     const managed = inst.proc;
     if (!managed || managed.phase === "exited" || managed.phase === "stopping") return;
     this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
     this.syncProxy();
-    void this.gracefulStop(key, inst, managed);
-  }
-
-  /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
-  private gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
-    const proc = this.config.processes.find((p) => p.id === inst.processId);
-    if (!proc) return managed.stop();
-    const options: StopSequenceOptions = {
-      lifecycle: proc.lifecycle,
-      stopSignal: proc.stopSignal as NodeJS.Signals,
-      gracefulStopMs: proc.gracefulStopMs,
-      env: managed.spec.env,
-      cwd: managed.spec.cwd,
-      onStep: (step) => {
-        if (step.phase === "stop" && step.ok && !proc.lifecycle.quietCommand && !proc.lifecycle.drainCommand && !proc.lifecycle.stopCommand) return;
-        this.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
-      },
-    };
-    if (proc.stopMessage !== undefined) options.stopMessage = proc.stopMessage;
-    return stopGracefully(managed, options);
+    void this.slots.gracefulStop(key, inst, managed);
   }
 
   /** Marks slots for a restart: ungated ones stop and start, proxied ones are replaced new-before-old. */
@@ -394,71 +298,6 @@ export class Executor {
     }
     if (marked.length) this.trigger("restart");
     return marked;
-  }
-
-  private async startSuccessor(key: string, instanceId: string): Promise<void> {
-    const rec = this.recordFor(key);
-    const inst = this.instances.get(key)?.get(instanceId);
-    const proc = inst && this.config.processes.find((p) => p.id === inst.processId);
-    if (!rec || !inst || !proc || inst.successor) return;
-    const succ: Successor = { healthState: "none" };
-    inst.successor = succ;
-    try {
-      if (proc.port) succ.port = await allocatePort(this.config.proxy.upstreamHost, proc.port, this.portsInUse());
-      const managed = this.spawn(rec, proc, inst, succ.port);
-      succ.proc = managed;
-      succ.startedAt = this.now();
-      managed.start();
-      if (managed.spawnError) throw managed.spawnError;
-      this.events.emit({ type: "process-started", message: `started a replacement for ${inst.instanceId} (pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true } });
-      this.watchReadiness(rec, proc, inst, succ, managed, succ.port, () => inst.successor === succ);
-    } catch (error) {
-      succ.spawnError = errorMessage(error);
-      this.events.emit({ level: "error", type: "process-start-failed", message: `could not start a replacement for ${inst.instanceId}: ${succ.spawnError}`, ...this.releaseRef(key), data: { instanceId } });
-    }
-  }
-
-  /** The successor takes the slot (and traffic); the old process retires. */
-  private promoteSuccessor(key: string, instanceId: string): void {
-    const inst = this.instances.get(key)?.get(instanceId);
-    const succ = inst?.successor;
-    const proc = inst && this.config.processes.find((p) => p.id === inst.processId);
-    if (!inst || !succ?.proc || succ.healthState !== "ready" || !proc) return;
-    const old = inst.proc;
-    if (old && old.phase !== "exited") inst.retiring.push({ proc: old, ...(inst.port === undefined ? {} : { port: inst.port }), since: this.now(), stopRequested: false });
-    if (old) inst.previousOutput = [...inst.previousOutput, ...old.output().map((l) => l.line)].slice(-proc.outputLines);
-    inst.health?.cancel();
-    inst.proc = succ.proc;
-    if (succ.port !== undefined) inst.port = succ.port;
-    inst.health = succ.health;
-    inst.healthState = "ready";
-    if (succ.readyAt !== undefined) inst.readyAt = succ.readyAt;
-    if (succ.startedAt !== undefined) inst.startedAt = succ.startedAt;
-    inst.lastStartReason = inst.pendingRestart ?? "manual";
-    inst.memoryWarned = false;
-    delete inst.pendingRestart;
-    delete inst.successor;
-    this.syncProxy();
-    this.events.emit({ type: "process-replaced", message: `${instanceId} replaced: pid ${succ.proc.pid} takes traffic, pid ${old?.pid ?? "?"} finishes its requests`, ...this.releaseRef(key), data: { instanceId, pid: succ.proc.pid, previousPid: old?.pid, reason: inst.lastStartReason } });
-  }
-
-  private abandonSuccessor(key: string, inst: Instance, reason: string): void {
-    const succ = inst.successor;
-    if (!succ) return;
-    delete inst.successor;
-    if (!inst.stopRequested) delete inst.pendingRestart;
-    succ.health?.cancel();
-    if (succ.proc && succ.proc.phase !== "exited") void this.gracefulStop(key, inst, succ.proc);
-    if (!inst.stopRequested) this.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} abandoned: ${reason}; the running process stays`, ...this.releaseRef(key), data: { instanceId: inst.instanceId } });
-  }
-
-  private stopRetiring(key: string, inst: Instance, r: Retiring, reason: string): void {
-    if (r.stopRequested) return;
-    r.stopRequested = true;
-    if (r.proc.phase === "exited") return;
-    this.events.emit({ type: "process-stopping", message: `stopping ${inst.instanceId} pid ${r.proc.pid} (${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: r.proc.pid, reason } });
-    this.syncProxy();
-    void this.gracefulStop(key, inst, r.proc);
   }
 
   private switchTraffic(key: string | null, previousKey: string | null): void {
@@ -554,7 +393,7 @@ export class Executor {
         inst.health?.cancel();
         inst.successor?.health?.cancel();
         for (const p of [inst.proc, inst.successor?.proc, ...inst.retiring.map((r) => r.proc)]) {
-          if (p && p.phase !== "exited") stops.push(this.gracefulStop(key, inst, p));
+          if (p && p.phase !== "exited") stops.push(this.slots.gracefulStop(key, inst, p));
         }
       }
       await Promise.allSettled(stops);
@@ -565,24 +404,6 @@ export class Executor {
     await stopGroup(entries(SERVICES_KEY));
   }
 
-
-  /** Every output line of every process started from now on (slots get a new process per restart). */
-  onOutput(listener: (line: InstanceOutputLine) => void): () => void {
-    this.outputListeners.add(listener);
-    return () => this.outputListeners.delete(listener);
-  }
-
-  private emitOutput(rec: ReleaseRecord, inst: Instance, line: OutputLine): void {
-    if (this.outputListeners.size === 0) return;
-    const out: InstanceOutputLine = { ...line, instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id };
-    for (const listener of this.outputListeners) {
-      try {
-        listener(out);
-      } catch {
-        // a broken follower must not break process bookkeeping
-      }
-    }
-  }
 
   outputOf(inst: Instance): string[] {
     const proc = this.config.processes.find((p) => p.id === inst.processId);

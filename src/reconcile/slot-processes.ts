@@ -1,0 +1,172 @@
+// The OS-process side of a slot: rendering and spawning its process, wiring readiness, exits,
+// IPC requests and output (log files, `logs --follow`), and the graceful stop sequence. The
+// executor decides *when*; this decides *how*.
+import path from "node:path";
+import type { Config, ProcessConfig } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
+import { RotatingLogFile } from "../process/log-file.js";
+import { ManagedProcess } from "../process/managed-process.js";
+import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
+import type { OutputLine } from "../process/types.js";
+import type { EventLog } from "./events.js";
+import { renderProcess, type Instance, type ReadinessTarget } from "./instance.js";
+import { startReadiness } from "./readiness.js";
+import type { ReleaseRecord } from "./types.js";
+
+/** One line of a managed process's output, with where it came from (for `logs --follow`). */
+export interface InstanceOutputLine extends OutputLine {
+  instanceId: string;
+  processId: string;
+  releaseId: string;
+}
+
+/** What the slot runner needs from the executor. */
+export interface SlotProcessDeps {
+  config: () => Config;
+  events: EventLog;
+  trigger: (reason: string) => void;
+  now: () => number;
+  daemonEnv: Record<string, string | undefined>;
+  portsOf: (key: string) => Record<string, number>;
+  syncProxy: () => void;
+  releaseRef: (key: string) => { releaseKey: string; releaseId?: string };
+  shuttingDown: () => boolean;
+}
+
+/** Spawns, watches and stops the OS processes behind slots. */
+export class SlotProcesses {
+  private readonly outputListeners = new Set<(line: InstanceOutputLine) => void>();
+
+  constructor(private readonly deps: SlotProcessDeps) {}
+
+  /** Renders and creates (does not start) the OS process for a slot, wired to its callbacks. */
+  spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
+    const rendered = renderProcess({
+      config: this.deps.config(),
+      proc,
+      release: rec.spec,
+      instanceId: inst.instanceId,
+      replicaIndex: inst.replicaIndex,
+      replicaCount: inst.replicaCount,
+      port,
+      ports: this.deps.portsOf(rec.key),
+      daemonEnv: this.deps.daemonEnv,
+    });
+    const cwd = path.resolve(rec.spec.path, rendered.cwd);
+    const managed = new ManagedProcess({
+      instanceId: inst.instanceId,
+      command: rendered.command,
+      cwd,
+      env: rendered.env,
+      outputLines: proc.outputLines,
+      stopSignal: proc.stopSignal as NodeJS.Signals,
+      gracefulStopMs: proc.gracefulStopMs,
+      ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
+    });
+    if (rendered.logFile && proc.logFile) {
+      const file = path.resolve(cwd, rendered.logFile);
+      if (inst.logFile?.path !== file) {
+        inst.logFile = new RotatingLogFile({
+          path: file,
+          maxBytes: proc.logFile.maxBytes,
+          keep: proc.logFile.keep,
+          gzip: proc.logFile.gzip,
+          onError: (error) => this.deps.events.emit({ level: "warn", type: "log-file-error", message: `cannot write ${inst.instanceId}'s log file ${file}: ${errorMessage(error)}`, ...this.deps.releaseRef(rec.key) }),
+        });
+      }
+      const log = inst.logFile;
+      managed.onOutput((line) => log.write(line.line));
+    }
+    managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
+    managed.onOutput((line) => this.emitOutput(rec, inst, line));
+    managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
+    return managed;
+  }
+
+  /** A Node process may ask to be replaced ("offline", {event: "request-restart"}). */
+  private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
+    const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
+    if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
+    this.deps.events.emit({ type: "restart-requested", message: `${inst.instanceId} asked to be replaced`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+    inst.pendingRestart = "requested";
+    this.deps.trigger("restart-requested");
+  }
+
+  watchReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, isCurrent: () => boolean): void {
+    startReadiness(proc, target, managed, port, {
+      host: this.deps.config().proxy.upstreamHost,
+      now: this.deps.now,
+      isCurrent,
+      onReady: (readyAt) => {
+        if (proc.policy !== "proxied") return;
+        const startedAt = managed.startedAt ?? readyAt;
+        this.deps.events.emit({ type: "process-healthy", message: `${inst.instanceId}${target === inst ? "" : " (replacement)"} healthy in ${readyAt - startedAt} ms`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
+        this.deps.syncProxy();
+        this.deps.trigger("health");
+      },
+      onFailed: (reason) => {
+        this.deps.events.emit({ level: "error", type: "health-failed", message: `${inst.instanceId}: ${reason}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+        this.deps.trigger("health");
+      },
+    });
+  }
+
+
+  private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: { code: number | null; signal: string | null; requested: boolean }): void {
+    const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
+    if (role === "current") inst.health?.cancel();
+    if (role === "successor") inst.successor?.health?.cancel();
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    const crashed = role === "current" && !exit.requested && !inst.stopRequested;
+    const label = role === "current" ? inst.instanceId : `${inst.instanceId} (${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
+    this.deps.events.emit({
+      level: crashed ? "warn" : "info",
+      type: crashed ? "process-crashed" : "process-exited",
+      message: `${label} ${crashed ? "crashed" : "exited"} (${how})`,
+      ...this.deps.releaseRef(rec.key),
+      data: { instanceId: inst.instanceId, pid: managed.pid, code: exit.code, signal: exit.signal },
+    });
+    // Out of rotation at once, before the next pass.
+    this.deps.syncProxy();
+    if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
+  }
+
+
+  /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
+  gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
+    const proc = this.deps.config().processes.find((p) => p.id === inst.processId);
+    if (!proc) return managed.stop();
+    const options: StopSequenceOptions = {
+      lifecycle: proc.lifecycle,
+      stopSignal: proc.stopSignal as NodeJS.Signals,
+      gracefulStopMs: proc.gracefulStopMs,
+      env: managed.spec.env,
+      cwd: managed.spec.cwd,
+      onStep: (step) => {
+        if (step.phase === "stop" && step.ok && !proc.lifecycle.quietCommand && !proc.lifecycle.drainCommand && !proc.lifecycle.stopCommand) return;
+        this.deps.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
+      },
+    };
+    if (proc.stopMessage !== undefined) options.stopMessage = proc.stopMessage;
+    return stopGracefully(managed, options);
+  }
+
+
+  /** Every output line of every process started from now on (slots get a new process per restart). */
+  onOutput(listener: (line: InstanceOutputLine) => void): () => void {
+    this.outputListeners.add(listener);
+    return () => this.outputListeners.delete(listener);
+  }
+
+  private emitOutput(rec: ReleaseRecord, inst: Instance, line: OutputLine): void {
+    if (this.outputListeners.size === 0) return;
+    const out: InstanceOutputLine = { ...line, instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id };
+    for (const listener of this.outputListeners) {
+      try {
+        listener(out);
+      } catch {
+        // a broken follower must not break process bookkeeping
+      }
+    }
+  }
+}
