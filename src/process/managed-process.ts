@@ -3,9 +3,14 @@
 // the leader always ends the whole group, so nothing it spawned outlives it.
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { execa } from "execa";
-import { groupHasLiveMembers } from "./memory.js";
+import { waitForGroupGone } from "./group-liveness.js";
+import { PartialLine, readLines, RingBuffer } from "./output-buffer.js";
+import { spawnShell } from "./shell-command.js";
+import type { ShellChild } from "./shell-command.js";
 import type { ExitInfo, OutputLine, ProcessPhase, SpawnSpec } from "./types.js";
+
+/** Re-exported so existing importers (the managed-process tests) keep importing it from here. */
+export { shellCommand } from "./shell-command.js";
 
 /** One process group, spawned by start() and ended by stop() or by its own exit. */
 export class ManagedProcess {
@@ -17,7 +22,7 @@ export class ManagedProcess {
   #startedAt: number | undefined;
   #exitInfo: ExitInfo | undefined;
   #spawnError: Error | undefined;
-  #child: ChildHandle | undefined;
+  #child: ShellChild | undefined;
   #leaderExit: { code: number | null; signal: string | null; at: number } | undefined;
   #stopRequested = false;
   #stopPromise: Promise<ExitInfo> | undefined;
@@ -67,24 +72,9 @@ export class ManagedProcess {
     if (this.#started) return;
     this.#started = true;
     this.#startedAt = Date.now();
-    let child: ChildHandle;
+    let child: ShellChild;
     try {
-      child = execa("/bin/sh", ["-c", shellCommand(this.spec.command)], {
-        cwd: this.spec.cwd,
-        env: this.spec.env,
-        extendEnv: false,
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-        // Own session and process group: pgid = pid, so -pid reaches everything it spawns.
-        detached: true,
-        reject: false,
-        // Output goes to the ring buffer only; execa must not accumulate it.
-        buffer: false,
-        forceKillAfterDelay: false,
-        ipc: this.spec.ipc === true,
-        serialization: "json",
-      });
+      child = spawnShell(this.spec);
     } catch (error) {
       this.#recordSpawnFailure(toError(error));
       return;
@@ -274,34 +264,15 @@ export class ManagedProcess {
   }
 
   /** True once no live member is left; false when it gave up on a member that survives SIGKILL (D state). */
-  async #waitForGroupGone(): Promise<boolean> {
+  #waitForGroupGone(): Promise<boolean> {
     const pid = this.#pid;
-    if (pid === undefined || this.#groupGone) return true;
+    if (pid === undefined || this.#groupGone) return Promise.resolve(true);
     // A crash was SIGKILLed at once; a stop is SIGKILLed when its grace period ends.
-    const giveUpAt = Math.max(this.#killAt ?? 0, Date.now()) + GIVE_UP_AFTER_KILL_MS;
-    while (await groupAlive(pid)) {
-      if (Date.now() >= giveUpAt) return false;
-      await sleep(POLL_MS);
-    }
-    return true;
+    return waitForGroupGone(pid, this.#killAt);
   }
 
   #readStream(stream: Readable | null | undefined, name: "stdout" | "stderr"): Promise<void> {
-    if (stream == null) return Promise.resolve();
-    const partial = this.#partial[name];
-    const decoder = new TextDecoder();
-    return new Promise((resolve) => {
-      stream.on("data", (chunk: Buffer | string) => {
-        const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-        partial.push(text, (line) => this.#addLine(name, line));
-      });
-      stream.once("error", () => resolve());
-      stream.once("close", () => {
-        partial.push(decoder.decode(), (line) => this.#addLine(name, line));
-        partial.flush((line) => this.#addLine(name, line));
-        resolve();
-      });
-    });
+    return readLines(stream, this.#partial[name], (line) => this.#addLine(name, line));
   }
 
   #addLine(stream: "stdout" | "stderr", text: string): void {
@@ -311,52 +282,7 @@ export class ManagedProcess {
   }
 }
 
-type ChildHandle = ReturnType<typeof execa>;
-
-/**
- * The script given to /bin/sh. A simple command is exec'd, so the group leader
- * is the program itself: its exit status and signal are the ones reported, and
- * it receives signals without a shell in between (dash does not exec the last
- * command by itself). A compound command keeps its shell as leader; that shell
- * traps the signals apps use for reload or quiet (children still get the
- * default action), so a HUP or TSTP sent to the group is not mistaken for a
- * crash of the leader, while the stop signal still ends it.
- */
-export function shellCommand(command: string): string {
-  const trimmed = command.trim();
-  if (isSimpleCommand(trimmed)) return trimmed.startsWith("exec ") ? trimmed : `exec ${trimmed}`;
-  return `trap : HUP USR1 USR2 TSTP TTIN TTOU\n${command}`;
-}
-
-const SHELL_WORDS = new Set([
-  "!", ".", ":", "alias", "break", "case", "cd", "command", "continue", "eval", "exit", "export", "for", "getopts",
-  "hash", "if", "local", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type", "ulimit",
-  "umask", "unalias", "unset", "until", "wait", "while",
-]);
-
-/** One command word with arguments: no lists, pipes, redirections, groups, substitutions or leading assignments. */
-function isSimpleCommand(command: string): boolean {
-  if (command === "" || /[;&|<>()`\n]/.test(command)) return false;
-  const first = command.split(/\s+/, 1)[0] ?? "";
-  return !first.includes("=") && !SHELL_WORDS.has(first);
-}
-
-const MAX_LINE_CHARS = 16 * 1024;
-const POLL_MS = 10;
-/** After the last SIGKILL, how long to wait for the group before reporting the exit anyway (a member stuck in D state). */
-const GIVE_UP_AFTER_KILL_MS = 5_000;
 const STREAM_DRAIN_MS = 1_000;
-
-/** Whether any non-zombie member of the group is left. */
-async function groupAlive(pgid: number): Promise<boolean> {
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
-  }
-  // kill(2) also finds zombies, which an unreaping PID 1 may keep forever.
-  return (await groupHasLiveMembers(pgid)) ?? true;
-}
 
 /** Calls each listener; a throwing listener must not break the process bookkeeping. */
 function emit<T>(listeners: readonly ((value: T) => void)[], value: T): void {
@@ -371,71 +297,4 @@ function emit<T>(listeners: readonly ((value: T) => void)[], value: T): void {
 
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-/** The unterminated tail of a stream, capped at MAX_LINE_CHARS (the rest of an overlong line is dropped). */
-class PartialLine {
-  #text = "";
-  #overflow = false;
-
-  push(chunk: string, onLine: (line: string) => void): void {
-    let rest = chunk;
-    for (let newline = rest.indexOf("\n"); newline >= 0; newline = rest.indexOf("\n")) {
-      this.#append(rest.slice(0, newline));
-      onLine(this.#take());
-      rest = rest.slice(newline + 1);
-    }
-    this.#append(rest);
-  }
-
-  flush(onLine: (line: string) => void): void {
-    if (this.#text.length > 0 || this.#overflow) onLine(this.#take());
-  }
-
-  #append(text: string): void {
-    if (this.#overflow || text.length === 0) return;
-    const room = MAX_LINE_CHARS - this.#text.length;
-    if (text.length > room) {
-      this.#text += text.slice(0, room);
-      this.#overflow = true;
-    } else {
-      this.#text += text;
-    }
-  }
-
-  #take(): string {
-    const line = this.#text.endsWith("\r") ? this.#text.slice(0, -1) : this.#text;
-    this.#text = "";
-    this.#overflow = false;
-    return line;
-  }
-}
-
-/** Fixed-capacity FIFO: pushing onto a full buffer drops the oldest entry. */
-class RingBuffer<T> {
-  readonly #items: (T | undefined)[];
-  #start = 0;
-  #size = 0;
-
-  constructor(readonly capacity: number) {
-    this.#items = new Array<T | undefined>(capacity);
-  }
-
-  push(item: T): void {
-    const index = (this.#start + this.#size) % this.capacity;
-    this.#items[index] = item;
-    if (this.#size < this.capacity) {
-      this.#size += 1;
-    } else {
-      this.#start = (this.#start + 1) % this.capacity;
-    }
-  }
-
-  toArray(): T[] {
-    const result: T[] = [];
-    for (let i = 0; i < this.#size; i += 1) {
-      result.push(this.#items[(this.#start + i) % this.capacity] as T);
-    }
-    return result;
-  }
 }

@@ -1,0 +1,56 @@
+// How a managed process's command runs: `/bin/sh -c` in its own session and
+// process group. A simple command is exec'd so the program itself leads the
+// group; a compound one keeps a shell that ignores the reload and quiet signals.
+import { execa } from "execa";
+import type { SpawnSpec } from "./types.js";
+
+/** The spawned leader as execa returns it: a child process that is also a promise of its result. */
+export type ShellChild = ReturnType<typeof execa>;
+
+/** Spawns `spec.command` under /bin/sh as the leader of a new process group; a spawn failure may throw or arrive through the result. */
+export function spawnShell(spec: SpawnSpec): ShellChild {
+  return execa("/bin/sh", ["-c", shellCommand(spec.command)], {
+    cwd: spec.cwd,
+    env: spec.env,
+    extendEnv: false,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    // Own session and process group: pgid = pid, so -pid reaches everything it spawns.
+    detached: true,
+    reject: false,
+    // Output goes to the ring buffer only; execa must not accumulate it.
+    buffer: false,
+    forceKillAfterDelay: false,
+    ipc: spec.ipc === true,
+    serialization: "json",
+  });
+}
+
+/**
+ * The script given to /bin/sh. A simple command is exec'd, so the group leader
+ * is the program itself: its exit status and signal are the ones reported, and
+ * it receives signals without a shell in between (dash does not exec the last
+ * command by itself). A compound command keeps its shell as leader; that shell
+ * traps the signals apps use for reload or quiet (children still get the
+ * default action), so a HUP or TSTP sent to the group is not mistaken for a
+ * crash of the leader, while the stop signal still ends it.
+ */
+export function shellCommand(command: string): string {
+  const trimmed = command.trim();
+  if (isSimpleCommand(trimmed)) return trimmed.startsWith("exec ") ? trimmed : `exec ${trimmed}`;
+  return `trap : HUP USR1 USR2 TSTP TTIN TTOU\n${command}`;
+}
+
+const SHELL_WORDS = new Set([
+  "!", ".", ":", "alias", "break", "case", "cd", "command", "continue", "eval", "exit", "export", "for", "getopts",
+  "hash", "if", "local", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type", "ulimit",
+  "umask", "unalias", "unset", "until", "wait", "while",
+]);
+
+/** One command word with arguments: no lists, pipes, redirections, groups, substitutions or leading assignments. */
+function isSimpleCommand(command: string): boolean {
+  if (command === "" || /[;&|<>()`\n]/.test(command)) return false;
+  const first = command.split(/\s+/, 1)[0] ?? "";
+  return !first.includes("=") && !SHELL_WORDS.has(first);
+}
