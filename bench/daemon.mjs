@@ -491,7 +491,7 @@ async function waitForEvent(events, match, timeoutMs) {
 
 async function loadDefaultIntervalMs() {
   try {
-    const schema = await import(pathToFileURL(path.join(root, "dist/config/schema.js")).href);
+    const schema = await import(pathToFileURL(path.join(root, "dist/config/constants.js")).href);
     return schema.DEFAULTS?.health?.intervalMs ?? null;
   } catch {
     return null;

@@ -3,7 +3,7 @@
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import { parseDesiredText } from "../config/desired-schema.js";
-import type { Config } from "../config/schema.js";
+import type { Config } from "../config/resolved-config.js";
 import { request } from "../control/client.js";
 import { socketAnswers } from "../control/socket.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";

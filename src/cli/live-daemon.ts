@@ -1,6 +1,6 @@
 // Asking the daemon (if one answers) what it manages, for commands that also work without one
 // (recover, predeploy-cleanup): its pid and its processes must never be treated as leftovers.
-import type { Config } from "../config/schema.js";
+import type { Config } from "../config/resolved-config.js";
 import { request } from "../control/client.js";
 import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
 import type { StatusDocument } from "../reconcile/status.js";

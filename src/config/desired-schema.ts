@@ -3,9 +3,11 @@
 import { stringify } from "yaml";
 import { z } from "zod";
 import { RollbridgeError } from "../errors.js";
-import { describeValue, describeZodIssues, type ConfigIssue } from "./issues.js";
+import { PROCESS_ID_PATTERN } from "./constants.js";
+import { describeValue } from "./issue-paths.js";
+import type { ConfigIssue } from "./issues.js";
 import { parseYamlText } from "./load.js";
-import { PROCESS_ID_PATTERN } from "./schema.js";
+import { describeZodIssues } from "./zod-issues.js";
 
 export interface DesiredDocument {
   release?: { path: string; revision?: string; id?: string };

@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from "yaml";
 import { errorMessage, RollbridgeError } from "../errors.js";
 import { formatIssues, validateConfig } from "./issues.js";
-import type { Config } from "./schema.js";
+import type { Config } from "./resolved-config.js";
 
 // Looked up in the working directory, in this order, when --config is not given.
 export const CONFIG_FILE_NAMES: readonly string[] = [

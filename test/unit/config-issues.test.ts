@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { closestMatch, formatIssues, levenshtein, validateConfig, type ConfigIssue } from "../../src/config/issues.js";
+import { closestMatch, levenshtein } from "../../src/config/closest-match.js";
+import { formatIssues, validateConfig, type ConfigIssue } from "../../src/config/issues.js";
 
 const web = { id: "web", policy: "proxied", command: "node server.js --port {{port}}", port: { from: 18000, to: 18010 } };
 const worker = { id: "worker", policy: "companion", command: "node worker.js" };

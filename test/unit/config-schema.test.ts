@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { validateConfig } from "../../src/config/issues.js";
-import { configSchema, type Config } from "../../src/config/schema.js";
+import type { Config } from "../../src/config/resolved-config.js";
+import { configSchema } from "../../src/config/schema.js";
 
 const configPath = "/srv/ticket-server/rollbridge.yaml";
 

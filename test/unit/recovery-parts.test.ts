@@ -4,7 +4,7 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config/schema.js";
+import type { Config } from "../../src/config/resolved-config.js";
 import { isRollbridgeError } from "../../src/errors.js";
 import { readStateFile, writeStateFile, type StateSnapshot } from "../../src/observe/state-file.js";
 import { parseIdentity, readIdentity, selfAndAncestors } from "../../src/process/identity.js";

@@ -4,7 +4,7 @@
 // `legacyTakeover`. Never the CLI itself, its ancestors, or anything a live daemon manages.
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import type { Config } from "../../config/schema.js";
+import type { Config } from "../../config/resolved-config.js";
 import { RollbridgeError } from "../../errors.js";
 import type { GroupStopOutcome } from "../../process/group-stop.js";
 import { selfAndAncestors } from "../../process/identity.js";

@@ -1,7 +1,7 @@
 // `rollbridge recover [--force]`: lists (and with --force stops) the processes a crashed daemon
 // left running, from the state file (statePath). Works with no daemon; with one running, what
 // that daemon manages is never listed or stopped.
-import type { Config } from "../../config/schema.js";
+import type { Config } from "../../config/resolved-config.js";
 import { findOrphans, orphanEntry, stopOrphans, type OrphanEntry, type OrphanRecord, type OrphanStopReport } from "../../reconcile/orphans.js";
 import type { Command } from "../command.js";
 import { configFor } from "../context.js";

@@ -1,0 +1,51 @@
+// Fixed values of the config format (process policies, stop signals, the process-id alphabet and
+// the static defaults), shared by the zod schema, the resolver, the validators and desired.yaml.
+
+// The four ways a process relates to releases; the schema, the validators and the planner all switch on them.
+export const PROCESS_POLICIES = ["proxied", "companion", "singleton", "service"] as const;
+
+// A process's policy as a string-literal union, so switches over it can be exhaustive.
+export type ProcessPolicy = (typeof PROCESS_POLICIES)[number];
+
+// Signals common to Linux and macOS, fixed here so the generated JSON Schema does not depend on the build host.
+export const STOP_SIGNALS = [
+  "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+  "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN",
+  "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGSYS",
+] as const satisfies readonly NodeJS.Signals[];
+
+// Process ids appear in instance ids (`worker#0`) and template names (`{{ports.web}}`), hence the narrow alphabet.
+export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+
+// Static defaults, shared by the schema (so they show in the JSON Schema) and by resolveConfig.
+export const DEFAULTS = {
+  proxy: {
+    host: "127.0.0.1",
+    port: 8182,
+    upstreamHost: "127.0.0.1",
+    healthPath: "/ping",
+    healthTimeoutMs: 30_000,
+    drainTimeoutMs: 60_000,
+    forceStopTimeoutMs: 10_000,
+    holdTimeoutMs: 10_000,
+    headersTimeoutMs: 60_000,
+    requestTimeoutMs: 0,
+    keepAliveTimeoutMs: 5_000,
+  },
+  releaseRetention: { keep: 10, maxAgeMs: 0 },
+  desiredPath: "desired.yaml",
+  resyncIntervalMs: 5_000,
+  metricsHost: "127.0.0.1",
+  process: {
+    cwd: "{{releasePath}}",
+    stopSignal: "SIGTERM",
+    restartDelayMs: 1_000,
+    replicas: 1,
+    outputLines: 50,
+  },
+  health: { intervalMs: 200, startDelayMs: 0, ipc: false },
+  lifecycle: { drainTimeoutMs: 0 },
+  restart: { windowMs: 0, backoffFactor: 1, maxDelayMs: 0 },
+  memory: { warnBytes: 0, checkIntervalMs: 5_000 },
+  logFile: { maxBytes: 10_485_760, keep: 5, gzip: false },
+} as const;

@@ -1,0 +1,184 @@
+// The resolved Config the daemon runs on, and resolveConfig, which builds it from a parsed config:
+// it fills the defaults that depend on other fields (health path, grace period, control socket)
+// and makes paths absolute against the config file's directory.
+import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { DEFAULTS, type ProcessPolicy } from "./constants.js";
+import type { ParsedConfig } from "./schema.js";
+
+// A port field normalised to an inclusive range (a fixed port is a range of one).
+export type PortRange = { from: number; to: number };
+
+export interface HealthConfig {
+  /** HTTP path probed; undefined only when `ipc` is true and no path was given. */
+  path: string | undefined;
+  timeoutMs: number;
+  intervalMs: number;
+  startDelayMs: number;
+  ipc: boolean;
+}
+
+export interface ResolvedProcess {
+  id: string;
+  policy: ProcessPolicy;
+  /** Template, rendered per instance. */
+  cwd: string;
+  command: string;
+  env: Record<string, string>;
+  port: PortRange | undefined;
+  health: false | HealthConfig;
+  stopSignal: NodeJS.Signals;
+  stopMessage: string | undefined;
+  nonBlockingDrain: boolean;
+  lifecycle: {
+    quietCommand: string | undefined;
+    drainCommand: string | undefined;
+    drainTimeoutMs: number;
+    stopCommand: string | undefined;
+  };
+  gracefulStopMs: number;
+  restartDelayMs: number;
+  restart: { maxRestarts: number | undefined; windowMs: number; backoffFactor: number; maxDelayMs: number };
+  memory: { limitBytes: number; warnBytes: number; checkIntervalMs: number } | undefined;
+  replicas: number;
+  outputLines: number;
+  logFile: { path: string; maxBytes: number; keep: number; gzip: boolean } | undefined;
+}
+
+export interface ResolvedConfig {
+  application: string;
+  control: { path: string; mode: number | undefined; owner: number | string | undefined; group: number | string | undefined };
+  proxy: {
+    host: string;
+    port: number;
+    upstreamHost: string;
+    healthPath: string;
+    healthTimeoutMs: number;
+    drainTimeoutMs: number;
+    forceStopTimeoutMs: number;
+    holdTimeoutMs: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+  };
+  processes: ResolvedProcess[];
+  releaseRetention: { keep: number; maxAgeMs: number };
+  /** Absolute, or undefined when persistence is off. */
+  statePath: string | undefined;
+  legacyTakeover: { screens: string[]; processes: { name: string; includes: string[] }[] };
+  /** Absolute. */
+  desiredPath: string;
+  metrics: { host: string; port: number } | undefined;
+  resyncIntervalMs: number;
+}
+
+// The name the rest of the daemon uses for the resolved config.
+export type Config = ResolvedConfig;
+
+// The name the rest of the daemon uses for one resolved process.
+export type ProcessConfig = Config["processes"][number];
+
+// The default application name: the config directory's name.
+export function defaultApplication(configPath: string): string {
+  return basename(dirname(resolve(configPath))) || "rollbridge";
+}
+
+// The control socket path before resolution against the config directory.
+export function defaultControlPath(application: string): string {
+  return `/tmp/rollbridge-${application}.sock`;
+}
+
+// Turns "660", "0660", "0o660" or 0o660 into the numeric mode.
+export function parseFileMode(mode: string | number | undefined): number | undefined {
+  if (mode === undefined || typeof mode === "number") return mode;
+  return Number.parseInt(mode.replace(/^0o/, ""), 8);
+}
+
+// Normalises a port field to a range.
+export function toPortRange(port: number | PortRange | undefined): PortRange | undefined {
+  if (port === undefined) return undefined;
+  return typeof port === "number" ? { from: port, to: port } : { from: port.from, to: port.to };
+}
+
+// Fills dependent defaults and makes paths absolute; expects output of a successful configSchema parse.
+export function resolveConfig(parsed: ParsedConfig, configPath: string): ResolvedConfig {
+  const dir = dirname(resolve(configPath));
+  const application = parsed.application ?? defaultApplication(configPath);
+  const proxy = { ...parsed.proxy };
+  return {
+    application,
+    control: {
+      path: resolve(dir, parsed.control.path ?? defaultControlPath(application)),
+      mode: parseFileMode(parsed.control.mode),
+      owner: parsed.control.owner,
+      group: parsed.control.group,
+    },
+    proxy,
+    processes: parsed.processes.map((process) => resolveProcess(process, proxy, dir)),
+    releaseRetention: { ...parsed.releaseRetention },
+    statePath: parsed.statePath === undefined ? undefined : resolve(dir, parsed.statePath),
+    legacyTakeover: {
+      screens: [...parsed.legacyTakeover.screens],
+      processes: parsed.legacyTakeover.processes.map((entry) => ({ name: entry.name, includes: [...entry.includes] })),
+    },
+    desiredPath: resolve(dir, parsed.desiredPath),
+    metrics: parsed.metrics === undefined ? undefined : { ...parsed.metrics },
+    resyncIntervalMs: parsed.resyncIntervalMs,
+  };
+}
+
+function resolveProcess(process: ParsedConfig["processes"][number], proxy: ResolvedConfig["proxy"], dir: string): ResolvedProcess {
+  return {
+    id: process.id,
+    policy: process.policy,
+    cwd: process.cwd,
+    command: process.command,
+    env: { ...process.env },
+    port: toPortRange(process.port),
+    health: resolveHealth(process.policy, process.health, proxy),
+    stopSignal: process.stopSignal,
+    stopMessage: process.stopMessage,
+    nonBlockingDrain: process.nonBlockingDrain,
+    lifecycle: {
+      quietCommand: process.lifecycle?.quietCommand,
+      drainCommand: process.lifecycle?.drainCommand,
+      drainTimeoutMs: process.lifecycle?.drainTimeoutMs ?? DEFAULTS.lifecycle.drainTimeoutMs,
+      stopCommand: process.lifecycle?.stopCommand,
+    },
+    gracefulStopMs: process.gracefulStopMs ?? proxy.forceStopTimeoutMs,
+    restartDelayMs: process.restartDelayMs,
+    restart: {
+      maxRestarts: process.restart?.maxRestarts,
+      windowMs: process.restart?.windowMs ?? DEFAULTS.restart.windowMs,
+      backoffFactor: process.restart?.backoffFactor ?? DEFAULTS.restart.backoffFactor,
+      maxDelayMs: process.restart?.maxDelayMs ?? DEFAULTS.restart.maxDelayMs,
+    },
+    memory: process.memory === undefined ? undefined : { ...process.memory },
+    replicas: process.replicas,
+    outputLines: process.outputLines,
+    logFile: process.logFile === undefined ? undefined : { ...process.logFile, path: resolveTemplatedPath(dir, process.logFile.path) },
+  };
+}
+
+function resolveHealth(
+  policy: ProcessPolicy,
+  health: ParsedConfig["processes"][number]["health"],
+  proxy: ResolvedConfig["proxy"],
+): false | HealthConfig {
+  if (health === false) return false;
+  // Only the proxied process is checked unless another one asks for it explicitly.
+  if (health === undefined && policy !== "proxied") return false;
+  const ipc = health?.ipc ?? DEFAULTS.health.ipc;
+  return {
+    path: health?.path ?? (ipc ? undefined : proxy.healthPath),
+    timeoutMs: health?.timeoutMs ?? proxy.healthTimeoutMs,
+    intervalMs: health?.intervalMs ?? DEFAULTS.health.intervalMs,
+    startDelayMs: health?.startDelayMs ?? DEFAULTS.health.startDelayMs,
+    ipc,
+  };
+}
+
+// A path that starts with a placeholder may render to an absolute path, so only plain relative paths are anchored.
+function resolveTemplatedPath(dir: string, path: string): string {
+  if (isAbsolute(path) || path.trimStart().startsWith("{{")) return path;
+  return resolve(dir, path);
+}
