@@ -151,12 +151,14 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
   });
 
   it("fails a rollout whose companion exits while starting, leaving nothing of it running", async () => {
+    // The web process takes 2 s to become healthy, so the companion's exit lands while the
+    // release is still starting (after the switch a crashing companion is supervised instead).
     daemon = await startDaemon({
       processes: `  - id: crasher
     policy: companion
     command: node {{WORKER}}
     env: {EXIT_IMMEDIATELY: "1"}
-${WEB.replace(/    env: .*\n?/, "")}`,
+${WEB.replace(/    env: .*\n?/, '    env: {HEALTH_DELAY_MS: "2000"}\n')}`,
     });
     const result = await daemon.cli(["apply", "--release-path", await daemon.release("v1"), "--wait"]);
     expect(result.code).toBe(1);
