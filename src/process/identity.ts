@@ -94,6 +94,15 @@ export async function readCommandLine(pid: number): Promise<string | null> {
 
 /** The short program name (/proc/<pid>/comm), safe to print: no arguments. */
 export async function readProgramName(pid: number): Promise<string | null> {
+  // The executable's name from argv[0]: /proc/<pid>/comm is the main *thread's* name, which
+  // a program may change (Node 24 calls it "MainThread").
+  try {
+    const argv0 = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0")[0] ?? "";
+    const name = argv0.slice(argv0.lastIndexOf("/") + 1);
+    if (name) return name.slice(0, 64);
+  } catch {
+    return null;
+  }
   try {
     return (await readFile(`/proc/${pid}/comm`, "utf8")).trim();
   } catch {

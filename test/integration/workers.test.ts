@@ -151,19 +151,18 @@ ${web()}`,
     });
     await deploy(daemon, "v1");
     const dir = path.join(daemon.dir, "logs");
-    const files = await until(async () => {
-      const names = await fs.readdir(dir).catch(() => [] as string[]);
-      return names.includes("chatty-0.log.3.gz") ? names.sort() : null;
-    }, 10_000, "rotated files");
+    // The writer is asynchronous: once the last line is in the current file, every rotation
+    // (gzip included) before it has finished, so the listing below is final.
+    const current = await until(async () => {
+      const text = await fs.readFile(path.join(dir, "chatty-0.log"), "utf8").catch(() => "");
+      const lines = text.trim().split("\n");
+      return /^line 1999 x+$/.test(lines.at(-1) ?? "") ? lines : null;
+    }, 10_000, "the last line in the log file");
+    const files = (await fs.readdir(dir)).sort();
     expect(files).toEqual(["chatty-0.log", "chatty-0.log.1.gz", "chatty-0.log.2.gz", "chatty-0.log.3.gz"]);
     const rotated = gunzipSync(await fs.readFile(path.join(dir, "chatty-0.log.1.gz"))).toString("utf8").trim().split("\n");
     expect(rotated.length).toBeGreaterThan(100);
     expect(Buffer.byteLength(rotated.join("\n"))).toBeLessThanOrEqual(20000);
-    // The writer is asynchronous: wait until the last line has reached the file.
-    const current = await until(async () => {
-      const lines = (await fs.readFile(path.join(dir, "chatty-0.log"), "utf8")).trim().split("\n");
-      return /^line 1999 x+$/.test(lines.at(-1) ?? "") ? lines : null;
-    }, 10_000, "the last line in the log file");
     // Lines stay in order across the rotation boundary.
     const lastRotated = Number(/^line (\d+)/.exec(rotated.at(-1)!)![1]);
     expect(Number(/^line (\d+)/.exec(current[0]!)![1])).toBe(lastRotated + 1);
