@@ -33,7 +33,7 @@ function run(args) {
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-demo-"));
 const proxyPort = await freePort();
-const appPortStart = 30000 + Math.floor(Math.random() * 2000) * 10;
+const appPortStart = 20000 + Math.floor(Math.random() * 1200) * 10; // below the ephemeral port range
 const socket = path.join(dir, "rollbridge.sock");
 const config = path.join(dir, "rollbridge.yaml");
 for (const release of ["v1", "v2"]) {
