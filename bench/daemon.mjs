@@ -15,7 +15,7 @@
 // by `timeoutSec`. Writes bench/results/daemon-<timestamp>.json when run directly.
 
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, promises as fs, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, promises as fs, readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -169,13 +169,7 @@ async function body(options, tracker, log) {
 
   const result = { meta, throughput, rss, switch: switchResults };
   if (options.print) printTable(result);
-  if (options.resultsDir) {
-    mkdirSync(options.resultsDir, { recursive: true });
-    const file = path.join(options.resultsDir, `daemon-${meta.date.replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    result.file = file;
-    if (options.print) console.log(`written ${file}`);
-  }
+  writeResult(result, options.resultsDir, "daemon", meta.date, options.print);
   return result;
 }
 
@@ -334,6 +328,7 @@ async function measureSwitches({ d, options, intervalMs, configured, log }) {
 // really ready, independently of the daemon's health probes.
 const LISTEN_STAMP = `import http from "node:http";
 import { appendFileSync } from "node:fs";
+import { writeResult } from "./lib.mjs";
 const listen = http.Server.prototype.listen;
 http.Server.prototype.listen = function (...args) {
   this.once("listening", () => {

@@ -1,6 +1,8 @@
 // Pieces every benchmark shares: pinning processes to CPUs, printing a markdown table of
-// ratios, and reading numeric flags.
+// ratios, reading numeric flags, and writing a result file.
 import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import os from "node:os";
 
 /**
@@ -33,4 +35,14 @@ export function parseNumberFlags(argv, names) {
     if (key) opts[key] = Number(argv[++i]);
   }
   return opts;
+}
+
+/** Writes `result` as <dir>/<name>-<date>.json (when a directory is given) and notes the file on it. */
+export function writeResult(result, dir, name, date, print) {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${date.replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  result.file = file;
+  if (print) console.log(`written ${file}`);
 }

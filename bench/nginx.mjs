@@ -17,7 +17,7 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { APP_BODY, checkTarget, cpuSeconds, fmt, pickLoadGenerator, startChild } from "./proxy.mjs";
-import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
+import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -117,13 +117,7 @@ export async function runNginxBench(opts = {}) {
       summary,
     };
     if (options.print) printSummary(summary);
-    if (options.resultsDir) {
-      mkdirSync(options.resultsDir, { recursive: true });
-      const file = join(options.resultsDir, `nginx-${result.meta.date.replace(/[:.]/g, "-")}.json`);
-      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-      result.file = file;
-      if (options.print) console.log(`written ${file}`);
-    }
+    writeResult(result, options.resultsDir, "nginx", result.meta.date, options.print);
     return result;
   } finally {
     process.off("SIGINT", onSigint);

@@ -8,11 +8,11 @@
 // missing and autocannon can be fetched. Writes bench/results/proxy-<timestamp>.json.
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
+import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -109,13 +109,7 @@ export async function runProxyBench(opts = {}) {
       summary,
     };
     if (options.print) printSummary(summary);
-    if (options.resultsDir) {
-      mkdirSync(options.resultsDir, { recursive: true });
-      const file = join(options.resultsDir, `proxy-${result.meta.date.replace(/[:.]/g, "-")}.json`);
-      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-      result.file = file;
-      if (options.print) console.log(`written ${file}`);
-    }
+    writeResult(result, options.resultsDir, "proxy", result.meta.date, options.print);
     return result;
   } finally {
     process.off("SIGINT", onSigint);

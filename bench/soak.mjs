@@ -12,13 +12,14 @@
 // when run directly.
 
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, promises as fs, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, promises as fs, readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { WebSocket } from "ws";
+import { writeResult } from "./lib.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -192,13 +193,7 @@ export async function runSoak(opts = {}) {
       },
     };
     if (options.print) printReport(result);
-    if (options.resultsDir) {
-      mkdirSync(options.resultsDir, { recursive: true });
-      const file = path.join(options.resultsDir, `soak-${result.meta.date.replace(/[:.]/g, "-")}.json`);
-      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-      result.file = file;
-      if (options.print) console.log(`written ${file}`);
-    }
+    writeResult(result, options.resultsDir, "soak", result.meta.date, options.print);
     return result;
   } finally {
     process.off("SIGINT", onSigint);

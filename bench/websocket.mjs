@@ -8,14 +8,13 @@
 // Writes bench/results/websocket-<timestamp>.json when run directly.
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { WebSocket, WebSocketServer } from "ws";
 import { cpuSeconds, fmt, startChild } from "./proxy.mjs";
-import { cpuPlacer, parseNumberFlags, printTable } from "./lib.mjs";
+import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -87,13 +86,7 @@ export async function runWebSocketBench(opts = {}) {
       summary,
     };
     if (options.print) printSummary(summary);
-    if (options.resultsDir) {
-      mkdirSync(options.resultsDir, { recursive: true });
-      const file = join(options.resultsDir, `websocket-${result.meta.date.replace(/[:.]/g, "-")}.json`);
-      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-      result.file = file;
-      if (options.print) console.log(`written ${file}`);
-    }
+    writeResult(result, options.resultsDir, "websocket", result.meta.date, options.print);
     return result;
   } finally {
     process.off("SIGINT", onSigint);
