@@ -20,6 +20,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { writeResult } from "./lib.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -328,7 +329,6 @@ async function measureSwitches({ d, options, intervalMs, configured, log }) {
 // really ready, independently of the daemon's health probes.
 const LISTEN_STAMP = `import http from "node:http";
 import { appendFileSync } from "node:fs";
-import { writeResult } from "./lib.mjs";
 const listen = http.Server.prototype.listen;
 http.Server.prototype.listen = function (...args) {
   this.once("listening", () => {
