@@ -1,7 +1,8 @@
 // Pieces every benchmark shares: pinning processes to CPUs, printing a markdown table of
-// ratios, reading numeric flags, and writing a result file.
+// ratios, reading numeric flags, writing a result file, finding a free port.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 import os from "node:os";
 
@@ -45,4 +46,16 @@ export function writeResult(result, dir, name, date, print) {
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   result.file = file;
   if (print) console.log(`written ${file}`);
+}
+
+/** A port the kernel says is free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }

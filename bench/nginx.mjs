@@ -17,7 +17,7 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { APP_BODY, checkTarget, cpuSeconds, fmt, pickLoadGenerator, startChild } from "./proxy.mjs";
-import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { cpuPlacer, freePort, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -207,16 +207,6 @@ function readIfExists(file) {
   return existsSync(file) ? readFileSync(file, "utf8") : "";
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function canConnect(port) {
   return new Promise((resolve) => {

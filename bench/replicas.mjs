@@ -4,10 +4,10 @@
 // `apply --replicas web=N`, so both counts are measured against the same release, alternating.
 import { execFileSync, spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { freePort } from "./lib.mjs";
 import { fmt, pickLoadGenerator } from "./proxy.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -96,16 +96,6 @@ processes:
   return result;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(check, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
