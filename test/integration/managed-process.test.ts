@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManagedProcess, shellCommand } from "../../src/process/managed-process.js";
 import type { ExitInfo, SpawnSpec } from "../../src/process/types.js";
+import { isAlive, killQuietly, waitForLine } from "../helpers/process.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const APP = `"${process.execPath}" "${path.join(FIXTURES, "app.mjs")}"`;
@@ -249,15 +250,6 @@ function exited(proc: ManagedProcess, timeoutMs = 10_000): Promise<ExitInfo> {
   return withTimeout(new Promise<ExitInfo>((resolve) => proc.onExit(resolve)), timeoutMs, "process did not exit");
 }
 
-async function waitForLine(proc: ManagedProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = proc.output().find((l) => pattern.test(l.line));
-    if (found !== undefined) return found.line;
-    if (Date.now() > deadline) throw new Error(`no output line matching ${pattern}; got ${JSON.stringify(proc.output())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -274,24 +266,7 @@ async function grandchildPid(proc: ManagedProcess): Promise<number> {
   return pid;
 }
 
-/** Alive = exists and is not a zombie (an orphaned zombie may never be reaped in a container). */
-async function isAlive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { ManagedProcess } from "../../src/process/managed-process.js";
 import { groupHasLiveMembers, parseStat, readStartTime, sampleGroupMemory } from "../../src/process/memory.js";
+import { killQuietly, waitForLine } from "../helpers/process.js";
 
 const APP = `"${process.execPath}" "${fileURLToPath(new URL("../fixtures/app.mjs", import.meta.url))}"`;
 
@@ -85,20 +86,4 @@ describe("parseStat", () => {
   });
 });
 
-async function waitForLine(proc: ManagedProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = proc.output().find((l) => pattern.test(l.line));
-    if (found !== undefined) return found.line;
-    if (Date.now() > deadline) throw new Error(`no output line matching ${pattern}; got ${JSON.stringify(proc.output())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}

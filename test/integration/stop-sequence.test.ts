@@ -7,6 +7,7 @@ import { ManagedProcess } from "../../src/process/managed-process.js";
 import { groupHasLiveMembers } from "../../src/process/memory.js";
 import { stopGracefully, type StopSequenceOptions, type StopStep } from "../../src/process/stop-sequence.js";
 import type { SpawnSpec } from "../../src/process/types.js";
+import { isAlive, killQuietly, waitForLine } from "../helpers/process.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const APP = `"${process.execPath}" "${path.join(FIXTURES, "app.mjs")}"`;
@@ -259,31 +260,5 @@ async function logLines(): Promise<string[]> {
   }
 }
 
-async function waitForLine(proc: ManagedProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = proc.output().find((l) => pattern.test(l.line));
-    if (found !== undefined) return found.line;
-    if (Date.now() > deadline) throw new Error(`no output line matching ${pattern}; got ${JSON.stringify(proc.output())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
-/** Alive = exists and is not a zombie (an orphaned zombie may never be reaped in a container). */
-async function isAlive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
