@@ -1,9 +1,9 @@
 // Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
 import { stream } from "../control/client.js";
-import type { WaitOutcome } from "../control/protocol.js";
+import type { ApplyResponse, WaitOutcome } from "../control/protocol.js";
 import type { DaemonEvent } from "../reconcile/events.js";
 import type { CommandContext } from "./command.js";
-import { dim, formatMs, green, red } from "./output.js";
+import { dim, formatMs, green, printJson, red, usageError } from "./output.js";
 
 export interface WaitResult {
   outcome: WaitOutcome;
@@ -43,4 +43,29 @@ export async function followRollout(ctx: CommandContext, socketPath: string, que
     }
   }
   return { outcome: final, events };
+}
+
+/** `--timeout MS`: a positive whole number of milliseconds, or undefined when not given. */
+export function parseTimeoutFlag(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw usageError(`--timeout ${String(value)}: expected a positive number of milliseconds`);
+  return n;
+}
+
+/**
+ * After a desired state was written (apply, deploy, rollback): return at once, or follow the
+ * rollout to its outcome; prints the JSON document with --json. Returns the exit code.
+ */
+export async function finishRollout(ctx: CommandContext, socket: string, applied: ApplyResponse, options: { wait: boolean; timeoutMs: number | undefined }): Promise<number> {
+  if (!options.wait) {
+    if (ctx.json) printJson(ctx, { ok: true, ...applied });
+    return 0;
+  }
+  const query: { generation?: string | null; stopped?: boolean; since: number; timeoutMs?: number } = { generation: applied.generation, stopped: applied.stopped, since: applied.sinceSeq };
+  if (options.timeoutMs !== undefined) query.timeoutMs = options.timeoutMs;
+  const result = await followRollout(ctx, socket, query);
+  const ok = result.outcome.outcome === "converged";
+  if (ctx.json) printJson(ctx, { ok, ...applied, outcome: result.outcome, events: result.events });
+  return ok ? 0 : 1;
 }

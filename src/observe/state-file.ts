@@ -46,19 +46,8 @@ const snapshotProcess = z.object({
   gracefulStopMs: z.number().min(0),
 });
 
-const snapshotOrphan = z.object({
-  instanceId: z.string(),
-  processId: z.string(),
-  releaseKey: z.string(),
-  releaseId: z.string(),
-  pid: z.number().int().positive(),
-  pgid: z.number().int().positive(),
-  startTime: z.number(),
-  port: z.number().int().nullable(),
-  detectedAt: z.string(),
-  stopSignal: z.string(),
-  gracefulStopMs: z.number().min(0),
-});
+// An orphan is a process entry of an earlier daemon (without its counters), plus when it was found.
+const snapshotOrphan = snapshotProcess.omit({ restarts: true, lastStartReason: true, startedAt: true }).extend({ detectedAt: z.string() });
 
 const snapshotEvent = z.object({
   seq: z.number(),

@@ -7,7 +7,7 @@ import { RollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { configFor } from "../context.js";
 import { dim, formatMs, green, printError, printJson } from "../output.js";
-import { parseMs } from "./rollback.js";
+import { parseTimeoutFlag } from "../wait-output.js";
 
 interface RestartResult {
   releaseId: string;
@@ -27,7 +27,7 @@ export const restartCommand: Command = {
   },
   async run(ctx) {
     try {
-      const timeoutMs = parseMs(ctx.values.timeout) ?? 120_000;
+      const timeoutMs = parseTimeoutFlag(ctx.values.timeout) ?? 120_000;
       const loaded = await configFor(ctx);
       const socket = loaded.config.control.path;
       const body: Record<string, string> = {};

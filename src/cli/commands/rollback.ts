@@ -4,8 +4,8 @@ import { request } from "../../control/client.js";
 import type { RollbackResponse } from "../../control/operation-routes.js";
 import type { Command } from "../command.js";
 import { configFor } from "../context.js";
-import { printError, printJson, usageError } from "../output.js";
-import { followRollout } from "../wait-output.js";
+import { printError } from "../output.js";
+import { finishRollout, parseTimeoutFlag } from "../wait-output.js";
 
 export const rollbackCommand: Command = {
   name: "rollback",
@@ -19,7 +19,7 @@ export const rollbackCommand: Command = {
   },
   async run(ctx) {
     try {
-      const timeoutMs = parseMs(ctx.values.timeout);
+      const timeoutMs = parseTimeoutFlag(ctx.values.timeout);
       const loaded = await configFor(ctx);
       const socket = loaded.config.control.path;
       const body = ctx.values["release-id"] === undefined ? {} : { releaseId: String(ctx.values["release-id"]) };
@@ -28,25 +28,10 @@ export const rollbackCommand: Command = {
         ctx.stdout(`rolling back to ${applied.toReleaseId} (${applied.toState})${applied.fromReleaseId ? ` from ${applied.fromReleaseId}` : ""}; wrote ${applied.file}\n`);
         for (const change of applied.changes) ctx.stdout(`  ${change.message}\n`);
       }
-      if (ctx.values["no-wait"]) {
-        if (ctx.json) printJson(ctx, { ok: true, ...applied });
-        return 0;
-      }
-      const query: { generation?: string | null; since: number; timeoutMs?: number } = { generation: applied.generation, since: applied.sinceSeq };
-      if (timeoutMs !== undefined) query.timeoutMs = timeoutMs;
-      const result = await followRollout(ctx, socket, query);
-      const ok = result.outcome.outcome === "converged";
-      if (ctx.json) printJson(ctx, { ok, ...applied, outcome: result.outcome, events: result.events });
-      return ok ? 0 : 1;
+      return await finishRollout(ctx, socket, applied, { wait: !ctx.values["no-wait"], timeoutMs });
     } catch (error) {
       return printError(ctx, error, 1);
     }
   },
 };
 
-export function parseMs(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw usageError(`--timeout ${String(value)}: expected a positive number of milliseconds`);
-  return n;
-}
