@@ -114,7 +114,7 @@ export class Metrics {
     out.family("rollbridge_websockets_open", "gauge", "Open proxied WebSocket connections, by release.");
     for (const [id, c] of connections) out.sample("rollbridge_websockets_open", { release: id }, c.websockets);
 
-    out.family("rollbridge_release_info", "gauge", "1 for every retained release, labelled with its state.");
+    out.family("rollbridge_release_info", "gauge", "1 for every retained release, labelled with its state.", "max");
     for (const r of snapshot.releases) out.sample("rollbridge_release_info", { release: r.id, state: r.state }, 1);
 
     out.family("rollbridge_deploys_total", "counter", "Rollouts by result: succeeded (traffic switched), failed, superseded.");
@@ -142,17 +142,39 @@ export class Metrics {
   }
 }
 
-/** Builds exposition text: HELP/TYPE once per family, escaped label values. */
+/**
+ * Builds exposition text: HELP/TYPE once per family, escaped label values, and each (name,
+ * label set) exactly once. Two retained releases may share an id (or two ids may escape to the
+ * same text), and a repeated series is invalid exposition that Prometheus rejects whole: a
+ * repeat is folded into the first sample (added, or the larger kept for info gauges).
+ */
 class Exposition {
   private readonly lines: string[] = [];
+  /** Index in `lines` of each sample written so far, by name + rendered label set. */
+  private readonly written = new Map<string, number>();
+  private readonly values: number[] = [];
+  private merge: Merge = "sum";
 
-  family(name: string, type: "counter" | "gauge" | "histogram", help: string): void {
+  family(name: string, type: "counter" | "gauge" | "histogram", help: string, merge: Merge = "sum"): void {
+    this.merge = merge;
     this.lines.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`);
   }
 
   sample(name: string, labels: Record<string, string>, value: number): void {
-    const entries = Object.entries(labels);
-    const text = entries.length ? `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}` : "";
+    // Label order does not make a series distinct: the identity uses the sorted names.
+    const entries = Object.entries(labels).map(([k, v]): [string, string] => [k, escapeLabel(v)]);
+    const text = entries.length ? `{${entries.map(([k, v]) => `${k}="${v}"`).join(",")}}` : "";
+    const identity = `${name}\u0000${[...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join("\u0000")}`;
+    const seen = this.written.get(identity);
+    if (seen !== undefined) {
+      const previous = this.values[seen] ?? 0;
+      const merged = this.merge === "max" ? Math.max(previous, value) : previous + value;
+      this.values[seen] = merged;
+      this.lines[seen] = `${name}${text} ${formatValue(merged)}`;
+      return;
+    }
+    this.written.set(identity, this.lines.length);
+    this.values[this.lines.length] = value;
     this.lines.push(`${name}${text} ${formatValue(value)}`);
   }
 
@@ -161,9 +183,15 @@ class Exposition {
   }
 }
 
+/** How a repeated series is folded: counts add up, an info gauge stays 1. */
+type Merge = "sum" | "max";
+
+/** The exposition's escapes (backslash, double quote, line feed); lone surrogates become U+FFFD as they would on the wire. */
 function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+  return value.replace(LONE_SURROGATE, "\uFFFD").replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 function formatValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";

@@ -116,11 +116,22 @@ export function parsePrometheus(text: string): { samples: Sample[]; types: Recor
       const start = labelRe.lastIndex;
       const l = labelRe.exec(body);
       if (!l || l.index !== start) throw new Error(`bad labels: ${line}`);
-      labels[l[1]!] = l[2]!.replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      // One pass: `\\n` is an escaped backslash before an "n", not a newline.
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
     }
     samples.push({ name, labels, value: Number(m[4] === "+Inf" ? Infinity : m[4] === "-Inf" ? -Infinity : m[4]) });
   }
   return { samples, types };
+}
+
+/** Every (name, label set) that appears more than once. */
+export function repeatedSeries(samples: Sample[]): string[] {
+  const counts = new Map<string, number>();
+  for (const s of samples) {
+    const id = `${s.name}${JSON.stringify(Object.entries(s.labels).sort(([a], [b]) => a.localeCompare(b)))}`;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return [...counts].filter(([, n]) => n > 1).map(([id]) => id);
 }
 
 export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
-import { deploy, httpGet, parsePrometheus, sampleValue } from "../helpers/operations.js";
+import { deploy, httpGet, parsePrometheus, repeatedSeries, sampleValue } from "../helpers/operations.js";
 
 let daemon: TestDaemon;
 let metricsPort: number;
@@ -67,6 +67,28 @@ describe("metrics", () => {
     const m = await scrape();
     expect(sampleValue(m.samples, "rollbridge_deploys_total", { result: "failed" })).toBe(1);
     expect(sampleValue(m.samples, "rollbridge_deploys_total", { result: "succeeded" })).toBe(1);
+  });
+
+  it("never repeats a series, whatever ids the releases have", async () => {
+    // An id with a quote and a backslash, and one id given to two different releases.
+    // (apply -f: the previous test left a crashing env in the desired file.)
+    const weird = await daemon.release('we"ird\\id');
+    const first = await daemon.cli(["apply", "-f", "-", "--wait"], { input: JSON.stringify({ release: { path: weird } }) });
+    expect(first.code, first.stderr).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await get(daemon.proxyPort)).status).toBe(200);
+    const other = await daemon.release("other");
+    const again = await daemon.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${other}, id: v1}\n` });
+    expect(again.code, again.stderr).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await get(daemon.proxyPort)).status).toBe(200);
+    // Both releases called v1 are now stopped: the same (id, state) twice (unless the daemon
+    // gave the second one an id of its own, which is fine too).
+    const last = await daemon.cli(["apply", "-f", "-", "--wait"], { input: JSON.stringify({ release: { path: await daemon.release("v9") } }) });
+    expect(last.code, last.stderr).toBe(0);
+    await until(async () => (await daemon.status()).releases.some((r: { path: string; state: string }) => r.path === other && r.state === "stopped"), 10_000, "the second v1 stopped");
+    const m = await scrape();
+    expect(repeatedSeries(m.samples)).toEqual([]);
+    expect(sampleValue(m.samples, "rollbridge_release_info", { release: 'we"ird\\id' })).toBe(1);
+    expect(sampleValue(m.samples, "rollbridge_http_requests_total", { release: 'we"ird\\id', class: "2xx" })).toBe(3);
   });
 
   it("answers 404 outside /metrics", async () => {
