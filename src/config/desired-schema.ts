@@ -62,7 +62,7 @@ export function parseDesiredText(text: string, source: string): DesiredDocument 
     const { line, column, message } = parsed.error;
     throw new RollbridgeError("DESIRED_INVALID", `cannot parse desired file ${source} at line ${line}, column ${column}: ${message}`, {
       cause: parsed.error.cause,
-      fix: "Fix the syntax at that line and column.",
+      fix: parsed.error.fix,
     });
   }
   const raw = parsed.value;

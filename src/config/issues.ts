@@ -4,6 +4,7 @@
 import { crossFieldIssues } from "./cross-field-rules.js";
 import { describeValue, isRecord } from "./issue-paths.js";
 import { resolveConfig, type Config } from "./resolved-config.js";
+import { unquotedPlaceholderIssues } from "./placeholders.js";
 import { configSchema } from "./schema.js";
 import { describeZodIssues } from "./zod-issues.js";
 
@@ -34,9 +35,13 @@ export function validateConfig(
     };
   }
   const parsed = configSchema.safeParse(raw);
+  // An unquoted {{placeholder}} explains every other complaint about its value ("must be a
+  // string, not a mapping"): report it alone for that place.
+  const placeholders = unquotedPlaceholderIssues(raw);
+  const explained = (issue: ConfigIssue) => placeholders.some((p) => issue.path === p.path || issue.path.startsWith(`${p.path}.`) || issue.path.startsWith(`${p.path}[`));
   const issues = [
-    ...(parsed.success ? [] : describeZodIssues(parsed.error.issues, configSchema, raw)),
-    ...crossFieldIssues(raw, ctx.configPath),
+    ...placeholders,
+    ...[...(parsed.success ? [] : describeZodIssues(parsed.error.issues, configSchema, raw)), ...crossFieldIssues(raw, ctx.configPath)].filter((issue) => !explained(issue)),
   ];
   const unique = dedupe(issues);
   if (unique.length > 0 || !parsed.success) return { ok: false, issues: unique };

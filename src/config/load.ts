@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from "yaml";
 import { errorMessage, RollbridgeError } from "../errors.js";
 import { formatIssues, validateConfig } from "./issues.js";
+import { explainYamlError } from "./yaml-errors.js";
 import type { Config } from "./resolved-config.js";
 
 // Looked up in the working directory, in this order, when --config is not given.
@@ -59,7 +60,7 @@ export async function loadRawConfig(path: string): Promise<unknown> {
     if ("error" in parsed) {
       throw new RollbridgeError("CONFIG_LOAD_FAILED", `cannot parse ${path}:${parsed.error.line}:${parsed.error.column}: ${parsed.error.message}`, {
         cause: parsed.error.cause,
-        fix: "Fix the YAML syntax at that line and column.",
+        fix: parsed.error.fix,
       });
     }
     return parsed.value;
@@ -86,9 +87,11 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
 }
 
 export interface YamlSyntaxError {
+  /** Where the mistake most likely is (not always where the parser gave up). */
   line: number;
   column: number;
   message: string;
+  fix: string;
   cause: unknown;
 }
 
@@ -102,24 +105,14 @@ export function parseYamlText(
   // logLevel "error": problems come back as errors here, never as warnings on the daemon's stderr.
   const document = parseDocument(text, { merge: true, prettyErrors: true, lineCounter, logLevel: "error" });
   const [first] = document.errors;
-  if (first !== undefined) {
-    const position = first.linePos?.[0];
-    return {
-      error: {
-        line: position?.line ?? 1,
-        column: position?.col ?? 1,
-        message: (first.message.split("\n")[0] ?? first.message).replace(/ at line \d+, column \d+:?$/, ""),
-        cause: first,
-      },
-    };
-  }
+  if (first !== undefined) return { error: { ...explainYamlError(text, first), cause: first } };
   keepScalarText(document.contents, [], keepText);
   try {
     return { value: document.toJS() };
   } catch (cause) {
     // Aliases are resolved only here: a merge (<<) of a non-mapping, or too many aliases.
     const position = lineCounter.linePos(firstAliasOffset(document) ?? 0);
-    return { error: { line: position.line, column: position.col, message: errorMessage(cause), cause } };
+    return { error: { line: position.line, column: position.col, message: errorMessage(cause), fix: "Fix the alias or merge key (<<) at that line and column.", cause } };
   }
 }
 

@@ -56,6 +56,9 @@ function describeZodIssue(issue: z.core.$ZodIssue, prefix: Path, root: z.core.$Z
         return [{ path: where, message: `${label} is required`, fix: `Add ${key} to ${parent}${eg}.`, missing: true }];
       }
       const expected = expectedPhrase(issue.expected);
+      // `proxy:\n  port 8182` is valid YAML: the text "port 8182". A colon was left out.
+      const colonless = (issue.expected === "object" || issue.expected === "record") && typeof value === "string" ? /^([A-Za-z_][\w.-]*)\s+(\S.*)$/.exec(value) : null;
+      if (colonless) return issueAt(`${label} must be ${expected}, not the text ${describeValue(value)}`, `Put a colon after the key: ${colonless[1]}: ${colonless[2]} (indented under ${String(path[path.length - 1] ?? label)}:).`);
       return issueAt(`${label} must be ${expected}, not ${describeValue(value)}`, fieldFix ?? `Change ${label} to ${expected}${eg}.`);
     }
     case "too_small":

@@ -74,6 +74,40 @@ describe("every command", () => {
   });
 });
 
+describe("validate", () => {
+  const web = (line: string) => `processes:\n  - id: web\n    policy: proxied\n${line}\n    command: node app.js\n    port: {from: 41000, to: 41010}\n`;
+
+  it("points a YAML syntax mistake at its line and column, with the fix", async () => {
+    const file = path.join(dir, "syntax.yaml");
+    await fs.writeFile(file, web("    cwd: {{releasePath}}/app"));
+    const r = await runCli(["validate", "--config", file], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}:4:10: the value of cwd starts with {{releasePath}}`);
+    expect(r.stderr).toContain('fix: Quote the whole value: cwd: "{{releasePath}}/app".');
+    await fs.writeFile(file, web('    cwd: "{{releasePath}}/app\n    stopSignal: SIGINT'));
+    const quote = await runCli(["validate", "--config", file, "--json"], { cwd: dir });
+    expect(quote.code).toBe(1);
+    const doc = JSON.parse(quote.stdout);
+    expect(doc.error.code).toBe("CONFIG_LOAD_FAILED");
+    expect(doc.error.message).toContain(`${file}:4:10: the double quote opened here is never closed`);
+  });
+
+  it("says to quote a value that YAML read as a mapping, and still lists every other problem", async () => {
+    const file = path.join(dir, "mapping.yaml");
+    await fs.writeFile(file, web("    env: {PORT: {{port}}}\n    stopSignl: SIGINT"));
+    const r = await runCli(["validate", "--config", file], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("Found 2 configuration issues");
+    expect(r.stderr).toContain("processes[web].env.PORT is an unquoted {{port}}");
+    expect(r.stderr).toContain('Fix: Quote the value: PORT: "{{port}}".');
+    expect(r.stderr).not.toContain("must be a string");
+    const json = JSON.parse((await runCli(["validate", "--config", file, "--json"], { cwd: dir })).stdout);
+    expect(json.issues.map((i: { path: string }) => i.path)).toEqual(["processes[web].env.PORT", "processes[web].stopSignl"]);
+    await fs.writeFile(file, web('    env: {PORT: "{{port}}"}'));
+    expect((await runCli(["validate", "--config", file], { cwd: dir })).code).toBe(0);
+  });
+});
+
 function bashComplete(words: string[]): Promise<string[]> {
   const script = `source <("${process.execPath}" "${CLI}" completion bash); COMP_WORDS=(${words.map((w) => `"${w}"`).join(" ")}); COMP_CWORD=${words.length - 1}; _rollbridge; echo "\${COMPREPLY[@]}"`;
   return new Promise((resolve, reject) => {

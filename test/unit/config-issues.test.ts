@@ -146,6 +146,40 @@ describe("validateConfig", () => {
   });
 });
 
+describe("an unquoted placeholder (read by YAML as a mapping)", () => {
+  // What `env: {PORT: {{port}}}` and `command: {{releasePath}}` load as.
+  const placeholder = (name: string) => ({ [`{ ${name} }`]: null });
+
+  it("says to quote the value, instead of 'must be a string, not a mapping'", () => {
+    const issues = issuesOf(withProcesses({ ...web, env: { PORT: placeholder("port") } }));
+    expect(issues).toEqual([
+      {
+        path: "processes[web].env.PORT",
+        message: 'processes[web].env.PORT is an unquoted {{port}}: YAML reads a value that starts with "{" as a mapping, not as text',
+        fix: 'Quote the value: PORT: "{{port}}".',
+      },
+    ]);
+  });
+
+  it("reports each such value once and keeps the other problems", () => {
+    const issues = issuesOf(withProcesses({ ...web, command: placeholder("releasePath"), cwd: placeholder("releasePath"), stopSignl: "SIGINT" }));
+    expect(issues.map((i) => i.path)).toEqual(["processes[web].command", "processes[web].cwd", "processes[web].stopSignl"]);
+    expect(issues[0]?.fix).toBe('Quote the value: command: "{{releasePath}}".');
+  });
+
+  it("does not mistake a real mapping for one", () => {
+    const issues = issuesOf(withProcesses({ ...web, env: { PORT: { port: null } } }));
+    expect(issues[0]?.message).toContain("must be a string, a number or a boolean, not a mapping");
+  });
+});
+
+describe("a missing colon that YAML reads as text", () => {
+  it("says where the colon goes", () => {
+    const issues = issuesOf({ proxy: "port 8182", processes: [web] });
+    expect(issues).toEqual([{ path: "proxy", message: 'proxy must be a mapping, not the text "port 8182"', fix: "Put a colon after the key: port: 8182 (indented under proxy:)." }]);
+  });
+});
+
 describe("formatIssues", () => {
   it("numbers issues with their fixes", () => {
     const text = formatIssues("rollbridge.yaml", [

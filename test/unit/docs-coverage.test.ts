@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { GLOBAL_OPTIONS } from "../../src/cli/command.js";
 import { COMMANDS } from "../../src/cli/commands/index.js";
+import { unquotedPlaceholder } from "../../src/config/yaml-errors.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
@@ -157,5 +158,33 @@ describe("links in README.md and docs/", () => {
       if (anchor !== undefined && resolved.endsWith(".md") && !anchors(read(resolved)).has(anchor)) broken.push(`${target} (no heading #${anchor} in ${resolved})`);
     }
     expect(broken).toEqual([]);
+  });
+});
+
+describe("YAML shown in README.md, docs/ and examples/", () => {
+  const markdown = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+  const yamlFiles = (dir: string): string[] =>
+    readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? yamlFiles(`${dir}/${e.name}`) : /\.ya?ml$/.test(e.name) ? [`${dir}/${e.name}`] : []));
+
+  it("quotes every value that starts with a placeholder", () => {
+    const offenders: string[] = [];
+    for (const file of markdown) {
+      for (const [, block] of read(file).matchAll(/```ya?ml\n([\s\S]*?)```/g)) {
+        for (const line of block!.split("\n")) if (unquotedPlaceholder(line)) offenders.push(`${file}: ${line.trim()}`);
+      }
+    }
+    for (const file of yamlFiles("examples")) {
+      read(file).split("\n").forEach((line, i) => {
+        if (unquotedPlaceholder(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(offenders).toEqual([]);
+  });
+
+  it("would notice an unquoted one", () => {
+    expect(unquotedPlaceholder("    cwd: {{releasePath}}/app")).toMatchObject({ key: "cwd", name: "{{releasePath}}" });
+    expect(unquotedPlaceholder('    cwd: "{{releasePath}}/app"')).toBeNull();
+    expect(unquotedPlaceholder("    command: node s.js --port {{port}}")).toBeNull();
+    expect(unquotedPlaceholder("    # cwd: {{releasePath}}")).toBeNull();
   });
 });
