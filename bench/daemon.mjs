@@ -14,18 +14,15 @@
 // Every server listens on 127.0.0.1; everything started is stopped by pid; the run is bounded
 // by `timeoutSec`. Writes bench/results/daemon-<timestamp>.json when run directly.
 
-import { execFile, spawn, spawnSync } from "node:child_process";
-import { existsSync, promises as fs, readFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { freePort, writeResult } from "./lib.mjs";
+import { loadDefaultIntervalMs, startBenchDaemon } from "./bench-daemon.mjs";
+import { bounded, fmt, median, sleep, stats, writeResult } from "./lib.mjs";
+import { ChildTracker, kbToMB, readMemory, startRssSampler } from "./proc.mjs";
+import { findWrk, runWrk, wrkVersion } from "./wrk.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..");
-const CLI = path.join(root, "dist/cli/main.js");
-const APP = path.join(root, "examples/app/server.mjs");
 
 /** Default options; every field may be overridden by runDaemonBench(opts) or CLI flags. */
 export const defaultDaemonBenchOptions = {
@@ -61,25 +58,9 @@ export const defaultDaemonBenchOptions = {
  */
 export async function runDaemonBench(opts = {}) {
   const options = { ...defaultDaemonBenchOptions, ...opts };
-  if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const log = (text) => options.print && process.stderr.write(`[daemon bench] ${text}\n`);
   const tracker = new ChildTracker();
-  const onSigint = () => {
-    tracker.killAll("SIGTERM");
-    process.exit(130);
-  };
-  process.once("SIGINT", onSigint);
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`daemon bench exceeded its ${options.timeoutSec} s bound; stopped everything it started`)), options.timeoutSec * 1000);
-  });
-  try {
-    return await Promise.race([body(options, tracker, log), deadline]);
-  } finally {
-    clearTimeout(timer);
-    process.off("SIGINT", onSigint);
-    await tracker.stopAll();
-  }
+  return bounded("daemon bench", options.timeoutSec, tracker, () => body(options, tracker, log));
 }
 
 async function body(options, tracker, log) {
@@ -108,16 +89,14 @@ async function body(options, tracker, log) {
 
   // --- main configuration: health.intervalMs = options.intervalMs ---
   log(`starting a daemon (health interval ${options.intervalMs} ms)`);
-  const d = await startBenchDaemon({ tracker, intervalMs: options.intervalMs, bootDelayMs: options.bootDelayMs });
+  const d = await startBenchDaemon(daemonOptions(tracker, options, options.intervalMs));
   let throughput;
   let rss;
   const switchResults = [];
   try {
     await d.deploy("v1");
-    const status = await d.status();
-    const daemonPid = status.daemonPid;
-    const app = status.processes.find((p) => p.policy === "proxied" && p.state === "running") ?? status.processes[0];
-    if (!app?.port) throw new Error(`no running proxied process in status: ${JSON.stringify(status.processes)}`);
+    const daemonPid = d.daemonPid;
+    const app = await d.app();
     log(`daemon pid ${daemonPid}, proxy 127.0.0.1:${d.proxyPort}, app pid ${app.pid} on 127.0.0.1:${app.port}`);
 
     await sleep(1000);
@@ -158,7 +137,7 @@ async function body(options, tracker, log) {
   // --- second configuration: health.intervalMs omitted (the default) ---
   if (options.defaultInterval) {
     log(`starting a daemon with the default health interval (${defaultIntervalMs ?? "unknown"} ms)`);
-    const d2 = await startBenchDaemon({ tracker, intervalMs: null, bootDelayMs: options.bootDelayMs });
+    const d2 = await startBenchDaemon(daemonOptions(tracker, options, null));
     try {
       await d2.deploy("v1");
       log(`${options.deploys} deploys with the default health interval`);
@@ -213,82 +192,6 @@ async function measureThroughput({ options, tracker, log, targets, sampler }) {
   };
 }
 
-function findWrk() {
-  const out = spawnSync("sh", ["-c", "command -v wrk"], { encoding: "utf8" });
-  return out.status === 0 ? out.stdout.trim() : null;
-}
-
-function wrkVersion() {
-  const out = spawnSync("wrk", ["-v"], { encoding: "utf8" });
-  const line = `${out.stdout}${out.stderr}`.split("\n").find((l) => l.startsWith("wrk"));
-  return line ? line.split(" [")[0].trim() : "wrk";
-}
-
-function runWrk(tracker, port, { durationSec, connections, threads }) {
-  return new Promise((resolve, reject) => {
-    const child = tracker.spawn("wrk", [`-t${threads}`, `-c${connections}`, `-d${durationSec}s`, "--latency", `http://127.0.0.1:${port}/`], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (c) => (out += c));
-    child.stderr.setEncoding("utf8").on("data", (c) => (err += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (durationSec + 30) * 1000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`wrk failed (${code ?? signal}): ${err || out}`));
-      resolve(parseWrk(out));
-    });
-  });
-}
-
-export function parseWrk(text) {
-  const unit = (m) => {
-    if (!m) return Number.NaN;
-    const v = Number(m[1]);
-    return { us: v / 1000, ms: v, s: v * 1000, m: v * 60_000 }[m[2]] ?? Number.NaN;
-  };
-  const pct = (p) => unit(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m").exec(text));
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
-  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const socketErrors = sock ? sock.slice(1).reduce((n, v) => n + Number(v), 0) : 0;
-  return { rps, requests, p50Ms: pct(50), p90Ms: pct(90), p99Ms: pct(99), errors: non2xx + socketErrors, non2xx, socketErrors };
-}
-
-// --- memory ---
-
-function readMemory(pid) {
-  const text = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { rssKB: kb("VmRSS"), hwmKB: kb("VmHWM") };
-}
-
-function startRssSampler(pid, everyMs) {
-  const samples = { direct: [], proxy: [], other: [] };
-  const sampler = {
-    phase: null,
-    stop() {
-      clearInterval(timer);
-      return samples;
-    },
-  };
-  const timer = setInterval(() => {
-    try {
-      const m = readMemory(pid);
-      (samples[sampler.phase] ?? samples.other).push({ t: Date.now(), rssKB: m.rssKB });
-    } catch {
-      // daemon gone: the run fails elsewhere
-    }
-  }, everyMs);
-  return sampler;
-}
-
-const kbToMB = (kb) => Math.round((kb / 1024) * 10) / 10;
-
 // --- switch latency ---
 
 async function measureSwitches({ d, options, intervalMs, configured, log }) {
@@ -324,262 +227,17 @@ async function measureSwitches({ d, options, intervalMs, configured, log }) {
   return out;
 }
 
-// A preload for the app (node --import): appends "<releaseId> <pid> <epoch ms>" to
-// BENCH_LISTEN_LOG when an http server starts listening, so the bench knows when the app was
-// really ready, independently of the daemon's health probes.
-const LISTEN_STAMP = `import http from "node:http";
-import { appendFileSync } from "node:fs";
-const listen = http.Server.prototype.listen;
-http.Server.prototype.listen = function (...args) {
-  this.once("listening", () => {
-    if (process.env.BENCH_LISTEN_LOG) appendFileSync(process.env.BENCH_LISTEN_LOG, \`\${process.env.ROLLBRIDGE_RELEASE_ID} \${process.pid} \${Date.now()}\\n\`);
-  });
-  return listen.apply(this, args);
-};
-`;
-
-async function startBenchDaemon({ tracker, intervalMs, bootDelayMs }) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-"));
-  const proxyPort = await freePort();
-  const appPortStart = 30000 + Math.floor(Math.random() * 2000) * 10;
-  const socket = path.join(dir, "rollbridge.sock");
-  const config = path.join(dir, "rollbridge.yaml");
-  const desiredFile = path.join(dir, "desired.yaml");
-  const listenLog = path.join(dir, "listen.log");
-  const preload = path.join(dir, "listen-stamp.mjs");
-  await fs.writeFile(preload, LISTEN_STAMP);
-  await fs.writeFile(listenLog, "");
-  for (const release of ["v1", "v2"]) {
-    await fs.mkdir(path.join(dir, "releases", release), { recursive: true });
-    await fs.copyFile(APP, path.join(dir, "releases", release, "server.mjs"));
-  }
-  const health = intervalMs == null ? "{path: /ping}" : `{path: /ping, intervalMs: ${intervalMs}}`;
-  await fs.writeFile(
-    config,
-    `application: bench
-control: {path: ${socket}}
-proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: 3000}
-processes:
-  - id: web
-    policy: proxied
-    command: node --import ${preload} server.mjs
-    env: {BOOT_DELAY_MS: "${bootDelayMs}", BENCH_LISTEN_LOG: ${listenLog}}
-    port: {from: ${appPortStart}, to: ${appPortStart + 9}}
-    health: ${health}
-    gracefulStopMs: 5000
-`,
-  );
-
-  // The daemon as ensure-daemon and the systemd example start it (docs/systemd.md#memory);
-  // BENCH_DAEMON_NODE_FLAGS="" measures a plain `node … daemon` instead.
-  const nodeFlags = (process.env.BENCH_DAEMON_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean);
-  const child = tracker.spawn(process.execPath, [...nodeFlags, CLI, "daemon", "--config", config], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  const events = [];
-  let buffer = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk) => {
-    buffer += chunk;
-    let nl;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        events.push(JSON.parse(line));
-      } catch {
-        // not an event line
-      }
-    }
-  });
-  child.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
-
-  const cli = (args, timeoutMs = 60_000) => tracker.execCli([...args, "--config", config], { cwd: dir, timeout: timeoutMs });
-  const appPids = new Set();
-  let listenLinesSeen = 0;
-
-  const d = {
-    dir,
-    proxyPort,
-    events,
-    async status() {
-      const r = await cli(["status", "--json"], 10_000);
-      if (r.code !== 0) throw new Error(`rollbridge status failed: ${r.stderr}`);
-      const s = JSON.parse(r.stdout);
-      for (const p of s.processes) if (typeof p.pid === "number") appPids.add(p.pid);
-      return s;
-    },
-    /** `rollbridge apply --release-path <release> --wait`, then the deploy's numbers from the events. */
-    async deploy(release) {
-      const since = events.length ? events.at(-1).seq : 0;
-      const startedAt = Date.now();
-      const r = await cli(["apply", "--release-path", path.join(dir, "releases", release), "--wait"]);
-      const cliWallMs = Date.now() - startedAt;
-      if (r.code !== 0) throw new Error(`apply ${release} failed (exit ${r.code}):\n${r.stderr}`);
-      const switched = await waitForEvent(events, (e) => e.seq > since && e.type === "traffic-switched", 5000);
-      const mine = events.filter((e) => e.seq > since && e.seq <= switched.seq);
-      const healthy = mine.filter((e) => e.type === "process-healthy").at(-1);
-      const rolloutStarted = mine.find((e) => e.type === "rollout-started");
-      const started = mine.filter((e) => e.type === "process-started").at(-1);
-      if (started?.data?.pid) appPids.add(started.data.pid);
-      const desiredMtime = (await fs.stat(desiredFile)).mtimeMs;
-      const switchedAt = Date.parse(switched.at);
-      const listenLines = (await fs.readFile(listenLog, "utf8")).split("\n").filter(Boolean);
-      const fresh = listenLines.slice(listenLinesSeen).map((l) => l.split(" ")).filter(([id]) => id === release);
-      listenLinesSeen = listenLines.length;
-      const listenAt = fresh.length ? Number(fresh.at(-1)[2]) : null;
-      const bootMs = healthy?.data?.ms ?? null;
-      const writeToSwitchedMs = Math.round(switchedAt - desiredMtime);
-      return {
-        release,
-        switchLatencyMs: switched.data?.switchLatencyMs ?? null,
-        rolloutMs: switched.data?.rolloutMs ?? null,
-        bootMs,
-        listenToSwitchedMs: listenAt == null ? null : switchedAt - listenAt,
-        writeToSwitchedMs,
-        writeToRolloutStartMs: rolloutStarted ? Math.round(Date.parse(rolloutStarted.at) - desiredMtime) : null,
-        writeToSwitchedMinusBootMs: bootMs == null ? null : writeToSwitchedMs - bootMs,
-        cliWallMs,
-      };
-    },
-    async stop() {
-      let pids = [];
-      try {
-        pids = (await d.status()).processes.map((p) => p.pid).filter((p) => typeof p === "number");
-      } catch {
-        // daemon already gone
-      }
-      for (const p of pids) appPids.add(p);
-      await tracker.stop(child, 15_000);
-      // The daemon stops its process groups on SIGTERM; anything left (it was killed) goes now.
-      for (const pid of appPids) {
-        try {
-          process.kill(-pid, "SIGKILL");
-        } catch {
-          // gone, as it should be
-        }
-      }
-      await fs.rm(dir, { recursive: true, force: true });
-    },
+// The daemon as ensure-daemon and the systemd example start it (docs/systemd.md#memory);
+// BENCH_DAEMON_NODE_FLAGS="" measures a plain `node … daemon` instead (bench/daemon-rss.mjs
+// measures both). The app is examples/app/server.mjs with a listen-stamp preload.
+function daemonOptions(tracker, options, intervalMs) {
+  return {
+    tracker,
+    nodeFlags: (process.env.BENCH_DAEMON_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean),
+    env: { BOOT_DELAY_MS: String(options.bootDelayMs) },
+    health: intervalMs == null ? { path: "/ping" } : { path: "/ping", intervalMs },
+    stampListen: true,
   };
-
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr}`);
-    if (await canConnect(socket)) break;
-    if (Date.now() > deadline) {
-      await d.stop();
-      throw new Error(`daemon did not open its control socket within 15 s: ${stderr}`);
-    }
-    await sleep(50);
-  }
-  return d;
-}
-
-async function waitForEvent(events, match, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = events.find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error("timed out waiting for a traffic-switched event on the daemon's stdout");
-    await sleep(20);
-  }
-}
-
-async function loadDefaultIntervalMs() {
-  try {
-    const schema = await import(pathToFileURL(path.join(root, "dist/config/constants.js")).href);
-    return schema.DEFAULTS?.health?.intervalMs ?? null;
-  } catch {
-    return null;
-  }
-}
-
-// --- children, stopped by pid ---
-
-class ChildTracker {
-  children = new Set();
-
-  spawn(command, args, options) {
-    const child = spawn(command, args, options);
-    this.children.add(child);
-    child.once("exit", () => this.children.delete(child));
-    child.once("error", () => this.children.delete(child));
-    return child;
-  }
-
-  execCli(args, { cwd, timeout }) {
-    return new Promise((resolve) => {
-      const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        this.children.delete(child);
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-      });
-      this.children.add(child);
-    });
-  }
-
-  async stop(child, graceMs) {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    try {
-      process.kill(child.pid, "SIGTERM");
-    } catch {
-      return;
-    }
-    const timer = new Promise((resolve) => setTimeout(() => resolve("timeout"), graceMs));
-    if ((await Promise.race([exited, timer])) === "timeout") {
-      try {
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-  }
-
-  killAll(signal) {
-    for (const child of this.children) {
-      try {
-        process.kill(child.pid, signal);
-      } catch {
-        // gone
-      }
-    }
-  }
-
-  async stopAll() {
-    await Promise.all([...this.children].map((c) => this.stop(c, 10_000)));
-  }
-}
-
-// --- helpers ---
-
-
-function canConnect(socket) {
-  return new Promise((resolve) => {
-    const s = net.connect(socket);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function stats(xs) {
-  if (!xs.length) return { count: 0, min: null, median: null, max: null, mean: null };
-  return { count: xs.length, min: Math.min(...xs), median: median(xs), max: Math.max(...xs), mean: Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 };
-}
-
-function fmt(n, digits) {
-  return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 }
 
 // --- reporting ---

@@ -59,3 +59,56 @@ export function freePort() {
     });
   });
 }
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function median(xs) {
+  return percentile(xs, 50);
+}
+
+/** The p-th percentile (nearest rank on the sorted values; the midpoint for the median of an even count). */
+export function percentile(xs, p) {
+  if (!xs.length) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  if (p === 50) {
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** min / median / p90 / max / mean of a list of numbers (nulls when it is empty). */
+export function stats(xs) {
+  if (!xs.length) return { count: 0, min: null, median: null, p90: null, max: null, mean: null };
+  const round = (x) => Math.round(x * 10) / 10;
+  return { count: xs.length, min: round(Math.min(...xs)), median: round(median(xs)), p90: round(percentile(xs, 90)), max: round(Math.max(...xs)), mean: round(xs.reduce((a, b) => a + b, 0) / xs.length) };
+}
+
+export function fmt(n, digits) {
+  return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+}
+
+/**
+ * Races `fn()` against a deadline of `timeoutSec`; on Ctrl-C or when the deadline passes,
+ * everything `tracker` started is stopped (by pid) before the promise settles.
+ */
+export async function bounded(name, timeoutSec, tracker, fn) {
+  const onSigint = () => {
+    tracker.killAll("SIGKILL");
+    process.exit(130);
+  };
+  process.once("SIGINT", onSigint);
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${name} exceeded its ${timeoutSec} s bound; stopped everything it started`)), timeoutSec * 1000);
+  });
+  try {
+    return await Promise.race([fn(), deadline]);
+  } finally {
+    clearTimeout(timer);
+    process.off("SIGINT", onSigint);
+    await tracker.stopAll();
+  }
+}
