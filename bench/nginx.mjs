@@ -10,14 +10,13 @@
 // the system service, and stops it by pid. Writes bench/results/nginx-<timestamp>.json when run
 // directly.
 
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
+import { spawn } from "node:child_process";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { APP_BODY, checkTarget, cpuSeconds, fmt, pickLoadGenerator, startChild } from "./proxy.mjs";
-import { cpuPlacer, freePort, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { findNginx, NGINX_MISSING, nginxVersion, startNginx } from "./nginx-server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -35,13 +34,7 @@ export const defaultNginxBenchOptions = {
   print: true,
 };
 
-/** Where nginx is, or null: apt installs it to /usr/sbin, which is not on every PATH. */
-export function findNginx() {
-  const found = spawnSync("sh", ["-c", "command -v nginx"], { encoding: "utf8" });
-  if (found.status === 0 && found.stdout.trim()) return found.stdout.trim();
-  for (const candidate of ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"]) if (existsSync(candidate)) return candidate;
-  return null;
-}
+export { findNginx };
 
 /**
  * Runs the benchmark; resolves with {meta, rounds, summary}, or with {skipped: reason} when nginx
@@ -51,7 +44,7 @@ export async function runNginxBench(opts = {}) {
   const options = { ...defaultNginxBenchOptions, ...opts };
   const nginx = findNginx();
   if (nginx === null) {
-    const skipped = "nginx not found (install it with `apt-get install -y nginx`): skipping the nginx benchmark";
+    const skipped = `${NGINX_MISSING}: skipping the nginx benchmark`;
     if (options.print) console.error(skipped);
     return { skipped };
   }
@@ -59,20 +52,12 @@ export async function runNginxBench(opts = {}) {
   const onCpu = cpuPlacer(options.pin);
   const pin = onCpu.pinned;
   const children = [];
-  const tmp = mkdtempSync(join(os.tmpdir(), "rb-nginx-"));
+  let proxied = null;
   const killAll = () => {
     for (const child of children) {
       if (child.exitCode !== null || child.signalCode !== null) continue;
       try {
         process.kill(child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    // nginx workers are children of the master, not ours: end them by the pid they wrote.
-    for (const pid of nginxWorkerPids(tmp)) {
-      try {
-        process.kill(pid, "SIGKILL");
       } catch {
         // already gone
       }
@@ -86,7 +71,7 @@ export async function runNginxBench(opts = {}) {
   try {
     const app = await startChild(children, onCpu(0, process.execPath, [join(here, "proxy.mjs"), "--serve-app"]));
     const ours = await startChild(children, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
-    const proxied = await startNginx(nginx, tmp, app.port, children, (command, args) => onCpu(1, command, args));
+    proxied = await startNginx({ nginx, appPort: app.port, spawnChild: (command, args, o) => children[children.push(spawn(command, args, o)) - 1], place: (command, args) => onCpu(1, command, args) });
     const targets = [
       { name: "direct", port: app.port, pids: [app.pid] },
       { name: "nginx", port: proxied.port, pids: proxied.pids },
@@ -110,7 +95,7 @@ export async function runNginxBench(opts = {}) {
       }
     }
     const summary = summarize(targets.map((t) => t.name), rounds);
-    const version = spawnSync(nginx, ["-v"], { encoding: "utf8" }).stderr.trim();
+    const version = nginxVersion(nginx);
     const result = {
       meta: { date: new Date().toISOString(), node: process.version, nginx: version, cpus: os.cpus().length, pinned: pin, loadGenerator: load.name, rounds: options.rounds, durationSec: options.durationSec, connections: options.connections, threads: options.threads, body: APP_BODY.length },
       rounds,
@@ -121,102 +106,9 @@ export async function runNginxBench(opts = {}) {
     return result;
   } finally {
     process.off("SIGINT", onSigint);
-    await stopNginxGracefully(children, tmp);
+    await proxied?.stop();
     killAll();
-    rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-// --- nginx ---
-
-// One master (daemon off, so it is our child) and one worker; everything it writes stays in tmp.
-async function startNginx(nginx, tmp, appPort, children, place) {
-  const port = await freePort();
-  for (const dir of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(tmp, dir), { recursive: true });
-  const conf = `daemon off;
-master_process on;
-worker_processes 1;
-pid ${join(tmp, "nginx.pid")};
-error_log ${join(tmp, "error.log")} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${join(tmp, "body")};
-  proxy_temp_path ${join(tmp, "proxy")};
-  fastcgi_temp_path ${join(tmp, "fastcgi")};
-  uwsgi_temp_path ${join(tmp, "uwsgi")};
-  scgi_temp_path ${join(tmp, "scgi")};
-  upstream app {
-    server 127.0.0.1:${appPort};
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
-}
-`;
-  const confPath = join(tmp, "nginx.conf");
-  writeFileSync(confPath, conf);
-  // -e: the error log before the config is read (the default, /var/log/nginx, may not be writable).
-  const [command, args] = place(nginx, ["-p", tmp, "-e", join(tmp, "error.log"), "-c", confPath]);
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-  children.push(child);
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += chunk));
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readIfExists(join(tmp, "error.log"))}`);
-    if (await canConnect(port)) return { port, pids: [child.pid, ...nginxWorkerPids(tmp)] };
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nginx did not listen on ${port} in 10 s: ${stderr}`);
-}
-
-// SIGQUIT: the master stops its workers and exits; SIGKILL follows in killAll if it hangs.
-async function stopNginxGracefully(children, tmp) {
-  const pidFile = join(tmp, "nginx.pid");
-  if (!existsSync(pidFile)) return;
-  const master = Number(readFileSync(pidFile, "utf8").trim());
-  const child = children.find((c) => c.pid === master);
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGQUIT");
-  await Promise.race([new Promise((resolve) => child.once("exit", resolve)), new Promise((resolve) => setTimeout(resolve, 3000))]);
-}
-
-/** The worker pids of the nginx master whose pid file is in tmp (Linux /proc). */
-function nginxWorkerPids(tmp) {
-  const pidFile = join(tmp, "nginx.pid");
-  if (!existsSync(pidFile)) return [];
-  const master = readFileSync(pidFile, "utf8").trim();
-  try {
-    return readFileSync(`/proc/${master}/task/${master}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function readIfExists(file) {
-  return existsSync(file) ? readFileSync(file, "utf8") : "";
-}
-
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 // --- reporting ---

@@ -1,20 +1,30 @@
-// Proxy throughput and tail latency, measured side by side in one run: direct to the app,
-// through a bare undici proxy, and through Rollbridge's proxy (own process, as in the daemon).
-// Rounds alternate the order of the three targets so drift (thermal, noisy neighbours) is shared.
+// Proxy throughput, tail latency and CPU per request, measured side by side in one run: direct
+// to the app, through a bare undici proxy, through Rollbridge's proxy on its own (its own
+// process, bench/run-proxy.mjs), through a real `rollbridge daemon` (the proxy as users run it,
+// with health checks, metrics and supervision beside it), and through nginx when installed.
+// The app (bench/hello-app.cjs) is the daemon's own process, so every target reaches the same
+// app. Rounds alternate the order of the targets so drift (thermal, noisy neighbours) is shared.
 //
 //   npm run build && node bench/proxy.mjs [--rounds 3] [--duration 5] [--connections 50] [--threads 2] [--pin]
+//                                         [--no-daemon] [--no-nginx] [--timeout 300]
 //
 // Load generator: wrk (apt-get install -y wrk); falls back to `npx --yes autocannon` if wrk is
 // missing and autocannon can be fetched. Writes bench/results/proxy-<timestamp>.json.
 
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { startBenchDaemon } from "./bench-daemon.mjs";
+import { bounded, cpuPlacer, fmt, median, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { findNginx, NGINX_MISSING, nginxVersion, startNginx } from "./nginx-server.mjs";
+import { ChildTracker, cpuSeconds, kbToMB, readMemory } from "./proc.mjs";
+import { parseWrk } from "./wrk.mjs";
+
+export { cpuSeconds, fmt };
 
 const here = dirname(fileURLToPath(import.meta.url));
+export const HELLO_APP = join(here, "hello-app.cjs");
 
 /** Default options; every field may be overridden by runProxyBench(opts) or CLI flags. */
 export const defaultProxyBenchOptions = {
@@ -28,6 +38,12 @@ export const defaultProxyBenchOptions = {
    * on CPU 0, so the proxy under test never competes for its core.
    */
   pin: false,
+  /** Run the app under a real daemon and add the daemon's proxy as a target. */
+  daemon: true,
+  /** Add nginx as a target when it is installed. */
+  nginx: true,
+  /** Hard bound on the whole run; everything started is stopped when it passes. */
+  timeoutSec: 300,
   /** Where to write the JSON result; null to skip writing. */
   resultsDir: join(here, "results"),
   /** Print the table to stdout. */
@@ -35,42 +51,50 @@ export const defaultProxyBenchOptions = {
 };
 
 /**
- * Runs the benchmark and resolves with {meta, rounds, summary}. Starts three child processes
- * (app, bare undici proxy, our proxy) and kills each by pid before resolving or rejecting.
+ * Runs the benchmark and resolves with {meta, rounds, summary}. Starts the daemon (which starts
+ * the app) or the app alone, the bare undici proxy, our proxy and nginx, and stops each by pid
+ * before resolving or rejecting.
  */
 export async function runProxyBench(opts = {}) {
   const options = { ...defaultProxyBenchOptions, ...opts };
+  const tracker = new ChildTracker();
+  return bounded("proxy bench", options.timeoutSec, tracker, () => body(options, tracker));
+}
+
+async function body(options, tracker) {
   const load = pickLoadGenerator();
   const os = await import("node:os");
   const onCpu = cpuPlacer(options.pin);
   const pin = onCpu.pinned;
-  const children = [];
-  const killAll = () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(child.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
-  };
-  const onSigint = () => {
-    killAll();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSigint);
+  const nginx = options.nginx ? findNginx() : null;
+  if (options.nginx && !nginx && options.print) console.error(`${NGINX_MISSING}: the proxy benchmark runs without its nginx target`);
+  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  let daemon = null;
+  let nginxServer = null;
   try {
-    const app = await startChild(children, onCpu(0, process.execPath, [join(here, "proxy.mjs"), "--serve-app"]));
-    const bare = await startChild(children, onCpu(1, process.execPath, [join(here, "bare-undici-proxy.mjs"), String(app.port)]));
-    const ours = await startChild(children, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
+    let app;
+    if (options.daemon) {
+      // A plain `rollbridge daemon` (no V8 flags), as a user starts it by hand or from a unit
+      // without NODE_OPTIONS; its proxied process is the app every other target proxies to.
+      daemon = await startBenchDaemon({ tracker, entry: HELLO_APP, health: { path: "/ping" }, place: (command, args) => onCpu(1, command, args) });
+      await daemon.deploy("v1");
+      app = await daemon.app();
+      // The app inherited the daemon's CPU: move it (every thread) to the app's.
+      if (pin) spawnSync("taskset", ["-a", "-p", "-c", "0", String(app.pid)], { stdio: "ignore" });
+    } else {
+      app = await startChild(tracker, onCpu(0, process.execPath, [HELLO_APP]));
+    }
+    const bare = await startChild(tracker, onCpu(1, process.execPath, [join(here, "bare-undici-proxy.mjs"), String(app.port)]));
+    const ours = await startChild(tracker, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
+    if (nginx) nginxServer = await startNginx({ nginx, appPort: app.port, spawnChild: (c, a, o) => tracker.spawn(c, a, o), place: (command, args) => onCpu(1, command, args) });
     const runLoad = (port, o) => load.run(port, o, (command, args) => onCpu(0, command, args));
-    // pid: the process whose CPU time per request is reported (the app itself when direct)
+    // pids: the processes whose CPU time per request is reported (the app itself when direct)
     const targets = [
-      { name: "direct", port: app.port, pid: app.pid },
-      { name: "bare undici", port: bare.port, pid: bare.pid },
-      { name: "rollbridge", port: ours.port, pid: ours.pid },
+      { name: "direct", port: app.port, pids: [app.pid] },
+      { name: "bare undici", port: bare.port, pids: [bare.pid] },
+      { name: "rollbridge", port: ours.port, pids: [ours.pid] },
+      ...(daemon ? [{ name: "rollbridge daemon", port: daemon.proxyPort, pids: [daemon.daemonPid] }] : []),
+      ...(nginxServer ? [{ name: "nginx", port: nginxServer.port, pids: nginxServer.pids }] : []),
     ];
     for (const target of targets) await checkTarget(target);
     for (const target of targets) await runLoad(target.port, { ...options, durationSec: options.warmupSec });
@@ -79,14 +103,14 @@ export async function runProxyBench(opts = {}) {
     for (let round = 0; round < options.rounds; round++) {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]);
       for (const target of order) {
-        const cpuBefore = cpuSeconds(target.pid);
+        const cpuBefore = sum(target.pids.map(cpuSeconds));
         const result = await runLoad(target.port, options);
-        const cpu = cpuSeconds(target.pid) - cpuBefore;
+        const cpu = sum(target.pids.map(cpuSeconds)) - cpuBefore;
         // CPU per request is robust to other load on the machine, unlike req/s and p99
         result.cpuUsPerReq = (cpu * 1e6) / (result.rps * options.durationSec);
         rounds.push({ round: round + 1, target: target.name, ...result });
         if (options.print) {
-          console.error(`round ${round + 1} ${target.name.padEnd(12)} ${fmt(result.rps, 0).padStart(8)} req/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerReq, 1)} us/req${result.errors ? `  errors ${result.errors}` : ""}`);
+          console.error(`round ${round + 1} ${target.name.padEnd(17)} ${fmt(result.rps, 0).padStart(8)} req/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerReq, 1)} us/req${result.errors ? `  errors ${result.errors}` : ""}`);
         }
       }
     }
@@ -104,6 +128,9 @@ export async function runProxyBench(opts = {}) {
         connections: options.connections,
         threads: options.threads,
         body: APP_BODY.length,
+        daemon: daemon ? { started: "rollbridge daemon (no V8 flags)", pid: daemon.daemonPid, highWaterMarkMB: kbToMB(readMemory(daemon.daemonPid).hwmKB) } : null,
+        nginx: nginxServer ? nginxVersion(nginx) : options.nginx ? NGINX_MISSING : "not asked for (--no-nginx)",
+        loadAvgAtStart,
       },
       rounds,
       summary,
@@ -112,33 +139,26 @@ export async function runProxyBench(opts = {}) {
     writeResult(result, options.resultsDir, "proxy", result.meta.date, options.print);
     return result;
   } finally {
-    process.off("SIGINT", onSigint);
-    killAll();
+    await nginxServer?.stop();
+    await daemon?.stop();
   }
 }
 
-// --- the upstream app (a child process: node bench/proxy.mjs --serve-app) ---
+// --- the upstream app: bench/hello-app.cjs ---
 
 export const APP_BODY = "Hello, world!\n";
 
-function serveApp() {
-  const body = Buffer.from(APP_BODY);
-  const server = http.createServer((_req, res) => {
-    res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
-    res.end(body);
-  });
-  server.listen(0, "127.0.0.1", () => console.log(`READY ${server.address().port}`));
-}
-
 // --- children ---
 
-// taskset execs the command, so child.pid is the process itself.
+// taskset execs the command, so child.pid is the process itself. `children`: an array the child
+// is pushed to, or a ChildTracker.
 export function startChild(children, [command, args]) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
+    const options = { stdio: ["ignore", "pipe", "inherit"] };
+    const child = typeof children.spawn === "function" ? children.spawn(command, args, options) : spawn(command, args, options);
+    if (Array.isArray(children)) children.push(child);
     let out = "";
-    const name = args.find((a) => a.endsWith(".mjs")) ?? command;
+    const name = args.find((a) => /\.[cm]?js$/.test(a)) ?? command;
     const timer = setTimeout(() => reject(new Error(`${name} did not report READY in 10 s`)), 10_000);
     child.stdout.on("data", (chunk) => {
       out += chunk;
@@ -189,14 +209,7 @@ const wrk = {
     const [command, args] = place("wrk", [`-t${threads}`, `-c${connections}`, `-d${durationSec}s`, "--latency", `http://127.0.0.1:${port}/`]);
     const out = spawnSync(command, args, { encoding: "utf8", timeout: (durationSec + 30) * 1000 });
     if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.stdout}`);
-    const text = out.stdout;
-    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
-    const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(text);
-    const p50 = /^\s+50%\s+([\d.]+)(us|ms|s)\s*$/m.exec(text);
-    const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
-    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-    const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((n, v) => n + Number(v), 0) : 0);
-    return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
+    return parseWrk(out.stdout);
   },
 };
 
@@ -214,40 +227,18 @@ const autocannon = {
   },
 };
 
-/** utime + stime of a process in seconds (Linux /proc); NaN elsewhere. */
-export function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function toMs(match) {
-  if (!match) return Number.NaN;
-  const value = Number(match[1]);
-  return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
-}
-
 // --- reporting ---
 
 // Median over rounds: one disturbed round (a GC storm in wrk, a noisy neighbour) must not
 // decide the comparison. Every round is kept in the JSON.
 function summarize(names, rounds) {
-  const median = (xs) => {
-    const sorted = [...xs].sort((a, b) => a - b);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  };
   const byName = Object.fromEntries(
     names.map((name) => {
       const mine = rounds.filter((r) => r.target === name);
-      return [name, { rps: median(mine.map((r) => r.rps)), p99Ms: median(mine.map((r) => r.p99Ms)), p50Ms: median(mine.map((r) => r.p50Ms)), cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)), errors: mine.reduce((n, r) => n + r.errors, 0) }];
+      return [name, { rps: median(mine.map((r) => r.rps)), p99Ms: median(mine.map((r) => r.p99Ms)), p50Ms: median(mine.map((r) => r.p50Ms)), cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)), errors: sum(mine.map((r) => r.errors)) }];
     }),
   );
-  const direct = byName.direct;
+  const { direct, nginx } = byName;
   const bare = byName["bare undici"];
   return names.map((name) => ({
     target: name,
@@ -256,11 +247,13 @@ function summarize(names, rounds) {
     rpsVsBare: byName[name].rps / bare.rps,
     p99VsBare: byName[name].p99Ms / bare.p99Ms,
     cpuVsBare: byName[name].cpuUsPerReq / bare.cpuUsPerReq,
+    ...(nginx ? { rpsVsNginx: byName[name].rps / nginx.rps, cpuVsNginx: byName[name].cpuUsPerReq / nginx.cpuUsPerReq } : {}),
   }));
 }
 
 function printSummary(summary) {
-  const header = ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "vs bare undici", "p99 vs bare", "cpu us/req", "cpu vs bare", "errors"];
+  const withNginx = summary.some((s) => s.target === "nginx");
+  const header = ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "vs bare undici", "p99 vs bare", "cpu us/req", "cpu vs bare", ...(withNginx ? ["cpu vs nginx"] : []), "errors"];
   const rows = summary.map((s) => [
     s.target,
     fmt(s.rps, 0),
@@ -271,23 +264,27 @@ function printSummary(summary) {
     `${fmt(s.p99VsBare, 2)}x`,
     fmt(s.cpuUsPerReq, 1),
     `${fmt(s.cpuVsBare, 2)}x`,
+    ...(withNginx ? [`${fmt(s.cpuVsNginx, 2)}x`] : []),
     String(s.errors),
   ]);
   printTable(header, rows);
 }
 
-export function fmt(n, digits) {
-  return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+function sum(xs) {
+  return xs.reduce((a, b) => a + b, 0);
 }
 
 // --- CLI ---
 
 function parseArgs(argv) {
-  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" });
+  const opts = parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads", "--timeout": "timeoutSec" });
+  if (argv.includes("--no-daemon")) opts.daemon = false;
+  if (argv.includes("--no-nginx")) opts.nginx = false;
+  return opts;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  if (process.argv[2] === "--serve-app") serveApp();
+  if (process.argv[2] === "--serve-app") await import("./hello-app.cjs");
   else
     runProxyBench(parseArgs(process.argv.slice(2))).catch((err) => {
       console.error(err);
