@@ -129,6 +129,8 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}`,
         rolloutMs: switched.data?.rolloutMs ?? null,
         bootMs,
         listenToSwitchedMs: listenAt == null ? null : switchedAt - listenAt,
+        // the app's own boot inside the deploy: the daemon's spawn to the app's listen
+        spawnToListenMs: listenAt == null || !started ? null : listenAt - Date.parse(started.at),
         writeToSwitchedMs,
         writeToRolloutStartMs: rolloutStarted ? Math.round(Date.parse(rolloutStarted.at) - desiredMtime) : null,
         writeToSwitchedMinusBootMs: bootMs == null ? null : writeToSwitchedMs - bootMs,

@@ -18,12 +18,16 @@ export function cpuPlacer(pinRequested) {
   return place;
 }
 
-/** Prints a markdown table: first column left-aligned, the rest right-aligned. */
-export function printTable(header, rows) {
+/**
+ * Prints a markdown table: first column left-aligned, the rest right-aligned (numbers), or every
+ * column left-aligned with `{ left: true }` (text).
+ */
+export function printTable(header, rows, { left = false } = {}) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  const leftAt = (i) => left || i === 0;
+  const line = (cells) => `| ${cells.map((c, i) => (leftAt(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
   console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
+  console.log(`|${widths.map((w, i) => (leftAt(i) ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
   for (const row of rows) console.log(line(row));
 }
 
@@ -95,8 +99,9 @@ export function fmt(n, digits) {
  * everything `tracker` started is stopped (by pid) before the promise settles.
  */
 export async function bounded(name, timeoutSec, tracker, fn) {
+  // SIGTERM, not SIGKILL: a daemon (ours or PM2's) then still stops the apps it started.
   const onSigint = () => {
-    tracker.killAll("SIGKILL");
+    tracker.killAll("SIGTERM");
     process.exit(130);
   };
   process.once("SIGINT", onSigint);

@@ -19,12 +19,14 @@ export function wrkVersion() {
 /**
  * Runs `wrk -t<threads> -c<connections> -d<durationSec>s --latency` against 127.0.0.1:<port>
  * as a child of `tracker` (so a bench that gives up stops it) and resolves with its numbers.
- * `place(command, args)` may wrap the command (taskset); `path` defaults to `/`.
+ * `place(command, args)` may wrap the command (taskset); `path` defaults to `/`. `onStart(child)`
+ * gets the wrk process: SIGINT to it ends the run early, and wrk still prints its numbers.
  */
-export function runWrk(tracker, port, { durationSec, connections, threads, path = "/", place = (c, a) => [c, a] }) {
+export function runWrk(tracker, port, { durationSec, connections, threads, path = "/", place = (c, a) => [c, a], onStart }) {
   return new Promise((resolve, reject) => {
     const [command, args] = place("wrk", [`-t${threads}`, `-c${connections}`, `-d${durationSec}s`, "--latency", `http://127.0.0.1:${port}${path}`]);
     const child = tracker.spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    onStart?.(child);
     let out = "";
     let err = "";
     child.stdout.setEncoding("utf8").on("data", (c) => (out += c));

@@ -1,0 +1,148 @@
+// The issue-17 table from one `npm run bench` result: each row's number now, its goal, and its
+// ratio against the baseline measured in the same run. A row whose benchmark was skipped or
+// failed says so instead of a number. `met` is true/false against the goal, null for context.
+import { fmt, printTable } from "./lib.mjs";
+
+/** Builds {rows: [{key, row, now, goal, ratio, met}], met, measured} from the combined result. */
+export function buildSummary(combined) {
+  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...pm2Rows(combined.pm2)];
+  const judged = rows.filter((r) => r.met !== null);
+  return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
+}
+
+export function printSummary(summary) {
+  console.log("\n== summary (issue 17): now / goal / ratio against the baseline of the same run ==");
+  printTable(
+    ["row", "now", "goal", "ratio (baseline)", "met"],
+    summary.rows.map((r) => [r.row, r.now, r.goal, r.ratio, r.met === null ? "" : r.met ? "yes" : "NO"]),
+    { left: true },
+  );
+  console.log(`${summary.met} of ${summary.judged} goals met`);
+}
+
+// --- rows ---
+
+const x = (n) => `${fmt(n, 2)}x`;
+
+function missing(key, row, goal, bench, why) {
+  const reason = !bench ? "not run" : bench.skipped ? `skipped: ${bench.skipped}` : bench.failed ? `failed: ${bench.failed}` : why;
+  return { key, row, now: `not measured (${reason})`, goal, ratio: "", met: null };
+}
+
+function measured(bench) {
+  return bench && !bench.skipped && !bench.failed;
+}
+
+function cliRows(cli) {
+  const specs = [
+    { key: "cli-status", row: "CLI start: `rollbridge status --json` (running daemon)", name: "rollbridge status --json" },
+    { key: "cli-version", row: "CLI start: `rollbridge --version`", name: "rollbridge --version" },
+  ];
+  return specs.map(({ key, row, name }) => {
+    if (!measured(cli)) return missing(key, row, "≤ 2x node -e 0", cli);
+    const c = cli.commands[name];
+    const base = cli.commands["node -e 0"].ms;
+    const ratio = cli.ratios[name];
+    return {
+      key,
+      row,
+      now: `${fmt(c.ms.median, 0)} ms, p90 ${fmt(c.ms.p90, 0)} ms`,
+      goal: `≤ ${cli.meta.goalRatio}x node -e 0`,
+      ratio: `${x(ratio.median)}, p90 ${x(ratio.p90)} (node -e 0: ${fmt(base.median, 0)} ms, p90 ${fmt(base.p90, 0)} ms)`,
+      met: ratio.median <= cli.meta.goalRatio,
+    };
+  });
+}
+
+function deployRow(deploy) {
+  const key = "deploy";
+  const row = "deploy: `apply --wait` wall time, app booting in 300 ms";
+  if (!measured(deploy)) return missing(key, row, "boot + 150 ms", deploy);
+  return {
+    key,
+    row: row.replace("300", String(deploy.meta.bootDelayMs)),
+    now: `boot + ${fmt(deploy.overhead.median, 0)} ms (wall ${fmt(deploy.wall.median, 0)} ms)`,
+    goal: `boot + ${deploy.meta.goalMs} ms`,
+    ratio: `${x(deploy.wall.median / deploy.boot.median)} the app's own boot (${fmt(deploy.boot.median, 0)} ms, same run)`,
+    met: deploy.overhead.median <= deploy.meta.goalMs,
+  };
+}
+
+function rssRows(rss) {
+  const specs = [
+    { key: "rss-daemon", launch: "daemon", row: "daemon RSS, started as plain `rollbridge daemon`" },
+    { key: "rss-ensure-daemon", launch: "ensure-daemon", row: "daemon RSS, started by `rollbridge ensure-daemon`" },
+  ];
+  return specs.map(({ key, launch, row }) => {
+    const m = measured(rss) ? rss.launches[launch] : undefined;
+    if (!m) return missing(key, row, "idle ≤ 70 MB, peak ≤ 100 MB", rss, `launch ${launch} not measured`);
+    const loaded = m.peakUnderLoadMB !== undefined;
+    return {
+      key,
+      row,
+      now: `idle ${fmt(m.idleMB, 0)} MB, peak ${loaded ? `${fmt(m.peakUnderLoadMB, 0)} MB under ${rss.meta.connections} connections` : `not measured (${rss.meta.load})`}`,
+      goal: `idle ≤ ${rss.meta.idleGoalMB} MB, peak ≤ ${rss.meta.peakGoalMB} MB`,
+      ratio: "absolute (no baseline)",
+      met: m.idleMet && (loaded ? m.peakMet : false),
+    };
+  });
+}
+
+function proxyRows(proxy) {
+  const tpGoal = "≥ 1.2x req/s, p99 ≤ 1.0x";
+  const rows = [];
+  const by = measured(proxy) ? Object.fromEntries(proxy.summary.map((s) => [s.target, s])) : {};
+  const bare = by["bare undici"];
+  for (const [key, target, row] of [
+    ["proxy-daemon", "rollbridge daemon", "proxy throughput: the daemon's proxy vs a bare undici proxy"],
+    ["proxy-alone", "rollbridge", "proxy throughput: the proxy alone (run-proxy.mjs) vs bare undici"],
+  ]) {
+    const s = by[target];
+    if (!s) {
+      rows.push(missing(key, row, tpGoal, proxy, `target ${target} not measured`));
+      continue;
+    }
+    rows.push({
+      key,
+      row,
+      now: `${fmt(s.rps, 0)} req/s, p99 ${fmt(s.p99Ms, 2)} ms`,
+      goal: tpGoal,
+      ratio: `${x(s.rpsVsBare)} req/s, p99 ${x(s.p99VsBare)} (bare: ${fmt(bare.rps, 0)} req/s, p99 ${fmt(bare.p99Ms, 2)} ms)`,
+      met: s.rpsVsBare >= 1.2 && s.p99VsBare <= 1.0,
+    });
+  }
+  const s = by["rollbridge daemon"];
+  const row = "proxy CPU per request (the daemon's utime+stime)";
+  if (!s) rows.push(missing("proxy-cpu", row, "≤ 30 µs", proxy, "target rollbridge daemon not measured"));
+  else {
+    const nginx = by.nginx;
+    rows.push({
+      key: "proxy-cpu",
+      row,
+      now: `${fmt(s.cpuUsPerReq, 1)} µs`,
+      goal: "≤ 30 µs",
+      ratio: `${nginx ? `${x(s.cpuVsNginx)} nginx (${fmt(nginx.cpuUsPerReq, 1)} µs)` : `no nginx in this run (${proxy.meta.nginx})`}; ${x(s.cpuVsBare)} bare undici (${fmt(bare.cpuUsPerReq, 1)} µs)`,
+      met: s.cpuUsPerReq <= 30,
+    });
+  }
+  return rows;
+}
+
+function pm2Rows(pm2) {
+  const reference = "— (reference)";
+  const rows = [];
+  const p = measured(pm2) ? pm2.pm2 : undefined;
+  const r = measured(pm2) ? pm2.rollbridge : undefined;
+  const reload = (x) => `${x.load.failed} failed of ${x.load.requests} requests; reload ${fmt(x.reloadMs.median, 0)} ms (median of ${x.reloadMs.count})`;
+  if (!p || p.skipped || p.failed) {
+    const why = p?.skipped ?? (p?.failed ? `failed: ${p.failed}` : undefined) ?? (pm2?.skipped ? `skipped: ${pm2.skipped}` : pm2?.failed ? `failed: ${pm2.failed}` : "not run");
+    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `not measured (${why})`, goal: reference, ratio: "", met: null });
+    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: `not measured (${why})`, goal: reference, ratio: "", met: null });
+  } else {
+    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `idle ${fmt(p.godRss.idleMB, 0)} MB, peak ${fmt(p.godRss.peakUnderLoadMB, 0)} MB under load`, goal: reference, ratio: `PM2 ${pm2.meta.pm2}, ${pm2.meta.instances} cluster instances`, met: null });
+    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: reload(p), goal: reference, ratio: `${fmt(p.load.rps, 0)} req/s during (shared port, no proxy hop)${p.allReplaced ? "" : "; not every instance was replaced"}`, met: null });
+  }
+  if (!r) rows.push(missing("rollbridge-reload", "the same reload through Rollbridge (`apply --wait`)", reference, pm2));
+  else rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null });
+  return rows;
+}
