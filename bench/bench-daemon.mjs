@@ -27,7 +27,7 @@ export const LAUNCHES = ["daemon", "ensure-daemon"];
 export async function startBenchDaemon(opts) {
   const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a] } = opts;
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-"));
+  const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
   const proxyPort = await freePort();
   const appPortStart = 30000 + Math.floor(Math.random() * 2000) * 10;
   const socket = path.join(dir, "rollbridge.sock");

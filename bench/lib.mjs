@@ -102,6 +102,7 @@ export async function bounded(name, timeoutSec, tracker, fn) {
   // SIGTERM, not SIGKILL: a daemon (ours or PM2's) then still stops the apps it started.
   const onSigint = () => {
     tracker.killAll("SIGTERM");
+    tracker.removeTempDirs();
     process.exit(130);
   };
   process.once("SIGINT", onSigint);

@@ -62,7 +62,7 @@ async function body(options, tracker) {
     log(`${WRK_MISSING}: skipping the PM2 benchmark`);
     return { ...result, skipped: WRK_MISSING };
   }
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "rb-pm2-"));
+  const tmp = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rb-pm2-")));
   try {
     log(`installing ${options.pm2Spec} into ${tmp}`);
     const installed = await installPm2(tracker, tmp, options);

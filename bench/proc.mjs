@@ -1,7 +1,7 @@
 // What the benchmarks read from /proc (Linux): memory, CPU time and liveness of a process, and
 // the children tracker that stops by pid everything a benchmark started.
 import { execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -72,6 +72,18 @@ export function startRssSampler(pid, everyMs, phases = ["direct", "proxy"]) {
 export class ChildTracker {
   children = new Set();
   adopted = new Set();
+  dirs = new Set();
+
+  /** A temp directory to remove if the benchmark is interrupted before its own cleanup. */
+  tempDir(dir) {
+    this.dirs.add(dir);
+    return dir;
+  }
+
+  removeTempDirs() {
+    for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
+    this.dirs.clear();
+  }
 
   spawn(command, args, options) {
     const child = spawn(command, args, options);
