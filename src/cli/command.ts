@@ -1,7 +1,15 @@
 // What every CLI command looks like: its flags (for parsing, --help and completion) and run().
 import type { ParseArgsConfig } from "node:util";
 
-export type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & { description: string; valueName?: string };
+export type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & {
+  description: string;
+  valueName?: string;
+  /** Values shell completion asks the running daemon for (`rollbridge __complete <kind>`). */
+  complete?: DynamicValues;
+};
+
+/** What a flag's value names, for completion: a process (web, worker#0) or a retained release. */
+export type DynamicValues = "processes" | "releases";
 
 export interface CommandContext {
   /** Parsed flags of this command (plus the global ones). */

@@ -2,65 +2,42 @@
 // The `rollbridge` CLI: parses the command line and runs one command.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { GLOBAL_OPTIONS, type Command, type CommandContext, type OptionSpec } from "./command.js";
-import { COMMANDS } from "./commands/index.js";
+import { GLOBAL_OPTIONS, type CommandContext } from "./command.js";
+import { commandHelp, mainHelp } from "./help.js";
 import { printError, usageError } from "./output.js";
+
+/** The hidden command shell completion calls on every Tab: it loads only what it needs. */
+const COMPLETE_COMMAND = "__complete";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
 }
 
-function optionLine(name: string, spec: OptionSpec): string {
-  const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` ${spec.valueName ?? "VALUE"}` : ""}`;
-  return `  ${flag.padEnd(30)} ${spec.description}\n`;
-}
-
-export function mainHelp(): string {
-  let out = "rollbridge: zero-downtime deploys on one host\n\nUsage: rollbridge <command> [flags]\n\nCommands:\n";
-  for (const c of COMMANDS) out += `  ${c.name.padEnd(18)} ${c.summary}\n`;
-  out += "\nGlobal flags:\n";
-  for (const [name, spec] of Object.entries(GLOBAL_OPTIONS)) out += optionLine(name, spec);
-  out += "  -v, --version                  print the version\n";
-  out += "\nRun `rollbridge <command> --help` for a command's flags and an example.\n";
-  return out;
-}
-
-export function commandHelp(c: Command): string {
-  let out = `rollbridge ${c.name}: ${c.summary}\n\nUsage: ${c.usage}\n`;
-  const own = Object.entries(c.options);
-  if (own.length) {
-    out += "\nFlags:\n";
-    for (const [name, spec] of own) out += optionLine(name, spec);
-  }
-  out += "\nGlobal flags:\n";
-  for (const [name, spec] of Object.entries(GLOBAL_OPTIONS)) out += optionLine(name, spec);
-  out += `\nExample:\n  ${c.example}\n`;
-  return out;
-}
-
 export async function main(argv: string[]): Promise<number> {
   const stdout = (t: string) => void process.stdout.write(t);
   const stderr = (t: string) => void process.stderr.write(t);
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    stdout(mainHelp());
-    return name === undefined ? 2 : 0;
-  }
+  if (name === COMPLETE_COMMAND) return (await import("./complete-ids.js")).completeIds(rest, process.cwd(), stdout);
   if (name === "--version" || name === "-v" || name === "version") {
     stdout(`${version()}\n`);
     return 0;
+  }
+  const { COMMANDS } = await import("./commands/index.js");
+  if (name === undefined || name === "--help" || name === "-h") {
+    stdout(mainHelp(COMMANDS));
+    return name === undefined ? 2 : 0;
   }
   const command = COMMANDS.find((c) => c.name === name);
   const baseCtx: CommandContext = { values: {}, positionals: [], json: rest.includes("--json"), cwd: process.cwd(), stdout, stderr };
   if (!command) {
     const close = COMMANDS.map((c) => c.name).filter((n) => n.startsWith(name.slice(0, 2)));
-    return printError(baseCtx, usageError(`unknown command "${name}"`, close.length ? `did you mean ${close.join(" or ")}? (rollbridge --help lists all)` : "rollbridge --help lists the commands"), 2);
+    return printError(baseCtx, usageError(`unknown command "${name}"`, close.length ? `did you mean ${close.join(" or ")}? (rollbridge help lists all)` : "rollbridge help lists the commands"), 2);
   }
   let parsed;
   try {
     const options = Object.fromEntries(Object.entries({ ...GLOBAL_OPTIONS, ...command.options }).map(([k, v]) => {
-      const { description: _d, valueName: _v, ...rest } = v;
+      const { description: _d, valueName: _v, complete: _c, ...rest } = v;
       return [k, rest];
     }));
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });

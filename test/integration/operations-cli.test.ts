@@ -21,7 +21,7 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-const ALL = ["validate", "doctor", "daemon", "ensure-daemon", "apply", "diff", "deploy", "status", "logs", "events", "rollback", "stop", "restart", "shutdown", "completion"];
+const ALL = ["validate", "doctor", "daemon", "ensure-daemon", "apply", "diff", "deploy", "status", "logs", "events", "rollback", "stop", "restart", "shutdown", "completion", "help"];
 
 // Commands that need a daemon, with the arguments that make them reach for it.
 const NEEDS_DAEMON: [string[], number][] = [
@@ -65,6 +65,22 @@ describe("every command", () => {
       expect(doc).toMatchObject({ ok: false, error: { code: "DAEMON_NOT_RUNNING" } });
       expect(doc.error.message).toContain(socket);
     }
+  });
+
+  it("prints a command's help for `rollbridge help COMMAND`, the same as `COMMAND --help`", async () => {
+    for (const name of ["deploy", "logs", "help"]) {
+      const help = await runCli(["help", name]);
+      expect(help.code, name).toBe(0);
+      expect(help.stdout).toBe((await runCli([name, "--help"])).stdout);
+      expect(help.stdout).toContain(`Usage: rollbridge ${name}`);
+    }
+    const all = await runCli(["help"]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toBe((await runCli(["--help"])).stdout);
+    const unknown = await runCli(["help", "deplyo"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "deplyo"');
+    expect(unknown.stderr).toContain("did you mean deploy?");
   });
 
   it("rejects an unknown flag with exit 2", async () => {
@@ -131,14 +147,17 @@ describe("completion", () => {
     expect(await bashComplete(["rollbridge", "logs", "--"])).toEqual(expect.arrayContaining(["--process", "--follow", "--config", "--json", "--help"]));
   });
 
-  it("prints a zsh script naming every command, and refuses an unknown shell", async () => {
+  it("prints zsh and fish scripts naming every command, and refuses an unknown shell", async () => {
+    const fish = await runCli(["completion", "fish"]);
+    expect(fish.code).toBe(0);
+    for (const name of ALL) expect(fish.stdout).toContain(`-n __fish_use_subcommand -a ${name} -d `);
     const zsh = await runCli(["completion", "zsh"]);
     expect(zsh.code).toBe(0);
     expect(zsh.stdout).toMatch(/^#compdef rollbridge/);
     for (const name of ALL) expect(zsh.stdout).toContain(`'${name}:`);
     expect(zsh.stdout).toContain("compdef _rollbridge rollbridge");
-    const bad = await runCli(["completion", "fish"]);
+    const bad = await runCli(["completion", "tcsh"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain("bash, zsh");
+    expect(bad.stderr).toContain("bash, zsh, fish");
   });
 });

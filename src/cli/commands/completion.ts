@@ -1,4 +1,4 @@
-// `rollbridge completion bash|zsh`: print a shell completion script for every command and flag.
+// `rollbridge completion bash|zsh|fish`: print a shell completion script for every command and flag.
 import type { Command } from "../command.js";
 import { SHELLS, completionScript, type Shell } from "../completion-scripts.js";
 import { printError, printJson, usageError } from "../output.js";
@@ -6,8 +6,8 @@ import { COMMANDS } from "./index.js";
 
 export const completionCommand: Command = {
   name: "completion",
-  summary: "print a shell completion script (bash or zsh)",
-  usage: "rollbridge completion bash|zsh",
+  summary: "print a shell completion script (bash, zsh or fish)",
+  usage: "rollbridge completion bash|zsh|fish",
   example: "source <(rollbridge completion bash)   # in ~/.bashrc",
   options: {},
   positional: { name: "shell", choices: SHELLS },

@@ -10,7 +10,7 @@ import { ENSURE_OPTIONS } from "./ensure-daemon.js";
 export const deployCommand: Command = {
   name: "deploy",
   summary: "deploy a release and wait for it (apply --wait with these flags)",
-  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P]]",
+  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P]]",
   example: "rollbridge deploy --release-path /srv/app/releases/20261123120000 --revision abc123",
   options: {
     "release-path": DESIRED_OPTIONS["release-path"]!,

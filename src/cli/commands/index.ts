@@ -8,6 +8,7 @@ import { diffCommand } from "./diff.js";
 import { doctorCommand } from "./doctor.js";
 import { ensureDaemonCommand } from "./ensure-daemon.js";
 import { eventsCommand } from "./events.js";
+import { helpCommand } from "./help.js";
 import { logsCommand } from "./logs.js";
 import { predeployCleanupCommand } from "./predeploy-cleanup.js";
 import { recoverCommand } from "./recover.js";
@@ -36,4 +37,5 @@ export const COMMANDS: Command[] = [
   recoverCommand,
   predeployCleanupCommand,
   completionCommand,
+  helpCommand,
 ];

@@ -14,7 +14,7 @@ export const logsCommand: Command = {
   usage: "rollbridge logs [--process ID] [--follow]",
   example: "rollbridge logs --process web --follow",
   options: {
-    process: { type: "string", short: "p", description: "only this process (base id or replica id like worker#0)", valueName: "ID" },
+    process: { type: "string", short: "p", description: "only this process (base id or replica id like worker#0)", valueName: "ID", complete: "processes" },
     follow: { type: "boolean", short: "f", description: "keep printing new lines until interrupted (Ctrl-C)" },
   },
   async run(ctx) {

@@ -20,7 +20,7 @@ export const restartCommand: Command = {
   usage: "rollbridge restart [--process ID] [--policy P] [--no-wait] [--timeout MS]",
   example: "rollbridge restart --process worker",
   options: {
-    process: { type: "string", short: "p", description: "a process id (all its replicas) or a replica id like worker#0; naming the proxied process replaces it with zero downtime", valueName: "ID" },
+    process: { type: "string", short: "p", description: "a process id (all its replicas) or a replica id like worker#0; naming the proxied process replaces it with zero downtime", valueName: "ID", complete: "processes" },
     policy: { type: "string", description: "every process of this policy: proxied, companion, singleton, service", valueName: "P" },
     "no-wait": { type: "boolean", description: "return once the restart is requested" },
     timeout: { type: "string", description: "give up waiting after MS milliseconds (default 120000; exit 1)", valueName: "MS" },
