@@ -10,12 +10,15 @@ import { errorMessage, isRollbridgeError } from "../errors.js";
 import { resolveDesired } from "../observe/desired-read.js";
 import { isPortFree } from "../process/ports.js";
 import { findOrphans } from "../reconcile/orphans.js";
+import type { StatusDocument } from "../reconcile/status.js";
 
 export interface DoctorCheck {
   name: string;
   ok: boolean;
   message: string;
   fix?: string;
+  /** Set on checks that only make sense without a daemon, when one runs (they count as passed). */
+  skipped?: true;
 }
 
 export const MIN_NODE = [20, 19] as const;
@@ -29,30 +32,43 @@ export function checkNode(version = process.versions.node): DoctorCheck {
     : { name: "node", ok, message: `Node.js ${version} is too old`, fix: `install Node.js ${MIN_NODE.join(".")} or newer (22 and 24 work too)` };
 }
 
-/** The daemon answering on the control socket, if any (its pid and proxy port). */
+/** The daemon answering on the control socket, if any: its pid, proxy and health (null fields when it did not say). */
 export interface RunningDaemon {
   pid: number;
-  proxyPort: number | null;
+  proxy: { host: string; port: number } | null;
+  status: Pick<StatusDocument, "converged" | "activeRelease" | "desired" | "conditions"> | null;
 }
 
 export async function runningDaemon(socket: string): Promise<RunningDaemon | null> {
   if (!(await socketAnswers(socket, 1000))) return null;
   try {
-    const s = await request<{ daemonPid: number; proxy?: { port?: number } }>(socket, "GET", "/status", undefined, 5000);
-    return { pid: s.daemonPid, proxyPort: s.proxy?.port ?? null };
+    const s = await request<StatusDocument>(socket, "GET", "/status", undefined, 5000);
+    return { pid: s.daemonPid, proxy: s.proxy ? { host: s.proxy.host, port: s.proxy.port } : null, status: s };
   } catch {
-    return { pid: 0, proxyPort: null };
+    return { pid: 0, proxy: null, status: null };
   }
 }
 
-/** Every environment check for a valid config, in the order they are printed. */
+/**
+ * Every environment check for a valid config, in the order they are printed. Beside a daemon
+ * that answers, the checks for a fresh start (socket and ports free, socket directory
+ * writable) are skipped, and the running daemon is checked instead.
+ */
 export async function environmentChecks(config: Config): Promise<DoctorCheck[]> {
   const daemon = await runningDaemon(config.control.path);
   const checks: DoctorCheck[] = [];
-  checks.push(await checkSocket(config.control.path, daemon));
-  checks.push(await checkWritableDir("control socket directory", path.dirname(config.control.path)));
-  checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, daemon, "proxy.port"));
-  if (config.metrics) checks.push(await checkListenPort("metrics port", config.metrics.host, config.metrics.port, daemon, "metrics.port"));
+  if (daemon?.status) {
+    const running = { ...daemon, status: daemon.status };
+    checks.push(checkDaemon(config.control.path, running));
+    checks.push(skipped("control socket directory", `it holds ${config.control.path}`));
+    checks.push(await checkServedPort("proxy port", config.proxy.host, config.proxy.port, running));
+    if (config.metrics) checks.push(await checkServedPort("metrics port", config.metrics.host, config.metrics.port, running));
+  } else {
+    checks.push(await checkSocket(config.control.path, daemon));
+    checks.push(await checkWritableDir("control socket directory", path.dirname(config.control.path)));
+    checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, daemon, "proxy.port"));
+    if (config.metrics) checks.push(await checkListenPort("metrics port", config.metrics.host, config.metrics.port, daemon, "metrics.port"));
+  }
   for (const proc of config.processes) {
     if (proc.port) checks.push(await checkPortRange(proc.id, config.proxy.upstreamHost, proc.port, proc.replicas));
   }
@@ -60,6 +76,37 @@ export async function environmentChecks(config: Config): Promise<DoctorCheck[]> 
   checks.push(await checkDesired(config.desiredPath));
   checks.push(await checkOrphans(config));
   return checks;
+}
+
+function skipped(name: string, why: string): DoctorCheck {
+  return { name, ok: true, skipped: true, message: `skipped: daemon running (${why})` };
+}
+
+/** The running daemon itself: it answers, and what it runs is healthy. */
+function checkDaemon(socket: string, daemon: RunningDaemon & { status: NonNullable<RunningDaemon["status"]> }): DoctorCheck {
+  const name = "daemon";
+  const s = daemon.status;
+  const serving = s.activeRelease ? `release ${s.activeRelease.id} active` : s.desired.stopped ? "stopped (no active release)" : "nothing deployed yet";
+  const where = `pid ${daemon.pid} answers on ${socket}: ${serving}`;
+  if (s.desired.error) return { name, ok: false, message: `${where}, but it cannot apply the desired file: ${s.desired.error}`, fix: "fix the desired file (the desired file check below says what is wrong); the daemon keeps running the last good state meanwhile" };
+  const degraded = s.conditions.find((c) => c.type === "Degraded" && c.status);
+  if (degraded) return { name, ok: false, message: `${where}, degraded (${degraded.reason}): ${degraded.message}`, fix: "rollbridge status and rollbridge events show what happened; rollbridge logs shows the process output" };
+  return { name, ok: true, message: `${where}, ${s.converged ? "converged" : "converging"}` };
+}
+
+/** Beside a running daemon: the port is the one it serves (a config reload cannot move it). */
+async function checkServedPort(name: string, host: string, port: number, daemon: RunningDaemon): Promise<DoctorCheck> {
+  const field = name === "proxy port" ? "proxy.port" : "metrics.port";
+  if (name === "proxy port" && daemon.proxy && (daemon.proxy.port !== port || daemon.proxy.host !== host)) {
+    return {
+      name,
+      ok: false,
+      message: `the running daemon (pid ${daemon.pid}) serves ${daemon.proxy.host}:${daemon.proxy.port}, the config says ${host}:${port}`,
+      fix: `a reload cannot move the proxy listener: restart the daemon (rollbridge shutdown, then start it) to serve ${host}:${port}, or set ${field} back`,
+    };
+  }
+  if (!(await isPortFree(host, port))) return skipped(name, `pid ${daemon.pid} serves ${host}:${port}`);
+  return { name, ok: true, message: `${host}:${port} is free: the running daemon does not listen there yet (it binds ${field} when it starts)` };
 }
 
 async function checkSocket(socket: string, daemon: RunningDaemon | null): Promise<DoctorCheck> {
@@ -104,7 +151,7 @@ async function checkWritableDir(name: string, dir: string): Promise<DoctorCheck>
 
 async function checkListenPort(name: string, host: string, port: number, daemon: RunningDaemon | null, field: string): Promise<DoctorCheck> {
   if (await isPortFree(host, port)) return { name, ok: true, message: `${host}:${port} is available` };
-  const ours = daemon !== null && (field !== "proxy.port" || daemon.proxyPort === port);
+  const ours = daemon !== null && (field !== "proxy.port" || daemon.proxy?.port === port);
   return ours
     ? { name, ok: false, message: `${host}:${port} is held by the running rollbridge daemon${daemon.pid ? ` (pid ${daemon.pid})` : ""}`, fix: "a second daemon could not bind it: use the running one, or rollbridge shutdown first" }
     : { name, ok: false, message: `${host}:${port} is taken by another process`, fix: `find it with \`ss -ltnp 'sport = :${port}'\`, stop it, or change ${field}` };

@@ -68,19 +68,40 @@ describe("doctor", () => {
     expect(r.stdout.trim().endsWith("1 of 9 checks failed.")).toBe(true);
   });
 
-  it("fails while a daemon runs, naming its pid for the socket and the proxy port", async () => {
+  it("is green beside a healthy daemon: the fresh-start checks say skipped, the daemon is checked instead", async () => {
     daemon = await startDaemon();
     expect((await deploy(daemon, "v1")).code).toBe(0);
-    const r = await runCli(["doctor", "--json", "--config", daemon.configPath], { cwd: daemon.dir });
-    expect(r.code).toBe(1);
-    const doc = JSON.parse(r.stdout);
-    expect(doc.ok).toBe(false);
     const pid = daemon.child.pid;
-    expect(check(doc, "control socket")).toMatchObject({ ok: false, message: `a daemon (pid ${pid}) is already running on ${daemon.socket}` });
-    expect(check(doc, "proxy port")).toMatchObject({ ok: false, message: `127.0.0.1:${daemon.proxyPort} is held by the running rollbridge daemon (pid ${pid})` });
+    const human = await runCli(["doctor", "--config", daemon.configPath], { cwd: daemon.dir });
+    expect(human.code, human.stdout).toBe(0);
+    expect(human.stdout).toContain(`✓ daemon: pid ${pid} answers on ${daemon.socket}: release v1 active, converged`);
+    expect(human.stdout).toContain(`- proxy port: skipped: daemon running (pid ${pid} serves 127.0.0.1:${daemon.proxyPort})`);
+    expect(human.stdout).toContain("- control socket directory: skipped: daemon running");
+    expect(human.stdout.trim().endsWith("All checks passed (2 skipped: a daemon is running).")).toBe(true);
+    const doc = JSON.parse((await runCli(["doctor", "--json", "--config", daemon.configPath], { cwd: daemon.dir })).stdout);
+    expect(doc.ok).toBe(true);
+    expect(check(doc, "proxy port")).toMatchObject({ ok: true, skipped: true, message: expect.stringMatching(/^skipped: daemon running/) });
     expect(check(doc, "desired file")).toMatchObject({ ok: true, message: expect.stringMatching(/is valid: release v1 at .*releases\/v1$/) });
+    expect(doc.checks.map((x: { name: string }) => x.name)).not.toContain("control socket");
     // Doctor only looks: the daemon still serves.
     expect((await daemon.status()).activeRelease.id).toBe("v1");
+  });
+
+  it("fails beside a daemon whose rollout failed, or whose proxy port the config has moved", async () => {
+    daemon = await startDaemon();
+    expect((await deploy(daemon, "v1")).code).toBe(0);
+    const v2 = await daemon.release("v2");
+    expect((await daemon.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${v2}}\nenv: {EXIT_IMMEDIATELY: "1"}\n` })).code).toBe(1);
+    const failed = JSON.parse((await runCli(["doctor", "--json", "--config", daemon.configPath], { cwd: daemon.dir })).stdout);
+    expect(failed.ok).toBe(false);
+    expect(check(failed, "daemon")).toMatchObject({ ok: false, message: expect.stringMatching(/release v1 active, degraded \(RolloutFailed\): web exited with code 1/), fix: expect.stringContaining("rollbridge status") });
+
+    const moved = await freePort();
+    const text = await fs.readFile(daemon.configPath, "utf8");
+    const copy = path.join(daemon.dir, "moved.yaml");
+    await fs.writeFile(copy, text.replace(`port: ${daemon.proxyPort}`, `port: ${moved}`));
+    const r = JSON.parse((await runCli(["doctor", "--json", "--config", copy], { cwd: daemon.dir })).stdout);
+    expect(check(r, "proxy port")).toMatchObject({ ok: false, message: `the running daemon (pid ${daemon.child.pid}) serves 127.0.0.1:${daemon.proxyPort}, the config says 127.0.0.1:${moved}` });
   });
 
   it("fails on an invalid config, and on a desired file naming a missing release", async () => {

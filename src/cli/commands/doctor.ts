@@ -1,11 +1,12 @@
 // `rollbridge doctor`: validate the config, then probe the machine: a green doctor means a
-// fresh daemon can start here now. Exit 1 when any check fails.
+// fresh daemon can start here now, or, beside a running daemon, that it answers and is
+// healthy (the fresh-start checks then say "skipped: daemon running"). Exit 1 when any check fails.
 import { validateConfig } from "../../config/issues.js";
 import { findConfigPath, loadRawConfig } from "../../config/load.js";
 import { errorMessage, isRollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { checkNode, environmentChecks, type DoctorCheck } from "../doctor-checks.js";
-import { green, printJson, red } from "../output.js";
+import { dim, green, printJson, red } from "../output.js";
 
 export const doctorCommand: Command = {
   name: "doctor",
@@ -42,10 +43,12 @@ export const doctorCommand: Command = {
     if (ctx.json) printJson(ctx, { ok: failed.length === 0, file: file ?? null, checks });
     else {
       for (const c of checks) {
-        ctx.stdout(`${c.ok ? green("✓") : red("✗")} ${c.name}: ${c.message}\n`);
+        ctx.stdout(`${c.skipped ? dim("-") : c.ok ? green("✓") : red("✗")} ${c.name}: ${c.message}\n`);
         if (!c.ok && c.fix) ctx.stdout(`    fix: ${c.fix}\n`);
       }
-      ctx.stdout(failed.length === 0 ? "\nAll checks passed.\n" : `\n${failed.length} of ${checks.length} checks failed.\n`);
+      const skips = checks.filter((c) => c.skipped).length;
+      const note = skips ? ` (${skips} skipped: a daemon is running)` : "";
+      ctx.stdout(failed.length === 0 ? `\nAll checks passed${note}.\n` : `\n${failed.length} of ${checks.length} checks failed${note}.\n`);
     }
     return failed.length === 0 ? 0 : 1;
   },
