@@ -7,6 +7,7 @@ import type { Daemon } from "../main.js";
 import type { Instance } from "../reconcile/instance.js";
 import { SERVICES_KEY, type ReleaseRecord } from "../reconcile/types.js";
 import { applyDesired } from "./apply-desired.js";
+import { logQuery, retainedLines, wireLine } from "./logs.js";
 import type { ApplyResponse } from "./protocol.js";
 import type { Route } from "./server.js";
 
@@ -159,28 +160,17 @@ function startStream(res: http.ServerResponse): (value: unknown) => void {
   };
 }
 
-/** Streams the retained lines, then every new one, until the client goes away. */
+/** Streams the retained lines the query selects, then every new one, until the client goes away. */
 function followLogs(daemon: Daemon, res: http.ServerResponse, url: URL): Promise<void> {
-  const filter = url.searchParams.get("process");
-  if (filter) {
-    const known = new Set(daemon.config.processes.map((p) => p.id));
-    for (const slots of daemon.executor.instances.values()) for (const inst of slots.values()) known.add(inst.instanceId);
-    if (!known.has(filter)) throw new RollbridgeError("UNKNOWN_PROCESS", `unknown process "${filter}"`, { fix: `use one of: ${[...known].join(", ")}` });
-  }
+  const query = logQuery(url);
+  // Checks the process id (UNKNOWN_PROCESS) before the stream starts.
+  const retained = retainedLines(daemon, query);
+  const filter = query.process;
   const matches = (processId: string, instanceId: string) => !filter || processId === filter || instanceId === filter;
   const write = startStream(res);
-  if (url.searchParams.get("retained") !== "false") {
-    for (const [key, slots] of daemon.executor.instances) {
-      const rec = daemon.executor.recordFor(key);
-      if (!rec) continue;
-      for (const inst of slots.values()) {
-        if (!matches(inst.processId, inst.instanceId)) continue;
-        for (const line of daemon.executor.outputOf(inst)) write({ instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id, line, retained: true });
-      }
-    }
-  }
+  if (url.searchParams.get("retained") !== "false") for (const line of retained) write({ ...line, retained: true });
   const off = daemon.executor.onOutput((line) => {
-    if (matches(line.processId, line.instanceId)) write(line);
+    if (matches(line.processId, line.instanceId)) write(wireLine(line));
   });
   return untilClosed(res, off);
 }

@@ -26,6 +26,26 @@ export interface WaitOutcome {
   failure?: { reason: string; code: string; instanceId: string | null; output: string[] } | null;
 }
 
+/** One retained or streamed output line of a managed process (`logs`, `logs --follow`). */
+export interface LogLine {
+  /** When the daemon read the line (ISO time). */
+  at: string;
+  instanceId: string;
+  processId: string;
+  releaseId: string;
+  /** The OS process that wrote it (a slot gets a new one on each restart). */
+  pid: number | null;
+  stream: "stdout" | "stderr";
+  line: string;
+  /** On `logs --follow`: set on the lines that were retained before the stream started. */
+  retained?: true;
+}
+
+/** `GET /logs`: the selected lines of every matching process, oldest first. */
+export interface LogsResponse {
+  lines: LogLine[];
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; fix?: string };
 }

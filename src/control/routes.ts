@@ -8,7 +8,8 @@ import { applyDesired, checkReplicaIds, parseDocument } from "./apply-desired.js
 import { operationRoutes } from "./operation-routes.js";
 import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
-import type { ApplyRequest, ApplyResponse, WaitOutcome } from "./protocol.js";
+import { logQuery, retainedLines } from "./logs.js";
+import type { ApplyRequest, ApplyResponse, LogsResponse, WaitOutcome } from "./protocol.js";
 import type { Route } from "./server.js";
 import { abortRollout } from "./abort-rollout.js";
 import { SERVICES_KEY } from "../reconcile/types.js";
@@ -22,7 +23,7 @@ export function controlRoutes(daemon: Daemon): Route[] {
       path: "/events",
       handler: (_req, _res, url) => ({ events: daemon.events.recent(positiveInt(url.searchParams.get("limit"), 1000)) }),
     },
-    { method: "GET", path: "/logs", handler: (_req, _res, url) => logs(daemon, url.searchParams.get("process")) },
+    { method: "GET", path: "/logs", handler: (_req, _res, url): LogsResponse => ({ lines: retainedLines(daemon, logQuery(url)) }) },
     { method: "PUT", path: "/desired", handler: (_req, _res, _url, body) => apply(daemon, body as ApplyRequest) },
     { method: "POST", path: "/diff", handler: (_req, _res, _url, body) => diff(daemon, body as { document?: DesiredDocument } | undefined) },
     { method: "GET", path: "/wait", handler: (req, res, url) => wait(daemon, req, res, url) },
@@ -51,23 +52,6 @@ function positiveInt(value: string | null, fallback: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new RollbridgeError("USAGE", `expected a positive integer, got "${value}"`);
   return n;
-}
-
-function logs(daemon: Daemon, processId: string | null) {
-  const out: { instanceId: string; processId: string; releaseId: string; lines: string[] }[] = [];
-  for (const [key, slots] of daemon.executor.instances) {
-    const rec = daemon.executor.recordFor(key);
-    if (!rec) continue;
-    for (const inst of slots.values()) {
-      if (processId && inst.processId !== processId && inst.instanceId !== processId) continue;
-      out.push({ instanceId: inst.instanceId, processId: inst.processId, releaseId: rec.spec.id, lines: daemon.executor.outputOf(inst) });
-    }
-  }
-  if (processId && out.length === 0) {
-    const known = daemon.config.processes.map((p) => p.id).join(", ");
-    throw new RollbridgeError("UNKNOWN_PROCESS", `no process "${processId}" is running`, { fix: `use one of: ${known}` });
-  }
-  return { processes: out };
 }
 
 async function apply(daemon: Daemon, body: ApplyRequest | undefined): Promise<ApplyResponse> {

@@ -276,7 +276,7 @@ export class ManagedProcess {
   }
 
   #addLine(stream: "stdout" | "stderr", text: string): void {
-    const line: OutputLine = { at: Date.now(), stream, line: text };
+    const line: OutputLine = { at: Date.now(), stream, pid: this.#pid ?? null, line: text };
     this.#output.push(line);
     emit(this.#outputListeners, line);
   }

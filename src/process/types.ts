@@ -26,8 +26,10 @@ export interface ExitInfo {
   requested: boolean;
 }
 
+/** One line a process wrote, with when, which stream, and which OS process (a slot has one per restart). */
 export interface OutputLine {
   at: number;
   stream: "stdout" | "stderr";
+  pid: number | null;
   line: string;
 }

@@ -6,7 +6,8 @@ import { errorMessage, isRollbridgeError } from "../errors.js";
 import { allocatePort } from "../process/ports.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
-import { newInstance, observeInstance, type Instance } from "./instance.js";
+import { newInstance, observeInstance, retainOutput, slotOutput, type Instance } from "./instance.js";
+import type { OutputLine } from "../process/types.js";
 import { Replacements } from "./replacements.js";
 import { SlotProcesses, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
@@ -127,7 +128,11 @@ export class Executor {
       }
       case "forgetRetired": {
         const inst = this.instances.get(action.key)?.get(action.instanceId);
-        if (inst) inst.retiring = inst.retiring.filter((x) => x.proc.pid !== action.pid);
+        if (inst) {
+          const proc = this.config.processes.find((p) => p.id === inst.processId);
+          for (const r of inst.retiring) if (r.proc.pid === action.pid) retainOutput(inst, r.proc, proc?.outputLines ?? 50);
+          inst.retiring = inst.retiring.filter((x) => x.proc.pid !== action.pid);
+        }
         return;
       }
       case "switchTraffic":
@@ -229,7 +234,7 @@ export class Executor {
       inst = newInstance(instanceIdFor(processId, replicaIndex, replicaCount), processId, replicaIndex, replicaCount, key, reason);
       slots.set(inst.instanceId, inst);
     } else if (inst.proc) {
-      inst.previousOutput = [...inst.previousOutput, ...inst.proc.output().map((l) => l.line)].slice(-proc.outputLines);
+      retainOutput(inst, inst.proc, proc.outputLines);
       inst.lastExit = inst.proc.exitInfo;
     }
     if (reason === "crash") {
@@ -356,7 +361,7 @@ export class Executor {
     const rec = this.releases.get(key);
     if (!rec || rec.state === "failed") return;
     const inst = failure.instanceId ? this.instances.get(key)?.get(failure.instanceId) : undefined;
-    const output = inst ? [...inst.previousOutput, ...(inst.proc?.output().map((l) => l.line) ?? [])].slice(-20) : [];
+    const output = inst ? slotOutput(inst, 20).map((l) => l.line) : [];
     rec.state = "failed";
     rec.failedAttempts += 1;
     rec.failure = { ...failure, output, at: this.now() };
@@ -405,9 +410,10 @@ export class Executor {
   }
 
 
-  outputOf(inst: Instance): string[] {
+  /** The slot's retained output, oldest first (its `outputLines` most recent lines, across restarts). */
+  outputOf(inst: Instance): OutputLine[] {
     const proc = this.config.processes.find((p) => p.id === inst.processId);
-    return [...inst.previousOutput, ...(inst.proc?.output().map((l) => l.line) ?? [])].slice(-(proc?.outputLines ?? 50));
+    return slotOutput(inst, proc?.outputLines ?? 50);
   }
 
   private portsInUse(): Set<number> {

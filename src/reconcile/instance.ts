@@ -5,7 +5,7 @@ import { renderTemplate } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { RotatingLogFile } from "../process/log-file.js";
-import type { ExitInfo } from "../process/types.js";
+import type { ExitInfo, OutputLine } from "../process/types.js";
 import type { HealthState, ObservedProcess, ObservedSuccessor, ReleaseSpec, StartReason } from "./types.js";
 
 /** Where readiness (HTTP health / IPC) is tracked: a slot's current process or its successor. */
@@ -53,8 +53,8 @@ export interface Instance extends ReadinessTarget {
   failed: boolean;
   lastStartReason: StartReason;
   startedAt?: number;
-  /** Output of earlier OS processes of this slot, kept across restarts for `logs`. */
-  previousOutput: string[];
+  /** Output of earlier OS processes of this slot (each line with its time, stream and pid), kept across restarts for `logs`. */
+  previousOutput: OutputLine[];
   pendingRestart?: StartReason;
   successor?: Successor;
   retiring: Retiring[];
@@ -88,6 +88,26 @@ export function newInstance(instanceId: string, processId: string, replicaIndex:
     memoryRestarts: 0,
     memoryWarned: false,
   };
+}
+
+/**
+ * The slot's retained output, oldest first, at most `limit` lines: earlier processes' lines
+ * and those of every process the slot has now (current, a starting successor, retiring ones).
+ */
+export function slotOutput(inst: Instance, limit: number): OutputLine[] {
+  const live = [inst.proc, inst.successor?.proc, ...inst.retiring.map((r) => r.proc)].flatMap((p) => p?.output() ?? []);
+  return mergeOutput(inst.previousOutput, live, limit);
+}
+
+/** Moves a process's lines into the slot's history (when it is replaced, restarted or forgotten). */
+export function retainOutput(inst: Instance, proc: ManagedProcess | undefined, limit: number): void {
+  if (proc) inst.previousOutput = mergeOutput(inst.previousOutput, proc.output(), limit);
+}
+
+/** Lines of several processes in time order (a stable sort keeps each one's own order), the last `limit`. */
+function mergeOutput(a: readonly OutputLine[], b: readonly OutputLine[], limit: number): OutputLine[] {
+  const all = b.length === 0 ? [...a] : [...a, ...b].sort((x, y) => x.at - y.at);
+  return all.slice(-Math.max(1, limit));
 }
 
 export function observeInstance(inst: Instance, outstanding: (port: number | undefined) => number = () => 0): ObservedProcess {

@@ -5,7 +5,7 @@ import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import { allocatePort } from "../process/ports.js";
 import type { EventLog } from "./events.js";
-import type { Instance, Retiring, Successor } from "./instance.js";
+import { retainOutput, type Instance, type Retiring, type Successor } from "./instance.js";
 import type { SlotProcesses } from "./slot-processes.js";
 import type { ReleaseRecord } from "./types.js";
 
@@ -58,7 +58,9 @@ export class Replacements {
     if (!inst || !succ?.proc || succ.healthState !== "ready" || !proc) return;
     const old = inst.proc;
     if (old && old.phase !== "exited") inst.retiring.push({ proc: old, ...(inst.port === undefined ? {} : { port: inst.port }), since: this.deps.now(), stopRequested: false });
-    if (old) inst.previousOutput = [...inst.previousOutput, ...old.output().map((l) => l.line)].slice(-proc.outputLines);
+    // A process that already exited leaves the slot here; a retiring one keeps its lines
+    // (and the ones it writes while draining) until it is forgotten.
+    if (old && old.phase === "exited") retainOutput(inst, old, proc.outputLines);
     inst.health?.cancel();
     inst.proc = succ.proc;
     if (succ.port !== undefined) inst.port = succ.port;
@@ -79,6 +81,8 @@ export class Replacements {
     if (!succ) return;
     delete inst.successor;
     if (!inst.stopRequested) delete inst.pendingRestart;
+    // Why the replacement failed is in its output: keep it for `logs`.
+    retainOutput(inst, succ.proc, this.deps.config().processes.find((p) => p.id === inst.processId)?.outputLines ?? 50);
     succ.health?.cancel();
     if (succ.proc && succ.proc.phase !== "exited") void this.slots.gracefulStop(key, inst, succ.proc);
     if (!inst.stopRequested) this.deps.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} abandoned: ${reason}; the running process stays`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId } });

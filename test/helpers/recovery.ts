@@ -115,7 +115,7 @@ export async function json(result: { code: number; stdout: string; stderr: strin
 export async function childPidOf(d: TestDaemon): Promise<number> {
   return until(async (): Promise<number> => {
     const logs = await json(await d.cli(["logs", "--json"]));
-    const line = logs.processes.flatMap((p: { lines: string[] }) => p.lines).find((l: string) => /^child pid \d+/.test(l));
+    const line = logs.lines.map((l: { line: string }) => l.line).find((l: string) => /^child pid \d+/.test(l));
     return line ? Number(/child pid (\d+)/.exec(line)![1]) : 0;
   }, 10_000, "the fixture's child pid");
 }

@@ -75,8 +75,8 @@ describe("examples/multi", () => {
     // Each old worker finished its job and exited by itself on SIGINT: exit code 0, no SIGKILL.
     const oldWorkerExits = events.filter((e) => e.type === "process-exited" && e.releaseId === "r1" && e.data?.instanceId?.startsWith("worker#"));
     expect(oldWorkerExits.map((e) => e.data?.code)).toEqual([0, 0, 0]);
-    const logs = JSON.parse((await d.cli(["logs", "--json"])).stdout).processes as { instanceId: string; releaseId: string; lines: string[] }[];
-    const oldWorkerLines = logs.filter((p) => p.releaseId === "r1" && p.instanceId.startsWith("worker#")).flatMap((p) => p.lines);
+    const logs = JSON.parse((await d.cli(["logs", "--json"])).stdout).lines as { instanceId: string; releaseId: string; line: string }[];
+    const oldWorkerLines = logs.filter((l) => l.releaseId === "r1" && l.instanceId.startsWith("worker#")).map((l) => l.line);
     expect(oldWorkerLines.some((line) => /stopping after the current job/.test(line))).toBe(true);
     expect(oldWorkerLines.filter((line) => /exiting$/.test(line))).toHaveLength(3);
 

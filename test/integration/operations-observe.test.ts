@@ -55,31 +55,101 @@ describe("status", () => {
 });
 
 describe("logs", () => {
-  it("shows retained output per process, by base id or replica id", async () => {
-    await until(async () => (await daemon.cli(["logs", "--process", "worker#1", "--json"])).stdout.includes("heartbeat worker 1"), 5000, "a heartbeat");
-    const all = JSON.parse((await daemon.cli(["logs", "--json"])).stdout);
-    expect(all.processes.map((p: { instanceId: string }) => p.instanceId).sort()).toEqual(["web", "worker#0", "worker#1"]);
-    const web = all.processes.find((p: { instanceId: string }) => p.instanceId === "web");
-    expect(web.lines.some((l: string) => /listening on \d+/.test(l))).toBe(true);
+  interface Line {
+    at: string;
+    instanceId: string;
+    processId: string;
+    releaseId: string;
+    pid: number;
+    stream: string;
+    line: string;
+  }
+  const logs = async (...args: string[]): Promise<Line[]> => {
+    const r = await daemon.cli(["logs", "--json", ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout).lines;
+  };
 
-    const base = JSON.parse((await daemon.cli(["logs", "--process", "worker", "--json"])).stdout);
-    expect(base.processes.map((p: { instanceId: string }) => p.instanceId).sort()).toEqual(["worker#0", "worker#1"]);
+  it("shows every retained line with its time, release, instance id, pid and stream, oldest first", async () => {
+    await until(async () => (await logs("--process", "worker#1")).some((l) => l.line.startsWith("heartbeat worker 1")), 5000, "a heartbeat");
+    const all = await logs();
+    expect([...new Set(all.map((l) => l.instanceId))].sort()).toEqual(["web", "worker#0", "worker#1"]);
+    const status = await daemon.status();
+    const pidOf = (id: string) => status.processes.find((p: { instanceId: string }) => p.instanceId === id).pid;
+    for (const l of all) {
+      expect(l).toMatchObject({ releaseId: "v1", stream: expect.stringMatching(/^std(out|err)$/), pid: pidOf(l.instanceId), line: expect.any(String) });
+      expect(new Date(l.at).toISOString()).toBe(l.at);
+    }
+    expect(all.map((l) => l.at)).toEqual([...all.map((l) => l.at)].sort());
+    expect(all.find((l) => l.instanceId === "web" && /listening on \d+/.test(l.line))).toMatchObject({ processId: "web", stream: "stdout" });
+
+    const base = await logs("--process", "worker");
+    expect([...new Set(base.map((l) => l.instanceId))].sort()).toEqual(["worker#0", "worker#1"]);
     const one = await daemon.cli(["logs", "--process", "worker#0"]);
     expect(one.code).toBe(0);
-    expect(one.stdout).toContain("==> worker#0 (v1) <==");
-    expect(one.stdout).toMatch(/heartbeat worker 0 \d+/);
+    const text = one.stdout.trim().split("\n");
+    expect(text.length).toBeGreaterThan(0);
+    for (const line of text) expect(line).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z v1 worker#0\\[${pidOf("worker#0")}\\] std(out|err) \\| `));
+    expect(one.stdout).toMatch(/ stdout \| heartbeat worker 0 \d+$/m);
     expect(one.stdout).not.toContain("heartbeat worker 1");
   });
 
-  it("refuses an unknown process with the valid ids", async () => {
-    const r = await daemon.cli(["logs", "--process", "nope"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no process "nope"/);
-    expect(r.stderr).toMatch(/web, worker/);
+  it("keeps the time, pid and stream of an earlier process's lines across a restart", async () => {
+    const before = await logs("--process", "worker#1");
+    const oldPid = before[0]!.pid;
+    process.kill(oldPid, "SIGKILL");
+    const after = await until(async () => {
+      const lines = await logs("--process", "worker#1");
+      return lines.some((l) => l.pid !== oldPid && l.line === "worker worker 1 started") ? lines : null;
+    }, 10_000, "the restarted worker's first line");
+    const newPid = after.find((l) => l.line === "worker worker 1 started" && l.pid !== oldPid)!.pid;
+    // Every line the earlier process wrote keeps its own time, pid and stream after the restart.
+    const kept = before.filter((b) => after.some((a) => a.at === b.at && a.line === b.line));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const b of kept) expect(after.find((a) => a.at === b.at && a.line === b.line)).toEqual(b);
+    // ... and comes before the new process's lines.
+    expect(after.findIndex((l) => l.pid === newPid)).toBeGreaterThan(after.findLastIndex((l) => l.pid === oldPid));
+    const human = (await daemon.cli(["logs", "--process", "worker#1"])).stdout;
+    expect(human).toContain(`worker#1[${oldPid}] stdout | heartbeat worker 1`);
+    expect(human).toContain(`worker#1[${newPid}] stdout | worker worker 1 started`);
   });
 
-  it("--follow streams new lines of one replica until interrupted", async () => {
-    const follow = streamCli(["logs", "--process", "worker#1", "--follow", "--config", daemon.configPath], daemon.dir);
+  it("--lines N gives the last N lines and --since only the recent ones", async () => {
+    const all = await logs();
+    const last3 = await logs("--lines", "3");
+    expect(last3).toHaveLength(3);
+    // The last three of everything retained (newer lines may have arrived between the two calls).
+    expect(last3[0]!.at >= all[all.length - 3]!.at).toBe(true);
+    const short = await daemon.cli(["logs", "-n", "2", "--process", "worker#0"]);
+    expect(short.stdout.trim().split("\n")).toHaveLength(2);
+
+    await sleep(1500);
+    const recent = await logs("--since", "1s", "--process", "worker#0");
+    const cutoff = Date.now() - 3000;
+    expect(recent.length).toBeGreaterThan(0);
+    expect(recent.length).toBeLessThan((await logs("--process", "worker#0")).length);
+    for (const l of recent) expect(Date.parse(l.at)).toBeGreaterThan(cutoff);
+    const iso = new Date(Date.now() - 60 * 60_000).toISOString();
+    expect((await logs("--since", iso, "--process", "worker#0")).length).toBeGreaterThan(0);
+    expect(await logs("--since", new Date(Date.now() + 60_000).toISOString())).toEqual([]);
+  });
+
+  it("refuses an unknown process with the valid ids, and a bad --lines or --since with exit 2", async () => {
+    const r = await daemon.cli(["logs", "--process", "nope"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown process "nope"/);
+    expect(r.stderr).toMatch(/web, worker/);
+    const lines = await daemon.cli(["logs", "--lines", "0"]);
+    expect(lines.code).toBe(2);
+    expect(lines.stderr).toContain("--lines 0: expected a positive integer");
+    const since = await daemon.cli(["logs", "--since", "yesterday"]);
+    expect(since.code).toBe(2);
+    expect(since.stderr).toContain('--since "yesterday": not a duration or a time');
+    expect(since.stderr).toContain("30s, 5m, 2h, 1d");
+  });
+
+  it("--follow streams new lines of one replica with the same fields until interrupted", async () => {
+    const follow = streamCli(["logs", "--process", "worker#1", "--follow", "--lines", "2", "--config", daemon.configPath], daemon.dir);
     try {
       await follow.waitFor(/heartbeat worker 1 \d+/);
       await sleep(200); // the retained lines have all arrived by now
@@ -87,23 +157,28 @@ describe("logs", () => {
       // Heartbeats newer than any retained one arrive while it runs (one every 200 ms).
       await follow.waitFor(new RegExp(`heartbeat worker 1 ${newest + 3}\\b`), 10_000);
       expect(follow.lines.some((l) => l.includes("heartbeat worker 0"))).toBe(false);
-      expect(follow.lines.every((l) => l.startsWith("worker#1 (v1) |"))).toBe(true);
+      for (const l of follow.lines) expect(l).toMatch(/^\S+Z v1 worker#1\[\d+\] std(out|err) \| /);
     } finally {
       await follow.stop();
     }
   });
 
   it("--follow --json streams one JSON object per line, across a restart of the process", async () => {
-    const follow = streamCli(["logs", "--process", "worker#0", "--follow", "--json", "--config", daemon.configPath], daemon.dir);
+    const follow = streamCli(["logs", "--process", "worker#0", "--follow", "--json", "--lines", "0", "--config", daemon.configPath], daemon.dir);
     try {
       await follow.waitFor(/"line":"heartbeat worker 0/);
+      // --lines 0: no retained line, only new ones.
+      expect(follow.lines.some((l) => l.includes('"retained":true'))).toBe(false);
       const status = await daemon.status();
       const pid = status.processes.find((p: { instanceId: string }) => p.instanceId === "worker#0").pid;
       const seen = follow.lines.length;
       process.kill(pid, "SIGKILL");
       // The slot gets a new process; the stream keeps following it.
       const line = await until(() => follow.lines.slice(seen).find((l) => l.includes('"line":"worker worker 0 started"')), 10_000, "the restarted worker's first line");
-      expect(JSON.parse(line!)).toMatchObject({ instanceId: "worker#0", processId: "worker", releaseId: "v1", stream: "stdout", at: expect.any(Number) });
+      const parsed = JSON.parse(line!);
+      expect(parsed).toMatchObject({ instanceId: "worker#0", processId: "worker", releaseId: "v1", stream: "stdout", at: expect.any(String), pid: expect.any(Number) });
+      expect(parsed.pid).not.toBe(pid);
+      expect(new Date(parsed.at).toISOString()).toBe(parsed.at);
       for (const l of follow.lines) expect(() => JSON.parse(l)).not.toThrow();
     } finally {
       await follow.stop();

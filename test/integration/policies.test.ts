@@ -130,7 +130,7 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     expect(workers().map((p: { instanceId: string }) => p.instanceId).sort()).toEqual(["worker#0", "worker#1", "worker#2"]);
     expect(workers().map((p: { replicaIndex: number }) => p.replicaIndex).sort()).toEqual([0, 1, 2]);
     const logs = JSON.parse((await daemon.cli(["logs", "--process", "worker#2", "--json"])).stdout);
-    expect(logs.processes[0].lines.join("\n")).toMatch(/worker worker 2 started/);
+    expect(logs.lines.map((l: { line: string }) => l.line).join("\n")).toMatch(/worker worker 2 started/);
     const webPid = s.processes.find((p: { id: string }) => p.id === "web").pid;
     const originalPids = new Map(workers().map((p: { instanceId: string; pid: number }) => [p.instanceId, p.pid]));
 
@@ -253,7 +253,7 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
       await deploy(daemon, "v1");
       const logs = await until(async () => {
         const out = JSON.parse((await daemon!.cli(["logs", "--process", "worker", "--json"])).stdout);
-        return out.processes[0].lines.find((l: string) => /child pid \d+/.test(l));
+        return out.lines.map((l: { line: string }) => l.line).find((l: string) => /child pid \d+/.test(l));
       }, 5000, "grandchild pid");
       const grandchild = Number(/child pid (\d+)/.exec(logs)![1]);
       expect(isAlive(grandchild)).toBe(true);
