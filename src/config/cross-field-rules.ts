@@ -161,6 +161,7 @@ function templateIssues(entry: Raw, index: number, root: Raw, processes: Raw[]):
     [["cwd"], entry["cwd"]],
     ...Object.entries(isRecord(entry["env"]) ? entry["env"] : {}).map(([key, value]): [PropertyKey[], unknown] => [["env", key], value]),
     [["logFile", "path"], isRecord(entry["logFile"]) ? entry["logFile"]["path"] : undefined],
+    ...(["quietCommand", "drainCommand", "stopCommand"] as const).map((hook): [PropertyKey[], unknown] => [["lifecycle", hook], isRecord(entry["lifecycle"]) ? entry["lifecycle"][hook] : undefined]),
   ];
   const portIds = processes.filter((other) => other["port"] !== undefined && typeof other["id"] === "string").map((other) => other["id"] as string);
   const allIds = processes.filter((other) => typeof other["id"] === "string").map((other) => other["id"] as string);

@@ -1,7 +1,9 @@
-// `{{ name }}` placeholders in process commands, cwd, env values and log paths.
+// `{{ name }}` placeholders in process commands, lifecycle hooks, cwd, env values and log paths.
 // Only names that look like variables are placeholders, so shell text such as
-// `docker ps --format '{{.Names}}'` passes through untouched.
+// `docker ps --format '{{.Names}}'` passes through untouched. In shell text (command, hooks)
+// each value is quoted for where it sits (shell-quote.ts); cwd, env and paths get it as is.
 import { RollbridgeError } from "../errors.js";
+import { quoteForShell, shellContexts } from "./shell-quote.js";
 
 export interface TemplateContext {
   vars: Record<string, string | number | undefined>;
@@ -27,33 +29,50 @@ export const TEMPLATE_VARIABLES = [
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_.-]+)?$/;
 
+/** How a rendered value is written: `shell` quotes it for the shell text around it. */
+export interface RenderOptions {
+  shell?: boolean;
+}
+
 // Replaces every placeholder; `where` names the field in errors (e.g. "processes[web].command").
-export function renderTemplate(template: string, ctx: TemplateContext, where: string): string {
-  return template.replace(PLACEHOLDER, (whole, name: string) => {
-    if (!NAME.test(name)) return whole;
-    if (name.startsWith("env.")) {
-      const variable = name.slice("env.".length);
-      const value = ctx.env[variable];
-      if (value === undefined) {
-        throw new RollbridgeError("TEMPLATE_UNRESOLVED", `unresolved template variable {{${name}}} in ${where}`, {
-          fix: `Export ${variable} in the environment the daemon runs with (then restart the daemon), or remove {{${name}}}.`,
-        });
-      }
-      return value;
-    }
-    if (!Object.hasOwn(ctx.vars, name)) {
-      throw new RollbridgeError("TEMPLATE_UNRESOLVED", `unknown template variable {{${name}}} in ${where}`, {
-        fix: `Use one of the known variables: ${knownNames(ctx).join(", ")}.`,
-      });
-    }
-    const value = ctx.vars[name];
+export function renderTemplate(template: string, ctx: TemplateContext, where: string, options: RenderOptions = {}): string {
+  const sites = [...template.matchAll(PLACEHOLDER)].filter((m) => NAME.test(m[1] ?? ""));
+  const contexts = options.shell ? shellContexts(template, sites.map((m) => ({ start: m.index, end: m.index + m[0].length }))) : [];
+  let out = "";
+  let last = 0;
+  sites.forEach((match, i) => {
+    const name = match[1] ?? "";
+    const value = resolve(name, ctx, where);
+    const context = contexts[i];
+    out += template.slice(last, match.index) + (context === undefined ? value : quoteForShell(value, context, where, name));
+    last = match.index + match[0].length;
+  });
+  return out + template.slice(last);
+}
+
+function resolve(name: string, ctx: TemplateContext, where: string): string {
+  if (name.startsWith("env.")) {
+    const variable = name.slice("env.".length);
+    const value = ctx.env[variable];
     if (value === undefined) {
       throw new RollbridgeError("TEMPLATE_UNRESOLVED", `unresolved template variable {{${name}}} in ${where}`, {
-        fix: unresolvedFix(name),
+        fix: `Export ${variable} in the environment the daemon runs with (then restart the daemon), or remove {{${name}}}.`,
       });
     }
-    return String(value);
-  });
+    return value;
+  }
+  if (!Object.hasOwn(ctx.vars, name)) {
+    throw new RollbridgeError("TEMPLATE_UNRESOLVED", `unknown template variable {{${name}}} in ${where}`, {
+      fix: `Use one of the known variables: ${knownNames(ctx).join(", ")}.`,
+    });
+  }
+  const value = ctx.vars[name];
+  if (value === undefined) {
+    throw new RollbridgeError("TEMPLATE_UNRESOLVED", `unresolved template variable {{${name}}} in ${where}`, {
+      fix: unresolvedFix(name),
+    });
+  }
+  return String(value);
 }
 
 // The distinct placeholder names in a template, in order of first appearance.

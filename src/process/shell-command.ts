@@ -50,7 +50,32 @@ const SHELL_WORDS = new Set([
 
 /** One command word with arguments: no lists, pipes, redirections, groups, substitutions or leading assignments. */
 function isSimpleCommand(command: string): boolean {
-  if (command === "" || /[;&|<>()`\n]/.test(command)) return false;
+  if (command === "" || hasOperator(command)) return false;
   const first = command.split(/\s+/, 1)[0] ?? "";
   return !first.includes("=") && !SHELL_WORDS.has(first);
+}
+
+/**
+ * True when the command has a list, pipe, redirection, group or substitution outside quotes
+ * (quoted text is literal, so a quoted template value such as '/srv/app (copy)' is no operator).
+ */
+function hasOperator(command: string): boolean {
+  let quote: "'" | '"' | null = null;
+  for (let i = 0; i < command.length; i += 1) {
+    const c = command[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = null;
+    } else if (quote === '"') {
+      if (c === "\\") i += 1;
+      else if (c === '"') quote = null;
+      else if (c === "`" || (c === "$" && command[i + 1] === "(")) return true;
+    } else if (c === "\\") {
+      i += 1;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else if (/[;&|<>()`\n]/.test(c)) {
+      return true;
+    }
+  }
+  return quote !== null;
 }

@@ -1,7 +1,7 @@
 // One slot of a release's process table (e.g. "web" of release v3), surviving restarts of
 // the OS process behind it, and how a slot's command line and environment are rendered.
 import type { Config, ProcessConfig } from "../config/schema.js";
-import { renderTemplate } from "../config/template.js";
+import { renderTemplate, type TemplateContext } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { RotatingLogFile } from "../process/log-file.js";
@@ -163,14 +163,38 @@ export interface RenderInput {
 }
 
 export interface RenderedProcess {
+  /** Shell text: every value in it is quoted for where it sits. */
   command: string;
   cwd: string;
   env: Record<string, string>;
   /** logFile.path with its templates rendered, when the process has a log file. */
   logFile?: string;
+  /** The lifecycle hooks, rendered and quoted like the command. */
+  hooks: RenderedHooks;
+  /** The variables the templates saw, to render the hooks again at stop time (after a config reload). */
+  templateContext: TemplateContext;
 }
 
-/** Renders command, cwd and env; throws TEMPLATE_UNRESOLVED naming the field that failed. */
+/** The lifecycle hooks of a process, rendered (unset hooks stay unset). */
+export interface RenderedHooks {
+  quietCommand?: string;
+  drainCommand?: string;
+  stopCommand?: string;
+}
+
+const HOOKS = ["quietCommand", "drainCommand", "stopCommand"] as const;
+
+/** Renders a process's lifecycle hooks as shell text; throws TEMPLATE_UNRESOLVED or TEMPLATE_UNSAFE naming the hook. */
+export function renderHooks(proc: ProcessConfig, ctx: TemplateContext): RenderedHooks {
+  const hooks: RenderedHooks = {};
+  for (const hook of HOOKS) {
+    const template = proc.lifecycle[hook];
+    if (template !== undefined) hooks[hook] = renderTemplate(template, ctx, `processes[${proc.id}].lifecycle.${hook}`, { shell: true });
+  }
+  return hooks;
+}
+
+/** Renders command, hooks, cwd and env; throws TEMPLATE_UNRESOLVED (or TEMPLATE_UNSAFE) naming the field that failed. */
 export function renderProcess(input: RenderInput): RenderedProcess {
   const { config, proc, release } = input;
   const vars: Record<string, string | number | undefined> = {
@@ -188,9 +212,10 @@ export function renderProcess(input: RenderInput): RenderedProcess {
     "proxy.upstreamHost": config.proxy.upstreamHost,
   };
   for (const [id, port] of Object.entries(input.ports)) vars[`ports.${id}`] = port;
-  const ctx = { vars, env: input.daemonEnv };
+  const ctx: TemplateContext = { vars, env: input.daemonEnv };
   const where = (field: string) => `processes[${proc.id}].${field}`;
-  const command = renderTemplate(proc.command, ctx, where("command"));
+  const command = renderTemplate(proc.command, ctx, where("command"), { shell: true });
+  const hooks = renderHooks(proc, ctx);
   const cwd = renderTemplate(proc.cwd, ctx, where("cwd"));
 
   const env: Record<string, string> = {};
@@ -207,7 +232,7 @@ export function renderProcess(input: RenderInput): RenderedProcess {
   else delete env.ROLLBRIDGE_PORT;
   for (const [k, v] of Object.entries(proc.env)) env[k] = renderTemplate(v, ctx, where(`env.${k}`));
   for (const [k, v] of Object.entries(release.env)) env[k] = v;
-  const rendered: RenderedProcess = { command, cwd, env };
+  const rendered: RenderedProcess = { command, cwd, env, hooks, templateContext: ctx };
   if (proc.logFile) rendered.logFile = renderTemplate(proc.logFile.path, ctx, where("logFile.path"));
   return rendered;
 }

@@ -9,7 +9,8 @@ import { ManagedProcess } from "../process/managed-process.js";
 import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
 import type { OutputLine } from "../process/types.js";
 import type { EventLog } from "./events.js";
-import { renderProcess, type Instance, type ReadinessTarget } from "./instance.js";
+import type { TemplateContext } from "../config/template.js";
+import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
 
@@ -36,6 +37,8 @@ export interface SlotProcessDeps {
 /** Spawns, watches and stops the OS processes behind slots. */
 export class SlotProcesses {
   private readonly outputListeners = new Set<(line: InstanceOutputLine) => void>();
+  /** What each process's templates saw, and its hooks as rendered at spawn (the fallback at stop time). */
+  private readonly rendered = new WeakMap<ManagedProcess, { context: TemplateContext; hooks: RenderedHooks }>();
 
   constructor(private readonly deps: SlotProcessDeps) {}
 
@@ -77,6 +80,7 @@ export class SlotProcesses {
       const log = inst.logFile;
       managed.onOutput((line) => log.write(line.line));
     }
+    this.rendered.set(managed, { context: rendered.templateContext, hooks: rendered.hooks });
     managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
     managed.onOutput((line) => this.emitOutput(rec, inst, line));
     managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
@@ -137,7 +141,7 @@ export class SlotProcesses {
     const proc = this.deps.config().processes.find((p) => p.id === inst.processId);
     if (!proc) return managed.stop();
     const options: StopSequenceOptions = {
-      lifecycle: proc.lifecycle,
+      lifecycle: { ...this.hooksFor(key, inst, proc, managed), drainTimeoutMs: proc.lifecycle.drainTimeoutMs },
       stopSignal: proc.stopSignal as NodeJS.Signals,
       gracefulStopMs: proc.gracefulStopMs,
       env: managed.spec.env,
@@ -151,6 +155,21 @@ export class SlotProcesses {
     return stopGracefully(managed, options);
   }
 
+
+  /**
+   * The hooks of the config in force now (a reload may have changed them), rendered with the
+   * values the process started with; if they no longer render, the ones rendered at its start.
+   */
+  private hooksFor(key: string, inst: Instance, proc: ProcessConfig, managed: ManagedProcess): RenderedHooks {
+    const known = this.rendered.get(managed);
+    if (!known) return {};
+    try {
+      return renderHooks(proc, known.context);
+    } catch (error) {
+      this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}): the reloaded lifecycle hooks do not render (${errorMessage(error)}); using the ones it started with`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+      return known.hooks;
+    }
+  }
 
   /** Every output line of every process started from now on (slots get a new process per restart). */
   onOutput(listener: (line: InstanceOutputLine) => void): () => void {
