@@ -2,7 +2,8 @@
 // merged over the current desired file (so replicas and env set earlier are kept).
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { parseDesiredText, type DesiredDocument } from "../config/desired-schema.js";
+import { CONTROL_CHARACTERS, MAX_REPLICAS } from "../config/constants.js";
+import { checkDesiredSize, parseDesiredText, type DesiredDocument } from "../config/desired-schema.js";
 import type { LoadedConfig } from "../config/load.js";
 import type { CommandContext, OptionSpec } from "./command.js";
 import { usageError } from "./output.js";
@@ -23,7 +24,7 @@ export async function desiredFromInput(ctx: CommandContext, loaded: LoadedConfig
   const replicaFlags = (v.replicas as string[] | undefined) ?? [];
   if (file !== undefined) {
     if (releasePath || v.revision || replicaFlags.length) throw usageError("-f cannot be combined with --release-path, --revision or --replicas", "put everything in the file, or use flags only");
-    const text = file === "-" ? await readStdin() : await fs.readFile(path.resolve(ctx.cwd, file), "utf8");
+    const text = file === "-" ? await readStdin() : await readCapped(path.resolve(ctx.cwd, file));
     const doc = parseDesiredText(text, file === "-" ? "<stdin>" : file);
     if (doc.release && !path.isAbsolute(doc.release.path)) {
       // Relative paths in a file given on the command line are relative to where it was run.
@@ -32,6 +33,10 @@ export async function desiredFromInput(ctx: CommandContext, loaded: LoadedConfig
     return doc;
   }
   if (!releasePath && !v.revision && !v["release-id"] && replicaFlags.length === 0) return null;
+  for (const flag of ["revision", "release-id"] as const) {
+    const value = v[flag];
+    if (typeof value === "string" && CONTROL_CHARACTERS.test(value)) throw usageError(`--${flag} ${JSON.stringify(value)} contains control characters (such as newlines, escapes or NUL)`, `pass a plain ${flag === "revision" ? "revision, e.g. a commit sha" : "release id, e.g. 20261123120000"}`);
+  }
   const current = await readCurrent(loaded.config.desiredPath);
   const doc: DesiredDocument = { ...(current ?? {}) };
   delete doc.stopped;
@@ -53,7 +58,9 @@ export function parseReplicas(flags: string[]): Record<string, number> {
   for (const flag of flags) {
     const m = /^([^=]+)=(\d+)$/.exec(flag);
     if (!m || m[1] === undefined || m[2] === undefined) throw usageError(`--replicas ${flag}: expected id=N`, "for example --replicas worker=4");
-    out[m[1]] = Number(m[2]);
+    const n = Number(m[2]);
+    if (n > MAX_REPLICAS) throw usageError(`--replicas ${flag}: at most ${MAX_REPLICAS} replicas per process`, `for example --replicas ${m[1]}=${Math.min(4, MAX_REPLICAS)}`);
+    out[m[1]] = n;
   }
   return out;
 }
@@ -66,8 +73,23 @@ async function readCurrent(file: string): Promise<DesiredDocument | null> {
   }
 }
 
+/** Stdin up to the desired-file cap: past it, the read stops with the cap's error. */
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    checkDesiredSize(size, "the desired state on stdin");
+    chunks.push(chunk as Buffer);
+  }
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** A -f FILE, refused by its size before it is read when it is over the cap. */
+async function readCapped(file: string): Promise<string> {
+  const stat = await fs.stat(file);
+  if (stat.isFile()) checkDesiredSize(stat.size, `desired file ${file}`);
+  const text = await fs.readFile(file, "utf8");
+  checkDesiredSize(Buffer.byteLength(text), `desired file ${file}`);
+  return text;
 }

@@ -1,6 +1,7 @@
 // Printing results and errors the same way in every command.
 import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
 import type { CommandContext } from "./command.js";
+import { escapeControl } from "./terminal-text.js";
 
 export function printJson(ctx: CommandContext, value: unknown): void {
   ctx.stdout(JSON.stringify(value, null, 2) + "\n");
@@ -16,8 +17,8 @@ export function printError(ctx: CommandContext, error: unknown, exitCode = 1): n
     if (isRollbridgeError(error) && error.details !== undefined) body.details = error.details;
     printJson(ctx, { ok: false, error: body });
   }
-  ctx.stderr(`rollbridge: ${errorMessage(error)}\n`);
-  if (fix) ctx.stderr(`  fix: ${fix}\n`);
+  ctx.stderr(`rollbridge: ${escapeControl(errorMessage(error))}\n`);
+  if (fix) ctx.stderr(`  fix: ${escapeControl(fix)}\n`);
   return exitCode;
 }
 

@@ -1,6 +1,6 @@
 // Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
 import { stream } from "../control/client.js";
-import type { ApplyResponse, WaitOutcome } from "../control/protocol.js";
+import { MAX_TIMEOUT_MS, type ApplyResponse, type WaitOutcome } from "../control/protocol.js";
 import type { DaemonEvent } from "../reconcile/events.js";
 import type { CommandContext } from "./command.js";
 import { dim, formatMs, green, printJson, red, usageError } from "./output.js";
@@ -50,6 +50,7 @@ export function parseTimeoutFlag(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw usageError(`--timeout ${String(value)}: expected a positive number of milliseconds`);
+  if (n > MAX_TIMEOUT_MS) throw usageError(`--timeout ${String(value)}: at most ${MAX_TIMEOUT_MS} ms (about 24.8 days), the longest a timer can wait`, "pass a shorter timeout, or leave --timeout out to wait without one");
   return n;
 }
 

@@ -14,6 +14,14 @@ export const STOP_SIGNALS = [
   "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGSYS",
 ] as const satisfies readonly NodeJS.Signals[];
 
+// Replica counts above this are refused (config, desired file, --replicas): each replica is an OS
+// process with its own port, pipes and health checks, so a typo such as 40000 must not fork-bomb the host.
+export const MAX_REPLICAS = 1024;
+
+// Control characters (C0, DEL, C1) and NUL: refused in release ids and revisions, which are
+// printed in terminals, logs and metrics, and rendered into shell commands.
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
 // Process ids appear in instance ids (`worker#0`) and template names (`{{ports.web}}`), hence the narrow alphabet.
 export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
 

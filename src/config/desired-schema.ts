@@ -3,7 +3,7 @@
 import { stringify } from "yaml";
 import { z } from "zod";
 import { RollbridgeError } from "../errors.js";
-import { PROCESS_ID_PATTERN } from "./constants.js";
+import { CONTROL_CHARACTERS, MAX_REPLICAS, PROCESS_ID_PATTERN } from "./constants.js";
 import { describeValue } from "./issue-paths.js";
 import type { ConfigIssue } from "./issues.js";
 import { parseYamlText } from "./load.js";
@@ -16,8 +16,16 @@ export interface DesiredDocument {
   stopped?: boolean;
 }
 
+/**
+ * The largest desired file (and desired document over the control socket) accepted: a desired
+ * state is a release, a few replica counts and some environment, never megabytes.
+ */
+export const MAX_DESIRED_BYTES = 1024 * 1024;
+
 // Scalars written unquoted (`id: 20261123120000`, `FEATURE_X: 1`) are taken as strings.
 const textual = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
+const noControl = (what: string) =>
+  z.string().refine((s) => !CONTROL_CHARACTERS.test(s), { error: `${what} must not contain control characters (such as newlines, escapes or NUL)`, params: { fix: `Use a plain ${what.replace(/s$/, "")}: letters, digits and punctuation.` } });
 
 export const desiredSchema = z
   .strictObject({
@@ -25,9 +33,10 @@ export const desiredSchema = z
     release: z
       .strictObject({
         path: z.string().min(1).meta({ description: "Directory of the release (a symlink is resolved when read).", examples: ["/srv/app/releases/20261123120000"] }),
-        revision: textual.pipe(z.string().min(1)).optional().meta({ description: "Revision, e.g. a commit; default: the release id.", examples: ["abc123"] }),
+        revision: textual.pipe(z.string().min(1)).pipe(noControl("revisions")).optional().meta({ description: "Revision, e.g. a commit; default: the release id.", examples: ["abc123"] }),
         id: textual
           .pipe(z.string().regex(/^[^/\s]+$/, { error: "release ids must be non-empty and contain no \"/\" or whitespace" }))
+          .pipe(noControl("release ids"))
           .optional()
           .meta({ description: "Release id; default: the basename of the resolved path.", examples: ["20261123120000"] }),
       })
@@ -36,12 +45,15 @@ export const desiredSchema = z
     replicas: z
       .record(
         z.string().regex(PROCESS_ID_PATTERN, { error: "replicas keys must be process ids" }),
-        z.number().int().nonnegative(),
+        z.number().int().nonnegative().max(MAX_REPLICAS),
       )
       .optional()
-      .meta({ description: "Per-process replica counts overriding the config.", examples: [{ worker: 4 }] }),
+      .meta({ description: `Per-process replica counts overriding the config; each at most ${MAX_REPLICAS}.`, examples: [{ worker: 4 }] }),
     env: z
-      .record(z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }), textual)
+      .record(
+        z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }),
+        textual.pipe(z.string().refine((value) => !value.includes("\0"), { error: "environment values must not contain NUL characters (the OS cannot pass them)", params: { fix: "Remove the NUL character from the value." } })),
+      )
       .optional()
       .meta({ description: "Extra environment for this release's processes.", examples: [{ FEATURE_X: "1" }] }),
     stopped: z.boolean().optional().meta({ description: "true: no release is active and the proxy answers 503.", examples: [false] }),
@@ -57,6 +69,7 @@ export const desiredSchema = z
 
 // Parses desired.yaml (YAML or JSON); `source` names the file in errors.
 export function parseDesiredText(text: string, source: string): DesiredDocument {
+  checkDesiredSize(Buffer.byteLength(text), `desired file ${source}`);
   const parsed = parseYamlText(text, keepsText);
   if ("error" in parsed) {
     const { line, column, message } = parsed.error;
@@ -86,6 +99,14 @@ export function parseDesiredText(text: string, source: string): DesiredDocument 
     });
   }
   return normalise(result.data);
+}
+
+/** Refuses a desired file or document (`what`, e.g. "desired file /srv/app/desired.yaml") over MAX_DESIRED_BYTES, naming its size and the cap. */
+export function checkDesiredSize(bytes: number, what: string): void {
+  if (bytes <= MAX_DESIRED_BYTES) return;
+  throw new RollbridgeError("DESIRED_INVALID", `${what} is ${bytes} bytes; the cap is ${MAX_DESIRED_BYTES} bytes (1 MiB)`, {
+    fix: "A desired state names a release, replica counts and a little environment: move large data into the release directory or the config's env.",
+  });
 }
 
 // YAML for a desired document, keys in a fixed order so rewrites produce minimal diffs.

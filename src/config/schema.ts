@@ -2,7 +2,7 @@
 // Defaults that depend on other fields (health path, grace period, socket path, absolute paths)
 // are filled by resolveConfig (resolved-config.ts), so the schema stays a faithful description of the input.
 import { z } from "zod";
-import { DEFAULTS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNALS } from "./constants.js";
+import { DEFAULTS, MAX_REPLICAS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNALS } from "./constants.js";
 
 const text = () => z.string().min(1);
 const durationMs = () => z.number().nonnegative();
@@ -149,7 +149,10 @@ const logFileSchema = z.strictObject({
 
 const envSchema = z.record(
   z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }),
-  z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value)),
+  z
+    .union([z.string(), z.number(), z.boolean()])
+    .transform((value) => String(value))
+    .pipe(z.string().refine((value) => !value.includes("\0"), { error: "environment values must not contain NUL characters (the OS cannot pass them)", params: { fix: "Remove the NUL character from the value." } })),
 );
 
 const processSchema = z.strictObject({
@@ -198,8 +201,9 @@ const processSchema = z.strictObject({
   restart: restartSchema.optional().meta({ description: "Restart cap, window and backoff after crashes." }),
   memory: memorySchema.optional().meta({ description: "Restart the process when its RSS passes a limit." }),
   replicas: positiveInt()
+    .max(MAX_REPLICAS)
     .default(DEFAULTS.process.replicas)
-    .meta({ description: "Number of instances (port-less companions, or the proxied process with a port range).", examples: [4] }),
+    .meta({ description: `Number of instances (port-less companions, or the proxied process with a port range); at most ${MAX_REPLICAS}.`, examples: [4] }),
   outputLines: positiveInt()
     .default(DEFAULTS.process.outputLines)
     .meta({ description: "Recent output lines kept for status and logs.", examples: [200] }),

@@ -3,7 +3,7 @@
 // file the same way.
 import path from "node:path";
 import type { DesiredDocument } from "../config/desired-schema.js";
-import { desiredSchema } from "../config/desired-schema.js";
+import { checkDesiredSize, desiredSchema, serializeDesired } from "../config/desired-schema.js";
 import { RollbridgeError } from "../errors.js";
 import type { Daemon } from "../main.js";
 import { resolveDesired } from "../observe/desired-store.js";
@@ -28,6 +28,8 @@ export function parseDocument(raw: unknown): DesiredDocument {
  */
 export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
   const document = parseDocument(raw);
+  // The cap of the file, applied to what would be written: the file never goes over it.
+  checkDesiredSize(Buffer.byteLength(serializeDesired(document)), "the desired document (as YAML)");
   const file = daemon.config.desiredPath;
   const target = await resolveDesired(document, path.dirname(file));
   checkReplicaIds(daemon, target.replicas);

@@ -12,7 +12,8 @@ export interface Route {
   handler: Handler;
 }
 
-const MAX_BODY = 1024 * 1024;
+// Above the desired-file cap (1 MiB of YAML can take more as JSON), so that cap's error is the one seen.
+const MAX_BODY = 4 * 1024 * 1024;
 
 /** A control request that ended in an error answer (4xx/5xx): the daemon records it as an event. */
 export interface FailedRequest {
@@ -100,7 +101,7 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new RollbridgeError("USAGE", "request body too large");
+    if (size > MAX_BODY) throw new RollbridgeError("USAGE", `request body over ${MAX_BODY} bytes (4 MiB)`, { fix: "send a smaller request; a desired document may be at most 1 MiB" });
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;

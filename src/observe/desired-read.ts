@@ -2,9 +2,10 @@
 // names (symlinks resolved), the REVISION file — plus when those inputs last changed, so the
 // store can tell a finished write from one still in progress. No state, no adoption.
 import { createHash } from "node:crypto";
-import { promises as fs, type Stats } from "node:fs";
+import { constants as fsConstants, promises as fs, type Stats } from "node:fs";
 import path from "node:path";
-import { parseDesiredText, serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
+import { CONTROL_CHARACTERS } from "../config/constants.js";
+import { checkDesiredSize, parseDesiredText, serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
 import { RollbridgeError, errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
 import type { DesiredTarget, ReleaseSpec } from "../reconcile/types.js";
 
@@ -23,6 +24,9 @@ export async function readDesired(filePath: string): Promise<DesiredRead> {
   let text: string;
   let fileStats: Stats[];
   try {
+    // Refused before it is read: an oversized file must not cost the daemon its size in memory.
+    const tooLarge = sizeProblem((await fs.stat(filePath)).size, filePath);
+    if (tooLarge) return invalid("DESIRED_INVALID", tooLarge, watch);
     text = await fs.readFile(filePath, "utf8");
     fileStats = await statsOf(filePath);
     const real = await fs.realpath(filePath).catch(() => filePath);
@@ -102,6 +106,9 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
     // The link itself (a flip makes it new) and the directory (unpacking changes it).
     inputs.push(stat, ...(await statsOf(requestedPath)));
     const id = document.release.id ?? path.basename(resolved);
+    if (CONTROL_CHARACTERS.test(id)) {
+      throw new RollbridgeError("DESIRED_INVALID", `release.path ${JSON.stringify(resolved)} has control characters in its directory name, which would be the release id`, { fix: "rename the release directory, or set release.id (or --release-id) to a plain name" });
+    }
     // Only "/" has an empty basename; an empty id would name nothing in status or logs.
     if (id === "") throw new RollbridgeError("DESIRED_INVALID", `release.path ${resolved} has no directory name to use as the release id`, { fix: "set release.id, or point release.path at the release's own directory" });
     let revision = document.release.revision ?? null;
@@ -122,15 +129,44 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
   return { target: { release, replicas, stopped, documentHash: hash({ release: release?.generation ?? null, replicas, stopped }) }, inputs };
 }
 
-/** Capistrano convention: a REVISION file at the release root names the revision (first word). */
+/**
+ * Capistrano convention: a REVISION file at the release root names the revision (its first word;
+ * only the first 4 KiB are read). A revision with control characters is refused, not used.
+ */
 async function readRevisionFile(releasePath: string): Promise<{ revision: string; stat: Stats } | null> {
   const file = path.join(releasePath, "REVISION");
+  let text: string;
+  let stat: Stats;
   try {
-    const [text, stat] = await Promise.all([fs.readFile(file, "utf8"), fs.stat(file)]);
-    const revision = text.trim().split(/\s+/)[0] ?? "";
-    return revision.length > 0 && revision.length < 200 ? { revision, stat } : null;
+    const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    try {
+      stat = await handle.stat();
+      if (!stat.isFile()) return null;
+      const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(REVISION_READ_BYTES), position: 0 });
+      text = buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await handle.close();
+    }
   } catch {
     return null;
+  }
+  const revision = text.trim().split(/\s+/)[0] ?? "";
+  if (revision.length === 0 || revision.length >= 200) return null;
+  if (CONTROL_CHARACTERS.test(revision)) {
+    throw new RollbridgeError("DESIRED_INVALID", `${file} names a revision with control characters`, { fix: "write a plain revision (e.g. a commit sha) to REVISION, or pass --revision" });
+  }
+  return { revision, stat };
+}
+
+const REVISION_READ_BYTES = 4096;
+
+/** The message for a desired file over the cap, or null when it fits. */
+function sizeProblem(bytes: number, filePath: string): string | null {
+  try {
+    checkDesiredSize(bytes, `desired file ${filePath}`);
+    return null;
+  } catch (error) {
+    return errorMessage(error);
   }
 }
 

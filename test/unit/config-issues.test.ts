@@ -83,6 +83,8 @@ const cases: Case[] = [
   { rule: "{{ports.id}} names a process", raw: withProcesses(web, { ...worker, env: { WEB: "{{ports.wbe}}" } }), path: "processes[worker].env.WEB", message: 'no process "wbe"', fix: "{{ports.web}}" },
   { rule: "{{ports.id}} names a process with a port", raw: withProcesses(web, { ...worker, id: "w2" }, { ...worker, command: "x {{ports.w2}}" }), path: "processes[worker].command", message: "process w2 has no port", fix: "Add a port to w2" },
   { rule: "templates in lifecycle hooks are checked", raw: withProcesses({ ...web, lifecycle: { stopCommand: "kill -TERM {{pid}}" } }), path: "processes[web].lifecycle.stopCommand", message: "unknown template variable {{pid}}", fix: "Known variables" },
+  { rule: "replica counts are bounded", raw: withProcesses(web, { ...worker, replicas: 5000 }), path: "processes[worker].replicas", message: "at most 1024", fix: "replicas" },
+  { rule: "env values have no NUL", raw: withProcesses({ ...web, env: { A: "x\0y" } }), path: "processes[web].env.A", message: "NUL", fix: "Remove the NUL" },
   { rule: "templates in logFile.path are checked", raw: withProcesses({ ...web, logFile: { path: "/var/log/{{proccessId}}.log" } }), path: "processes[web].logFile.path", message: "{{proccessId}}", fix: "{{processId}}" },
   { rule: "control.mode as an unquoted YAML number", raw: { control: { mode: 660 }, processes: [web] }, path: "control.mode", message: "at most 511", fix: 'mode: "660"' },
   { rule: "control.mode as a non-octal string", raw: { control: { mode: "rw-rw----" }, processes: [web] }, path: "control.mode", message: "octal", fix: 'mode: "660"' },

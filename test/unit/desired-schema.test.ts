@@ -13,6 +13,28 @@ function rejects(text: string): RollbridgeError {
 }
 
 describe("parseDesiredText", () => {
+  it("refuses control characters in release ids and revisions, and NUL in env values", () => {
+    expect(rejects('release: {path: /r, revision: "abc\\e[31m"}\n').message).toContain("revisions must not contain control characters");
+    expect(rejects('release: {path: /r, revision: "abc\\ndef"}\n').message).toContain("release.revision");
+    expect(rejects('release: {path: /r, id: "v1\\u009b2J"}\n').message).toContain("release ids must not contain control characters");
+    expect(rejects('release: {path: /r, id: "v1\\0"}\n').message).toContain("release.id");
+    expect(rejects('release: {path: /r}\nenv: {A: "x\\0y"}\n').message).toContain("NUL");
+    // Printable text of any script is fine.
+    expect(parseDesiredText('release: {path: /r, revision: "$(touch x) \'\\"` ünï"}\n', "d.yaml").release?.revision).toBe(`$(touch x) '"\` ünï`);
+  });
+
+  it("bounds replica counts", () => {
+    expect(parseDesiredText("release: {path: /r}\nreplicas: {worker: 1024}\n", "d.yaml").replicas).toEqual({ worker: 1024 });
+    expect(rejects("release: {path: /r}\nreplicas: {worker: 1025}\n").message).toContain("replicas.worker");
+  });
+
+  it("refuses a file over 1 MiB, naming its size and the cap", () => {
+    const text = `release: {path: /r}\n# ${"x".repeat(1024 * 1024)}\n`;
+    const error = rejects(text);
+    expect(error.message).toBe(`desired file /srv/app/desired.yaml is ${Buffer.byteLength(text)} bytes; the cap is 1048576 bytes (1 MiB)`);
+    expect(error.fix).toContain("release directory");
+  });
+
   it("reads the whole documented file", () => {
     const doc = parseDesiredText(
       `release:
