@@ -24,6 +24,7 @@ import { plannerConfig } from "./reconcile/planner-config.js";
 import { StateKeeper } from "./reconcile/state-keeper.js";
 import type { Plan } from "./reconcile/types.js";
 import { buildStatus, type StatusDocument } from "./reconcile/status.js";
+import { boundedLineSink } from "./reconcile/event-sink.js";
 
 export interface DaemonOptions {
   /** Where the config came from, for reloads (SIGHUP). */
@@ -58,7 +59,7 @@ export class Daemon {
   constructor(loaded: LoadedConfig, private readonly options: DaemonOptions = {}) {
     this.loaded = loaded;
     const config = loaded.config;
-    this.events = new EventLog(1000, options.eventSink === undefined ? (line) => process.stdout.write(line + "\n") : options.eventSink);
+    this.events = new EventLog(1000, options.eventSink === undefined ? boundedLineSink(process.stdout) : options.eventSink);
     // A settled change wakes the loop; the watcher follows whatever the file names (a `current` symlink).
     this.store = new DesiredStore(config.desiredPath, { onWake: () => this.loop.trigger("desired-settled"), onWatchPaths: (files) => this.watcher.setFiles(files) });
     this.metrics = new Metrics(this.events);

@@ -52,7 +52,26 @@ export async function main(argv: string[]): Promise<number> {
     return printError(baseCtx, usageError(`unexpected argument "${parsed.positionals[0]}"`, `rollbridge ${name} --help shows its flags`), 2);
   }
   const ctx: CommandContext = { ...baseCtx, values: parsed.values as CommandContext["values"], positionals: parsed.positionals, json: Boolean(parsed.values.json) };
+  // Human output never prints the daemon's strings raw: ids and messages could drive the terminal.
+  if (!ctx.json) {
+    const [{ filterReceived }, { displaySafe }] = await Promise.all([import("../control/client.js"), import("./terminal-text.js")]);
+    filterReceived(displaySafe);
+  }
   return command.run(ctx);
+}
+
+/**
+ * Exit status when the reader of stdout or stderr goes away (`rollbridge events | head -1`):
+ * 128 + SIGPIPE, what the shell reports for cat, git or grep cut off the same way. The CLI
+ * exits at once and quietly: no stack trace, no EPIPE message.
+ */
+export const EXIT_OUTPUT_CLOSED = 141;
+
+for (const output of [process.stdout, process.stderr]) {
+  output.on("error", (error: NodeJS.ErrnoException) => {
+    // Nothing can be reported on a stream that is gone; any other write error ends the CLI as a failure.
+    process.exit(error.code === "EPIPE" ? EXIT_OUTPUT_CLOSED : 1);
+  });
 }
 
 main(process.argv.slice(2)).then(

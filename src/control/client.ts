@@ -3,6 +3,17 @@ import http from "node:http";
 import { RollbridgeError, type ErrorCode } from "../errors.js";
 import { API_PREFIX } from "./protocol.js";
 
+/**
+ * Applied to every parsed answer, error body and stream line before the caller sees it. The
+ * CLI sets it once, for its human output (escaping control characters in what the daemon
+ * sends); --json output keeps the values as received.
+ */
+let received: (value: unknown) => unknown = (value) => value;
+
+export function filterReceived(filter: (value: unknown) => unknown): void {
+  received = filter;
+}
+
 function noDaemon(socketPath: string, cause: unknown): RollbridgeError {
   return new RollbridgeError("DAEMON_NOT_RUNNING", `no daemon answers on ${socketPath}`, {
     cause,
@@ -31,6 +42,7 @@ export function request<T>(socketPath: string, method: string, route: string, bo
           } catch {
             return reject(new RollbridgeError("CONTROL_REQUEST_FAILED", `daemon answered ${res.statusCode} with a non-JSON body`));
           }
+          parsed = received(parsed);
           if ((res.statusCode ?? 500) >= 400) return reject(toError(parsed, res.statusCode ?? 500));
           resolve(parsed as T);
         });
@@ -50,7 +62,10 @@ export function request<T>(socketPath: string, method: string, route: string, bo
   });
 }
 
-/** Reads an NDJSON stream line by line until it ends. */
+/**
+ * Reads an NDJSON stream line by line until it ends. A last line `{error: {code, message, fix}}`
+ * (the daemon cut the stream, e.g. because this reader fell behind) rejects with that error.
+ */
 export function stream(socketPath: string, route: string, onLine: (value: unknown) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const req = http.request({ socketPath, method: "GET", path: API_PREFIX + route }, (res) => {
@@ -59,7 +74,7 @@ export function stream(socketPath: string, route: string, onLine: (value: unknow
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           try {
-            reject(toError(JSON.parse(Buffer.concat(chunks).toString("utf8")), res.statusCode ?? 500));
+            reject(toError(received(JSON.parse(Buffer.concat(chunks).toString("utf8"))), res.statusCode ?? 500));
           } catch {
             reject(new RollbridgeError("CONTROL_REQUEST_FAILED", `daemon answered ${res.statusCode}`));
           }
@@ -67,6 +82,7 @@ export function stream(socketPath: string, route: string, onLine: (value: unknow
         return;
       }
       let buffer = "";
+      let cut: RollbridgeError | null = null;
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
         buffer += chunk;
@@ -74,15 +90,24 @@ export function stream(socketPath: string, route: string, onLine: (value: unknow
         while ((nl = buffer.indexOf("\n")) >= 0) {
           const line = buffer.slice(0, nl);
           buffer = buffer.slice(nl + 1);
-          if (line.trim()) onLine(JSON.parse(line));
+          if (!line.trim()) continue;
+          const value = received(JSON.parse(line));
+          if (isErrorLine(value)) cut = toError(value, 200);
+          else onLine(value);
         }
       });
-      res.on("end", () => resolve());
+      res.on("end", () => (cut ? reject(cut) : resolve()));
       res.on("error", reject);
     });
     req.on("error", (error) => (isConnectError(error) ? reject(noDaemon(socketPath, error)) : reject(error)));
     req.end();
   });
+}
+
+function isErrorLine(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Object.keys(value).length !== 1) return false;
+  const error = (value as { error?: unknown }).error;
+  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string" && typeof (error as { message?: unknown }).message === "string";
 }
 
 function toError(body: unknown, status: number): RollbridgeError {

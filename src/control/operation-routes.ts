@@ -8,6 +8,7 @@ import type { Instance } from "../reconcile/instance.js";
 import { SERVICES_KEY, type ReleaseRecord } from "../reconcile/types.js";
 import { applyDesired } from "./apply-desired.js";
 import { logQuery, retainedLines, wireLine } from "./logs.js";
+import { ndjsonStream } from "./ndjson-stream.js";
 import type { ApplyResponse } from "./protocol.js";
 import type { Route } from "./server.js";
 
@@ -152,12 +153,11 @@ function restart(daemon: Daemon, body: { process?: unknown; policy?: unknown }):
   return { releaseId: active.spec.id, instances };
 }
 
-function startStream(res: http.ServerResponse): (value: unknown) => void {
-  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-  res.flushHeaders();
-  return (value) => {
-    if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(value) + "\n");
-  };
+/** The bounded NDJSON writer of a follow stream; `off` (set once subscribed) stops producing when it is cut. */
+function startStream(res: http.ServerResponse, what: string, fix: string): { write: (value: unknown, backlog?: boolean) => void; onCut: (off: () => void) => void } {
+  let off = () => {};
+  const out = ndjsonStream(res, { what, fix, onCut: () => off() });
+  return { write: (value, backlog) => void out.write(value, backlog), onCut: (fn) => (off = fn) };
 }
 
 /** Streams the retained lines the query selects, then every new one, until the client goes away. */
@@ -167,11 +167,12 @@ function followLogs(daemon: Daemon, res: http.ServerResponse, url: URL): Promise
   const retained = retainedLines(daemon, query);
   const filter = query.process;
   const matches = (processId: string, instanceId: string) => !filter || processId === filter || instanceId === filter;
-  const write = startStream(res);
-  if (url.searchParams.get("retained") !== "false") for (const line of retained) write({ ...line, retained: true });
+  const { write, onCut } = startStream(res, "logs --follow", "rollbridge logs shows the recent lines; follow again when the reader keeps up (e.g. not paused in a pager)");
+  if (url.searchParams.get("retained") !== "false") for (const line of retained) write({ ...line, retained: true }, true);
   const off = daemon.executor.onOutput((line) => {
     if (matches(line.processId, line.instanceId)) write(wireLine(line));
   });
+  onCut(off);
   return untilClosed(res, off);
 }
 
@@ -180,9 +181,10 @@ function followEvents(daemon: Daemon, res: http.ServerResponse, url: URL): Promi
   const raw = url.searchParams.get("limit");
   const limit = raw === null ? 100 : Number(raw);
   if (!Number.isInteger(limit) || limit < 0) throw new RollbridgeError("USAGE", `expected a non-negative integer limit, got "${raw}"`);
-  const write = startStream(res);
-  if (limit > 0) for (const event of daemon.events.recent(limit)) write(event);
+  const { write, onCut } = startStream(res, "events --follow", "rollbridge events shows the recent history; follow again when the reader keeps up (e.g. not paused in a pager)");
+  if (limit > 0) for (const event of daemon.events.recent(limit)) write(event, true);
   const off = daemon.events.subscribe((event) => write(event));
+  onCut(off);
   return untilClosed(res, off);
 }
 

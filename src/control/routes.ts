@@ -9,9 +9,10 @@ import { operationRoutes } from "./operation-routes.js";
 import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
 import { logQuery, retainedLines } from "./logs.js";
-import type { ApplyRequest, ApplyResponse, LogsResponse, WaitOutcome } from "./protocol.js";
+import { MAX_TIMEOUT_MS, type ApplyRequest, type ApplyResponse, type LogsResponse, type WaitOutcome } from "./protocol.js";
 import type { Route } from "./server.js";
 import { abortRollout } from "./abort-rollout.js";
+import { ndjsonStream } from "./ndjson-stream.js";
 import { SERVICES_KEY } from "../reconcile/types.js";
 import path from "node:path";
 
@@ -85,13 +86,13 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
   const generation = url.searchParams.get("generation");
   const wantStopped = url.searchParams.get("stopped") === "true";
   const since = Number(url.searchParams.get("since") ?? daemon.events.lastSeq());
-  const timeoutMs = Number(url.searchParams.get("timeoutMs") ?? 0);
+  const timeoutMs = waitTimeout(url.searchParams.get("timeoutMs"));
   const startedAt = Date.now();
-  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-  const write = (value: unknown) => {
-    if (!res.writableEnded) res.write(JSON.stringify(value) + "\n");
-  };
-  for (const event of daemon.events.recent()) if (event.seq > since) write({ event });
+  // Cut when the CLI falls 1 MiB behind: the wait ends here, the rollout does not.
+  let stop = () => {};
+  const out = ndjsonStream(res, { what: "apply --wait", fix: "the rollout goes on without this wait: rollbridge status (or rollbridge events) shows how it ends", onCut: () => stop() });
+  const write = (value: unknown) => void out.write(value);
+  for (const event of daemon.events.recent()) if (event.seq > since) out.write({ event }, true);
 
   return new Promise<void>((resolve) => {
     let done = false;
@@ -102,8 +103,7 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       offPass();
       clearInterval(ticker);
       if (timer) clearTimeout(timer);
-      write({ outcome });
-      res.end();
+      out.end({ outcome });
       resolve();
     };
     const check = () => {
@@ -145,7 +145,7 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       finish({ outcome: "timeout", message: aborted ?? `not converged within ${timeoutMs} ms`, releaseId: daemon.executor.releases.get(generation ?? "")?.spec.id ?? null });
     };
     const timer = timeoutMs > 0 ? setTimeout(() => void onTimeout(), timeoutMs) : null;
-    req.on("close", () => {
+    stop = () => {
       if (!done) {
         done = true;
         unsubscribe();
@@ -154,9 +154,19 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
         if (timer) clearTimeout(timer);
         resolve();
       }
-    });
+    };
+    req.on("close", stop);
     daemon.loop.trigger("wait");
   });
+}
+
+/** `timeoutMs` of a wait: 0 (none) up to MAX_TIMEOUT_MS; anything else is refused before the stream starts. */
+function waitTimeout(raw: string | null): number {
+  if (raw === null) return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new RollbridgeError("USAGE", `timeoutMs "${raw}" is not a non-negative whole number of milliseconds`);
+  if (n > MAX_TIMEOUT_MS) throw new RollbridgeError("USAGE", `timeoutMs ${raw} is over ${MAX_TIMEOUT_MS} ms (about 24.8 days), the longest a timer can wait`, { fix: "pass a shorter timeout, or none" });
+  return n;
 }
 
 /** What the daemon adopted from the desired file after event `since`, if anything (the latest). */

@@ -1,5 +1,6 @@
 // The daemon's structured history: the last 1000 events in memory, each also written as one
 // JSON line to stdout (journald / the daemon log file), and streamed to `apply --wait`.
+import { boundedLineSink } from "./event-sink.js";
 
 export type EventLevel = "info" | "warn" | "error";
 
@@ -23,7 +24,7 @@ export class EventLog {
 
   constructor(
     private readonly capacity = 1000,
-    private readonly sink: ((line: string) => void) | null = (line) => process.stdout.write(line + "\n"),
+    private readonly sink: ((line: string) => void) | null = boundedLineSink(process.stdout),
   ) {}
 
   emit(input: EventInput): DaemonEvent {

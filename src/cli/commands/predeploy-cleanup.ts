@@ -14,6 +14,7 @@ import type { Command } from "../command.js";
 import { configFor } from "../context.js";
 import { liveDaemon, type LiveDaemon } from "../live-daemon.js";
 import { green, printError, printJson, red, usageError, yellow } from "../output.js";
+import { displaySafe } from "../terminal-text.js";
 import { recover, renderRecover, type RecoverDocument } from "./recover.js";
 
 export type ScreenReportOutcome = ScreenQuitOutcome | "would-quit" | "not-running" | "protected";
@@ -57,7 +58,7 @@ export const predeployCleanupCommand: Command = {
       const ok = orphans.ok && legacyOk(legacy);
       const document = { releasePath, dryRun, daemon: daemon ? { pid: daemon.pid, activeReleaseId: daemon.activeReleaseId } : null, orphans: orphans.document, legacy };
       if (ctx.json) printJson(ctx, { ok, ...document });
-      else ctx.stdout(render(document, loaded.path));
+      else ctx.stdout(render(displaySafe(document), loaded.path));
       return ok ? 0 : 1;
     } catch (error) {
       return printError(ctx, error, 1);

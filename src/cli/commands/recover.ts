@@ -7,6 +7,7 @@ import type { Command } from "../command.js";
 import { configFor } from "../context.js";
 import { liveDaemon, type LiveDaemon } from "../live-daemon.js";
 import { green, printError, printJson, red, table, yellow } from "../output.js";
+import { displaySafe } from "../terminal-text.js";
 
 export const recoverCommand: Command = {
   name: "recover",
@@ -21,7 +22,7 @@ export const recoverCommand: Command = {
       const loaded = await configFor(ctx);
       const result = await recover(loaded.config, Boolean(ctx.values.force));
       if (ctx.json) printJson(ctx, { ok: result.ok, ...result.document });
-      else ctx.stdout(renderRecover(result.document, loaded.path));
+      else ctx.stdout(renderRecover(displaySafe(result.document), loaded.path));
       return result.ok ? 0 : 1;
     } catch (error) {
       return printError(ctx, error, 1);

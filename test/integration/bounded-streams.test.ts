@@ -1,0 +1,98 @@
+// A stopped follower must not make the daemon grow: with a managed process printing 4 MB/s and
+// `logs --follow` under SIGSTOP, the daemon's RSS stays flat; once the follower runs again it
+// is told it fell behind and exits non-zero.
+import { spawn, type ChildProcess } from "node:child_process";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { CLI, sleep, startDaemon, until, waitForExit, type TestDaemon } from "../helpers/daemon.js";
+
+let daemon: TestDaemon | null = null;
+let follower: ChildProcess | null = null;
+afterEach(async () => {
+  if (follower) {
+    signal(follower, "SIGCONT");
+    signal(follower, "SIGKILL");
+  }
+  follower = null;
+  await daemon?.stop();
+  daemon = null;
+});
+
+// 4 MB/s of 1 KiB lines, in 40 ms batches.
+const CHATTY = `const line = "x".repeat(1023) + "\\n";
+const batch = line.repeat(160);
+setInterval(() => process.stdout.write(batch), 40);
+`;
+
+/** Signals a child of the test by its pid; one that already exited is not an error. */
+function signal(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid, sig);
+  } catch {
+    // exited meanwhile
+  }
+}
+
+async function vmRssBytes(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, "utf8");
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmRSS for ${pid}`);
+  return Number(kb) * 1024;
+}
+
+describe("bounded follow streams", () => {
+  it("keeps the daemon's RSS flat while a logs --follow is stopped, then cuts that follower and says why", async () => {
+    daemon = await startDaemon({
+      processes: `  - id: web
+    policy: proxied
+    command: node {{APP}}
+    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
+    health: {path: /ping, intervalMs: 50}
+    gracefulStopMs: 3000
+  - id: chatty
+    policy: companion
+    command: node chatty.mjs
+    gracefulStopMs: 1000`,
+    });
+    const v1 = await daemon.release("v1");
+    await fs.writeFile(path.join(v1, "chatty.mjs"), CHATTY);
+    const deployed = await daemon.cli(["deploy", "--release-path", v1]);
+    expect(deployed.code, deployed.stderr).toBe(0);
+
+    // The daemon's steady state under 4 MB/s of output, before anyone follows.
+    const daemonPid = daemon.child.pid!;
+    await sleep(2000);
+    let baseline = 0;
+    for (let i = 0; i < 8; i++) {
+      baseline = Math.max(baseline, await vmRssBytes(daemonPid));
+      await sleep(250);
+    }
+
+    const child = spawn(process.execPath, [CLI, "logs", "--follow", "--process", "chatty", "--config", daemon.configPath], { cwd: daemon.dir, stdio: ["ignore", "pipe", "pipe"] });
+    follower = child;
+    let received = 0;
+    let stderr = "";
+    child.stdout!.on("data", (chunk: Buffer) => (received += chunk.length));
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    await until(() => received > 256 * 1024, 20_000, "the follower's first lines");
+    signal(child, "SIGSTOP");
+
+    const samples: number[] = [];
+    for (let i = 0; i < 24; i++) {
+      await sleep(500);
+      samples.push(await vmRssBytes(daemonPid));
+    }
+    const growth = Math.max(...samples) - baseline;
+    // Unbounded, 12 s at 4 MB/s queue ~48 MB of lines (about 100 MB of RSS); bounded, the
+    // follower's queue is at most 1 MiB. The margin is for GC timing on a loaded machine.
+    expect(growth, `daemon RSS ${Math.round(baseline / 1e6)} MB → max ${Math.round(Math.max(...samples) / 1e6)} MB`).toBeLessThan(32 * 1024 * 1024);
+
+    signal(child, "SIGCONT");
+    expect(await waitForExit(child, 30_000)).toBe(true);
+    expect(child.exitCode).toBe(1);
+    expect(stderr).toContain("logs --follow fell more than 1024 KiB behind the daemon");
+    expect(stderr).toContain("fix: rollbridge logs shows the recent lines");
+  }, 90_000);
+});
