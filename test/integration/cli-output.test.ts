@@ -110,6 +110,6 @@ describe("hostile strings from the daemon", () => {
     expect(logs.code, logs.stderr).toBe(0);
     expect(logs.stdout).toContain("\u001b[31mred\u001b[0m plain \\x1b]0;owned\\x07 \\x1b[2J end");
     const json = await daemon.cli(["logs", "--process", "printer", "--json"]);
-    expect(JSON.parse(json.stdout).processes[0].lines).toContain("\u001b[31mred\u001b[0m plain \u001b]0;owned\u0007 \u001b[2J end");
+    expect(JSON.parse(json.stdout).lines.map((l: { line: string }) => l.line)).toContain("\u001b[31mred\u001b[0m plain \u001b]0;owned\u0007 \u001b[2J end");
   });
 });
