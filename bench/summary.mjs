@@ -3,7 +3,10 @@
 // failed says so instead of a number. `met` is true/false against the goal, null for context.
 import { fmt, printTable } from "./lib.mjs";
 
-/** Builds {rows: [{key, row, now, goal, ratio, met}], met, measured} from the combined result. */
+/**
+ * Builds {rows: [{key, row, now, goal, ratio, met, values}], met, judged} from the combined
+ * result: the strings for the table, `values` (numbers) for comparing runs.
+ */
 export function buildSummary(combined) {
   const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...pm2Rows(combined.pm2)];
   const judged = rows.filter((r) => r.met !== null);
@@ -26,7 +29,7 @@ const x = (n) => `${fmt(n, 2)}x`;
 
 function missing(key, row, goal, bench, why) {
   const reason = !bench ? "not run" : bench.skipped ? `skipped: ${bench.skipped}` : bench.failed ? `failed: ${bench.failed}` : why;
-  return { key, row, now: `not measured (${reason})`, goal, ratio: "", met: null };
+  return { key, row, now: `not measured (${reason})`, goal, ratio: "", met: null, values: null };
 }
 
 function measured(bench) {
@@ -50,6 +53,7 @@ function cliRows(cli) {
       goal: `≤ ${cli.meta.goalRatio}x node -e 0`,
       ratio: `${x(ratio.median)}, p90 ${x(ratio.p90)} (node -e 0: ${fmt(base.median, 0)} ms, p90 ${fmt(base.p90, 0)} ms)`,
       met: ratio.median <= cli.meta.goalRatio,
+      values: { medianMs: c.ms.median, p90Ms: c.ms.p90, ratio: ratio.median, p90Ratio: ratio.p90, baselineMedianMs: base.median, baselineP90Ms: base.p90 },
     };
   });
 }
@@ -65,6 +69,7 @@ function deployRow(deploy) {
     goal: `boot + ${deploy.meta.goalMs} ms`,
     ratio: `${x(deploy.wall.median / deploy.boot.median)} the app's own boot (${fmt(deploy.boot.median, 0)} ms, same run)`,
     met: deploy.overhead.median <= deploy.meta.goalMs,
+    values: { overheadMs: deploy.overhead.median, wallMs: deploy.wall.median, bootMs: deploy.boot.median, overheadAtSwitchMs: deploy.overheadAtSwitch.median, switchedToCliExitMs: deploy.breakdown.switchedToCliExitMs.median },
   };
 }
 
@@ -84,6 +89,7 @@ function rssRows(rss) {
       goal: `idle ≤ ${rss.meta.idleGoalMB} MB, peak ≤ ${rss.meta.peakGoalMB} MB`,
       ratio: "absolute (no baseline)",
       met: m.idleMet && (loaded ? m.peakMet : false),
+      values: { idleMB: m.idleMB, peakMB: m.peakUnderLoadMB ?? null, highWaterMarkMB: m.hwmAfterLoadMB ?? null },
     };
   });
 }
@@ -109,6 +115,7 @@ function proxyRows(proxy) {
       goal: tpGoal,
       ratio: `${x(s.rpsVsBare)} req/s, p99 ${x(s.p99VsBare)} (bare: ${fmt(bare.rps, 0)} req/s, p99 ${fmt(bare.p99Ms, 2)} ms)`,
       met: s.rpsVsBare >= 1.2 && s.p99VsBare <= 1.0,
+      values: { rps: s.rps, p99Ms: s.p99Ms, rpsRatio: s.rpsVsBare, p99Ratio: s.p99VsBare, bareRps: bare.rps, bareP99Ms: bare.p99Ms },
     });
   }
   const s = by["rollbridge daemon"];
@@ -123,6 +130,7 @@ function proxyRows(proxy) {
       goal: "≤ 30 µs",
       ratio: `${nginx ? `${x(s.cpuVsNginx)} nginx (${fmt(nginx.cpuUsPerReq, 1)} µs)` : `no nginx in this run (${proxy.meta.nginx})`}; ${x(s.cpuVsBare)} bare undici (${fmt(bare.cpuUsPerReq, 1)} µs)`,
       met: s.cpuUsPerReq <= 30,
+      values: { usPerRequest: s.cpuUsPerReq, vsNginx: s.cpuVsNginx ?? null, nginxUsPerRequest: nginx?.cpuUsPerReq ?? null, vsBare: s.cpuVsBare, bareUsPerRequest: bare.cpuUsPerReq },
     });
   }
   return rows;
@@ -136,13 +144,17 @@ function pm2Rows(pm2) {
   const reload = (x) => `${x.load.failed} failed of ${x.load.requests} requests; reload ${fmt(x.reloadMs.median, 0)} ms (median of ${x.reloadMs.count})`;
   if (!p || p.skipped || p.failed) {
     const why = p?.skipped ?? (p?.failed ? `failed: ${p.failed}` : undefined) ?? (pm2?.skipped ? `skipped: ${pm2.skipped}` : pm2?.failed ? `failed: ${pm2.failed}` : "not run");
-    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `not measured (${why})`, goal: reference, ratio: "", met: null });
-    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: `not measured (${why})`, goal: reference, ratio: "", met: null });
+    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `not measured (${why})`, goal: reference, ratio: "", met: null, values: null });
+    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: `not measured (${why})`, goal: reference, ratio: "", met: null, values: null });
   } else {
-    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `idle ${fmt(p.godRss.idleMB, 0)} MB, peak ${fmt(p.godRss.peakUnderLoadMB, 0)} MB under load`, goal: reference, ratio: `PM2 ${pm2.meta.pm2}, ${pm2.meta.instances} cluster instances`, met: null });
-    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: reload(p), goal: reference, ratio: `${fmt(p.load.rps, 0)} req/s during (shared port, no proxy hop)${p.allReplaced ? "" : "; not every instance was replaced"}`, met: null });
+    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `idle ${fmt(p.godRss.idleMB, 0)} MB, peak ${fmt(p.godRss.peakUnderLoadMB, 0)} MB under load`, goal: reference, ratio: `PM2 ${pm2.meta.pm2}, ${pm2.meta.instances} cluster instances`, met: null, values: { idleMB: p.godRss.idleMB, peakMB: p.godRss.peakUnderLoadMB } });
+    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: reload(p), goal: reference, ratio: `${fmt(p.load.rps, 0)} req/s during (shared port, no proxy hop)${p.allReplaced ? "" : "; not every instance was replaced"}`, met: null, values: reloadValues(p) });
   }
   if (!r) rows.push(missing("rollbridge-reload", "the same reload through Rollbridge (`apply --wait`)", reference, pm2));
-  else rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null });
+  else rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null, values: reloadValues(r) });
   return rows;
+}
+
+function reloadValues(x) {
+  return { failed: x.load.failed, requests: x.load.requests, reloadMedianMs: x.reloadMs.median, reloadMaxMs: x.reloadMs.max, rps: x.load.rps };
 }
