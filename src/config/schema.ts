@@ -103,12 +103,12 @@ const healthSchema = z.strictObject({
 });
 
 const lifecycleSchema = z.strictObject({
-  quietCommand: text().optional().meta({ description: "Shell command run first: stop taking new work.", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
-  drainCommand: text().optional().meta({ description: "Shell command that blocks until in-flight work is done.", examples: ["./bin/wait-idle"] }),
+  quietCommand: text().optional().meta({ description: "Shell command run first: stop taking new work (templated; values are shell-quoted).", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
+  drainCommand: text().optional().meta({ description: "Shell command that blocks until in-flight work is done (templated; values are shell-quoted).", examples: ["./bin/wait-idle"] }),
   drainTimeoutMs: durationMs()
     .default(DEFAULTS.lifecycle.drainTimeoutMs)
     .meta({ description: "Bound of the drain step; 0 skips it.", examples: [60000] }),
-  stopCommand: text().optional().meta({ description: "Shell command run instead of sending stopSignal.", examples: ["./bin/stop"] }),
+  stopCommand: text().optional().meta({ description: "Shell command run instead of sending stopSignal (templated; values are shell-quoted).", examples: ["./bin/stop"] }),
 });
 
 const restartSchema = z.strictObject({
@@ -173,7 +173,7 @@ const processSchema = z.strictObject({
   command: z
     .string()
     .regex(/\S/, { error: "command must not be empty" })
-    .meta({ description: "Shell command line (templated).", examples: ["node server.js --port {{port}}"] }),
+    .meta({ description: "Shell command line (templated; each value is shell-quoted for where it sits).", examples: ["node server.js --port {{port}}"] }),
   env: envSchema
     .default({})
     .meta({ description: "Extra environment variables (values templated); numbers and booleans become strings.", examples: [{ NODE_ENV: "production" }] }),
