@@ -14,11 +14,16 @@ export interface LogFileOptions {
   onError?: (error: unknown) => void;
 }
 
+/** Output that may wait for the log file's disk before lines are dropped (UTF-16 units, about bytes). */
+export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
 export class RotatingLogFile {
   private size = -1;
   private queue: string[] = [];
   private writing: Promise<void> | null = null;
   private failed = false;
+  private queuedBytes = 0;
+  private dropped = 0;
 
   constructor(private readonly options: LogFileOptions) {}
 
@@ -26,9 +31,26 @@ export class RotatingLogFile {
     return this.options.path;
   }
 
-  /** Queues one line (a newline is added). */
+  /**
+   * Queues one line (a newline is added). While more than MAX_QUEUED_BYTES wait for a disk
+   * that cannot keep up (a hung network mount, a full device retried), lines are dropped and
+   * counted instead of piling up in the daemon's memory; a marker line says how many once
+   * the queue has been written. The retained output (`logs`) keeps them either way.
+   */
   write(line: string): void {
-    this.queue.push(line + "\n");
+    // The writer takes the whole queue at once: an empty queue means what was counted is written.
+    if (this.queue.length === 0) this.queuedBytes = 0;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      this.dropped += 1;
+      return;
+    }
+    if (this.dropped > 0) {
+      this.queue.push(`[rollbridge] ${this.dropped} line${this.dropped === 1 ? "" : "s"} not written here: the log file could not keep up\n`);
+      this.dropped = 0;
+    }
+    const text = line + "\n";
+    this.queue.push(text);
+    this.queuedBytes += text.length;
     if (!this.writing) this.writing = this.drain().finally(() => (this.writing = null));
   }
 
