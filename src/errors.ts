@@ -26,6 +26,8 @@ export type ErrorCode =
   | "TIMEOUT"
   | "STATE_FILE_INVALID"
   | "STOP_FAILED"
+  | "UNSAFE_PATH"
+  | "UNTRUSTED_SOCKET"
   | "USAGE";
 
 export class RollbridgeError extends Error {

@@ -3,8 +3,10 @@
 import { promises as fs } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
+import { removeConfigRecord, writeConfigRecord } from "./config/config-record.js";
 import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
+import { defaultPidPath, ensurePrivateDir } from "./config/runtime-dir.js";
 import type { Config } from "./config/schema.js";
 import { bindControlSocket, refuseIfRunning } from "./control/socket.js";
 import { createControlServer } from "./control/server.js";
@@ -25,6 +27,7 @@ import { StateKeeper } from "./reconcile/state-keeper.js";
 import type { Plan } from "./reconcile/types.js";
 import { buildStatus, type StatusDocument } from "./reconcile/status.js";
 import { boundedLineSink } from "./reconcile/event-sink.js";
+import { lookupGid, readTrusted } from "./safe-file.js";
 
 export interface DaemonOptions {
   /** Where the config came from, for reloads (SIGHUP). */
@@ -50,6 +53,10 @@ export class Daemon {
   /** The config file, watched like the desired file: a saved change is a reload. */
   private readonly configWatcher: DesiredWatcher;
   private reloading: Promise<void> = Promise.resolve();
+  /** The last reload failed: the next good read is reported even when it equals the running config. */
+  private reloadFailed = false;
+  /** The config record written at start (config-record.ts), removed at shutdown. */
+  private recorded = false;
   private control: http.Server | null = null;
   private metricsServer: MetricsServer | null = null;
   private readonly passListeners = new Set<(plan: Plan) => void>();
@@ -107,6 +114,9 @@ export class Daemon {
 
   async start(): Promise<void> {
     const config = this.config;
+    // The default socket lives in the private runtime directory: created 0700 (0750 with control.group), refused if it is not ours.
+    if (config.control.defaultPath) await ensurePrivateDir(path.dirname(config.control.path), { gid: controlGid(config) });
+    else await fs.mkdir(path.dirname(config.control.path), { recursive: true });
     await refuseIfRunning(config.control.path, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
     try {
       await this.proxy.listen();
@@ -122,7 +132,6 @@ export class Daemon {
         this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
     });
     try {
-      await fs.mkdir(path.dirname(config.control.path), { recursive: true });
       await bindControlSocket(this.control, config.control.path, config.control, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
     } catch (error) {
       await this.proxy.close();
@@ -138,6 +147,7 @@ export class Daemon {
         throw error;
       }
     }
+    await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
     this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${config.proxy.host}:${config.proxy.port}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
@@ -185,7 +195,9 @@ export class Daemon {
     if (this.shutdownPromise) return;
     try {
       const next = await loadConfig(this.options.explicitConfigPath ?? this.loaded.path, this.options.cwd ?? process.cwd());
-      if (origin !== "SIGHUP" && JSON.stringify(next.config) === JSON.stringify(this.config)) return;
+      // After a failed reload, a good file is news even when it equals the running config.
+      if (origin !== "SIGHUP" && !this.reloadFailed && JSON.stringify(next.config) === JSON.stringify(this.config)) return;
+      this.reloadFailed = false;
       const refused = listenerChanges(this.config, next.config);
       if (refused.length > 0) {
         this.events.emit({ level: "error", type: "config-reload-refused", message: `config reload refused: ${refused.join("; ")} cannot change while the daemon runs (restart the daemon for that)` });
@@ -196,6 +208,7 @@ export class Daemon {
       this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path} (${origin})` });
       this.loop.trigger("config-reload");
     } catch (error) {
+      this.reloadFailed = true;
       this.events.emit({ level: "error", type: "config-reload-failed", message: `config reload failed, keeping the running config: ${errorMessage(error)}` });
     }
   }
@@ -229,7 +242,27 @@ export class Daemon {
       await new Promise<void>((resolve) => this.control?.close(() => resolve()));
     }
     await fs.unlink(this.config.control.path).catch(() => undefined);
+    await this.forgetRuntimeFiles();
     this.events.emit({ type: "daemon-stopped", message: "daemon stopped" });
+  }
+
+  /** Records which socket serves this config file, so a CLI finds it while the file is broken. */
+  private async recordConfig(): Promise<void> {
+    const config = this.config;
+    try {
+      await writeConfigRecord({ configPath: this.loaded.path, socket: config.control.path, owner: config.control.owner, desiredPath: config.desiredPath, application: config.application, pid: process.pid });
+      this.recorded = true;
+    } catch (error) {
+      this.events.emit({ level: "warn", type: "config-record-failed", message: `could not record the control socket of ${this.loaded.path} in the runtime directory (a CLI cannot find this daemon while that file is broken): ${errorMessage(error)}` });
+    }
+  }
+
+  /** At shutdown: the config record, and the default pid file when it names this daemon. */
+  private async forgetRuntimeFiles(): Promise<void> {
+    if (this.recorded) await removeConfigRecord(this.loaded.path, process.pid).catch(() => undefined);
+    const pidFile = defaultPidPath(this.config.application);
+    const text = await readTrusted(pidFile, { maxBytes: 64 }).catch(() => null);
+    if (text !== null && Number(text.text.trim()) === process.pid) await fs.unlink(pidFile).catch(() => undefined);
   }
 
   private installSignals(): void {
@@ -240,6 +273,10 @@ export class Daemon {
     process.once("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => void this.reload());
   }
+}
+
+function controlGid(config: Config): number | undefined {
+  return config.control.group === undefined ? undefined : (lookupGid(config.control.group) ?? undefined);
 }
 
 function listenerChanges(a: Config, b: Config): string[] {

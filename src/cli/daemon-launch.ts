@@ -1,20 +1,29 @@
 // `ensure-daemon` and `deploy --ensure-daemon`: start a detached daemon unless one answers on
 // the control socket. A lock file (`<socket>.lock`, created with O_EXCL) makes concurrent
-// callers start at most one daemon; a lock left by a dead caller is taken over.
+// callers start at most one daemon; a lock of ours whose owner is gone is taken over, a lock of
+// another user (or from the future) is reported and left alone. The defaults — socket, lock, log
+// and pid file — are in the private runtime directory; every file is opened through safe-file.ts.
+// The pid file only ever holds a pid this command started, or one verified to hold the socket.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, promises as fs } from "node:fs";
+import { lstat, mkdir, unlink } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LoadedConfig } from "../config/load.js";
-import { request } from "../control/client.js";
-import { socketAnswers } from "../control/socket.js";
+import { defaultDaemonLogPath, defaultPidPath, ensurePrivateDir, runtimeDir } from "../config/runtime-dir.js";
+import { probe, request, socketHeldBy, type ControlEndpoint } from "../control/client.js";
 import { RollbridgeError, errorMessage } from "../errors.js";
+import { readIdentity } from "../process/identity.js";
+import { createExclusive, describeOwner, euid, fileKind, lookupGid, openAppend, openTrustedRead, readTrusted, unsafe, writeAtomic } from "../safe-file.js";
+import { endpointFor } from "./context.js";
+import { daemonEnvironment } from "./daemon-env.js";
 
 export interface EnsureOptions {
-  /** Where the detached daemon's stdout/stderr are appended (default /tmp/rollbridge-<application>.log). */
+  /** Where the detached daemon's stdout/stderr are appended (default: daemon.log in the private runtime directory). */
   logPath?: string | undefined;
-  /** Write the daemon's pid here (also when it was already running). */
+  /** Where the daemon's pid is recorded (default: daemon.pid in the private runtime directory). */
   pidPath?: string | undefined;
+  /** Pass this process's whole environment to the daemon instead of the minimal one (daemon-env.ts). */
+  inheritEnv?: boolean;
   /** How long to wait for a started daemon to answer. */
   startTimeoutMs?: number;
 }
@@ -24,37 +33,45 @@ export interface EnsureResult {
   pid: number;
   socket: string;
   logPath: string;
-  pidPath: string | null;
+  pidPath: string;
+  /** Whether `pid` was written to `pidPath`: always when started; otherwise only when it was verified to hold the socket. */
+  pidRecorded: boolean;
+  /** Why the pid was not recorded, when it was not. */
+  note: string | null;
 }
 
 const LOCK_STALE_MS = 60_000;
+/** A lock's mtime this far ahead of our clock is not a clock skew of a few ms: it is not trusted. */
+const LOCK_FUTURE_SLACK_MS = 5_000;
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
-
-export function defaultLogPath(application: string): string {
-  return `/tmp/rollbridge-${application}.log`;
-}
 
 /** Makes sure a daemon answers on the config's control socket; starts one when none does. */
 export async function ensureDaemon(loaded: LoadedConfig, options: EnsureOptions = {}): Promise<EnsureResult> {
-  const socket = loaded.config.control.path;
-  const logPath = path.resolve(options.logPath ?? defaultLogPath(loaded.config.application));
-  const pidPath = options.pidPath ? path.resolve(options.pidPath) : null;
+  const config = loaded.config;
+  const application = config.application;
+  const own: ControlEndpoint = { path: config.control.path, owner: config.control.owner };
+  // A socket at one of the default places (a root daemon's, for a group member) counts as running.
+  const found = await endpointFor(config);
+  const logPath = path.resolve(options.logPath ?? defaultDaemonLogPath(application));
+  const pidPath = path.resolve(options.pidPath ?? defaultPidPath(application));
   const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  const lockPath = `${socket}.lock`;
-  await fs.mkdir(path.dirname(socket), { recursive: true });
+  const lockPath = `${own.path}.lock`;
+  const usesPrivateDir = config.control.defaultPath || options.logPath === undefined || options.pidPath === undefined;
+  if (usesPrivateDir) await ensurePrivateDir(runtimeDir(application), { gid: config.control.group === undefined ? undefined : (lookupGid(config.control.group) ?? undefined) });
+  if (!config.control.defaultPath) await mkdir(path.dirname(own.path), { recursive: true });
 
   for (;;) {
-    const running = await runningPid(socket);
-    if (running !== null) return finish({ started: false, pid: running, socket, logPath, pidPath });
+    const running = (await runningPid(found)) ?? (found.path === own.path ? null : await runningPid(own));
+    if (running !== null) return finish({ started: false, pid: running.pid, socket: running.socket, logPath, pidPath });
     if (await takeLock(lockPath)) {
       try {
         // Someone may have started it between our check and the lock.
-        const again = await runningPid(socket);
-        if (again !== null) return await finish({ started: false, pid: again, socket, logPath, pidPath });
-        const pid = await startDetached(loaded, logPath, socket, deadline);
-        return await finish({ started: true, pid, socket, logPath, pidPath });
+        const again = await runningPid(own);
+        if (again !== null) return await finish({ started: false, pid: again.pid, socket: again.socket, logPath, pidPath });
+        const pid = await startDetached(loaded, logPath, own, deadline, options.inheritEnv === true);
+        return await finish({ started: true, pid, socket: own.path, logPath, pidPath });
       } finally {
-        await fs.unlink(lockPath).catch(() => undefined);
+        await unlink(lockPath).catch(() => undefined);
       }
     }
     // Another ensure-daemon holds the lock: wait for its daemon (or for the lock to go).
@@ -65,54 +82,69 @@ export async function ensureDaemon(loaded: LoadedConfig, options: EnsureOptions 
   }
 }
 
-async function finish(result: EnsureResult): Promise<EnsureResult> {
-  if (result.pidPath) {
-    await fs.mkdir(path.dirname(result.pidPath), { recursive: true });
-    const tmp = `${result.pidPath}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, `${result.pid}\n`);
-    await fs.rename(tmp, result.pidPath);
-  }
-  return result;
-}
-
-/** The pid of the daemon answering on `socket`, or null when none answers. */
-export async function runningPid(socket: string): Promise<number | null> {
-  if (!(await socketAnswers(socket, 1000))) return null;
+/** The pid of the daemon answering on `endpoint`, or null when none answers. */
+export async function runningPid(endpoint: ControlEndpoint): Promise<{ pid: number; socket: string } | null> {
+  if (!(await probe(endpoint, 1000))) return null;
   try {
-    const status = await request<{ daemonPid: number }>(socket, "GET", "/status", undefined, 5000);
-    return status.daemonPid;
+    const status = await request<{ daemonPid: number }>(endpoint, "GET", "/status", undefined, 5000);
+    return { pid: status.daemonPid, socket: endpoint.path };
   } catch {
     return null;
   }
 }
 
+/** Records the pid: one this command started, or one verified (through /proc) to hold the socket. */
+async function finish(result: { started: boolean; pid: number; socket: string; logPath: string; pidPath: string }): Promise<EnsureResult> {
+  let note: string | null = null;
+  if (!result.started) {
+    const held = Number.isInteger(result.pid) && result.pid > 0 ? await socketHeldBy(result.socket, result.pid) : false;
+    if (held === false) note = `the daemon on ${result.socket} says it is pid ${result.pid}, but that process does not hold the socket: not recorded in ${result.pidPath}`;
+    if (held === null) note = `cannot check that pid ${result.pid} holds ${result.socket} (it runs as another user): not recorded in ${result.pidPath}`;
+  }
+  if (note === null) {
+    await mkdir(path.dirname(result.pidPath), { recursive: true });
+    await writeAtomic(result.pidPath, `${result.pid}\n`, { mode: 0o644, purpose: "write the pid file" });
+  }
+  return { ...result, pidRecorded: note === null, note };
+}
+
+/**
+ * Creates the lock, or decides about the one that is there: ours and its owner gone (or very old) →
+ * taken over; another user's, not a regular file, or an mtime in the future → UNSAFE_PATH (never
+ * taken over, never trusted as "stale"); ours and alive → false (wait).
+ */
 async function takeLock(lockPath: string): Promise<boolean> {
   try {
-    const handle = await fs.open(lockPath, "wx", 0o600);
+    const handle = await createExclusive(lockPath, 0o600);
     await handle.writeFile(`${process.pid}\n`);
     await handle.close();
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
-  // Held: take it over only when its owner is gone or it is very old.
-  try {
-    const [text, stat] = await Promise.all([fs.readFile(lockPath, "utf8"), fs.stat(lockPath)]);
-    const owner = Number(text.trim());
-    const ownerAlive = Number.isInteger(owner) && owner > 0 && isAlive(owner);
-    if (!ownerAlive || Date.now() - stat.mtimeMs > LOCK_STALE_MS) {
-      await fs.unlink(lockPath).catch(() => undefined);
-      return takeLock(lockPath);
-    }
-  } catch {
-    // vanished between open and read: try again on the next round
+  const stat = await lstat(lockPath).catch(() => null);
+  if (stat === null) return false; // vanished: try again on the next round
+  if (!stat.isFile()) throw unsafe(lockPath, `the ensure-daemon lock is ${fileKind(stat)} owned by ${describeOwner(stat.uid)}, not a lock file Rollbridge wrote`, `remove it (rm ${lockPath}), then run ensure-daemon again`);
+  if (stat.uid !== euid()) {
+    throw unsafe(lockPath, `the ensure-daemon lock is owned by ${describeOwner(stat.uid)}, not by ${describeOwner(euid())}: not trusted and not taken over`, `if no rollbridge command of that user is running, remove it (rm ${lockPath}); keep control.path in a directory only the daemon's user can write (the default)`);
+  }
+  if (stat.mtimeMs > Date.now() + LOCK_FUTURE_SLACK_MS) {
+    throw unsafe(lockPath, `the ensure-daemon lock has a modification time in the future (${new Date(stat.mtimeMs).toISOString()}): not trusted and not taken over`, `check the clock, then remove it (rm ${lockPath}) if no rollbridge command is running`);
+  }
+  const read = await readTrusted(lockPath, { purpose: "read the ensure-daemon lock", maxBytes: 4096 }).catch(() => null);
+  if (read === null) return false;
+  const owner = Number(read.text.trim());
+  const ownerAlive = Number.isInteger(owner) && owner > 0 && (await readIdentity(owner)) !== null;
+  if (!ownerAlive || Date.now() - read.stat.mtimeMs > LOCK_STALE_MS) {
+    await unlink(lockPath).catch(() => undefined);
+    return takeLock(lockPath);
   }
   return false;
 }
 
-async function startDetached(loaded: LoadedConfig, logPath: string, socket: string, deadline: number): Promise<number> {
-  await fs.mkdir(path.dirname(logPath), { recursive: true });
-  const fd = openSync(logPath, "a", 0o640);
+async function startDetached(loaded: LoadedConfig, logPath: string, socket: ControlEndpoint, deadline: number, inheritEnv: boolean): Promise<number> {
+  await mkdir(path.dirname(logPath), { recursive: true });
+  const log = await openAppend(logPath, { mode: 0o600, purpose: "append the daemon's output to" });
   let child;
   try {
     // A smaller V8 young generation keeps the daemon's RSS under proxy load ~15 MB lower at
@@ -120,12 +152,12 @@ async function startDetached(loaded: LoadedConfig, logPath: string, socket: stri
     const nodeFlags = process.env.NODE_OPTIONS?.includes("--max-semi-space-size") ? [] : ["--max-semi-space-size=2"];
     child = spawn(process.execPath, [...nodeFlags, MAIN, "daemon", "--config", loaded.path], {
       detached: true,
-      stdio: ["ignore", fd, fd],
+      stdio: ["ignore", log.fd, log.fd],
       cwd: loaded.dir,
-      env: process.env,
+      env: daemonEnvironment(process.env, loaded.config, inheritEnv),
     });
   } finally {
-    closeSync(fd);
+    await log.close();
   }
   let exited: string | null = null;
   child.once("exit", (code, signal) => (exited = signal ? `signal ${signal}` : `code ${code}`));
@@ -133,11 +165,11 @@ async function startDetached(loaded: LoadedConfig, logPath: string, socket: stri
   child.unref();
   const pid = child.pid;
   while (Date.now() < deadline && exited === null) {
-    if (pid !== undefined && (await runningPid(socket)) === pid) return pid;
+    if (pid !== undefined && (await runningPid(socket).catch(() => null))?.pid === pid) return pid;
     await sleep(100);
   }
   const tail = await lastLines(logPath, 15);
-  const why = exited !== null ? `the daemon exited (${exited})` : `no answer on ${socket} in time`;
+  const why = exited !== null ? `the daemon exited (${exited})` : `no answer on ${socket.path} in time`;
   if (exited === null && pid !== undefined) {
     try {
       process.kill(pid, "SIGTERM");
@@ -151,30 +183,22 @@ async function startDetached(loaded: LoadedConfig, logPath: string, socket: stri
   });
 }
 
-/** The last `n` non-empty lines of a (possibly large) log file: reads only its last 64 KiB. */
+/** The last `n` non-empty lines of a (possibly large) log file: reads only its last 64 KiB, never through a link. */
 async function lastLines(file: string, n: number): Promise<string[]> {
   try {
-    const handle = await fs.open(file, "r");
+    const opened = await openTrustedRead(file, { purpose: "read the daemon log" });
+    if (opened === null) return [];
     try {
-      const { size } = await handle.stat();
+      const { size } = opened.stat;
       const length = Math.min(size, 64 * 1024);
       const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
+      await opened.handle.read(buffer, 0, length, size - length);
       return buffer.toString("utf8").split("\n").filter((l) => l.trim() !== "").slice(-n);
     } finally {
-      await handle.close();
+      await opened.handle.close();
     }
   } catch {
     return [];
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

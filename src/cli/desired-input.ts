@@ -4,7 +4,6 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { CONTROL_CHARACTERS, MAX_REPLICAS } from "../config/constants.js";
 import { checkDesiredSize, parseDesiredText, type DesiredDocument } from "../config/desired-schema.js";
-import type { LoadedConfig } from "../config/load.js";
 import type { CommandContext, OptionSpec } from "./command.js";
 import { usageError } from "./output.js";
 
@@ -17,7 +16,8 @@ export const DESIRED_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /** Returns null when the command was given no desired-state input at all. */
-export async function desiredFromInput(ctx: CommandContext, loaded: LoadedConfig): Promise<DesiredDocument | null> {
+/** `target.desiredPath` names the current desired file (merged under flags); only asked for when flags are given. */
+export async function desiredFromInput(ctx: CommandContext, target: { desiredPath(): Promise<string> }): Promise<DesiredDocument | null> {
   const v = ctx.values;
   const file = v.file as string | undefined;
   const releasePath = v["release-path"] as string | undefined;
@@ -37,7 +37,7 @@ export async function desiredFromInput(ctx: CommandContext, loaded: LoadedConfig
     const value = v[flag];
     if (typeof value === "string" && CONTROL_CHARACTERS.test(value)) throw usageError(`--${flag} ${JSON.stringify(value)} contains control characters (such as newlines, escapes or NUL)`, `pass a plain ${flag === "revision" ? "revision, e.g. a commit sha" : "release id, e.g. 20261123120000"}`);
   }
-  const current = await readCurrent(loaded.config.desiredPath);
+  const current = await readCurrent(await target.desiredPath());
   const doc: DesiredDocument = { ...(current ?? {}) };
   delete doc.stopped;
   if (releasePath) {

@@ -4,13 +4,13 @@ import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import { parseDesiredText } from "../config/desired-schema.js";
 import type { Config } from "../config/resolved-config.js";
-import { request } from "../control/client.js";
-import { socketAnswers } from "../control/socket.js";
+import { probe, request, verifyControlSocket, type ControlEndpoint } from "../control/client.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
 import { resolveDesired } from "../observe/desired-read.js";
 import { isPortFree } from "../process/ports.js";
 import { findOrphans } from "../reconcile/orphans.js";
 import type { StatusDocument } from "../reconcile/status.js";
+import { endpointFor } from "./context.js";
 
 export interface DoctorCheck {
   name: string;
@@ -39,8 +39,8 @@ export interface RunningDaemon {
   status: Pick<StatusDocument, "converged" | "activeRelease" | "desired" | "conditions"> | null;
 }
 
-export async function runningDaemon(socket: string): Promise<RunningDaemon | null> {
-  if (!(await socketAnswers(socket, 1000))) return null;
+export async function runningDaemon(socket: ControlEndpoint): Promise<RunningDaemon | null> {
+  if (!(await probe(socket, 1000))) return null;
   try {
     const s = await request<StatusDocument>(socket, "GET", "/status", undefined, 5000);
     return { pid: s.daemonPid, proxy: s.proxy ? { host: s.proxy.host, port: s.proxy.port } : null, status: s };
@@ -55,17 +55,28 @@ export async function runningDaemon(socket: string): Promise<RunningDaemon | nul
  * writable) are skipped, and the running daemon is checked instead.
  */
 export async function environmentChecks(config: Config): Promise<DoctorCheck[]> {
-  const daemon = await runningDaemon(config.control.path);
+  const endpoint = await endpointFor(config);
   const checks: DoctorCheck[] = [];
-  if (daemon?.status) {
+  // A socket that is not the daemon's is reported, never connected to.
+  const untrusted = await verifyControlSocket(endpoint).then(
+    () => null,
+    (error: unknown) => (isRollbridgeError(error, "UNTRUSTED_SOCKET") ? error : null),
+  );
+  const daemon = untrusted === null ? await runningDaemon(endpoint) : null;
+  if (untrusted !== null) {
+    checks.push({ name: "control socket", ok: false, message: untrusted.message, ...(untrusted.fix ? { fix: untrusted.fix } : {}) });
+    checks.push(await checkWritableDir("control socket directory", path.dirname(endpoint.path)));
+    checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, null, "proxy.port"));
+    if (config.metrics) checks.push(await checkListenPort("metrics port", config.metrics.host, config.metrics.port, null, "metrics.port"));
+  } else if (daemon?.status) {
     const running = { ...daemon, status: daemon.status };
-    checks.push(checkDaemon(config.control.path, running));
-    checks.push(skipped("control socket directory", `it holds ${config.control.path}`));
+    checks.push(checkDaemon(endpoint.path, running));
+    checks.push(skipped("control socket directory", `it holds ${endpoint.path}`));
     checks.push(await checkServedPort("proxy port", config.proxy.host, config.proxy.port, running));
     if (config.metrics) checks.push(await checkServedPort("metrics port", config.metrics.host, config.metrics.port, running));
   } else {
-    checks.push(await checkSocket(config.control.path, daemon));
-    checks.push(await checkWritableDir("control socket directory", path.dirname(config.control.path)));
+    checks.push(await checkSocket(endpoint.path, daemon));
+    checks.push(await checkWritableDir("control socket directory", path.dirname(endpoint.path)));
     checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, daemon, "proxy.port"));
     if (config.metrics) checks.push(await checkListenPort("metrics port", config.metrics.host, config.metrics.port, daemon, "metrics.port"));
   }

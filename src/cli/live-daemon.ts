@@ -2,6 +2,7 @@
 // (recover, predeploy-cleanup): its pid and its processes must never be treated as leftovers.
 import type { Config } from "../config/resolved-config.js";
 import { request } from "../control/client.js";
+import { endpointFor } from "./context.js";
 import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
 import type { StatusDocument } from "../reconcile/status.js";
 
@@ -17,9 +18,11 @@ export interface LiveDaemon {
 export async function liveDaemon(config: Config): Promise<LiveDaemon | null> {
   let status: StatusDocument;
   try {
-    status = await request<StatusDocument>(config.control.path, "GET", "/status", undefined, 5000);
+    status = await request<StatusDocument>(await endpointFor(config), "GET", "/status", undefined, 5000);
   } catch (error) {
     if (isRollbridgeError(error, "DAEMON_NOT_RUNNING")) return null;
+    // A socket that is not the daemon's: refused as it is (nothing was sent, nothing is stopped).
+    if (isRollbridgeError(error, "UNTRUSTED_SOCKET")) throw error;
     // Something holds the socket but cannot say what it manages: stopping anything now would be a guess.
     throw new RollbridgeError("TIMEOUT", `a daemon holds ${config.control.path} but did not answer (${errorMessage(error)}): cannot tell which processes it manages, so nothing was stopped`, {
       cause: error,

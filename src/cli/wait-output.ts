@@ -1,5 +1,5 @@
 // Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
-import { stream } from "../control/client.js";
+import { stream, type ControlTarget } from "../control/client.js";
 import { MAX_TIMEOUT_MS, type ApplyResponse, type WaitOutcome } from "../control/protocol.js";
 import type { DaemonEvent } from "../reconcile/events.js";
 import type { CommandContext } from "./command.js";
@@ -10,7 +10,7 @@ export interface WaitResult {
   events: DaemonEvent[];
 }
 
-export async function followRollout(ctx: CommandContext, socketPath: string, query: { generation?: string | null; stopped?: boolean; since: number; timeoutMs?: number }): Promise<WaitResult> {
+export async function followRollout(ctx: CommandContext, socketPath: ControlTarget, query: { generation?: string | null; stopped?: boolean; since: number; timeoutMs?: number }): Promise<WaitResult> {
   const params = new URLSearchParams({ since: String(query.since) });
   if (query.generation) params.set("generation", query.generation);
   if (query.stopped) params.set("stopped", "true");
@@ -58,7 +58,7 @@ export function parseTimeoutFlag(value: unknown): number | undefined {
  * After a desired state was written (apply, deploy, rollback): return at once, or follow the
  * rollout to its outcome; prints the JSON document with --json. Returns the exit code.
  */
-export async function finishRollout(ctx: CommandContext, socket: string, applied: ApplyResponse, options: { wait: boolean; timeoutMs: number | undefined }): Promise<number> {
+export async function finishRollout(ctx: CommandContext, socket: ControlTarget, applied: ApplyResponse, options: { wait: boolean; timeoutMs: number | undefined }): Promise<number> {
   if (!options.wait) {
     if (ctx.json) printJson(ctx, { ok: true, ...applied });
     return 0;

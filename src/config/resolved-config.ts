@@ -3,6 +3,7 @@
 // and makes paths absolute against the config file's directory.
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { DEFAULTS, type ProcessPolicy } from "./constants.js";
+import { defaultControlPath, defaultStatePath } from "./runtime-dir.js";
 import type { ParsedConfig } from "./schema.js";
 
 // A port field normalised to an inclusive range (a fixed port is a range of one).
@@ -46,7 +47,14 @@ export interface ResolvedProcess {
 
 export interface ResolvedConfig {
   application: string;
-  control: { path: string; mode: number | undefined; owner: number | string | undefined; group: number | string | undefined };
+  control: {
+    path: string;
+    /** True when control.path was not set: the socket is in the private runtime directory. */
+    defaultPath: boolean;
+    mode: number | undefined;
+    owner: number | string | undefined;
+    group: number | string | undefined;
+  };
   proxy: {
     host: string;
     port: number;
@@ -64,7 +72,9 @@ export interface ResolvedConfig {
   releaseRetention: { keep: number; maxAgeMs: number };
   /** Absolute, or undefined when persistence is off. */
   statePath: string | undefined;
-  legacyTakeover: { screens: string[]; processes: { name: string; includes: string[] }[] };
+  /** How statePath was written: `true` (the private default), relative to the config, or absolute. */
+  statePathSource: "default" | "relative" | "absolute" | undefined;
+  legacyTakeover: { screens: string[]; processes: { name: string; includes: string[]; user: number | string | undefined }[] };
   /** Absolute. */
   desiredPath: string;
   metrics: { host: string; port: number } | undefined;
@@ -82,10 +92,7 @@ export function defaultApplication(configPath: string): string {
   return basename(dirname(resolve(configPath))) || "rollbridge";
 }
 
-// The control socket path before resolution against the config directory.
-export function defaultControlPath(application: string): string {
-  return `/tmp/rollbridge-${application}.sock`;
-}
+export { defaultControlPath } from "./runtime-dir.js";
 
 // Turns "660", "0660", "0o660" or 0o660 into the numeric mode.
 export function parseFileMode(mode: string | number | undefined): number | undefined {
@@ -108,6 +115,7 @@ export function resolveConfig(parsed: ParsedConfig, configPath: string): Resolve
     application,
     control: {
       path: resolve(dir, parsed.control.path ?? defaultControlPath(application)),
+      defaultPath: parsed.control.path === undefined,
       mode: parseFileMode(parsed.control.mode),
       owner: parsed.control.owner,
       group: parsed.control.group,
@@ -115,15 +123,21 @@ export function resolveConfig(parsed: ParsedConfig, configPath: string): Resolve
     proxy,
     processes: parsed.processes.map((process) => resolveProcess(process, proxy, dir)),
     releaseRetention: { ...parsed.releaseRetention },
-    statePath: parsed.statePath === undefined ? undefined : resolve(dir, parsed.statePath),
+    ...resolveStatePath(parsed.statePath, application, dir),
     legacyTakeover: {
       screens: [...parsed.legacyTakeover.screens],
-      processes: parsed.legacyTakeover.processes.map((entry) => ({ name: entry.name, includes: [...entry.includes] })),
+      processes: parsed.legacyTakeover.processes.map((entry) => ({ name: entry.name, includes: [...entry.includes], user: entry.user })),
     },
     desiredPath: resolve(dir, parsed.desiredPath),
     metrics: parsed.metrics === undefined ? undefined : { ...parsed.metrics },
     resyncIntervalMs: parsed.resyncIntervalMs,
   };
+}
+
+function resolveStatePath(statePath: string | true | undefined, application: string, dir: string): Pick<ResolvedConfig, "statePath" | "statePathSource"> {
+  if (statePath === undefined) return { statePath: undefined, statePathSource: undefined };
+  if (statePath === true) return { statePath: defaultStatePath(application), statePathSource: "default" };
+  return { statePath: resolve(dir, statePath), statePathSource: isAbsolute(statePath) ? "absolute" : "relative" };
 }
 
 function resolveProcess(process: ParsedConfig["processes"][number], proxy: ResolvedConfig["proxy"], dir: string): ResolvedProcess {

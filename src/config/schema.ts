@@ -29,17 +29,22 @@ const principalSchema = z.union([nonNegativeInt(), text()]);
 
 const controlSchema = z.strictObject({
   path: text().optional().meta({
-    description: "Unix socket of the control API. Default: /tmp/rollbridge-<application>.sock.",
-    examples: ["/run/rollbridge/app.sock"],
+    description:
+      "Unix socket of the control API. Default: control.sock in the private runtime directory (/run/rollbridge/<application>/ as root, else $XDG_RUNTIME_DIR/rollbridge/<application>/ or ~/.local/state/rollbridge/<application>/).",
+    examples: ["/run/rollbridge/app/control.sock"],
   }),
   mode: z
     .union([
       z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: "control.mode must be an octal mode such as \"660\"" }),
       z.number().int().min(0).max(0o777),
     ])
+    .refine((mode) => ((typeof mode === "number" ? mode : Number.parseInt(mode.replace(/^0o/, ""), 8)) & 0o002) === 0, {
+      message: "gives every local user write (connect) permission, and whoever can connect runs code as the daemon's user",
+      params: { fix: "Use 660 and put the users who deploy into control.group." },
+    })
     .optional()
-    .meta({ description: "chmod applied to the socket once bound: an octal string (\"660\") or a number (0o660).", examples: ["660"] }),
-  owner: principalSchema.optional().meta({ description: "chown owner of the socket: uid or user name.", examples: ["deploy"] }),
+    .meta({ description: "chmod applied to the socket once bound: an octal string (\"660\") or a number (0o660); others may not have write (connect) permission.", examples: ["660"] }),
+  owner: principalSchema.optional().meta({ description: "chown owner of the socket: uid or user name. The CLI also trusts a socket (and its directory) owned by this user.", examples: ["deploy"] }),
   group: principalSchema.optional().meta({ description: "chown group of the socket: gid or group name.", examples: ["deploy"] }),
 });
 
@@ -216,6 +221,9 @@ const legacyProcessSchema = z.strictObject({
     .array(text())
     .min(1)
     .meta({ description: "Substrings that must all appear in a process's command line.", examples: [["/srv/app/", "node server.js"]] }),
+  user: principalSchema
+    .optional()
+    .meta({ description: "Only processes running as this user (name or uid) match. Default: any user.", examples: ["app"] }),
 });
 
 // One schema for the whole config file, as written (YAML, JSON or a JS module's export).
@@ -247,7 +255,14 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: "How many stopped releases are remembered." }),
-    statePath: text().optional().meta({ description: "File the daemon persists its state to (orphan detection).", examples: ["/var/lib/rollbridge/app.state.json"] }),
+    statePath: z
+      .union([z.literal(true), text()])
+      .optional()
+      .meta({
+        description:
+          "File the daemon persists its state to (orphan detection); true: state.json in the private state directory (/var/lib/rollbridge/<application>/ as root, else ~/.local/state/rollbridge/<application>/). A relative path is resolved against the config file's directory.",
+        examples: [true, "/var/lib/rollbridge/app/state.json"],
+      }),
     legacyTakeover: z
       .strictObject({
         screens: z.array(text()).default([]).meta({ description: "GNU screen session names to stop.", examples: [["ticket-server"]] }),

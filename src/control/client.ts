@@ -1,7 +1,13 @@
-// The CLI's side of the control socket: JSON requests and the NDJSON wait stream.
+// The CLI's side of the control socket: JSON requests and the NDJSON wait stream. Every request,
+// stream and probe first checks that the socket is the daemon's (socket-trust.ts): owned by root,
+// this user or control.owner, in directories no other user can write. Otherwise nothing is sent.
 import http from "node:http";
+import net from "node:net";
 import { RollbridgeError, type ErrorCode } from "../errors.js";
 import { API_PREFIX } from "./protocol.js";
+import { endpointOf, noDaemon, permissionDenied, verifyControlSocket, type ControlTarget } from "./socket-trust.js";
+
+export { endpointOf, socketHeldBy, verifyControlSocket, type ControlEndpoint, type ControlTarget } from "./socket-trust.js";
 
 /**
  * Applied to every parsed answer, error body and stream line before the caller sees it. The
@@ -14,19 +20,38 @@ export function filterReceived(filter: (value: unknown) => unknown): void {
   received = filter;
 }
 
-function noDaemon(socketPath: string, cause: unknown): RollbridgeError {
-  return new RollbridgeError("DAEMON_NOT_RUNNING", `no daemon answers on ${socketPath}`, {
-    cause,
-    fix: "start one with `rollbridge daemon` (foreground) or `rollbridge ensure-daemon`, or check control.path",
-  });
-}
-
 function isConnectError(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOENT" || code === "ECONNREFUSED" || code === "ENOTSOCK" || code === "EACCES";
 }
 
-export function request<T>(socketPath: string, method: string, route: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+/** Is a trusted daemon socket answering at the target? (Connects only after verifying it; sends nothing.) */
+export async function probe(target: ControlTarget, timeoutMs = 1000): Promise<boolean> {
+  try {
+    await verifyControlSocket(target);
+  } catch (error) {
+    if (error instanceof RollbridgeError && error.code === "DAEMON_NOT_RUNNING") return false;
+    throw error;
+  }
+  return new Promise((resolve) => {
+    const socket = net.connect(endpointOf(target).path);
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** One JSON request to the daemon at `target`, after checking the socket is the daemon's. */
+export async function request<T>(target: ControlTarget, method: string, route: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  await verifyControlSocket(target);
+  return send<T>(endpointOf(target).path, method, route, body, timeoutMs);
+}
+
+function send<T>(socketPath: string, method: string, route: string, body: unknown, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
@@ -53,7 +78,7 @@ export function request<T>(socketPath: string, method: string, route: string, bo
     req.on("error", (error) => {
       if (isConnectError(error)) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === "EACCES") return reject(new RollbridgeError("DAEMON_NOT_RUNNING", `permission denied on control socket ${socketPath}`, { cause: error, fix: "run as a user in the socket's group (control.group / control.mode)" }));
+        if (code === "EACCES") return reject(permissionDenied(socketPath, error));
         return reject(noDaemon(socketPath, error));
       }
       reject(error);
@@ -63,10 +88,13 @@ export function request<T>(socketPath: string, method: string, route: string, bo
 }
 
 /**
- * Reads an NDJSON stream line by line until it ends. A last line `{error: {code, message, fix}}`
- * (the daemon cut the stream, e.g. because this reader fell behind) rejects with that error.
+ * Reads an NDJSON stream line by line until it ends (after checking the socket is the daemon's).
+ * A last line `{error: {code, message, fix}}` (the daemon cut the stream, e.g. because this
+ * reader fell behind) rejects with that error.
  */
-export function stream(socketPath: string, route: string, onLine: (value: unknown) => void): Promise<void> {
+export async function stream(target: ControlTarget, route: string, onLine: (value: unknown) => void): Promise<void> {
+  await verifyControlSocket(target);
+  const socketPath = endpointOf(target).path;
   return new Promise<void>((resolve, reject) => {
     const req = http.request({ socketPath, method: "GET", path: API_PREFIX + route }, (res) => {
       if ((res.statusCode ?? 500) >= 400) {

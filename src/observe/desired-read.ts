@@ -8,6 +8,7 @@ import { CONTROL_CHARACTERS } from "../config/constants.js";
 import { checkDesiredSize, parseDesiredText, serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
 import { RollbridgeError, errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
 import type { DesiredTarget, ReleaseSpec } from "../reconcile/types.js";
+import { writeAtomic } from "../safe-file.js";
 
 /** What one read found: a valid target, a problem, or no file that was never there. */
 export type DesiredRead =
@@ -64,20 +65,16 @@ export async function resolveDesired(document: DesiredDocument, baseDir: string)
   return (await resolveWithInputs(document, baseDir)).target;
 }
 
-/** Writes the desired file atomically (temp file in the same directory, fsync, rename); returns the text written. */
+/**
+ * Writes the desired file atomically (a random temp name beside it, O_EXCL, fsync, rename) and
+ * returns the text written. The file keeps its mode, owner and group (it may hold env secrets
+ * that its owner made private); a new one is 0600. A symlink, FIFO or other non-regular file in
+ * its place is refused, and so is a rewrite that could not keep the owner.
+ */
 export async function writeDesiredFile(filePath: string, document: DesiredDocument): Promise<string> {
   const text = serializeDesired(document);
-  const dir = path.dirname(filePath);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await fs.open(tmp, "w", 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, filePath);
+  await fs.mkdir(path.dirname(filePath), { recursive: true });
+  await writeAtomic(filePath, text, { anyOwner: true, keepOwnership: true, mode: 0o600, purpose: "write the desired file" });
   return text;
 }
 

@@ -1,11 +1,15 @@
 // The daemon's state snapshot (config `statePath`): what it ran, so that after a hard death
 // (SIGKILL, OOM) the next daemon or `rollbridge recover` can find what is still alive. It holds
-// ids, pids, start times, ports and counters — never environment values, command lines or
+// ids, pids, uids, start times, ports and counters — never environment values, command lines or
 // output — and is replaced atomically (temp file, fsync, rename), so a reader never sees half.
+// It decides what `recover --force` signals, so it is trusted only when it is a regular file
+// owned by the reader's uid (or root) that neither group nor others may write.
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { RollbridgeError, errorMessage } from "../errors.js";
+import { checkDirectory, ensurePrivateDir } from "../config/runtime-dir.js";
+import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
+import { describeOwner, euid, readTrusted, writeAtomic } from "../safe-file.js";
 
 /** Bumped on any incompatible change of the shape below; readers refuse other versions. */
 export const STATE_FILE_VERSION = 1;
@@ -36,6 +40,8 @@ const snapshotProcess = z.object({
   releaseId: z.string(),
   pid: z.number().int().positive(),
   pgid: z.number().int().positive(),
+  /** Real uid of the process; only processes of this uid are ever signalled (older files: the file owner's). */
+  uid: z.number().int().nonnegative().optional(),
   /** Field 22 of /proc/<pid>/stat: with the pid, the process's identity. */
   startTime: z.number(),
   port: z.number().int().nullable(),
@@ -78,12 +84,29 @@ export type SnapshotProcess = StateSnapshot["processes"][number];
 export type SnapshotOrphan = StateSnapshot["orphans"][number];
 export type SnapshotEvent = StateSnapshot["events"][number];
 
-/** Reads the snapshot; null when there is none; STATE_FILE_INVALID when it cannot be trusted. */
+/**
+ * Reads the snapshot; null when there is none; STATE_FILE_INVALID when it cannot be trusted: not
+ * a regular file owned by this uid (or root), writable by group or others, or malformed. Entries
+ * without a recorded uid get the file owner's (the daemon that wrote it ran as that user).
+ */
 export async function readStateFile(file: string): Promise<StateSnapshot | null> {
   let text: string;
+  let owner: number;
   try {
-    text = await fs.readFile(file, "utf8");
+    const read = await readTrusted(file, { owners: trustedStateOwners(), purpose: "read the state file" });
+    if (read === null) return null;
+    if ((read.stat.mode & 0o022) !== 0) {
+      throw new RollbridgeError("STATE_FILE_INVALID", `refusing state file ${file}: it is writable by ${(read.stat.mode & 0o002) !== 0 ? "every user" : "its group"} (mode ${(read.stat.mode & 0o777).toString(8)}), so anyone could name processes in it: nothing in it was trusted or signalled`, {
+        fix: `if you trust its content, chmod 600 ${file}; otherwise stop leftover processes by hand and delete it`,
+      });
+    }
+    text = read.text;
+    owner = read.stat.uid;
   } catch (cause) {
+    if (isRollbridgeError(cause, "STATE_FILE_INVALID")) throw cause;
+    if (isRollbridgeError(cause, "UNSAFE_PATH")) {
+      throw new RollbridgeError("STATE_FILE_INVALID", `${cause.message.replace(/^refusing /, "refusing state file ")}: nothing in it was trusted or signalled`, { cause, fix: `the daemon (${describeOwner(euid())}) writes this file itself: remove it (rm ${file}) if you did not put it there` });
+    }
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new RollbridgeError("STATE_FILE_INVALID", `cannot read state file ${file}: ${errorMessage(cause)}`, { cause, fix: "check the permissions of statePath and its directory" });
   }
@@ -106,31 +129,38 @@ export async function readStateFile(file: string): Promise<StateSnapshot | null>
       fix: "inspect it, stop any leftover processes by hand, then delete it",
     });
   }
-  return parsed.data;
+  const data = parsed.data;
+  for (const entry of [...data.processes, ...data.orphans]) entry.uid ??= owner;
+  return data;
 }
 
-/** Replaces the snapshot atomically: a temp file in the same directory, fsync, rename, fsync of the directory. */
-export async function writeStateFile(file: string, snapshot: StateSnapshot): Promise<void> {
+/**
+ * Prepares the state file's directory. `statePath: true` (the private default) gets a private
+ * directory like the runtime one; a relative statePath's directory is created 0700 when missing
+ * and refused when another user owns it or everyone may write it; an absolute one is created as given.
+ */
+export async function ensureStateDir(file: string, source: "default" | "relative" | "absolute"): Promise<void> {
   const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${++tmpCounter}.tmp`);
-  const handle = await fs.open(tmp, "w", 0o600);
-  try {
-    await handle.writeFile(JSON.stringify(snapshot, null, 2) + "\n");
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.unlink(tmp).catch(() => undefined);
-    throw error;
+  switch (source) {
+    case "default":
+      return ensurePrivateDir(dir);
+    case "relative":
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      return checkDirectory(dir, await fs.lstat(dir), euid());
+    case "absolute":
+      await fs.mkdir(dir, { recursive: true });
+      return;
+    default: {
+      const _exhaustive: never = source;
+      return _exhaustive;
+    }
   }
-  await handle.close();
-  try {
-    await fs.rename(tmp, file);
-  } catch (error) {
-    await fs.unlink(tmp).catch(() => undefined);
-    throw error;
-  }
-  await syncDirectory(dir);
+}
+
+/** Replaces the snapshot atomically: a random temp file (O_EXCL) in the same directory, fsync, rename, fsync of the directory. */
+export async function writeStateFile(file: string, snapshot: StateSnapshot): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await writeAtomic(file, JSON.stringify(snapshot, null, 2) + "\n", { mode: 0o600, owners: trustedStateOwners(), purpose: "write the state file" });
 }
 
 /** Removes the snapshot (a clean shutdown); a missing file is fine. */
@@ -140,17 +170,7 @@ export async function removeStateFile(file: string): Promise<void> {
   });
 }
 
-let tmpCounter = 0;
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
-  }
+/** A state file is ours (the daemon's uid) or root's; nobody else's is ever trusted. */
+function trustedStateOwners(): number[] {
+  return [...new Set([euid(), 0])];
 }

@@ -1,7 +1,9 @@
-// Stopping a process group this process did not spawn (an orphan left by a crashed daemon):
-// the identity is checked before every signal, so a recycled pid is never signalled.
+// Stopping a process group this process did not spawn (an orphan left by a crashed daemon, a
+// legacy process): the identity is checked before every signal, so a recycled pid is never
+// signalled, and with a recorded uid only processes of that uid are: when other users' processes
+// share the group, its members of that uid are signalled one by one instead of the whole group.
 import { setTimeout as sleep } from "node:timers/promises";
-import { groupMembers, readIdentity } from "./identity.js";
+import { groupMembers, readIdentity, readUid, type ProcessIdentity } from "./identity.js";
 
 /** What a stop found and did. */
 export type GroupStopOutcome =
@@ -13,6 +15,8 @@ export type GroupStopOutcome =
   | "gone"
   /** The pid now belongs to another process (different start time): nothing was signalled. */
   | "changed"
+  /** The process runs as another user than the one recorded: nothing was signalled. */
+  | "other-user"
   /** Members still alive after SIGKILL (stuck in uninterruptible sleep, or not ours to signal). */
   | "survived";
 
@@ -20,15 +24,26 @@ export interface GroupStopTarget {
   pid: number;
   pgid: number;
   startTime: number;
+  /** The uid the process was recorded with: nothing of another uid is signalled. */
+  uid?: number | undefined;
 }
 
 export interface GroupStopResult {
   outcome: GroupStopOutcome;
-  /** Live members of the group when the stop began (leader included). */
+  /** Live members signalled when the stop began (leader included). */
   members: number;
-  /** Whether the whole group was signalled (false: the leader had left its group, only it was). */
+  /** Whether the whole group was signalled (false: the leader alone, or its members of the recorded uid one by one). */
   wholeGroup: boolean;
+  /** Live members of the group left alone because they run as another user. */
+  othersLeft: number;
   ms: number;
+}
+
+export interface StopOptions {
+  signal: NodeJS.Signals;
+  graceMs: number;
+  /** false: signal the target alone, not its group. */
+  group?: boolean;
 }
 
 const POLL_MS = 25;
@@ -38,37 +53,57 @@ const AFTER_KILL_MS = 5_000;
  * Sends `signal` to the target's whole group (or, with `group: false`, to the target alone),
  * SIGKILL after `graceMs`; resolves when what was signalled is gone.
  */
-export async function stopGroup(target: GroupStopTarget, options: { signal: NodeJS.Signals; graceMs: number; group?: boolean }): Promise<GroupStopResult> {
-  const startedAt = Date.now();
+export async function stopGroup(target: GroupStopTarget, options: StopOptions): Promise<GroupStopResult> {
   const identity = await readIdentity(target.pid);
-  if (identity === null) return { outcome: "gone", members: 0, wholeGroup: false, ms: 0 };
-  if (identity.startTime !== target.startTime) return { outcome: "changed", members: 0, wholeGroup: false, ms: 0 };
+  if (identity === null) return nothing("gone");
+  if (identity.startTime !== target.startTime) return nothing("changed");
+  if (target.uid !== undefined && (await readUid(target.pid)) !== target.uid) return nothing("other-user");
   // A leader that moved to another group (setsid by the app) is signalled alone; its old group is not ours to guess at.
   const wholeGroup = options.group !== false && identity.pgid === target.pgid && target.pgid > 1;
-  const members = wholeGroup ? (await groupMembers(target.pgid)).length : 1;
-  const destination = wholeGroup ? -target.pgid : target.pid;
-  const alive = async (): Promise<boolean> => {
-    // kill(0) is cheap but also finds zombies; /proc is scanned only while it says "exists".
-    if (wholeGroup) return groupExists(target.pgid) && (await groupMembers(target.pgid)).length > 0;
-    const now = await readIdentity(target.pid);
-    return now !== null && now.startTime === target.startTime;
-  };
+  if (!wholeGroup) return stopProcesses([identity], options, 0);
+  const members = await groupMembers(target.pgid);
+  if (target.uid !== undefined) {
+    const ours = await ofUid(members, target.uid);
+    if (ours.length !== members.length) return stopProcesses(ours, options, members.length - ours.length);
+  }
+  return stopWholeGroup(target.pgid, members.length, options);
+}
 
-  signal(destination, options.signal);
+/**
+ * Stops these processes one by one (each re-identified by pid and start time before every
+ * signal): the members of a group whose leader is gone, or those of the recorded uid.
+ */
+export async function stopProcesses(processes: readonly ProcessIdentity[], options: StopOptions, othersLeft = 0): Promise<GroupStopResult> {
+  const startedAt = Date.now();
+  if (processes.length === 0) return nothing("gone");
+  const alive = async (): Promise<ProcessIdentity[]> => {
+    const now = await Promise.all(processes.map((p) => readIdentity(p.pid)));
+    return processes.filter((p, i) => now[i] !== null && now[i]!.startTime === p.startTime);
+  };
+  const send = async (name: NodeJS.Signals) => {
+    for (const p of await alive()) signal(p.pid, name);
+  };
+  const result = (outcome: GroupStopOutcome): GroupStopResult => ({ outcome, members: processes.length, wholeGroup: false, othersLeft, ms: Date.now() - startedAt });
+  await send(options.signal);
   const graceEnds = Date.now() + Math.max(0, options.graceMs);
   while (Date.now() < graceEnds) {
-    if (!(await alive())) return { outcome: "exited", members, wholeGroup, ms: Date.now() - startedAt };
+    if ((await alive()).length === 0) return result("exited");
     await sleep(POLL_MS);
   }
-  if (!(await alive())) return { outcome: "exited", members, wholeGroup, ms: Date.now() - startedAt };
-  // While any member is left the kernel cannot hand the group id to a new group, so -pgid still names ours.
-  signal(destination, "SIGKILL");
+  if ((await alive()).length === 0) return result("exited");
+  await send("SIGKILL");
   const killEnds = Date.now() + AFTER_KILL_MS;
   while (Date.now() < killEnds) {
-    if (!(await alive())) return { outcome: "killed", members, wholeGroup, ms: Date.now() - startedAt };
+    if ((await alive()).length === 0) return result("killed");
     await sleep(POLL_MS);
   }
-  return { outcome: "survived", members, wholeGroup, ms: Date.now() - startedAt };
+  return result("survived");
+}
+
+/** The processes among `processes` whose real uid is `uid`. */
+export async function ofUid(processes: readonly ProcessIdentity[], uid: number): Promise<ProcessIdentity[]> {
+  const uids = await Promise.all(processes.map((p) => readUid(p.pid)));
+  return processes.filter((_, i) => uids[i] === uid);
 }
 
 /** Signals a pid or (negative) group; one that vanished meanwhile is not an error. */
@@ -79,6 +114,32 @@ export function signal(destination: number, name: NodeJS.Signals): void {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "ESRCH") throw error;
   }
+}
+
+async function stopWholeGroup(pgid: number, members: number, options: StopOptions): Promise<GroupStopResult> {
+  const startedAt = Date.now();
+  // kill(0) is cheap but also finds zombies; /proc is scanned only while it says "exists".
+  const alive = async (): Promise<boolean> => groupExists(pgid) && (await groupMembers(pgid)).length > 0;
+  const result = (outcome: GroupStopOutcome): GroupStopResult => ({ outcome, members, wholeGroup: true, othersLeft: 0, ms: Date.now() - startedAt });
+  signal(-pgid, options.signal);
+  const graceEnds = Date.now() + Math.max(0, options.graceMs);
+  while (Date.now() < graceEnds) {
+    if (!(await alive())) return result("exited");
+    await sleep(POLL_MS);
+  }
+  if (!(await alive())) return result("exited");
+  // While any member is left the kernel cannot hand the group id to a new group, so -pgid still names ours.
+  signal(-pgid, "SIGKILL");
+  const killEnds = Date.now() + AFTER_KILL_MS;
+  while (Date.now() < killEnds) {
+    if (!(await alive())) return result("killed");
+    await sleep(POLL_MS);
+  }
+  return result("survived");
+}
+
+function nothing(outcome: GroupStopOutcome): GroupStopResult {
+  return { outcome, members: 0, wholeGroup: false, othersLeft: 0, ms: 0 };
 }
 
 function groupExists(pgid: number): boolean {

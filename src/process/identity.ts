@@ -109,3 +109,29 @@ export async function readProgramName(pid: number): Promise<string | null> {
     return null;
   }
 }
+
+/** The real uid of `pid` (the `Uid:` line of /proc/<pid>/status); null when it is gone or unreadable. */
+export async function readUid(pid: number): Promise<number | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const match = /^Uid:\s+(\d+)/m.exec(status);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether `pid`'s environment has every one of `vars` (e.g. the ROLLBRIDGE_INSTANCE_ID and
+ * ROLLBRIDGE_RELEASE_ID a daemon gives each managed process, which what it spawns inherits). Only
+ * those variables are looked at; null when the environment cannot be read (another user's process).
+ */
+export async function environHas(pid: number, vars: Record<string, string>): Promise<boolean | null> {
+  try {
+    const entries = new Set((await readFile(`/proc/${pid}/environ`, "utf8")).split("\0"));
+    return Object.entries(vars).every(([name, value]) => entries.has(`${name}=${value}`));
+  } catch {
+    return null;
+  }
+}

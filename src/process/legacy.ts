@@ -7,7 +7,8 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stopGroup, type GroupStopResult } from "./group-stop.js";
-import { listProcesses, readCommandLine, readIdentity, readProgramName } from "./identity.js";
+import { lookupUid } from "../safe-file.js";
+import { listProcesses, readCommandLine, readIdentity, readProgramName, readUid } from "./identity.js";
 
 /** A detached or attached GNU screen session of the current user. */
 export interface ScreenSession {
@@ -24,6 +25,8 @@ export interface LegacyProcess {
   pid: number;
   pgid: number;
   startTime: number;
+  /** With a configured `user`: its uid, so that only that user's processes (of its group, too) are signalled. */
+  uid: number | undefined;
   /** The program name (/proc/<pid>/comm): safe to print, unlike the command line. */
   program: string;
   /** Stop the whole group: the process leads its own group and nothing protected is in it. */
@@ -62,12 +65,22 @@ export async function quitScreen(session: ScreenSession): Promise<ScreenQuitOutc
   return "failed";
 }
 
+/** One `legacyTakeover.processes[]` entry: a label, the command-line substrings, optionally the user. */
+export interface LegacyEntry {
+  name: string;
+  includes: readonly string[];
+  /** Only processes running as this user (name or uid) match. */
+  user?: number | string | undefined;
+}
+
 /**
- * Processes whose command line contains every string of an entry's `includes`, except the
- * `protectedPids` and anything in a protected process group.
+ * Processes whose command line contains every string of an entry's `includes` (and that run as
+ * its `user`, when it names one), except the `protectedPids` and anything in a protected process group.
  */
-export async function findLegacyProcesses(entries: readonly { name: string; includes: readonly string[] }[], protectedPids: ReadonlySet<number>): Promise<LegacyProcess[]> {
+export async function findLegacyProcesses(entries: readonly LegacyEntry[], protectedPids: ReadonlySet<number>): Promise<LegacyProcess[]> {
   if (entries.length === 0) return [];
+  // A user that does not exist matches nothing (uid -1), never everyone.
+  const uids = entries.map((e) => (e.user === undefined ? undefined : (lookupUid(e.user) ?? -1)));
   const all = await listProcesses();
   const protectedGroups = new Set(all.filter((p) => protectedPids.has(p.pid)).map((p) => p.pgid));
   const found: LegacyProcess[] = [];
@@ -75,13 +88,20 @@ export async function findLegacyProcesses(entries: readonly { name: string; incl
     if (protectedPids.has(proc.pid)) continue;
     const commandLine = await readCommandLine(proc.pid);
     if (!commandLine) continue; // kernel threads, or gone
-    const entry = entries.find((e) => e.includes.length > 0 && e.includes.every((part) => commandLine.includes(part)));
-    if (!entry || (await startedByRollbridge(proc.pid))) continue;
+    const matching = entries.filter((e) => e.includes.length > 0 && e.includes.every((part) => commandLine.includes(part)));
+    if (matching.length === 0 || (await startedByRollbridge(proc.pid))) continue;
+    const uid = await readUid(proc.pid);
+    const entry = matching.find((e) => {
+      const wanted = uids[entries.indexOf(e)];
+      return wanted === undefined || wanted === uid;
+    });
+    if (!entry) continue;
     found.push({
       name: entry.name,
       pid: proc.pid,
       pgid: proc.pgid,
       startTime: proc.startTime,
+      uid: entry.user === undefined ? undefined : (uid ?? undefined),
       program: (await readProgramName(proc.pid)) ?? "?",
       wholeGroup: proc.pgid === proc.pid && !protectedGroups.has(proc.pgid),
     });

@@ -1,11 +1,14 @@
 // Orphans: processes a daemon started and then lost track of because it died without shutting
 // down (SIGKILL, OOM). They are found in the daemon's state snapshot (statePath) and count only
-// when the pid is alive *and* still has the start time recorded for it: a pid the kernel has
-// since given to an unrelated process is never reported, let alone signalled.
+// when the pid is alive, still has the start time recorded for it and runs as the recorded uid:
+// a pid the kernel has since given to an unrelated process is never reported, let alone
+// signalled. A group whose leader is gone still counts while members of it live that the daemon
+// started (same uid, started after the leader, carrying its ROLLBRIDGE_INSTANCE_ID): the kernel
+// never hands out a pid still used as a group id, so those members are that group's.
 import type { Config } from "../config/schema.js";
 import { readStateFile, type SnapshotOrphan, type StateSnapshot } from "../observe/state-file.js";
-import { stopGroup, type GroupStopOutcome } from "../process/group-stop.js";
-import { isSameProcess, readIdentity, selfAndAncestors } from "../process/identity.js";
+import { ofUid, stopGroup, stopProcesses, type GroupStopOutcome, type GroupStopResult } from "../process/group-stop.js";
+import { environHas, groupMembers, isSameProcess, readIdentity, readUid, selfAndAncestors, type ProcessIdentity } from "../process/identity.js";
 
 /** One orphan as `status.orphans`, `doctor` and `recover --json` show it. */
 export interface OrphanEntry {
@@ -18,6 +21,8 @@ export interface OrphanEntry {
   port: number | null;
   /** Field 22 of /proc/<pid>/stat: the pid's identity, checked before anything is signalled. */
   startTime: number;
+  /** The uid it ran as: only processes of this uid are signalled. */
+  uid: number | null;
   /** When it was first found orphaned (ISO time). */
   detectedAt: string;
 }
@@ -65,6 +70,7 @@ export async function liveOrphans(snapshot: StateSnapshot, now: number = Date.no
         releaseId: p.releaseId,
         pid: p.pid,
         pgid: p.pgid,
+        uid: p.uid,
         startTime: p.startTime,
         port: p.port,
         detectedAt,
@@ -79,9 +85,35 @@ export async function liveOrphans(snapshot: StateSnapshot, now: number = Date.no
     const id = `${candidate.pid}@${candidate.startTime}`;
     if (seen.has(id) || never.has(candidate.pid) || never.has(candidate.pgid)) continue;
     seen.add(id);
-    if (await isSameProcess(candidate.pid, candidate.startTime)) live.push(candidate);
+    if (await orphanAlive(candidate)) live.push(candidate);
   }
   return live;
+}
+
+/** The recorded leader is alive as recorded (pid, start time, uid), or members of its group are (see the header). */
+export async function orphanAlive(orphan: OrphanRecord): Promise<boolean> {
+  if (await leaderAlive(orphan)) return true;
+  return (await leaderlessMembers(orphan)).length > 0;
+}
+
+/**
+ * The live members of an orphan's group once its leader is gone: same uid, started no earlier
+ * than the leader, and carrying the leader's ROLLBRIDGE_INSTANCE_ID and ROLLBRIDGE_RELEASE_ID.
+ * Empty while the leader's pid is in use (by the leader, or — recycled — by another process,
+ * which means the old group is gone).
+ */
+export async function leaderlessMembers(orphan: OrphanRecord): Promise<ProcessIdentity[]> {
+  if ((await readIdentity(orphan.pid)) !== null) return [];
+  let members = (await groupMembers(orphan.pgid)).filter((m) => m.startTime >= orphan.startTime);
+  if (orphan.uid !== undefined) members = await ofUid(members, orphan.uid);
+  const marks = { ROLLBRIDGE_INSTANCE_ID: orphan.instanceId, ROLLBRIDGE_RELEASE_ID: orphan.releaseId };
+  const carries = await Promise.all(members.map((m) => environHas(m.pid, marks)));
+  return members.filter((_, i) => carries[i] === true);
+}
+
+async function leaderAlive(orphan: OrphanRecord): Promise<boolean> {
+  if (!(await isSameProcess(orphan.pid, orphan.startTime))) return false;
+  return orphan.uid === undefined || (await readUid(orphan.pid)) === orphan.uid;
 }
 
 /** The pid of the daemon that wrote the state file, while it is alive (same pid, same start time). */
@@ -96,7 +128,7 @@ export async function liveStateWriter(config: Config): Promise<number | null> {
 /** Re-checks a list of orphans: those gone (or whose pid was recycled) drop out. */
 export async function stillAlive(orphans: readonly OrphanRecord[]): Promise<OrphanRecord[]> {
   const kept: OrphanRecord[] = [];
-  for (const orphan of orphans) if (await isSameProcess(orphan.pid, orphan.startTime)) kept.push(orphan);
+  for (const orphan of orphans) if (await orphanAlive(orphan)) kept.push(orphan);
   return kept;
 }
 
@@ -110,14 +142,16 @@ export function orphanEntry(orphan: OrphanRecord): OrphanEntry {
     pgid: orphan.pgid,
     port: orphan.port,
     startTime: orphan.startTime,
+    uid: orphan.uid ?? null,
     detectedAt: orphan.detectedAt,
   };
 }
 
 /**
  * Stops each orphan's whole process group: its stop signal (from the config when the process
- * is still defined there, else the one recorded), SIGKILL after the grace period. Orphans
- * whose pid or group a live daemon manages (`managed`) are skipped, never signalled.
+ * is still defined there, else the one recorded), SIGKILL after the grace period; only processes
+ * of the recorded uid; a group whose leader is gone, member by member. Orphans whose pid or
+ * group a live daemon manages (`managed`) are skipped, never signalled.
  */
 export async function stopOrphans(config: Config, orphans: readonly OrphanRecord[], managed: ReadonlySet<number> = new Set()): Promise<OrphanStopReport[]> {
   const reports = await Promise.all(
@@ -131,8 +165,8 @@ export async function stopOrphans(config: Config, orphans: readonly OrphanRecord
         return { ...base, outcome: "skipped", message: `${describe(orphan)} is managed by the running daemon: left alone` };
       }
       try {
-        const result = await stopGroup(orphan, { signal, graceMs });
-        return { ...base, outcome: result.outcome, members: result.members, ms: result.ms, message: stopMessage(orphan, result.outcome, signal, result.members, result.ms) };
+        const result = await stopOrphan(orphan, { signal, graceMs });
+        return { ...base, outcome: result.outcome, members: result.members, ms: result.ms, message: stopMessage(orphan, result, signal) };
       } catch (error) {
         return { ...base, outcome: "error", message: `could not stop ${describe(orphan)}: ${(error as Error).message}` };
       }
@@ -142,13 +176,21 @@ export async function stopOrphans(config: Config, orphans: readonly OrphanRecord
 }
 
 /** "web (pid 123, group 123, release v1, port 20001)". */
-export function describe(orphan: OrphanEntry): string {
+export function describe(orphan: Pick<OrphanEntry, "instanceId" | "pid" | "pgid" | "releaseId" | "port">): string {
   return `${orphan.instanceId} (pid ${orphan.pid}, group ${orphan.pgid}, release ${orphan.releaseId}${orphan.port === null ? "" : `, port ${orphan.port}`})`;
 }
 
-function stopMessage(orphan: OrphanEntry, outcome: GroupStopOutcome, signal: string, members: number, ms: number): string {
+/** The leader's group as recorded, or — its leader gone — the members the daemon started, one by one. */
+async function stopOrphan(orphan: OrphanRecord, options: { signal: NodeJS.Signals; graceMs: number }): Promise<GroupStopResult> {
+  const uid = orphan.uid;
+  if ((await readIdentity(orphan.pid)) !== null) return stopGroup({ pid: orphan.pid, pgid: orphan.pgid, startTime: orphan.startTime, uid }, options);
+  return stopProcesses(await leaderlessMembers(orphan), options);
+}
+
+function stopMessage(orphan: OrphanRecord, result: GroupStopResult, signal: string): string {
+  const { outcome, members, ms } = result;
   const what = describe(orphan);
-  const group = `${members} process${members === 1 ? "" : "es"}`;
+  const group = `${members} process${members === 1 ? "" : "es"}${result.othersLeft > 0 ? ` (${result.othersLeft} of other users in its group left alone)` : ""}`;
   switch (outcome) {
     case "exited":
       return `stopped ${what}: ${group} ended after ${signal} in ${ms} ms`;
@@ -158,6 +200,8 @@ function stopMessage(orphan: OrphanEntry, outcome: GroupStopOutcome, signal: str
       return `${what} had already exited`;
     case "changed":
       return `pid ${orphan.pid} now belongs to another process: left alone`;
+    case "other-user":
+      return `pid ${orphan.pid} runs as another user than the recorded uid ${orphan.uid ?? "?"}: left alone`;
     case "survived":
       return `${what} is still alive after SIGKILL (stuck in the kernel?): check it with ps -o pid,stat,cmd -g ${orphan.pgid}`;
     default: {

@@ -5,9 +5,9 @@
 import { promises as fs } from "node:fs";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
-import { readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
+import { ensureStateDir, readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
 import type { ManagedProcess } from "../process/managed-process.js";
-import { readIdentity } from "../process/identity.js";
+import { readIdentity, readUid } from "../process/identity.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import { describe, liveOrphans, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
@@ -39,7 +39,7 @@ export class StateKeeper {
   private file: string | undefined = undefined;
   private readonly scrubber = new SecretScrubber();
   /** Identity of each spawned leader, read once while it is our child: pid reuse cannot fool it later. */
-  private readonly identities = new WeakMap<ManagedProcess, { pgid: number; startTime: number } | null>();
+  private readonly identities = new WeakMap<ManagedProcess, { pgid: number; startTime: number; uid: number | undefined } | null>();
 
   constructor(private readonly options: StateKeeperOptions) {}
 
@@ -50,11 +50,19 @@ export class StateKeeper {
 
   /** Reads the leftover snapshot (orphans, release history), then writes a fresh one and starts the timer. */
   async start(): Promise<void> {
-    const file = this.options.config().statePath;
-    this.file = file;
+    const config = this.options.config();
+    const file = config.statePath;
     if (file === undefined) return;
-    this.daemonStartTime = (await readIdentity(process.pid))?.startTime ?? null;
     const events = this.options.events;
+    try {
+      await ensureStateDir(file, config.statePathSource ?? "absolute");
+    } catch (error) {
+      // An unsafe directory disables persistence; what runs is not disturbed.
+      events.emit({ level: "error", type: "state-file-invalid", message: `state file ${file} not used: ${errorMessage(error)}` });
+      return;
+    }
+    this.file = file;
+    this.daemonStartTime = (await readIdentity(process.pid))?.startTime ?? null;
     let leftover: StateSnapshot | null = null;
     try {
       leftover = await readStateFile(file);
@@ -165,7 +173,8 @@ export class StateKeeper {
           if (proc.pid === undefined || proc.phase === "exited" || this.identities.has(proc)) continue;
           const identity = await readIdentity(proc.pid);
           // Not our child (any more): the pid may have been reaped and reused; never record that.
-          this.identities.set(proc, identity !== null && identity.ppid === process.pid ? { pgid: identity.pgid, startTime: identity.startTime } : null);
+          const uid = identity !== null && identity.ppid === process.pid ? ((await readUid(proc.pid)) ?? undefined) : undefined;
+          this.identities.set(proc, identity !== null && identity.ppid === process.pid ? { pgid: identity.pgid, startTime: identity.startTime, uid } : null);
         }
       }
     }
@@ -209,6 +218,7 @@ export class StateKeeper {
             releaseId: rec?.spec.id ?? key,
             pid: proc.pid,
             pgid: identity.pgid,
+            ...(identity.uid === undefined ? {} : { uid: identity.uid }),
             startTime: identity.startTime,
             port: port ?? null,
             restarts: inst.restarts,

@@ -41,7 +41,9 @@ describe("crash recovery", () => {
     const listing = await json(listed);
     expect(listing.daemon).toBeNull();
     expect(listing.orphans).toEqual([expect.objectContaining({ instanceId: "web", processId: "web", releaseId: "v1", pid: web.pid, pgid: web.pid, port: web.port })]);
-    expect(Object.keys(listing.orphans[0]).sort()).toEqual(["detectedAt", "instanceId", "pgid", "pid", "port", "processId", "releaseId", "startTime"]);
+    expect(Object.keys(listing.orphans[0]).sort()).toEqual(["detectedAt", "instanceId", "pgid", "pid", "port", "processId", "releaseId", "startTime", "uid"]);
+    // The uid the process ran as is recorded: only processes of that uid are ever signalled.
+    expect(listing.orphans[0].uid).toBe(process.getuid!());
     expect(listing.stopped).toEqual([]);
     const human = await daemon.cli(["recover"]);
     expect(human.stdout).toMatch(/1 orphan/);

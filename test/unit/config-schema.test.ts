@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { validateConfig } from "../../src/config/issues.js";
 import type { Config } from "../../src/config/resolved-config.js";
+import { defaultControlPath } from "../../src/config/runtime-dir.js";
 import { configSchema } from "../../src/config/schema.js";
 
 const configPath = "/srv/ticket-server/rollbridge.yaml";
@@ -72,7 +73,7 @@ metrics: {port: 9464}
 legacyTakeover:
   screens: [ticket-server]
   processes:
-    - {name: legacy web, includes: [/home/dev/ticket-server/, velocious server, --port 8082]}
+    - {name: legacy web, includes: [/home/dev/ticket-server/, velocious server, --port 8082], user: dev}
 processes:
   - id: beacon
     policy: service
@@ -116,7 +117,10 @@ describe("configSchema", () => {
 
   it("accepts a config that sets every documented field", () => {
     const config = valid(parse(everyField));
-    expect(config.control).toEqual({ path: "/run/rollbridge/ticket.sock", mode: 0o660, owner: "deploy", group: 1001 });
+    expect(config.control).toEqual({ path: "/run/rollbridge/ticket.sock", defaultPath: false, mode: 0o660, owner: "deploy", group: 1001 });
+    expect(config.statePath).toBe("/srv/ticket-server/state/ticket-server.state.json");
+    expect(config.statePathSource).toBe("relative");
+    expect(config.legacyTakeover.processes[0]?.user).toBe("dev");
     expect(config.proxy.requestTimeoutMs).toBe(120000);
     expect(config.metrics).toEqual({ host: "127.0.0.1", port: 9464 });
     expect(config.legacyTakeover.processes[0]?.includes).toHaveLength(3);
@@ -138,7 +142,7 @@ describe("configSchema", () => {
     const config = valid({ processes: [{ id: "web", policy: "proxied", command: "node server.js", port: { from: 18182, to: 18299 } }] });
     expect(config).toEqual({
       application: "ticket-server",
-      control: { path: "/tmp/rollbridge-ticket-server.sock", mode: undefined, owner: undefined, group: undefined },
+      control: { path: defaultControlPath("ticket-server"), defaultPath: true, mode: undefined, owner: undefined, group: undefined },
       proxy: {
         host: "127.0.0.1",
         port: 8182,
@@ -176,6 +180,7 @@ describe("configSchema", () => {
       ],
       releaseRetention: { keep: 10, maxAgeMs: 0 },
       statePath: undefined,
+      statePathSource: undefined,
       legacyTakeover: { screens: [], processes: [] },
       desiredPath: "/srv/ticket-server/desired.yaml",
       metrics: undefined,
@@ -225,7 +230,7 @@ describe("configSchema", () => {
       },
       "/etc/rollbridge/shop/rollbridge.yaml",
     );
-    expect(config.control).toMatchObject({ path: "/tmp/rollbridge-shop.sock", mode: 0o640 });
+    expect(config.control).toMatchObject({ path: defaultControlPath("shop"), defaultPath: true, mode: 0o640 });
     expect(config.statePath).toBe("/etc/rollbridge/state/shop.json");
     expect(config.desiredPath).toBe("/etc/rollbridge/shop/deploy/desired.yaml");
     expect(config.processes[0]?.port).toEqual({ from: 18000, to: 18000 });
@@ -237,7 +242,7 @@ describe("configSchema", () => {
     ["660", 0o660],
     ["0660", 0o660],
     ["0o640", 0o640],
-    ["7", 0o7],
+    ["4", 0o4],
     [0o600, 0o600],
   ])("reads control.mode %j as %d", (mode, expected) => {
     const config = valid({ control: { mode }, processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] });
@@ -247,7 +252,8 @@ describe("configSchema", () => {
   it("names the application after the config directory by default", () => {
     const config = valid({ processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] }, "/opt/apps/billing/rollbridge.json");
     expect(config.application).toBe("billing");
-    expect(config.control.path).toBe("/tmp/rollbridge-billing.sock");
+    expect(config.control.path).toBe(defaultControlPath("billing"));
+    expect(config.control.path).not.toMatch(/^\/tmp\//);
   });
 
   it("accepts a $schema key for editors", () => {

@@ -54,7 +54,9 @@ describe("state file", () => {
     const file = path.join(dir, "nested", "state.json");
     await writeStateFile(file, snapshot());
     await writeStateFile(file, { ...snapshot(), activeKey: null });
-    expect(await readStateFile(file)).toEqual({ ...snapshot(), activeKey: null });
+    // Entries written without a uid take the file owner's: the daemon that wrote it ran as that user.
+    const uid = process.getuid?.() ?? 0;
+    expect(await readStateFile(file)).toEqual({ ...snapshot(), activeKey: null, processes: snapshot().processes.map((p) => ({ ...p, uid })) });
     expect(await fs.readdir(path.dirname(file))).toEqual(["state.json"]);
     expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
   });

@@ -3,7 +3,7 @@
 import type { ApplyResponse } from "../../control/protocol.js";
 import { request } from "../../control/client.js";
 import type { Command, CommandContext, OptionSpec } from "../command.js";
-import { configFor } from "../context.js";
+import { daemonFor } from "../context.js";
 import { DESIRED_OPTIONS, desiredFromInput } from "../desired-input.js";
 import { printError, usageError } from "../output.js";
 import { finishRollout, parseTimeoutFlag } from "../wait-output.js";
@@ -24,11 +24,11 @@ export const applyCommand: Command = {
 
 export async function runApply(ctx: CommandContext, wait: boolean): Promise<number> {
   try {
-    const loaded = await configFor(ctx);
-    const document = await desiredFromInput(ctx, loaded);
+    const target = await daemonFor(ctx);
+    const document = await desiredFromInput(ctx, target);
     if (!document) throw usageError("nothing to apply", "pass -f FILE (or - for stdin), --release-path P, or --replicas id=N");
     const timeoutMs = parseTimeoutFlag(ctx.values.timeout);
-    const socket = loaded.config.control.path;
+    const socket = target.endpoint;
     const applied = await request<ApplyResponse>(socket, "PUT", "/desired", { document });
     if (!ctx.json) {
       ctx.stdout(`wrote ${applied.file}: ${applied.stopped ? "stopped" : `release ${applied.releaseId}`}\n`);

@@ -5,12 +5,12 @@ import { configFor } from "../context.js";
 import { ensureDaemon } from "../daemon-launch.js";
 import { dim, printError, usageError } from "../output.js";
 import { runApply } from "./apply.js";
-import { ENSURE_OPTIONS } from "./ensure-daemon.js";
+import { ENSURE_OPTIONS, ensureOptions } from "./ensure-daemon.js";
 
 export const deployCommand: Command = {
   name: "deploy",
   summary: "deploy a release and wait for it (apply --wait with these flags)",
-  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P]]",
+  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P] [--inherit-env]]",
   example: "rollbridge deploy --release-path /srv/app/releases/20261123120000 --revision abc123",
   options: {
     "release-path": DESIRED_OPTIONS["release-path"]!,
@@ -25,13 +25,13 @@ export const deployCommand: Command = {
     if (!ctx.values["release-path"]) return printError(ctx, usageError("deploy needs --release-path", "rollbridge deploy --release-path /srv/app/releases/<ts>"), 2);
     if (ctx.values["ensure-daemon"]) {
       try {
-        const result = await ensureDaemon(await configFor(ctx), { logPath: ctx.values["daemon-log-path"] as string | undefined, pidPath: ctx.values["daemon-pid-path"] as string | undefined });
+        const result = await ensureDaemon(await configFor(ctx), ensureOptions(ctx));
         if (result.started) ctx.stderr(dim(`started daemon ${result.pid} (log: ${result.logPath})`) + "\n");
       } catch (error) {
         return printError(ctx, error, 1);
       }
-    } else if (ctx.values["daemon-log-path"] || ctx.values["daemon-pid-path"]) {
-      return printError(ctx, usageError("--daemon-log-path and --daemon-pid-path need --ensure-daemon"), 2);
+    } else if (ctx.values["daemon-log-path"] || ctx.values["daemon-pid-path"] || ctx.values["inherit-env"]) {
+      return printError(ctx, usageError("--daemon-log-path, --daemon-pid-path and --inherit-env need --ensure-daemon"), 2);
     }
     return runApply(ctx, true);
   },

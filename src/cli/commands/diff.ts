@@ -2,7 +2,7 @@
 // 1 changes, 2 error.
 import type { Change } from "../../reconcile/diff.js";
 import type { Command } from "../command.js";
-import { configFor } from "../context.js";
+import { daemonFor } from "../context.js";
 import { request } from "../../control/client.js";
 import { DESIRED_OPTIONS, desiredFromInput } from "../desired-input.js";
 import { printError, printJson } from "../output.js";
@@ -15,10 +15,10 @@ export const diffCommand: Command = {
   options: { ...DESIRED_OPTIONS },
   async run(ctx) {
     try {
-      const loaded = await configFor(ctx);
-      const document = await desiredFromInput(ctx, loaded);
+      const target = await daemonFor(ctx);
+      const document = await desiredFromInput(ctx, target);
       const body = document ? { document } : {};
-      const { changes } = await request<{ changes: Change[] }>(loaded.config.control.path, "POST", "/diff", body);
+      const { changes } = await request<{ changes: Change[] }>(target.endpoint, "POST", "/diff", body);
       if (ctx.json) printJson(ctx, { changed: changes.length > 0, changes });
       else if (changes.length === 0) ctx.stdout("no changes: what runs matches that desired state\n");
       else for (const change of changes) ctx.stdout(`~ ${change.message}\n`);

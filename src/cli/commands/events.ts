@@ -1,7 +1,7 @@
 // `rollbridge events`: the daemon's structured history.
 import type { DaemonEvent } from "../../reconcile/events.js";
 import type { Command } from "../command.js";
-import { configFor, daemonRequest } from "../context.js";
+import { daemonFor, daemonRequest } from "../context.js";
 import { follow } from "../follow.js";
 import { dim, printError, printJson, usageError } from "../output.js";
 
@@ -20,8 +20,7 @@ export const eventsCommand: Command = {
       const min = ctx.values.follow ? 0 : 1;
       if (!Number.isInteger(limit) || limit < min) throw usageError(`--limit ${String(ctx.values.limit)}: expected ${min === 0 ? "a non-negative" : "a positive"} integer`);
       if (ctx.values.follow) {
-        const loaded = await configFor(ctx);
-        return await follow(ctx, loaded.config.control.path, `/events/follow?limit=${limit}`, (value) => renderEvent(value as DaemonEvent));
+        return await follow(ctx, (await daemonFor(ctx)).endpoint, `/events/follow?limit=${limit}`, (value) => renderEvent(value as DaemonEvent));
       }
       const { result } = await daemonRequest<{ events: DaemonEvent[] }>(ctx, "GET", `/events?limit=${limit}`);
       if (ctx.json) printJson(ctx, result);

@@ -3,7 +3,7 @@
 import type { LogLine, LogsResponse } from "../../control/protocol.js";
 import { isRollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
-import { configFor, daemonRequest } from "../context.js";
+import { daemonFor, daemonRequest } from "../context.js";
 import { follow } from "../follow.js";
 import { dim, printError, printJson, red, usageError } from "../output.js";
 import { parseSince } from "../since.js";
@@ -28,8 +28,7 @@ export const logsCommand: Command = {
     }
     try {
       if (ctx.values.follow) {
-        const loaded = await configFor(ctx);
-        return await follow(ctx, loaded.config.control.path, `/logs/follow${route}`, (value) => renderLine(value as LogLine));
+        return await follow(ctx, (await daemonFor(ctx)).endpoint, `/logs/follow${route}`, (value) => renderLine(value as LogLine));
       }
       const { result } = await daemonRequest<LogsResponse>(ctx, "GET", `/logs${route}`);
       if (ctx.json) printJson(ctx, result);

@@ -173,6 +173,8 @@ function processText(outcome: ProcessReportOutcome, ms: number): string {
       return "already gone";
     case "changed":
       return "its pid was reused meanwhile: left alone";
+    case "other-user":
+      return "it runs as another user than the one configured: left alone";
     case "survived":
       return "still alive after SIGKILL";
     case "would-stop":

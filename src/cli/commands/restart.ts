@@ -1,11 +1,11 @@
 // `rollbridge restart`: restart processes of the active release in place (reason `manual`);
 // the proxied process is replaced new-before-old, so no request fails.
-import { request } from "../../control/client.js";
+import { request, type ControlTarget } from "../../control/client.js";
 import type { RestartTarget } from "../../control/operation-routes.js";
 import type { StatusDocument } from "../../reconcile/status.js";
 import { RollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
-import { configFor } from "../context.js";
+import { daemonFor } from "../context.js";
 import { dim, formatMs, green, printError, printJson } from "../output.js";
 import { parseTimeoutFlag } from "../wait-output.js";
 
@@ -28,8 +28,7 @@ export const restartCommand: Command = {
   async run(ctx) {
     try {
       const timeoutMs = parseTimeoutFlag(ctx.values.timeout) ?? 120_000;
-      const loaded = await configFor(ctx);
-      const socket = loaded.config.control.path;
+      const socket = (await daemonFor(ctx)).endpoint;
       const body: Record<string, string> = {};
       if (ctx.values.process !== undefined) body.process = String(ctx.values.process);
       if (ctx.values.policy !== undefined) body.policy = String(ctx.values.policy);
@@ -57,7 +56,7 @@ export const restartCommand: Command = {
 };
 
 /** Polls status until every instance runs a new pid started for reason `manual`. */
-async function waitRestarted(socket: string, result: RestartResult, deadline: number): Promise<Map<string, number>> {
+async function waitRestarted(socket: ControlTarget, result: RestartResult, deadline: number): Promise<Map<string, number>> {
   const done = new Map<string, number>();
   for (;;) {
     const status = await request<StatusDocument>(socket, "GET", "/status");

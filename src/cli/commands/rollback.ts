@@ -3,7 +3,7 @@
 import { request } from "../../control/client.js";
 import type { RollbackResponse } from "../../control/operation-routes.js";
 import type { Command } from "../command.js";
-import { configFor } from "../context.js";
+import { daemonFor } from "../context.js";
 import { printError } from "../output.js";
 import { finishRollout, parseTimeoutFlag } from "../wait-output.js";
 
@@ -20,8 +20,7 @@ export const rollbackCommand: Command = {
   async run(ctx) {
     try {
       const timeoutMs = parseTimeoutFlag(ctx.values.timeout);
-      const loaded = await configFor(ctx);
-      const socket = loaded.config.control.path;
+      const socket = (await daemonFor(ctx)).endpoint;
       const body = ctx.values["release-id"] === undefined ? {} : { releaseId: String(ctx.values["release-id"]) };
       const applied = await request<RollbackResponse>(socket, "POST", "/rollback", body);
       if (!ctx.json) {

@@ -1,5 +1,5 @@
 // `rollbridge shutdown`: stop the daemon and everything it manages; waits until it is gone.
-import { socketAnswers } from "../../control/socket.js";
+import { probe } from "../../control/client.js";
 import type { Command } from "../command.js";
 import { daemonRequest } from "../context.js";
 import { printError, printJson } from "../output.js";
@@ -12,9 +12,9 @@ export const shutdownCommand: Command = {
   options: {},
   async run(ctx) {
     try {
-      const { loaded, result } = await daemonRequest<{ pid: number }>(ctx, "POST", "/shutdown");
+      const { target, result } = await daemonRequest<{ pid: number }>(ctx, "POST", "/shutdown");
       const deadline = Date.now() + 120_000;
-      while (Date.now() < deadline && (await socketAnswers(loaded.config.control.path, 500))) await new Promise((r) => setTimeout(r, 100));
+      while (Date.now() < deadline && (await probe(target.endpoint, 500))) await new Promise((r) => setTimeout(r, 100));
       if (ctx.json) printJson(ctx, { ok: true, pid: result.pid });
       else ctx.stdout(`daemon ${result.pid} stopped\n`);
       return 0;

@@ -4,7 +4,7 @@ import { parseDesiredText, type DesiredDocument } from "../../config/desired-sch
 import { request } from "../../control/client.js";
 import type { ApplyResponse } from "../../control/protocol.js";
 import type { Command } from "../command.js";
-import { configFor } from "../context.js";
+import { daemonFor } from "../context.js";
 import { printError, printJson } from "../output.js";
 import { followRollout } from "../wait-output.js";
 
@@ -16,14 +16,15 @@ export const stopCommand: Command = {
   options: { "no-wait": { type: "boolean", description: "return once the desired file is written" } },
   async run(ctx) {
     try {
-      const loaded = await configFor(ctx);
+      const target = await daemonFor(ctx);
+      const desiredPath = await target.desiredPath();
       let current: DesiredDocument = {};
       try {
-        current = parseDesiredText(await fs.readFile(loaded.config.desiredPath, "utf8"), loaded.config.desiredPath);
+        current = parseDesiredText(await fs.readFile(desiredPath, "utf8"), desiredPath);
       } catch {
         // no (valid) desired file: stopped is all we write
       }
-      const socket = loaded.config.control.path;
+      const socket = target.endpoint;
       const applied = await request<ApplyResponse>(socket, "PUT", "/desired", { document: { ...current, stopped: true } });
       if (ctx.values["no-wait"]) {
         if (ctx.json) printJson(ctx, { ok: true, ...applied });

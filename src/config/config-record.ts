@@ -1,0 +1,57 @@
+// The record a running daemon keeps of its config file (`config-<hash>.json` in the runtime base,
+// see runtime-dir.ts): which control socket serves that config. A CLI whose config file no longer
+// loads (a broken edit while the daemon runs) finds the daemon through it. Written at start
+// (atomically, through safe-file.ts), removed at shutdown; it holds paths and a pid, no secrets.
+import { unlink } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { euid, readTrusted, writeAtomic } from "../safe-file.js";
+import { configRecordCandidates, configRecordPath, ensureBaseDir } from "./runtime-dir.js";
+
+const recordSchema = z.object({
+  version: z.literal(1),
+  configPath: z.string(),
+  socket: z.string(),
+  owner: z.union([z.number(), z.string()]).optional(),
+  desiredPath: z.string(),
+  application: z.string(),
+  pid: z.number().int().positive(),
+  writtenAt: z.string(),
+});
+
+/** What a daemon records about the config it runs. */
+export type ConfigRecord = z.output<typeof recordSchema>;
+
+/** Writes the record of `record.configPath` (mode 0644: a group member's CLI must read it); returns its path. */
+export async function writeConfigRecord(record: Omit<ConfigRecord, "version" | "writtenAt">): Promise<string> {
+  const file = configRecordPath(record.configPath);
+  await ensureBaseDir(path.dirname(file));
+  const full: ConfigRecord = { version: 1, ...record, writtenAt: new Date().toISOString() };
+  await writeAtomic(file, JSON.stringify(full) + "\n", { mode: 0o644, purpose: "record the daemon's config in" });
+  return file;
+}
+
+/** Removes the record of `configPath` if it is still the one daemon `pid` wrote. */
+export async function removeConfigRecord(configPath: string, pid: number): Promise<void> {
+  const file = configRecordPath(configPath);
+  const current = await readRecord(file).catch(() => null);
+  if (current?.pid === pid) await unlink(file).catch(() => undefined);
+}
+
+/** The record of `configPath` a daemon left (this user's runtime base first, then root's); null when none. */
+export async function findConfigRecord(configPath: string): Promise<ConfigRecord | null> {
+  const absolute = path.resolve(configPath);
+  for (const file of configRecordCandidates(absolute)) {
+    const record = await readRecord(file).catch(() => null);
+    if (record !== null && record.configPath === absolute) return record;
+  }
+  return null;
+}
+
+async function readRecord(file: string): Promise<ConfigRecord | null> {
+  // Only root's or our own records count: another user could otherwise point us at their socket.
+  const read = await readTrusted(file, { owners: [0, euid()], maxBytes: 64 * 1024, purpose: "read the daemon record" });
+  if (read === null) return null;
+  const parsed = recordSchema.safeParse(JSON.parse(read.text));
+  return parsed.success ? parsed.data : null;
+}
