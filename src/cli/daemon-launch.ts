@@ -56,20 +56,26 @@ export async function ensureDaemon(loaded: LoadedConfig, options: EnsureOptions 
   const pidPath = path.resolve(options.pidPath ?? defaultPidPath(application));
   const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
   const lockPath = `${own.path}.lock`;
-  const usesPrivateDir = config.control.defaultPath || options.logPath === undefined || options.pidPath === undefined;
-  if (usesPrivateDir) await ensurePrivateDir(runtimeDir(application), { gid: config.control.group === undefined ? undefined : (lookupGid(config.control.group) ?? undefined) });
-  if (!config.control.defaultPath) await mkdir(path.dirname(own.path), { recursive: true });
+  // The private directory is created (or checked) only when something default goes into it.
+  const privateDir = runtimeDir(application);
+  const gid = config.control.group === undefined ? undefined : (lookupGid(config.control.group) ?? undefined);
+  const prepare = async (file: string) => {
+    if (path.dirname(file) === privateDir) await ensurePrivateDir(privateDir, { gid });
+    else await mkdir(path.dirname(file), { recursive: true });
+  };
+  await prepare(lockPath);
 
   for (;;) {
     const running = (await runningPid(found)) ?? (found.path === own.path ? null : await runningPid(own));
-    if (running !== null) return finish({ started: false, pid: running.pid, socket: running.socket, logPath, pidPath });
+    if (running !== null) return finish({ started: false, pid: running.pid, socket: running.socket, logPath, pidPath }, prepare);
     if (await takeLock(lockPath)) {
       try {
         // Someone may have started it between our check and the lock.
         const again = await runningPid(own);
-        if (again !== null) return await finish({ started: false, pid: again.pid, socket: again.socket, logPath, pidPath });
+        if (again !== null) return await finish({ started: false, pid: again.pid, socket: again.socket, logPath, pidPath }, prepare);
+        await prepare(logPath);
         const pid = await startDetached(loaded, logPath, own, deadline, options.inheritEnv === true);
-        return await finish({ started: true, pid, socket: own.path, logPath, pidPath });
+        return await finish({ started: true, pid, socket: own.path, logPath, pidPath }, prepare);
       } finally {
         await unlink(lockPath).catch(() => undefined);
       }
@@ -94,7 +100,7 @@ export async function runningPid(endpoint: ControlEndpoint): Promise<{ pid: numb
 }
 
 /** Records the pid: one this command started, or one verified (through /proc) to hold the socket. */
-async function finish(result: { started: boolean; pid: number; socket: string; logPath: string; pidPath: string }): Promise<EnsureResult> {
+async function finish(result: { started: boolean; pid: number; socket: string; logPath: string; pidPath: string }, prepare: (file: string) => Promise<void>): Promise<EnsureResult> {
   let note: string | null = null;
   if (!result.started) {
     const held = Number.isInteger(result.pid) && result.pid > 0 ? await socketHeldBy(result.socket, result.pid) : false;
@@ -102,7 +108,7 @@ async function finish(result: { started: boolean; pid: number; socket: string; l
     if (held === null) note = `cannot check that pid ${result.pid} holds ${result.socket} (it runs as another user): not recorded in ${result.pidPath}`;
   }
   if (note === null) {
-    await mkdir(path.dirname(result.pidPath), { recursive: true });
+    await prepare(result.pidPath);
     await writeAtomic(result.pidPath, `${result.pid}\n`, { mode: 0o644, purpose: "write the pid file" });
   }
   return { ...result, pidRecorded: note === null, note };
@@ -143,7 +149,6 @@ async function takeLock(lockPath: string): Promise<boolean> {
 }
 
 async function startDetached(loaded: LoadedConfig, logPath: string, socket: ControlEndpoint, deadline: number, inheritEnv: boolean): Promise<number> {
-  await mkdir(path.dirname(logPath), { recursive: true });
   const log = await openAppend(logPath, { mode: 0o600, purpose: "append the daemon's output to" });
   let child;
   try {
