@@ -8,6 +8,7 @@ import { loadConfig } from "../config/load.js";
 import { request } from "../control/client.js";
 import type { StatusDocument } from "../reconcile/status.js";
 import type { DynamicValues } from "./command.js";
+import { endpointFor } from "./context.js";
 
 /** How long completion waits for the daemon: a shell waiting on Tab must not hang. */
 const DAEMON_TIMEOUT_MS = 1000;
@@ -31,7 +32,7 @@ export async function completeIds(argv: string[], cwd: string, stdout: (text: st
     const fromConfig = kind === "processes" ? loaded.config.processes.map((p) => p.id) : [];
     let status: StatusDocument | null = null;
     try {
-      status = await request<StatusDocument>(loaded.config.control.path, "GET", "/status", undefined, DAEMON_TIMEOUT_MS);
+      status = await request<StatusDocument>(await endpointFor(loaded.config), "GET", "/status", undefined, DAEMON_TIMEOUT_MS);
     } catch {
       // No daemon (or a slow one): processes still complete from the config.
     }
