@@ -48,7 +48,7 @@ describe("a broken config on disk", () => {
 
     const status = JSON.parse(await works(d, ["status", "--json"], problem));
     expect(status.activeRelease.id).toBe("v1");
-    expect(JSON.parse(await works(d, ["logs", "--json"], problem)).processes.length).toBeGreaterThan(0);
+    expect(JSON.parse(await works(d, ["logs", "--json"], problem)).lines.length).toBeGreaterThan(0);
     const events = JSON.parse(await works(d, ["events", "--json"], problem)).events as { type: string }[];
     expect(events.some((e) => e.type === "config-reload-failed")).toBe(true);
     await works(d, ["events"], problem);
