@@ -25,7 +25,7 @@ import { MemorySupervisor } from "./reconcile/memory-supervisor.js";
 import { plannerConfig } from "./reconcile/planner-config.js";
 import { StateKeeper } from "./reconcile/state-keeper.js";
 import type { Plan } from "./reconcile/types.js";
-import { buildStatus, type StatusDocument } from "./reconcile/status.js";
+import { buildStatus, type StatusDocument, type StatusOptions } from "./reconcile/status.js";
 import { boundedLineSink } from "./reconcile/event-sink.js";
 import { lookupGid, readTrusted } from "./safe-file.js";
 
@@ -158,8 +158,8 @@ export class Daemon {
     if (this.options.handleSignals) this.installSignals();
   }
 
-  status(): StatusDocument {
-    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans());
+  status(options: StatusOptions = {}): StatusDocument {
+    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans(), options);
   }
 
   /** The Prometheus exposition: counters plus a status snapshot taken now. */

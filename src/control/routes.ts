@@ -18,7 +18,7 @@ import path from "node:path";
 
 export function controlRoutes(daemon: Daemon): Route[] {
   return [
-    { method: "GET", path: "/status", handler: () => daemon.status() },
+    { method: "GET", path: "/status", handler: (_req, _res, url) => daemon.status({ all: url.searchParams.get("all") === "true" }) },
     {
       method: "GET",
       path: "/events",

@@ -1,4 +1,4 @@
-// Memory and identity of a process group, read from /proc (Linux). Every reader
+// Memory, CPU time and identity of a process group, read from /proc (Linux). Every reader
 // tolerates processes vanishing mid-scan: a group is a moving target.
 import { execFile } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
@@ -13,6 +13,15 @@ export interface GroupMemberMemory {
 export interface GroupMemory {
   rssBytes: number;
   children: GroupMemberMemory[];
+}
+
+/** A group's memory and the CPU time its members have used (what `status` shows per process). */
+export interface GroupUsage extends GroupMemory {
+  /**
+   * CPU seconds of the live members plus what they have reaped of their children (utime +
+   * stime + cutime + cstime): it only grows while the group runs, so two samples give a CPU %.
+   */
+  cpuSeconds: number;
 }
 
 /** RSS of every live member of process group `pgid` (leader included); null without /proc. */
@@ -33,20 +42,25 @@ export async function sampleGroupMemory(pgid: number): Promise<GroupMemory | nul
 }
 
 /**
- * RSS of several process groups from ONE scan of /proc (the supervisor samples every managed
- * process each pass: one scan per group would cost O(groups × processes)). Null without /proc.
+ * RSS and CPU time of several process groups from ONE scan of /proc (the supervisor samples
+ * every managed process each pass: one scan per group would cost O(groups × processes)).
+ * Null without /proc.
  */
-export async function sampleGroupsMemory(pgids: readonly number[]): Promise<Map<number, GroupMemory> | null> {
+export async function sampleGroupsMemory(pgids: readonly number[]): Promise<Map<number, GroupUsage> | null> {
   const wanted = new Set(pgids);
   const stats = await readAllStats();
   if (stats === null) return null;
   const pageSize = await pageSizeBytes();
-  const result = new Map<number, GroupMemory>();
-  for (const pgid of wanted) result.set(pgid, { rssBytes: 0, children: [] });
+  const ticks = await clockTicksPerSecond();
+  const result = new Map<number, GroupUsage>();
+  for (const pgid of wanted) result.set(pgid, { rssBytes: 0, children: [], cpuSeconds: 0 });
   const seen = new Set<number>();
   for (const stat of stats) {
     const group = result.get(stat.pgrp);
-    if (!group || stat.state === "Z" || stat.state === "X") continue;
+    if (!group) continue;
+    // A zombie's times still count until its parent reaps it (then they move to the parent's cutime).
+    group.cpuSeconds += stat.cpuTicks / ticks;
+    if (stat.state === "Z" || stat.state === "X") continue;
     seen.add(stat.pid);
     // A command line does not change for a given process (pid + start time): read it once.
     let cached = commandCache.get(stat.pid);
@@ -91,6 +105,8 @@ export interface ProcStat {
   pgrp: number;
   startTime: number;
   rssPages: number;
+  /** utime + stime + cutime + cstime (fields 14-17), in clock ticks. */
+  cpuTicks: number;
 }
 
 interface GroupMember {
@@ -166,10 +182,11 @@ export function parseStat(pid: number, text: string): ProcStat | null {
   const pgrp = Number(rest[5 - 3]);
   const startTime = Number(rest[22 - 3]);
   const rssPages = Number(rest[24 - 3]);
+  const cpuTicks = [14, 15, 16, 17].reduce((sum, field) => sum + Number(rest[field - 3]), 0);
   if (state === undefined || !Number.isFinite(pgrp) || !Number.isFinite(startTime) || !Number.isFinite(rssPages)) {
     return null;
   }
-  return { pid, state, pgrp, startTime, rssPages };
+  return { pid, state, pgrp, startTime, rssPages, cpuTicks: Number.isFinite(cpuTicks) ? cpuTicks : 0 };
 }
 
 async function readCommand(pid: number): Promise<string | null> {
@@ -182,13 +199,24 @@ async function readCommand(pid: number): Promise<string | null> {
 }
 
 let pageSize: Promise<number> | undefined;
+let clockTicks: Promise<number> | undefined;
 
 function pageSizeBytes(): Promise<number> {
-  pageSize ??= new Promise((resolve) => {
-    execFile("getconf", ["PAGESIZE"], { timeout: 2000 }, (error, stdout) => {
+  pageSize ??= getconf("PAGESIZE", 4096);
+  return pageSize;
+}
+
+/** USER_HZ, the unit of the /proc/<pid>/stat times (100 on Linux almost everywhere). */
+function clockTicksPerSecond(): Promise<number> {
+  clockTicks ??= getconf("CLK_TCK", 100);
+  return clockTicks;
+}
+
+function getconf(name: string, fallback: number): Promise<number> {
+  return new Promise((resolve) => {
+    execFile("getconf", [name], { timeout: 2000 }, (error, stdout) => {
       const value = Number(String(stdout).trim());
-      resolve(!error && Number.isInteger(value) && value > 0 ? value : 4096);
+      resolve(!error && Number.isInteger(value) && value > 0 ? value : fallback);
     });
   });
-  return pageSize;
 }

@@ -62,12 +62,27 @@ export interface Instance extends ReadinessTarget {
   lastMemoryRestartAt?: number;
   rssBytes?: number;
   children?: { pid: number; command: string; rssBytes: number }[];
+  /** The last resource sample of the slot's process (RSS and CPU), for `status` and metrics. */
+  usage?: ProcessUsage;
   /** The warnBytes warning is given once per OS process. */
   memoryWarned: boolean;
   /** Services only: the rollout that first started it, until a switch adopts it. */
   startedFor?: string;
   /** The slot's log file (kept across restarts of the slot). */
   logFile?: RotatingLogFile;
+}
+
+/** What the sampler last saw of one OS process of a slot. */
+export interface ProcessUsage {
+  /** The process the sample is of: a sample of an earlier process of the slot is not shown. */
+  pid: number;
+  rssBytes: number;
+  /** CPU seconds used so far (utime + stime, children reaped included). */
+  cpuSeconds: number;
+  /** Share of one CPU over the time since the previous sample of this pid; null after the first. */
+  cpuPercent: number | null;
+  /** performance.now() of the sample. */
+  sampledAt: number;
 }
 
 export function newInstance(instanceId: string, processId: string, replicaIndex: number, replicaCount: number, releaseKey: string, reason: StartReason): Instance {

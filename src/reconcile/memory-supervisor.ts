@@ -1,17 +1,22 @@
-// Samples each memory-supervised process group's RSS from /proc on its checkIntervalMs: a
-// warning event once past warnBytes, and past limitBytes a restart with reason "memory"
-// (graceful: a proxied process is replaced new-before-old).
-import { sampleGroupsMemory, type GroupMemory } from "../process/memory.js";
+// Samples managed process groups from /proc, one scan per pass for all of them: every
+// process's RSS and CPU time every USAGE_INTERVAL_MS (for `status` and /metrics), and each
+// memory-supervised group on its checkIntervalMs: a warning event once past warnBytes, and
+// past limitBytes a restart with reason "memory" (graceful: a proxied process is replaced
+// new-before-old).
+import { sampleGroupsMemory, type GroupUsage } from "../process/memory.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
 
 const TICK_MS = 250;
+/** How often every process's usage is sampled: the window `status` averages CPU % over. */
+export const USAGE_INTERVAL_MS = 2000;
 
 export class MemorySupervisor {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lastSample = new WeakMap<Instance, number>();
+  private readonly lastUsage = new WeakMap<Instance, number>();
   /** Duration of the last sampling pass over every supervised process (for the bench). */
   lastPassMs = 0;
 
@@ -31,27 +36,38 @@ export class MemorySupervisor {
     this.timer = null;
   }
 
-  /** One pass: samples every supervised process whose interval has elapsed. */
+  /** One pass: samples every process whose usage or memory-check interval has elapsed (all of them with `force`). */
   async tick(force = false): Promise<void> {
     if (this.running) return;
     this.running = true;
     const started = performance.now();
     try {
       const now = this.now();
-      const due: { key: string; inst: Instance; pgid: number }[] = [];
+      const due: { key: string; inst: Instance; pgid: number; supervised: boolean }[] = [];
       for (const [key, slots] of this.executor.instances) {
         for (const inst of slots.values()) {
           const spec = this.executor.config.processes.find((p) => p.id === inst.processId);
           const pid = inst.proc?.pid;
-          if (!spec?.memory || pid === undefined || inst.proc?.phase === "exited" || inst.stopRequested) continue;
-          if (!force && now - (this.lastSample.get(inst) ?? 0) < spec.memory.checkIntervalMs) continue;
-          this.lastSample.set(inst, now);
-          due.push({ key, inst, pgid: pid });
+          if (pid === undefined || inst.proc?.phase === "exited") continue;
+          const supervised = spec?.memory !== undefined && !inst.stopRequested && (force || now - (this.lastSample.get(inst) ?? 0) >= spec.memory.checkIntervalMs);
+          const usageDue = force || now - (this.lastUsage.get(inst) ?? 0) >= USAGE_INTERVAL_MS;
+          if (!supervised && !usageDue) continue;
+          if (supervised) this.lastSample.set(inst, now);
+          this.lastUsage.set(inst, now);
+          due.push({ key, inst, pgid: pid, supervised });
         }
       }
       if (due.length > 0) {
         const samples = await sampleGroupsMemory(due.map((d) => d.pgid));
-        if (samples) for (const { key, inst, pgid } of due) this.check(key, inst, pgid, samples.get(pgid));
+        const at = performance.now();
+        if (samples) {
+          for (const { key, inst, pgid, supervised } of due) {
+            const sample = samples.get(pgid);
+            if (!sample || inst.proc?.pid !== pgid) continue; // the process moved on meanwhile
+            record(inst, pgid, sample, at);
+            if (supervised) this.check(key, inst, sample);
+          }
+        }
       }
     } finally {
       this.lastPassMs = performance.now() - started;
@@ -59,10 +75,7 @@ export class MemorySupervisor {
     }
   }
 
-  private check(key: string, inst: Instance, pgid: number, sample: GroupMemory | undefined): void {
-    if (!sample || inst.proc?.pid !== pgid) return; // the process moved on meanwhile
-    inst.rssBytes = sample.rssBytes;
-    inst.children = sample.children;
+  private check(key: string, inst: Instance, sample: GroupUsage): void {
     const limits = this.executor.config.processes.find((p) => p.id === inst.processId)?.memory;
     if (!limits) return;
     const releaseId = this.executor.recordFor(key)?.spec.id;
@@ -78,6 +91,17 @@ export class MemorySupervisor {
       this.executor.requestRestart([{ key, instanceId: inst.instanceId }], "memory");
     }
   }
+}
+
+/** Keeps the sample on the instance, with the CPU % since the previous sample of the same process. */
+function record(inst: Instance, pid: number, sample: GroupUsage, at: number): void {
+  const previous = inst.usage?.pid === pid ? inst.usage : undefined;
+  const seconds = previous ? (at - previous.sampledAt) / 1000 : 0;
+  // A member that exits unreaped by the group takes its CPU time along: never below zero.
+  const cpuPercent = previous && seconds > 0 ? Math.round((Math.max(0, sample.cpuSeconds - previous.cpuSeconds) / seconds) * 1000) / 10 : null;
+  inst.usage = { pid, rssBytes: sample.rssBytes, cpuSeconds: sample.cpuSeconds, cpuPercent, sampledAt: at };
+  inst.rssBytes = sample.rssBytes;
+  inst.children = sample.children;
 }
 
 function mb(bytes: number): string {

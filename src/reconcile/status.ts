@@ -4,6 +4,8 @@ import type { DesiredPending, DesiredSnapshot } from "../observe/desired-store.j
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
 import type { OrphanEntry } from "./orphans.js";
+import { failedRetryDelay } from "./plan.js";
+import { plannerConfig, type PlannerConfig } from "./planner-config.js";
 import type { Condition, Plan, ReleaseRecord } from "./types.js";
 
 export type ProcessStatusState = "starting" | "running" | "stopping" | "stopped" | "crashed" | "failed";
@@ -21,7 +23,20 @@ export interface ReleaseStatus {
   drainDeadline: string | null;
   stoppedAt: string | null;
   connections: { inflight: number; websockets: number };
-  failure: { reason: string; code: string; instanceId: string | null; output: string[]; at: string } | null;
+  failure: ReleaseFailureStatus | null;
+}
+
+/** Why a release failed and, for the desired release, when the daemon tries it again. */
+export interface ReleaseFailureStatus {
+  reason: string;
+  code: string;
+  instanceId: string | null;
+  output: string[];
+  at: string;
+  /** Failed attempts in a row. */
+  attempts: number;
+  /** When the daemon starts it again (ISO time); null when it will not (it is no longer the desired release). */
+  retryAt: string | null;
 }
 
 export interface ProcessStatus {
@@ -42,8 +57,10 @@ export interface ProcessStatus {
   exitSignal: string | null;
   replicaIndex: number;
   replicaCount: number;
-  /** Present for memory-supervised processes once sampled. */
-  rssBytes?: number;
+  /** RSS of the process group, once sampled (every 2 s); null before, and once it has exited. */
+  rssBytes: number | null;
+  /** CPU use of the process group, % of one CPU over the last sample interval (2 s); null until two samples. */
+  cpuPercent: number | null;
   memoryRestarts: number;
   lastMemoryRestartAt: string | null;
   children?: { pid: number; command: string; rssBytes: number }[];
@@ -73,25 +90,41 @@ export interface StatusDocument {
   conditions: Condition[];
   /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
   orphans: OrphanEntry[];
+  /** Stopped or failed processes of retired releases left out of `processes` (`status --all` lists them). */
+  hiddenProcesses: number;
 }
 
-export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = []): StatusDocument {
+/** What `status` lists: by default the processes of retired releases that no longer run are left out. */
+export interface StatusOptions {
+  /** List every process, those of retired releases included (`status --all`). */
+  all?: boolean;
+}
+
+export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = [], options: StatusOptions = {}): StatusDocument {
   const observed = executor.observe();
+  const target = desired.target;
+  const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
+  const retry = plannerConfig(config);
   const releases = observed.releases
-    .map((r) => releaseStatus(r.record, r.connections))
+    .map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null))
     .sort((a, b) => rank(a.state) - rank(b.state) || b.createdAt.localeCompare(a.createdAt));
   const active = releases.find((r) => r.key === observed.activeKey) ?? null;
   const processes: ProcessStatus[] = [];
+  let hiddenProcesses = 0;
   for (const [key, slots] of executor.instances) {
     const rec = executor.recordFor(key);
     if (!rec) continue;
+    // Retired: stopped, or failed and no longer desired (a failed desired release is retried, and its processes say why it failed).
+    const retired = rec.state === "stopped" || (rec.state === "failed" && key !== targetKey);
     for (const inst of slots.values()) {
       const status = processStatus(config, rec, inst, now);
-      if (rec.state === "stopped" && (status.state === "stopped" || status.state === "crashed")) continue;
+      if (retired && !options.all && (status.state === "stopped" || status.state === "crashed" || status.state === "failed")) {
+        hiddenProcesses += 1;
+        continue;
+      }
       processes.push(status);
     }
   }
-  const target = desired.target;
   const conditions = [...(plan?.conditions ?? [])];
   if (desired.error) conditions.push({ type: "Degraded", status: true, reason: "DesiredInvalid", message: desired.error.message });
   // A change read but not adopted yet (still settling): what runs does not match the file.
@@ -121,6 +154,7 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
     proxy: { host: config.proxy.host, port: config.proxy.port, activeReleaseId: active?.id ?? null },
     conditions,
     orphans,
+    hiddenProcesses,
   };
 }
 
@@ -160,7 +194,7 @@ function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
 
-function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; websockets: number }): ReleaseStatus {
+function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; websockets: number }, retry: PlannerConfig | null): ReleaseStatus {
   return {
     id: rec.spec.id,
     key: rec.key,
@@ -175,7 +209,16 @@ function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; webs
     stoppedAt: iso(rec.stoppedAt),
     connections,
     failure: rec.failure
-      ? { reason: rec.failure.reason, code: rec.failure.code, instanceId: rec.failure.instanceId ?? null, output: rec.failure.output ?? [], at: new Date(rec.failure.at).toISOString() }
+      ? {
+          reason: rec.failure.reason,
+          code: rec.failure.code,
+          instanceId: rec.failure.instanceId ?? null,
+          output: rec.failure.output ?? [],
+          at: new Date(rec.failure.at).toISOString(),
+          attempts: rec.failedAttempts,
+          // The planner resumes the desired failed release once this backoff has passed (plan.ts).
+          retryAt: retry && rec.state === "failed" ? new Date(rec.failure.at + failedRetryDelay(retry, rec.failedAttempts)).toISOString() : null,
+        }
       : null,
   };
 }
@@ -189,6 +232,8 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
   else if (proc.phase === "exited") state = inst.stopRequested ? "stopped" : "crashed";
   else state = proc.phase;
   const running = proc && proc.phase !== "exited";
+  // A sample of an earlier process of the slot says nothing about this one.
+  const usage = running && inst.usage?.pid === proc.pid ? inst.usage : undefined;
   return {
     id: inst.processId,
     instanceId: inst.instanceId,
@@ -207,7 +252,8 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
     exitSignal: exit?.signal ?? null,
     replicaIndex: inst.replicaIndex,
     replicaCount: inst.replicaCount,
-    ...(inst.rssBytes === undefined ? {} : { rssBytes: inst.rssBytes }),
+    rssBytes: usage?.rssBytes ?? null,
+    cpuPercent: usage?.cpuPercent ?? null,
     memoryRestarts: inst.memoryRestarts,
     lastMemoryRestartAt: iso(inst.lastMemoryRestartAt),
     ...(inst.children === undefined ? {} : { children: inst.children }),

@@ -80,9 +80,10 @@ describe("readStartTime", () => {
 
 describe("parseStat", () => {
   it("reads the fields after a comm that contains spaces and parentheses", () => {
-    const fields = ["S", "1", "4242", "4242", "0", "-1", "4194560", "1", "0", "0", "0", "0", "0", "0", "0", "20", "0", "1", "0"];
+    // Fields 3 (state) to 21; utime, stime, cutime, cstime (14-17) are 7, 3, 2, 1.
+    const fields = ["S", "1", "4242", "4242", "0", "-1", "4194560", "1", "0", "0", "0", "7", "3", "2", "1", "20", "0", "1", "0"];
     const text = `4243 (my (weird) app) ${fields.join(" ")} 987654 123456789 2560 18446744073709551615\n`;
-    expect(parseStat(4243, text)).toEqual({ pid: 4243, state: "S", pgrp: 4242, startTime: 987654, rssPages: 2560 });
+    expect(parseStat(4243, text)).toEqual({ pid: 4243, state: "S", pgrp: 4242, startTime: 987654, rssPages: 2560, cpuTicks: 13 });
   });
 });
 

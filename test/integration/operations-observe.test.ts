@@ -49,7 +49,8 @@ describe("status", () => {
     expect(r.stdout).toMatch(/converged/);
     expect(r.stdout).toMatch(/^RELEASE\s+STATE\s+REVISION\s+CONNECTIONS\s+PATH$/m);
     expect(r.stdout).toMatch(/^v1\s+active\s+r1\s+0 http, 0 ws\s+\//m);
-    expect(r.stdout).toMatch(/^worker#1\s+v1\s+running\s+\d+\s+-\s+0\s/m);
+    // PORT, then CPU and MEMORY ("-" until sampled), then RESTARTS.
+    expect(r.stdout).toMatch(/^worker#1\s+v1\s+running\s+\d+\s+-\s+(-|[\d.]+%)\s+(-|[\d.]+ [KMG]?i?B)\s+0\s/m);
     expect(r.stdout).not.toContain("\u001b[");
   });
 });

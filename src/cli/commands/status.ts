@@ -1,18 +1,20 @@
 // `rollbridge status`: desired vs observed — releases, processes, proxy, conditions.
-import type { StatusDocument } from "../../reconcile/status.js";
+import type { ReleaseStatus, StatusDocument } from "../../reconcile/status.js";
 import type { Command } from "../command.js";
 import { daemonRequest } from "../context.js";
-import { bold, formatBytes, formatMs, green, printError, printJson, red, table, yellow } from "../output.js";
+import { bold, dim, formatBytes, formatMs, green, printError, printJson, red, table, yellow } from "../output.js";
 
 export const statusCommand: Command = {
   name: "status",
   summary: "desired vs observed: releases, processes, proxy, conditions, orphans",
-  usage: "rollbridge status [--json]",
+  usage: "rollbridge status [--all] [--json]",
   example: "rollbridge status --json | jq .activeRelease",
-  options: {},
+  options: {
+    all: { type: "boolean", short: "a", description: "also list the stopped and failed processes of retired releases" },
+  },
   async run(ctx) {
     try {
-      const { result } = await daemonRequest<StatusDocument>(ctx, "GET", "/status");
+      const { result } = await daemonRequest<StatusDocument>(ctx, "GET", ctx.values.all ? "/status?all=true" : "/status");
       if (ctx.json) printJson(ctx, result);
       else ctx.stdout(renderStatus(result));
       return 0;
@@ -29,42 +31,57 @@ function stateColor(state: string): string {
   return state;
 }
 
-export function renderStatus(s: StatusDocument): string {
+export function renderStatus(s: StatusDocument, now: number = Date.now()): string {
   let out = `${bold(s.application)}  ${s.converged ? green("converged") : yellow("not converged")}  proxy ${s.proxy.host}:${s.proxy.port}  daemon pid ${s.daemonPid}\n`;
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
-  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready")) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)}: ${c.message}\n`;
+  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready")) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
   out += "\n";
   if (s.releases.length) {
     out += table(
       ["RELEASE", "STATE", "REVISION", "CONNECTIONS", "PATH"],
       s.releases.map((r) => [r.id, stateColor(r.state), r.revision, `${r.connections.inflight} http, ${r.connections.websockets} ws`, r.path]),
     );
-    for (const r of s.releases.filter((r) => r.failure)) out += `${red("failed")} ${r.id}: ${r.failure?.reason}\n`;
+    for (const r of s.releases) if (r.failure) out += failureLines(r.id, r.failure, s, now);
     out += "\n";
   }
   if (s.processes.length) {
-    const memory = s.processes.some((p) => p.rssBytes !== undefined);
     out += table(
-      ["PROCESS", "RELEASE", "STATE", "PID", "PORT", "RESTARTS", "UPTIME", "LAST START", ...(memory ? ["MEMORY"] : [])],
+      ["PROCESS", "RELEASE", "STATE", "PID", "PORT", "CPU", "MEMORY", "RESTARTS", "UPTIME", "LAST START"],
       s.processes.map((p) => [
         p.instanceId,
         p.releaseId,
         stateColor(p.state),
         p.pid,
         p.port,
+        p.cpuPercent === null ? null : `${p.cpuPercent.toFixed(1)}%`,
+        p.rssBytes === null ? null : formatBytes(p.rssBytes),
         p.memoryRestarts ? `${p.restarts} (${p.memoryRestarts} memory)` : p.restarts,
         p.uptimeMs === null ? null : formatMs(p.uptimeMs),
         p.lastStartReason,
-        ...(memory ? [p.rssBytes === undefined ? null : formatBytes(p.rssBytes)] : []),
       ]),
     );
+  }
+  if (s.hiddenProcesses > 0) {
+    out += dim(`(${s.hiddenProcesses} stopped process${s.hiddenProcesses === 1 ? "" : "es"} of retired releases not shown: rollbridge status --all lists them)`) + "\n";
   }
   if (s.orphans.length) {
     out += `\n${red(`${s.orphans.length} orphaned process${s.orphans.length === 1 ? "" : "es"}`)} left by a daemon that died (rollbridge recover --force stops them):\n`;
     out += table(["ORPHAN", "RELEASE", "PID", "PORT", "SINCE"], s.orphans.map((o) => [o.instanceId, o.releaseId, o.pid, o.port, o.detectedAt]));
   }
   if (!s.releases.length && !s.processes.length) out += "nothing deployed yet: rollbridge deploy --release-path P\n";
+  return out;
+}
+
+/** Why a release failed; for the desired one, when it is tried again and how to stop that. */
+function failureLines(id: string, f: NonNullable<ReleaseStatus["failure"]>, s: StatusDocument, now: number): string {
+  let out = `${red("failed")} ${id}: ${f.reason}${f.attempts > 1 ? ` (${f.attempts} attempts in a row)` : ""}\n`;
+  if (f.retryAt === null) return out;
+  const inMs = Date.parse(f.retryAt) - now;
+  const when = inMs > 0 ? `at ${f.retryAt} (in ${formatMs(inMs)})` : "now";
+  const back = s.activeRelease ? `, apply the active release ${s.activeRelease.id} again` : "";
+  out += `  it is the desired release: tried again ${when}, and on after each failure with a longer wait (up to 5 min)\n`;
+  out += `  to stop that, change the desired state: deploy a fixed release${back}, or rollbridge stop (then nothing serves)\n`;
   return out;
 }
