@@ -188,3 +188,77 @@ describe("YAML shown in README.md, docs/ and examples/", () => {
     expect(unquotedPlaceholder("    # cwd: {{releasePath}}")).toBeNull();
   });
 });
+
+// A command line a reader copies must work: `rollbridge <command> --flag ...` in the docs and
+// examples names a command that exists and only flags that command takes.
+describe("rollbridge command lines in README.md, docs/ and examples/", () => {
+  const SCRIPT = /\.(sh|ya?ml|service|conf)$/;
+  const walk = (dir: string): string[] =>
+    readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
+  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`), ...walk("examples").filter((f) => f.endsWith(".md") || SCRIPT.test(f))];
+
+  /** The code a reader runs: fenced blocks and inline code of markdown, the non-comment lines of scripts. */
+  function codeOf(file: string, text: string): string[] {
+    const joined = text.replace(/\\\n\s*/g, " ");
+    if (SCRIPT.test(file)) return joined.split("\n").filter((line) => !/^\s*#/.test(line)).map((line) => line.replace(/\s#\s.*$/, ""));
+    // Shell comments in code blocks are prose (`# or use the copy in node_modules`).
+    const blocks = [...joined.matchAll(/```[^\n]*\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split("\n")).map((line) => line.replace(/(^|\s)#.*$/, ""));
+    const prose = joined.replace(/```[\s\S]*?```/g, "");
+    const spans = [...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!);
+    return [...blocks, ...spans];
+  }
+
+  /** Each `rollbridge WORD rest-of-command` in a line of code. */
+  function invocations(line: string): { command: string; flags: string[] }[] {
+    const found: { command: string; flags: string[] }[] = [];
+    for (const m of line.matchAll(/(?:^|[\s(;|&=/"'$])rollbridge\s+([^\s`'"|;&)]+)([^|;&#)\n`]*)/g)) {
+      const flags = [...m[2]!.matchAll(/(?:^|[\s[(|])(--?[A-Za-z][\w-]*)/g)].map((f) => f[1]!);
+      found.push({ command: m[1]!, flags });
+    }
+    return found;
+  }
+
+  function problems(line: string): string[] {
+    const out: string[] = [];
+    for (const { command, flags } of invocations(line)) {
+      // Placeholders such as COMMAND or <command>, and the top-level flags.
+      if (/^[A-Z<[]/.test(command) || ["--help", "-h", "--version", "-v", "__complete"].includes(command)) continue;
+      const c = COMMANDS.find((x) => x.name === command);
+      if (!c) {
+        out.push(`unknown command "${command}"`);
+        continue;
+      }
+      const known = new Set<string>();
+      for (const [name, spec] of Object.entries({ ...GLOBAL_OPTIONS, ...c.options })) {
+        known.add(`--${name}`);
+        if (spec.short) known.add(`-${spec.short}`);
+      }
+      for (const flag of flags) if (!known.has(flag)) out.push(`${command} has no flag ${flag}`);
+    }
+    return out;
+  }
+
+  it("finds the command lines to check", () => {
+    const all = files.flatMap((file) => codeOf(file, read(file)).flatMap(invocations));
+    expect(all.length).toBeGreaterThan(100);
+    expect(all).toEqual(expect.arrayContaining([{ command: "apply", flags: ["--config", "--release-path", "--revision", "--wait", "--timeout"] }]));
+  });
+
+  it("names only commands and flags that exist", () => {
+    const bad: string[] = [];
+    for (const file of files) for (const line of codeOf(file, read(file))) for (const p of problems(line)) bad.push(`${file}: ${p}: ${line.trim()}`);
+    expect(bad).toEqual([]);
+  });
+
+  it("never installs rollbridge from the npm registry, where it is not published yet", () => {
+    const registry = /\bnpm\s+(install|i|add)\s+(-g\s+|--global\s+)?rollbridge(@\S*)?(\s|$)|\bnpx\s+(-y\s+)?rollbridge@/;
+    const bad = files.flatMap((file) => codeOf(file, read(file)).filter((line) => registry.test(line)).map((line) => `${file}: ${line.trim()}`));
+    expect(bad).toEqual([]);
+  });
+
+  it("would notice a command or a flag that does not exist", () => {
+    expect(problems("rollbridge deploy --release-path /srv/x --wiat")).toEqual(["deploy has no flag --wiat"]);
+    expect(problems("sudo rollbridge upgrade-now")).toEqual(['unknown command "upgrade-now"']);
+    expect(problems("rollbridge logs -n 20 -f --since 5m | grep error")).toEqual([]);
+  });
+});
