@@ -1,6 +1,7 @@
-// The published package as a user meets it: `npm pack`, install the tarball into an empty
-// project, and run the `rollbridge` bin through npx. Dependencies come from the npm registry,
-// so the test skips (saying why) when the registry cannot be reached.
+// The package as the README's Install section has a user install it: `npm pack`, then the
+// tarball installed globally (into a temp prefix) and into an empty project, and the
+// `rollbridge` command run from each. Dependencies come from the npm registry, so the test
+// skips (saying why) when the registry cannot be reached.
 import { execFile } from "node:child_process";
 import { promises as fs, readFileSync } from "node:fs";
 import os from "node:os";
@@ -10,7 +11,7 @@ import { CLI, ROOT } from "../helpers/daemon.js";
 
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 /** What `files` in package.json may ship, besides package.json itself. */
-const SHIPPED = [/^dist\/.+\.js$/, /^schemas\/[^/]+\.json$/, /^examples\//, /^README\.md$/, /^LICENSE$/, /^package\.json$/];
+const SHIPPED = [/^dist\/.+\.js$/, /^schemas\/[^/]+\.json$/, /^examples\//, /^docs\/[^/]+\.md$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/];
 
 interface Run {
   code: number;
@@ -54,7 +55,7 @@ describe("the npm package", () => {
     return;
   }
 
-  it("installs from its tarball into an empty project and `npx rollbridge` answers --help and --version", async () => {
+  it("installs from its tarball globally (rollbridge --version, validate, help) and into a project (npx rollbridge), docs included", async () => {
     const head = readFileSync(CLI, "utf8").split("\n", 1)[0];
     expect(head, "dist/cli/main.js must start with a shebang (run npm run build)").toBe("#!/usr/bin/env node");
 
@@ -68,20 +69,44 @@ describe("the npm package", () => {
     expect(files.filter((f) => !SHIPPED.some((pattern) => pattern.test(f)))).toEqual([]);
     expect(files).toEqual(expect.arrayContaining(["dist/cli/main.js", "schemas/config.schema.json", "schemas/desired.schema.json", "README.md", "LICENSE"]));
     expect(files.filter((f) => f.endsWith(".map") || f.startsWith("src/") || f.startsWith("test/"))).toEqual([]);
+    // Every page of the documentation travels with the package (README links into docs/).
+    const docs = (await fs.readdir(path.join(ROOT, "docs"))).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
+    expect(docs.length).toBeGreaterThan(5);
+    expect(files).toEqual(expect.arrayContaining(docs));
+    // The README names the tarball npm pack writes.
+    expect(info!.filename).toBe(`rollbridge-${VERSION}.tgz`);
+    expect(readFileSync(path.join(ROOT, "README.md"), "utf8")).toContain(`npm install -g ./${info!.filename}`);
+    const tarball = path.join(work, info!.filename);
+
+    // Global install, as the README says (into a temp prefix instead of /usr/local).
+    const prefix = path.join(work, "prefix");
+    const global = await run("npm", ["install", "-g", "--prefix", prefix, tarball, "--no-audit", "--no-fund", "--prefer-offline"], work, 90_000);
+    expect(global.code, global.stderr).toBe(0);
+    const rollbridge = path.join(prefix, "bin", "rollbridge");
+    const installed = path.join(prefix, "lib", "node_modules", "rollbridge");
+    const globalVersion = await run(rollbridge, ["--version"], work, 30_000);
+    expect(globalVersion.code, globalVersion.stderr).toBe(0);
+    expect(globalVersion.stdout.trim()).toBe(VERSION);
+    const example = await run(rollbridge, ["validate", "--config", path.join(installed, "examples", "rollbridge.yaml")], work, 30_000);
+    expect(example.code, example.stdout + example.stderr).toBe(0);
+    const help = await run(rollbridge, ["help", "deploy"], work, 30_000);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("Usage: rollbridge deploy --release-path P");
+    expect((await fs.stat(path.join(installed, "docs", "cli.md"))).isFile()).toBe(true);
 
     const project = path.join(work, "project");
     await fs.mkdir(project);
     await fs.writeFile(path.join(project, "package.json"), JSON.stringify({ name: "uses-rollbridge", version: "1.0.0", private: true }, null, 2));
-    const install = await run("npm", ["install", path.join(work, info!.filename), "--no-audit", "--no-fund", "--prefer-offline"], project, 90_000);
+    const install = await run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline"], project, 90_000);
     expect(install.code, install.stderr).toBe(0);
 
     const bin = path.join(project, "node_modules/rollbridge/dist/cli/main.js");
     expect((await fs.stat(bin)).mode & 0o111, "the installed bin is executable").not.toBe(0);
 
-    const help = await run("npx", ["rollbridge", "--help"], project, 30_000);
-    expect(help.code, help.stderr).toBe(0);
-    expect(help.stdout).toMatch(/^\s+apply\s/m);
-    expect(help.stdout).toMatch(/^\s+diff\s/m);
+    const npxHelp = await run("npx", ["rollbridge", "--help"], project, 30_000);
+    expect(npxHelp.code, npxHelp.stderr).toBe(0);
+    expect(npxHelp.stdout).toMatch(/^\s+apply\s/m);
+    expect(npxHelp.stdout).toMatch(/^\s+diff\s/m);
 
     const version = await run("npx", ["rollbridge", "--version"], project, 30_000);
     expect(version.code, version.stderr).toBe(0);
@@ -90,5 +115,5 @@ describe("the npm package", () => {
     // The shipped example config is valid as installed.
     const validate = await run("npx", ["rollbridge", "validate", "--config", "node_modules/rollbridge/examples/rollbridge.yaml"], project, 30_000);
     expect(validate.code, validate.stdout + validate.stderr).toBe(0);
-  }, 120_000);
+  }, 240_000);
 });
