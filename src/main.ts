@@ -8,7 +8,7 @@ import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
 import { defaultPidPath, ensurePrivateDir } from "./config/runtime-dir.js";
 import type { Config } from "./config/schema.js";
-import { bindControlSocket, refuseIfRunning } from "./control/socket.js";
+import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.js";
 import { createControlServer } from "./control/server.js";
 import { controlRoutes } from "./control/routes.js";
 import { RollbridgeError, errorMessage } from "./errors.js";
@@ -17,7 +17,7 @@ import { DesiredWatcher } from "./observe/desired-watcher.js";
 import { Metrics } from "./observe/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./observe/metrics-server.js";
 import { createProxy } from "./proxy/create-proxy.js";
-import type { ProxyServer } from "./proxy/types.js";
+import type { ProxyServer, ProxySocketOptions } from "./proxy/types.js";
 import { EventLog } from "./reconcile/events.js";
 import { Executor } from "./reconcile/execute.js";
 import { ReconcileLoop } from "./reconcile/loop.js";
@@ -62,6 +62,8 @@ export class Daemon {
   private readonly passListeners = new Set<(plan: Plan) => void>();
   private shutdownPromise: Promise<void> | null = null;
   private readonly startedAt = Date.now();
+  /** Filled in by start() (the group name is looked up then); the proxy reads it when it listens. */
+  private readonly proxySocket: ProxySocketOptions = { path: "", mode: 0o660 };
 
   constructor(loaded: LoadedConfig, private readonly options: DaemonOptions = {}) {
     this.loaded = loaded;
@@ -74,8 +76,17 @@ export class Daemon {
     this.proxy = createProxy({
       host: config.proxy.host,
       port: config.proxy.port,
+      tcp: config.proxy.tcp,
+      trustedProxies: config.proxy.trustedProxies,
       holdTimeoutMs: config.proxy.holdTimeoutMs,
-      timeouts: { headersTimeoutMs: config.proxy.headersTimeoutMs, requestTimeoutMs: config.proxy.requestTimeoutMs, keepAliveTimeoutMs: config.proxy.keepAliveTimeoutMs },
+      timeouts: {
+        headersTimeoutMs: config.proxy.headersTimeoutMs,
+        requestTimeoutMs: config.proxy.requestTimeoutMs,
+        keepAliveTimeoutMs: config.proxy.keepAliveTimeoutMs,
+        bodyTimeoutMs: config.proxy.bodyTimeoutMs,
+        upgradeTimeoutMs: config.proxy.upgradeTimeoutMs,
+      },
+      socket: config.proxy.socket === undefined ? undefined : this.proxySocket,
       onError: (message, data) => this.events.emit({ level: "warn", type: "proxy-error", message, data }),
       onResponse: config.metrics ? (key, status) => metrics.countResponse(key, status) : undefined,
     });
@@ -118,9 +129,18 @@ export class Daemon {
     if (config.control.defaultPath) await ensurePrivateDir(path.dirname(config.control.path), { gid: controlGid(config) });
     else await fs.mkdir(path.dirname(config.control.path), { recursive: true });
     await refuseIfRunning(config.control.path, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
+    const socket = config.proxy.socket;
+    if (socket !== undefined) {
+      // Resolved here: the proxy module reads no system files of its own.
+      this.proxySocket.path = socket.path;
+      this.proxySocket.mode = socket.mode;
+      this.proxySocket.gid = socket.group === undefined ? undefined : await resolveId(socket.group, "/etc/group", "proxy.socket.group");
+    }
     try {
-      await this.proxy.listen();
+      const listeners = await this.proxy.listen();
+      for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
     } catch (cause) {
+      if (cause instanceof RollbridgeError) throw cause;
       const code = (cause as NodeJS.ErrnoException).code;
       throw new RollbridgeError("CONFIG_INVALID", `cannot listen on ${config.proxy.host}:${config.proxy.port}: ${code ?? errorMessage(cause)}`, {
         cause,
@@ -150,7 +170,8 @@ export class Daemon {
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
-    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${config.proxy.host}:${config.proxy.port}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
+    const serving = [...(config.proxy.tcp ? [`${config.proxy.host}:${config.proxy.port}`] : []), ...(socket ? [`unix:${socket.path}`] : [])].join(" and ");
+    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${serving}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
     await this.state.start();
     this.loop.start();
@@ -281,7 +302,12 @@ function controlGid(config: Config): number | undefined {
 
 function listenerChanges(a: Config, b: Config): string[] {
   const changes: string[] = [];
-  if (a.proxy.host !== b.proxy.host || a.proxy.port !== b.proxy.port) changes.push("proxy.host/proxy.port");
+  if (a.proxy.host !== b.proxy.host || a.proxy.port !== b.proxy.port || a.proxy.tcp !== b.proxy.tcp) changes.push("proxy.host/proxy.port/proxy.tcp");
+  if (JSON.stringify(a.proxy.socket) !== JSON.stringify(b.proxy.socket)) changes.push("proxy.socket");
+  // Fixed when the proxy is created: refused rather than silently ignored.
+  for (const key of ["trustedProxies", "bodyTimeoutMs", "upgradeTimeoutMs"] as const) {
+    if (JSON.stringify(a.proxy[key]) !== JSON.stringify(b.proxy[key])) changes.push(`proxy.${key}`);
+  }
   if (a.control.path !== b.control.path) changes.push("control.path");
   if (a.desiredPath !== b.desiredPath) changes.push("desiredPath");
   return changes;

@@ -72,12 +72,12 @@ export async function environmentChecks(config: Config): Promise<DoctorCheck[]> 
     const running = { ...daemon, status: daemon.status };
     checks.push(checkDaemon(endpoint.path, running));
     checks.push(skipped("control socket directory", `it holds ${endpoint.path}`));
-    checks.push(await checkServedPort("proxy port", config.proxy.host, config.proxy.port, running));
+    if (config.proxy.tcp) checks.push(await checkServedPort("proxy port", config.proxy.host, config.proxy.port, running));
     if (config.metrics) checks.push(await checkServedPort("metrics port", config.metrics.host, config.metrics.port, running));
   } else {
     checks.push(await checkSocket(endpoint.path, daemon));
     checks.push(await checkWritableDir("control socket directory", path.dirname(endpoint.path)));
-    checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, daemon, "proxy.port"));
+    if (config.proxy.tcp) checks.push(await checkListenPort("proxy port", config.proxy.host, config.proxy.port, daemon, "proxy.port"));
     if (config.metrics) checks.push(await checkListenPort("metrics port", config.metrics.host, config.metrics.port, daemon, "metrics.port"));
   }
   for (const proc of config.processes) {

@@ -25,6 +25,9 @@ export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 // Process ids appear in instance ids (`worker#0`) and template names (`{{ports.web}}`), hence the narrow alphabet.
 export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
 
+// Node's timers fire at once for delays above 2^31-1 ms (about 24.8 days), so no timeout may exceed it.
+export const MAX_TIMER_MS = 2_147_483_647;
+
 // Static defaults, shared by the schema (so they show in the JSON Schema) and by resolveConfig.
 export const DEFAULTS = {
   proxy: {
@@ -39,6 +42,12 @@ export const DEFAULTS = {
     headersTimeoutMs: 60_000,
     requestTimeoutMs: 0,
     keepAliveTimeoutMs: 5_000,
+    bodyTimeoutMs: 60_000,
+    upgradeTimeoutMs: 30_000,
+    // Loopback only: nginx on the same host is trusted, a client on the network is not.
+    trustedProxies: ["127.0.0.0/8", "::1/128"],
+    tcp: true,
+    socketMode: "660",
   },
   releaseRetention: { keep: 10, maxAgeMs: 0 },
   desiredPath: "desired.yaml",

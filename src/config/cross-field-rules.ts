@@ -18,6 +18,7 @@ export function crossFieldIssues(root: Raw, configPath: string): ConfigIssue[] {
     processes.forEach((process, index) => issues.push(...processIssues(process, index, root, processes)));
   }
   issues.push(...proxyIssues(proxy), ...portConflictIssues(root, proxy, processes ?? []), ...controlPathIssues(root, configPath));
+  issues.push(...proxyListenerIssues(root, proxy, configPath));
   return issues;
 }
 
@@ -262,6 +263,41 @@ function controlPathIssues(root: Raw, configPath: string): ConfigIssue[] {
       fix: `${explicit === undefined ? "Set" : "Choose"} a shorter control.path, e.g. path: /run/rollbridge/app.sock.`,
     },
   ];
+}
+
+// The proxy must listen somewhere, and its unix socket must fit sun_path and be its own file.
+function proxyListenerIssues(root: Raw, proxy: Raw, configPath: string): ConfigIssue[] {
+  const socket = isRecord(proxy["socket"]) ? proxy["socket"] : undefined;
+  const socketPath = typeof socket?.["path"] === "string" && socket["path"] !== "" ? resolve(dirname(resolve(configPath)), socket["path"]) : undefined;
+  if (proxy["tcp"] === false && socket === undefined) {
+    return [
+      {
+        path: "proxy.tcp",
+        message: "proxy.tcp is false but there is no proxy.socket: the proxy would not listen anywhere",
+        fix: "Add proxy.socket: {path: /run/rollbridge-proxy/app.sock, group: www-data}, or remove tcp: false.",
+      },
+    ];
+  }
+  if (socketPath === undefined) return [];
+  const issues: ConfigIssue[] = [];
+  const limit = process.platform === "linux" ? 107 : 103;
+  const length = Buffer.byteLength(socketPath);
+  if (length > limit) {
+    issues.push({
+      path: "proxy.socket.path",
+      message: `proxy socket path ${socketPath} is ${length} bytes long; unix sockets allow at most ${limit}`,
+      fix: "Choose a shorter proxy.socket.path, e.g. path: /run/rollbridge-proxy/app.sock.",
+    });
+  }
+  const control = isRecord(root["control"]) ? root["control"] : {};
+  if (typeof control["path"] === "string" && resolve(dirname(resolve(configPath)), control["path"]) === socketPath) {
+    issues.push({
+      path: "proxy.socket.path",
+      message: `proxy.socket.path ${socketPath} is also control.path`,
+      fix: "Give the proxy socket a path of its own (nginx must never reach the control API).",
+    });
+  }
+  return issues;
 }
 
 function portRangeOf(port: unknown): { from: number; to: number } | undefined {

@@ -67,6 +67,13 @@ export interface ResolvedConfig {
     headersTimeoutMs: number;
     requestTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    bodyTimeoutMs: number;
+    upgradeTimeoutMs: number;
+    trustedProxies: string[];
+    /** The unix-socket listener (path absolute), or undefined for none. */
+    socket: { path: string; mode: number; group: number | string | undefined } | undefined;
+    /** false: no TCP listener (only with socket). */
+    tcp: boolean;
   };
   processes: ResolvedProcess[];
   releaseRetention: { keep: number; maxAgeMs: number };
@@ -110,7 +117,12 @@ export function toPortRange(port: number | PortRange | undefined): PortRange | u
 export function resolveConfig(parsed: ParsedConfig, configPath: string): ResolvedConfig {
   const dir = dirname(resolve(configPath));
   const application = parsed.application ?? defaultApplication(configPath);
-  const proxy = { ...parsed.proxy };
+  const socket = parsed.proxy.socket;
+  const proxy = {
+    ...parsed.proxy,
+    trustedProxies: [...parsed.proxy.trustedProxies],
+    socket: socket === undefined ? undefined : { path: resolve(dir, socket.path), mode: parseFileMode(socket.mode) as number, group: socket.group },
+  };
   return {
     application,
     control: {

@@ -2,13 +2,16 @@
 // Defaults that depend on other fields (health path, grace period, socket path, absolute paths)
 // are filled by resolveConfig (resolved-config.ts), so the schema stays a faithful description of the input.
 import { z } from "zod";
-import { DEFAULTS, MAX_REPLICAS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNALS } from "./constants.js";
+import { DEFAULTS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNALS } from "./constants.js";
+import { proxySocketSchema, trustedProxiesSchema } from "./proxy-edge-schema.js";
 
 const text = () => z.string().min(1);
 const durationMs = () => z.number().nonnegative();
 const positiveInt = () => z.number().int().positive();
 const nonNegativeInt = () => z.number().int().nonnegative();
 const tcpPort = () => z.number().int().min(1).max(65535);
+// A delay handed to a Node timer: past MAX_TIMER_MS it would fire at once.
+const timerMs = () => z.number().nonnegative().max(MAX_TIMER_MS, { error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days)` });
 
 const portRangeSchema = z
   .strictObject({
@@ -84,6 +87,24 @@ const proxySchema = z.strictObject({
   keepAliveTimeoutMs: durationMs()
     .default(DEFAULTS.proxy.keepAliveTimeoutMs)
     .meta({ description: "Idle time before a client keep-alive connection is closed.", examples: [5000] }),
+  bodyTimeoutMs: timerMs()
+    .default(DEFAULTS.proxy.bodyTimeoutMs)
+    .meta({
+      description: "Longest pause while a client sends a request body; then it gets 408 and the request is aborted at the app. 0 means no limit.",
+      examples: [60000],
+    }),
+  upgradeTimeoutMs: timerMs()
+    .default(DEFAULTS.proxy.upgradeTimeoutMs)
+    .meta({
+      description: "Time the app has to answer a WebSocket handshake; then the client gets 502 and the handshake stops counting toward its release's drain. 0 means no limit.",
+      examples: [30000],
+    }),
+  trustedProxies: trustedProxiesSchema,
+  socket: proxySocketSchema.optional(),
+  tcp: z
+    .boolean()
+    .default(DEFAULTS.proxy.tcp)
+    .meta({ description: "Listen on proxy.host:proxy.port. false (needs proxy.socket): the unix socket is the only way in.", examples: [false] }),
 });
 
 const healthSchema = z.strictObject({

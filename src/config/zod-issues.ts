@@ -27,6 +27,7 @@ interface DescribedIssue extends ConfigIssue {
 const FIELD_FIXES: Record<string, string> = {
   application: "Use a plain name such as ticket-server.",
   "control.mode": 'Write the mode as a quoted octal string, e.g. mode: "660" (an unquoted 660 in YAML is the decimal number 660).',
+  "proxy.socket.mode": 'Write the mode as a quoted octal string, e.g. mode: "660" (an unquoted 660 in YAML is the decimal number 660).',
   "proxy.healthPath": 'Start the path with "/", e.g. healthPath: /ping.',
   "processes[].id": 'Use only letters, digits, ".", "_" and "-", e.g. id: web (replica instances are numbered automatically).',
   "processes[].command": "Give the process a command line, e.g. command: node server.js --port {{port}}.",

@@ -1,16 +1,20 @@
-// The proxy adapter: an http.Server whose requests go to the active release's backends over
-// undici pools and whose WebSocket upgrades go through http-proxy-3. The only module of ours
-// that knows these libraries (with its helpers forward-http.ts and forward-ws.ts).
+// The proxy adapter: http.Servers (TCP, and optionally a unix socket) whose requests go to the
+// active release's backends over undici pools and whose WebSocket upgrades go through
+// http-proxy-3. The only module of ours that knows these libraries (with its helpers
+// forward-http.ts, http-exchange.ts and forward-ws.ts).
 
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
 import { createHttpForwarder } from "./forward-http.js";
-import { createWsForwarder, isWebSocketUpgrade } from "./forward-ws.js";
+import { createWsForwarder, isWebSocketUpgrade, type WsForwarder } from "./forward-ws.js";
+import { reparseAsPlainRequest } from "./plain-upgrade.js";
 import { sendRawStatus } from "./responses.js";
 import { RouteTable } from "./route-table.js";
-import type { ProxyOptions, ProxyServer, ProxyTimeouts } from "./types.js";
+import { TrustedPeers, markUnixPeer } from "./trusted-peers.js";
+import type { ProxyListeners, ProxyOptions, ProxyServer, ProxyTimeouts } from "./types.js";
+import { listenUnix, type BoundUnixSocket } from "./unix-listener.js";
 
 export const DEFAULT_TIMEOUTS: Required<ProxyTimeouts> = {
   headersTimeoutMs: 60_000,
@@ -18,12 +22,17 @@ export const DEFAULT_TIMEOUTS: Required<ProxyTimeouts> = {
   keepAliveTimeoutMs: 5_000,
   upstreamHeadersTimeoutMs: 300_000,
   upstreamBodyTimeoutMs: 300_000,
+  bodyTimeoutMs: 60_000,
+  upgradeTimeoutMs: 30_000,
 };
+
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ["127.0.0.0/8", "::1/128"];
 
 /** Creates the traffic proxy; nothing listens until listen() is called. */
 export function createProxy(options: ProxyOptions): ProxyServer {
   const timeouts = resolveTimeouts(options.timeouts);
   const onError = options.onError ?? noop;
+  const trust = new TrustedPeers(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
   const table = new RouteTable<Pool>(
     (origin) =>
       new Pool(origin, {
@@ -31,60 +40,44 @@ export function createProxy(options: ProxyOptions): ProxyServer {
         bodyTimeout: timeouts.upstreamBodyTimeoutMs,
       }),
   );
-  const forwardHttp = createHttpForwarder({ table, holdTimeoutMs: options.holdTimeoutMs, onError, onResponse: options.onResponse });
-  const ws = createWsForwarder({ table, holdTimeoutMs: options.holdTimeoutMs, onError });
-
-  const server = http.createServer(
-    {
-      headersTimeout: timeouts.headersTimeoutMs,
-      requestTimeout: timeouts.requestTimeoutMs,
-      keepAliveTimeout: timeouts.keepAliveTimeoutMs,
-      // Node enforces headersTimeout/requestTimeout only when this sweep runs (default every
-      // 30 s), so a half-sent request could hold its socket 30 s past the limit.
-      connectionsCheckingInterval: checkingIntervalMs(timeouts),
-      noDelay: true,
-    },
-    forwardHttp,
-  );
-  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
-
-  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on("error", noop);
-    if (isWebSocketUpgrade(req)) ws.forward(req, socket, head);
-    else forwardIgnoringUpgrade(req, socket, head, forwardHttp);
+  const forwardHttp = createHttpForwarder({
+    table,
+    trust,
+    holdTimeoutMs: options.holdTimeoutMs,
+    bodyTimeoutMs: timeouts.bodyTimeoutMs,
+    onError,
+    onResponse: options.onResponse,
   });
+  const ws = createWsForwarder({ table, trust, holdTimeoutMs: options.holdTimeoutMs, upgradeTimeoutMs: timeouts.upgradeTimeoutMs, onError });
+  const make = () => createServer(timeouts, forwardHttp, ws, onError);
+  const tcpServer = options.tcp === false ? null : make();
+  const unixServer = options.socket === undefined ? null : make();
+  // Prepended: the mark is on the socket before the HTTP parser reads a byte from it.
+  unixServer?.prependListener("connection", markUnixPeer);
 
-  // Same answers as Node's default (431 for oversized headers, 408 on timeout, else 400), but
-  // a socket error can never escape as an unhandled 'error'.
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
-    socket.on("error", noop);
-    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (err.code === "ECONNRESET" || !socket.writable || (inFlight && inFlight.headersSent)) {
-      socket.destroy();
-      return;
-    }
-    sendRawStatus(socket, err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400);
-  });
-
-  let listening = false;
-  server.on("error", (err) => {
-    if (listening) onError("proxy server error", { error: err.message });
-  });
-
+  let bound: BoundUnixSocket | null = null;
   let closing: Promise<void> | null = null;
+  const servers = [tcpServer, unixServer].filter((server): server is http.Server => server !== null);
 
   return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        const onListenError = (err: Error) => reject(err);
-        server.once("error", onListenError);
-        server.listen(options.port, options.host, () => {
-          server.off("error", onListenError);
-          listening = true;
-          const address = server.address() as AddressInfo;
-          resolve({ host: address.address, port: address.port });
-        });
-      });
+    async listen() {
+      const listeners: ProxyListeners = { host: "", port: 0, socketPath: null, warnings: [] };
+      if (tcpServer !== null) {
+        const address = await listenTcp(tcpServer, options.port, options.host);
+        listeners.host = address.address;
+        listeners.port = address.port;
+      }
+      if (unixServer !== null && options.socket !== undefined) {
+        try {
+          bound = await listenUnix(unixServer, options.socket);
+        } catch (error) {
+          if (tcpServer?.listening) await new Promise<void>((resolve) => tcpServer.close(() => resolve()));
+          throw error;
+        }
+        listeners.socketPath = bound.path;
+        listeners.warnings.push(...bound.warnings);
+      }
+      return listeners;
     },
     setBackends(releaseKey, backends) {
       table.setBackends(releaseKey, backends);
@@ -106,17 +99,71 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     },
     close() {
       closing ??= (async () => {
-        const stopped = listening
-          ? new Promise<void>((resolve) => server.close(() => resolve()))
-          : Promise.resolve();
-        listening = false;
-        server.closeAllConnections();
+        const stopped = servers.map((server) => (server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()));
+        for (const server of servers) server.closeAllConnections();
         await table.closeAll();
-        await stopped;
+        await Promise.all(stopped);
+        await bound?.unlink();
       })();
       return closing;
     },
   };
+}
+
+function createServer(
+  timeouts: Required<ProxyTimeouts>,
+  forwardHttp: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  ws: WsForwarder,
+  onError: (message: string, data: Record<string, unknown>) => void,
+): http.Server {
+  const server = http.createServer(
+    {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+      // Node enforces headersTimeout/requestTimeout only when this sweep runs (default every
+      // 30 s), so a half-sent request could hold its socket 30 s past the limit.
+      connectionsCheckingInterval: checkingIntervalMs(timeouts),
+      noDelay: true,
+    },
+    forwardHttp,
+  );
+  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", noop);
+    if (isWebSocketUpgrade(req)) ws.forward(req, socket, head);
+    else reparseAsPlainRequest(server, req, socket, head);
+  });
+
+  // Same answers as Node's default (431 for oversized headers, 408 on timeout, else 400), but
+  // a socket error can never escape as an unhandled 'error'.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    socket.on("error", noop);
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (err.code === "ECONNRESET" || !socket.writable || (inFlight && inFlight.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    sendRawStatus(socket, err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400);
+  });
+
+  // Errors before listening are listen() failures, reported by listen() itself.
+  server.on("error", (err) => {
+    if (server.listening) onError("proxy server error", { error: err.message });
+  });
+  return server;
+}
+
+function listenTcp(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onListenError = (err: Error) => reject(err);
+    server.once("error", onListenError);
+    server.listen(port, host, () => {
+      server.off("error", onListenError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }
 
 function resolveTimeouts(given: Partial<ProxyTimeouts> | undefined): Required<ProxyTimeouts> {
@@ -126,6 +173,8 @@ function resolveTimeouts(given: Partial<ProxyTimeouts> | undefined): Required<Pr
     keepAliveTimeoutMs: given?.keepAliveTimeoutMs ?? DEFAULT_TIMEOUTS.keepAliveTimeoutMs,
     upstreamHeadersTimeoutMs: given?.upstreamHeadersTimeoutMs ?? DEFAULT_TIMEOUTS.upstreamHeadersTimeoutMs,
     upstreamBodyTimeoutMs: given?.upstreamBodyTimeoutMs ?? DEFAULT_TIMEOUTS.upstreamBodyTimeoutMs,
+    bodyTimeoutMs: given?.bodyTimeoutMs ?? DEFAULT_TIMEOUTS.bodyTimeoutMs,
+    upgradeTimeoutMs: given?.upgradeTimeoutMs ?? DEFAULT_TIMEOUTS.upgradeTimeoutMs,
   };
 }
 
@@ -133,30 +182,6 @@ function resolveTimeouts(given: Partial<ProxyTimeouts> | undefined): Required<Pr
 function checkingIntervalMs(timeouts: Required<ProxyTimeouts>): number {
   const limits = [timeouts.headersTimeoutMs, timeouts.requestTimeoutMs].filter((ms) => ms > 0);
   return Math.max(10, Math.round(Math.min(1000, ...limits.map((ms) => ms / 2))));
-}
-
-// A non-WebSocket upgrade (h2c, ...) may be ignored by the server (RFC 9110 7.8): answer it as
-// plain HTTP on a one-shot response. Node has already handed over the socket and will not parse
-// a body, so only bodiless requests can be served this way.
-function forwardIgnoringUpgrade(
-  req: http.IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  forwardHttp: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-): void {
-  const hasBody = req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] ?? "0") !== "0";
-  if (hasBody || head.length > 0) {
-    sendRawStatus(socket, 400);
-    return;
-  }
-  const res = new http.ServerResponse(req);
-  res.shouldKeepAlive = false;
-  res.assignSocket(socket as Socket);
-  res.on("finish", () => {
-    res.detachSocket(socket as Socket);
-    socket.end(() => socket.destroy());
-  });
-  forwardHttp(req, res);
 }
 
 function noop(): void {}

@@ -1,290 +1,43 @@
-// HTTP forwarding over undici: one exchange object per request is both the undici dispatch
-// handler and the route-table entry, so a request costs one object, one header list and one
-// options object. Bodies stream both ways with backpressure; nothing is buffered.
+// HTTP forwarding over undici: the `request` handler. Each request becomes one HttpExchange
+// (http-exchange.ts), which is both the undici dispatch handler and the route-table entry, so a
+// request costs one object, one header list and one options object.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Dispatcher, Pool } from "undici";
-import { buildRequestHeaders, buildResponseHeaders } from "./hop-by-hop.js";
-import type { BackendSlot, ReleaseSlot, RouteTable, Tracked, Waiter } from "./route-table.js";
+import type { Pool } from "undici";
+import { HttpExchange } from "./http-exchange.js";
 import { sendStatus } from "./responses.js";
+import type { RouteTable } from "./route-table.js";
+import type { TrustedPeers } from "./trusted-peers.js";
 
 export interface HttpForwarderOptions {
   table: RouteTable<Pool>;
+  trust: TrustedPeers;
   holdTimeoutMs: number;
+  /** Longest silence while the body is being read before 408 (0: none). */
+  bodyTimeoutMs: number;
   onError: (message: string, data: Record<string, unknown>) => void;
   onResponse?: ((releaseKey: string | null, status: number) => void) | undefined;
 }
 
-/** Creates the `request` handler: routes each request at arrival and forwards it. */
+/** Creates the `request` handler: checks the request, routes it at arrival and forwards it. */
 export function createHttpForwarder(options: HttpForwarderOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { table } = options;
+  const { table, trust } = options;
   return function forwardHttp(req, res) {
+    const exchange = new HttpExchange(req, res, options, trust.trusts(req.socket));
+    const reject = exchange.reject;
+    if (reject !== 0) {
+      options.onResponse?.(table.active?.key ?? null, reject);
+      sendStatus(res, reject);
+      return;
+    }
     const release = table.active;
     if (release === null) {
       options.onResponse?.(null, 503);
       sendStatus(res, 503);
       return;
     }
-    const exchange = new HttpExchange(req, res, options);
     const backend = table.pick(release, null);
     if (backend !== null) exchange.dispatch(release, backend);
     else exchange.hold();
   };
-}
-
-// Only these are replayed on another backend, and only when no request body was sent.
-const RETRYABLE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
-// Errors meaning the upstream never produced a response byte: refused, reset or closed early.
-const RETRYABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_DESTROYED",
-]);
-// The pool was closed before the request was written (its backend was just removed): safe to
-// send elsewhere whatever the method.
-const NEVER_SENT_CODE = "UND_ERR_CLOSED";
-const INVALID_REQUEST_CODES = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED"]);
-
-type ExchangeState = "new" | "held" | "dispatched" | "streaming" | "done";
-
-const kExchange = Symbol("rollbridge.exchange");
-type ExchangeResponse = ServerResponse & { [kExchange]?: HttpExchange };
-
-function onResponseClose(this: ExchangeResponse): void {
-  this[kExchange]?.onClientClose();
-}
-
-function onHoldTimeout(exchange: HttpExchange): void {
-  exchange.onHoldTimeout();
-}
-
-class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked {
-  private state: ExchangeState = "new";
-  private release: ReleaseSlot<Pool> | null = null;
-  private backend: BackendSlot<Pool> | null = null;
-  private abortUpstream: ((err?: Error) => void) | null = null;
-  private resumeUpstream: (() => void) | null = null;
-  private tried: BackendSlot<Pool>[] | null = null;
-  private deadline = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private onDrain: (() => void) | null = null;
-  private readonly headers: string[];
-  hasBody = false;
-  prevTracked: Tracked | null = null;
-  nextTracked: Tracked | null = null;
-
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly options: HttpForwarderOptions,
-  ) {
-    this.headers = buildRequestHeaders(req.rawHeaders, req.socket.remoteAddress, this);
-    // one shared listener instead of a closure per request
-    (res as ExchangeResponse)[kExchange] = this;
-    res.on("close", onResponseClose);
-  }
-
-  /** Sends the request to `backend`; counts it against the release until it ends. */
-  dispatch(release: ReleaseSlot<Pool>, backend: BackendSlot<Pool>): void {
-    this.state = "dispatched";
-    this.release = release;
-    this.backend = backend;
-    backend.outstanding++;
-    release.inflight.add(this);
-    const req = this.req;
-    // Errors, including invalid arguments, arrive through onError (possibly synchronously).
-    backend.pool.dispatch(
-      { path: req.url ?? "/", method: req.method ?? "GET", headers: this.headers, body: this.hasBody ? req : null },
-      this,
-    );
-  }
-
-  /** Waits (without reading the body) for a ready backend until the hold deadline. */
-  hold(): void {
-    const now = Date.now();
-    if (this.deadline === 0) this.deadline = now + this.options.holdTimeoutMs;
-    const remaining = this.deadline - now;
-    if (remaining <= 0) {
-      this.giveUp();
-      return;
-    }
-    this.state = "held";
-    this.options.table.hold(this);
-    this.timer = setTimeout(onHoldTimeout, remaining, this);
-  }
-
-  tryRoute(): boolean {
-    if (this.state !== "held") return true;
-    const table = this.options.table;
-    const release = table.active;
-    if (release === null) return false;
-    const backend = table.pick(release, null);
-    if (backend === null) return false;
-    this.clearTimer();
-    this.dispatch(release, backend);
-    return true;
-  }
-
-  destroy(): void {
-    const state = this.state;
-    if (state === "done") return;
-    this.state = "done";
-    if (state === "held") {
-      this.options.table.unhold(this);
-      this.clearTimer();
-    }
-    this.abort();
-    this.detach();
-    this.res.destroy();
-  }
-
-  // --- undici dispatch handler (the direct, allocation-free callback API) ---
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.state === "done") abort();
-    else this.abortUpstream = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // informational (103 ...): not relayed
-    this.state = "streaming";
-    this.resumeUpstream = resume;
-    this.options.onResponse?.(this.release?.key ?? null, statusCode);
-    const headers = buildResponseHeaders(rawHeaders);
-    if (statusText) this.res.writeHead(statusCode, statusText, headers);
-    else this.res.writeHead(statusCode, headers);
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    this.onDrain ??= () => this.resumeUpstream?.();
-    this.res.once("drain", this.onDrain);
-    return false;
-  }
-
-  onComplete(): void {
-    this.state = "done";
-    this.abortUpstream = null;
-    this.detach();
-    this.res.end();
-  }
-
-  onError(err: Error): void {
-    const state = this.state;
-    const failed = this.backend;
-    const releaseKey = this.release?.key ?? null;
-    this.abortUpstream = null;
-    this.detach();
-    if (state === "done") return;
-    const res = this.res;
-    if (res.headersSent) {
-      this.state = "done";
-      this.report("upstream failed mid-response", err, failed);
-      res.destroy();
-      return;
-    }
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string" && INVALID_REQUEST_CODES.has(code)) {
-      this.state = "done";
-      this.options.onResponse?.(releaseKey, 400);
-      sendStatus(res, 400);
-      return;
-    }
-    if (failed !== null && this.isRetryable(code)) {
-      (this.tried ??= []).push(failed);
-      this.route();
-      return;
-    }
-    this.state = "done";
-    this.report("upstream request failed", err, failed);
-    this.options.onResponse?.(releaseKey, 502);
-    sendStatus(res, 502);
-  }
-
-  // --- internals ---
-
-  onClientClose(): void {
-    const state = this.state;
-    if (state === "done") return;
-    this.state = "done";
-    if (state === "held") {
-      this.options.table.unhold(this);
-      this.clearTimer();
-      return;
-    }
-    this.abort();
-    this.detach();
-  }
-
-  onHoldTimeout(): void {
-    this.timer = null;
-    if (this.state !== "held") return;
-    this.options.table.unhold(this);
-    this.giveUp();
-  }
-
-  private route(): void {
-    const table = this.options.table;
-    const release = table.active;
-    const backend = release === null ? null : table.pick(release, this.tried);
-    if (release !== null && backend !== null) this.dispatch(release, backend);
-    else this.hold();
-  }
-
-  private giveUp(): void {
-    this.state = "done";
-    const active = this.options.table.active;
-    this.options.onResponse?.(active?.key ?? null, active === null ? 503 : 502);
-    sendStatus(this.res, active === null ? 503 : 502);
-  }
-
-  private isRetryable(code: unknown): boolean {
-    if (code === NEVER_SENT_CODE) return true;
-    return (
-      !this.hasBody &&
-      typeof code === "string" &&
-      RETRYABLE_CODES.has(code) &&
-      RETRYABLE_METHODS.has(this.req.method ?? "")
-    );
-  }
-
-  private abort(): void {
-    const abort = this.abortUpstream;
-    this.abortUpstream = null;
-    if (abort !== null) abort();
-  }
-
-  private detach(): void {
-    const backend = this.backend;
-    if (backend === null) return;
-    this.backend = null;
-    backend.outstanding--;
-    this.release?.inflight.delete(this);
-    this.release = null;
-  }
-
-  private clearTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  private report(message: string, err: Error, backend: BackendSlot<Pool> | null): void {
-    this.options.onError(message, {
-      error: err.message,
-      code: (err as { code?: unknown }).code,
-      backend: backend?.id,
-      method: this.req.method,
-      url: this.req.url,
-    });
-  }
 }

@@ -1,19 +1,26 @@
 // WebSocket forwarding over http-proxy-3's ws(): one library instance for all upgrades; this
 // file routes each upgrade at arrival, sets the forwarded headers itself, answers 502 when the
-// upstream fails before the handshake, and tracks every tunnel against its release.
+// upstream fails before the handshake or does not answer it within upgradeTimeoutMs, and tracks
+// every tunnel against its release.
 
-import type { ClientRequest, IncomingMessage } from "node:http";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
 import type { Pool } from "undici";
-import { buildUpgradeHeaders, stripUpgradeResponseHeaders } from "./hop-by-hop.js";
+import { stripUpgradeResponseHeaders } from "./hop-by-hop.js";
+import { buildUpgradeHeaders } from "./request-headers.js";
+import { originForm } from "./request-target.js";
 import { sendRawStatus } from "./responses.js";
 import type { BackendSlot, ReleaseSlot, RouteTable, Tracked, Waiter } from "./route-table.js";
+import type { TrustedPeers } from "./trusted-peers.js";
 
 export interface WsForwarderOptions {
   table: RouteTable<Pool>;
+  trust: TrustedPeers;
   holdTimeoutMs: number;
+  /** Time the upstream has to answer the handshake (0: none). */
+  upgradeTimeoutMs: number;
   onError: (message: string, data: Record<string, unknown>) => void;
 }
 
@@ -50,11 +57,17 @@ export function createWsForwarder(options: WsForwarderOptions): WsForwarder {
     forward(req, socket, head) {
       // First line: a socket error must never reach the process as an unhandled 'error'.
       socket.on("error", ignore);
+      const headers = upstreamHeaders(req, options.trust.trusts(req.socket));
+      if (headers === null) {
+        sendRawStatus(socket, 400);
+        return;
+      }
       const release = options.table.active;
       if (release === null) {
         sendRawStatus(socket, 503);
         return;
       }
+      req.headers = headers;
       const tunnel = new WsTunnel(req, socket, head, context);
       const backend = options.table.pick(release, null);
       if (backend !== null) tunnel.start(release, backend);
@@ -79,6 +92,7 @@ class WsTunnel implements Waiter, Tracked {
   private responded = false;
   private deadline = 0;
   private timer: NodeJS.Timeout | null = null;
+  private upgradeTimer: NodeJS.Timeout | null = null;
   prevTracked: Tracked | null = null;
   nextTracked: Tracked | null = null;
 
@@ -97,9 +111,9 @@ class WsTunnel implements Waiter, Tracked {
     this.backend = backend;
     backend.outstanding++;
     release.websockets.add(this);
-    const req = this.req;
-    req.headers = buildUpgradeHeaders(req.headers, req.socket.remoteAddress);
-    this.context.start(this, req, this.socket, this.head, backend);
+    const timeoutMs = this.context.upgradeTimeoutMs;
+    if (timeoutMs > 0) this.upgradeTimer = setTimeout(this.onUpgradeTimeout, timeoutMs);
+    this.context.start(this, this.req, this.socket, this.head, backend);
   }
 
   hold(): void {
@@ -148,6 +162,7 @@ class WsTunnel implements Waiter, Tracked {
     proxyReq.prependListener("upgrade", (proxyRes: IncomingMessage, proxySocket: Socket) => {
       proxySocket.on("error", ignore);
       this.responded = true;
+      this.clearUpgradeTimer();
       this.upstream = proxySocket;
       stripUpgradeResponseHeaders(proxyRes.headers);
       if (this.state === "done") proxySocket.destroy();
@@ -155,6 +170,7 @@ class WsTunnel implements Waiter, Tracked {
     });
     proxyReq.prependListener("response", (proxyRes: IncomingMessage) => {
       this.responded = true;
+      this.clearUpgradeTimer();
       // The library closes the client only at the answer's 'end': an app that goes away in the
       // middle of it (FIN before the last body byte) would leave the client waiting, and the
       // tunnel counted against its release, forever.
@@ -198,6 +214,21 @@ class WsTunnel implements Waiter, Tracked {
     this.giveUp();
   };
 
+  // The upstream took the connection but never answered the handshake: 502, and the tunnel
+  // stops counting, so it cannot hold its release's drain.
+  private readonly onUpgradeTimeout = (): void => {
+    this.upgradeTimer = null;
+    if (this.state !== "connecting" || this.responded) return;
+    this.responded = true;
+    this.context.onError("websocket upstream did not answer the handshake in time", {
+      timeoutMs: this.context.upgradeTimeoutMs,
+      backend: this.backend?.id,
+      url: this.req.url,
+    });
+    sendRawStatus(this.socket, 502);
+    this.finish(true);
+  };
+
   private giveUp(): void {
     this.state = "done";
     sendRawStatus(this.socket, this.context.table.active === null ? 503 : 502);
@@ -207,6 +238,7 @@ class WsTunnel implements Waiter, Tracked {
   // after a client close the upstream gets what was already piped to it before it closes.
   private finish(hard: boolean): void {
     this.state = "done";
+    this.clearUpgradeTimer();
     const backend = this.backend;
     if (backend !== null) {
       this.backend = null;
@@ -220,12 +252,30 @@ class WsTunnel implements Waiter, Tracked {
     } else this.proxyReq?.destroy();
   }
 
+  private clearUpgradeTimer(): void {
+    if (this.upgradeTimer !== null) {
+      clearTimeout(this.upgradeTimer);
+      this.upgradeTimer = null;
+    }
+  }
+
   private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
   }
+}
+
+// The handshake's upstream headers, with an absolute-form target rewritten to origin-form (its
+// Host from the URI); null when it must be refused with 400.
+function upstreamHeaders(req: IncomingMessage, trusted: boolean): IncomingHttpHeaders | null {
+  const url = req.url ?? "/";
+  if (url.charCodeAt(0) === 0x2f) return buildUpgradeHeaders(req, trusted, null);
+  const target = originForm(url);
+  if (target === null) return null;
+  req.url = target.path;
+  return buildUpgradeHeaders(req, trusted, target.host);
 }
 
 function ignore(): void {}

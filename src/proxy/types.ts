@@ -28,11 +28,30 @@ export interface ProxyTimeouts {
   upstreamHeadersTimeoutMs?: number;
   /** Upstream: max idle time between response body chunks (undici bodyTimeout, 0 = none). Default 300000. */
   upstreamBodyTimeoutMs?: number;
+  /** Client: longest silence while a request body is being read, then 408 (0 = none). Default 60000. */
+  bodyTimeoutMs?: number;
+  /** Upstream: time to answer a WebSocket handshake, then 502 (0 = none). Default 30000. */
+  upgradeTimeoutMs?: number;
+}
+
+export interface ProxySocketOptions {
+  /** Absolute path of the unix socket. */
+  path: string;
+  /** Permission bits (write = may connect). */
+  mode: number;
+  /** Numeric group of the socket. */
+  gid?: number | undefined;
 }
 
 export interface ProxyOptions {
   host: string;
   port: number;
+  /** false: no TCP listener (then `socket` is the only one). Default true. */
+  tcp?: boolean;
+  /** A unix-socket listener next to (or instead of) TCP; its peers are trusted. */
+  socket?: ProxySocketOptions | undefined;
+  /** Peers whose X-Forwarded-* are kept (CIDRs or addresses). Default: loopback. */
+  trustedProxies?: readonly string[];
   /** How long a request may wait for a ready backend of the active release before 502. */
   holdTimeoutMs: number;
   timeouts?: Partial<ProxyTimeouts>;
@@ -46,9 +65,20 @@ export interface ProxyOptions {
   onResponse?: (releaseKey: string | null, status: number) => void;
 }
 
+/** Where the proxy listens once listen() resolved. */
+export interface ProxyListeners {
+  /** The TCP address (port 0 and host "" when tcp is false). */
+  host: string;
+  port: number;
+  /** The unix socket's path (symlinks of its directory resolved), or null. */
+  socketPath: string | null;
+  /** Problems worth telling the operator that do not stop the proxy (e.g. a directory nginx cannot traverse). */
+  warnings: string[];
+}
+
 export interface ProxyServer {
-  /** Binds host:port. Rejects with an Error whose code is EADDRINUSE etc. */
-  listen(): Promise<{ host: string; port: number }>;
+  /** Binds host:port and the unix socket. Rejects with an Error whose code is EADDRINUSE etc., or a RollbridgeError for the socket. */
+  listen(): Promise<ProxyListeners>;
   /** Sets (replaces) the backends of a release. Creating a release is implicit. */
   setBackends(releaseKey: string, backends: Backend[]): void;
   /** The one pointer swap: new requests and upgrades go to this release (null: 503 No active release). */

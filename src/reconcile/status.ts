@@ -86,7 +86,8 @@ export interface StatusDocument {
   activeRelease: ReleaseStatus | null;
   releases: ReleaseStatus[];
   processes: ProcessStatus[];
-  proxy: { host: string; port: number; activeReleaseId: string | null };
+  /** host/port: the TCP listener (tcp false: none); socket: the unix-socket listener's path, or null. */
+  proxy: { host: string; port: number; tcp: boolean; socket: string | null; activeReleaseId: string | null };
   conditions: Condition[];
   /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
   orphans: OrphanEntry[];
@@ -151,7 +152,7 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
     activeRelease: active,
     releases,
     processes,
-    proxy: { host: config.proxy.host, port: config.proxy.port, activeReleaseId: active?.id ?? null },
+    proxy: { host: config.proxy.host, port: config.proxy.port, tcp: config.proxy.tcp, socket: config.proxy.socket?.path ?? null, activeReleaseId: active?.id ?? null },
     conditions,
     orphans,
     hiddenProcesses,

@@ -65,6 +65,11 @@ proxy:
   headersTimeoutMs: 20000
   requestTimeoutMs: 120000
   keepAliveTimeoutMs: 4000
+  bodyTimeoutMs: 30000
+  upgradeTimeoutMs: 10000
+  trustedProxies: [127.0.0.1, "10.0.0.0/8", "fd00::/8"]
+  socket: {path: proxy/ticket.sock, mode: "660", group: www-data}
+  tcp: false
 releaseRetention: {keep: 5, maxAgeMs: 86400000}
 statePath: state/ticket-server.state.json
 desiredPath: /etc/rollbridge/desired.yaml
@@ -122,6 +127,9 @@ describe("configSchema", () => {
     expect(config.statePathSource).toBe("relative");
     expect(config.legacyTakeover.processes[0]?.user).toBe("dev");
     expect(config.proxy.requestTimeoutMs).toBe(120000);
+    expect(config.proxy.socket).toEqual({ path: "/srv/ticket-server/proxy/ticket.sock", mode: 0o660, group: "www-data" });
+    expect(config.proxy.trustedProxies).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
+    expect(config.proxy.tcp).toBe(false);
     expect(config.metrics).toEqual({ host: "127.0.0.1", port: 9464 });
     expect(config.legacyTakeover.processes[0]?.includes).toHaveLength(3);
     const worker = config.processes.find((process) => process.id === "worker");
@@ -155,6 +163,11 @@ describe("configSchema", () => {
         headersTimeoutMs: 60000,
         requestTimeoutMs: 0,
         keepAliveTimeoutMs: 5000,
+        bodyTimeoutMs: 60000,
+        upgradeTimeoutMs: 30000,
+        trustedProxies: ["127.0.0.0/8", "::1/128"],
+        socket: undefined,
+        tcp: true,
       },
       processes: [
         {

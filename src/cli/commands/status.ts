@@ -32,7 +32,7 @@ function stateColor(state: string): string {
 }
 
 export function renderStatus(s: StatusDocument, now: number = Date.now()): string {
-  let out = `${bold(s.application)}  ${s.converged ? green("converged") : yellow("not converged")}  proxy ${s.proxy.host}:${s.proxy.port}  daemon pid ${s.daemonPid}\n`;
+  let out = `${bold(s.application)}  ${s.converged ? green("converged") : yellow("not converged")}  proxy ${proxyListeners(s.proxy)}  daemon pid ${s.daemonPid}\n`;
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
@@ -84,4 +84,10 @@ function failureLines(id: string, f: NonNullable<ReleaseStatus["failure"]>, s: S
   out += `  it is the desired release: tried again ${when}, and on after each failure with a longer wait (up to 5 min)\n`;
   out += `  to stop that, change the desired state: deploy a fixed release${back}, or rollbridge stop (then nothing serves)\n`;
   return out;
+}
+
+// "127.0.0.1:8182", "unix:/run/rollbridge-proxy/shop.sock" or both (older daemons report no socket).
+function proxyListeners(proxy: { host: string; port: number; tcp?: boolean; socket?: string | null }): string {
+  const tcp = proxy.tcp === false ? [] : [`${proxy.host}:${proxy.port}`];
+  return [...tcp, ...(proxy.socket ? [`unix:${proxy.socket}`] : [])].join(" + ");
 }

@@ -1,0 +1,194 @@
+// Timeouts at the proxy: a request body that stalls for bodyTimeoutMs gets 408 and its upstream
+// request is aborted (a slow but steady body, a slow upstream and backpressure are not stalls);
+// an upstream that takes a WebSocket handshake and never answers gets the client a 502 after
+// upgradeTimeoutMs and stops counting against its release.
+import type http from "node:http";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
+import { closeAll, onCleanup, rawExchange, request, sleep, startProxy, startUpstream, waitFor } from "./helpers.js";
+
+afterEach(closeAll);
+
+const BODY_TIMEOUT_MS = 400;
+
+/** An upstream that reads the whole body, then answers with its length (after `?ms=N`); it records aborted requests. */
+async function bodyUpstream() {
+  const events: string[] = [];
+  const upstream = await startUpstream((req, res) => {
+    let length = 0;
+    const delay = Number(new URL(req.url ?? "/", "http://x").searchParams.get("ms") ?? 0);
+    const wait = Number(new URL(req.url ?? "/", "http://x").searchParams.get("waitMs") ?? 0);
+    const read = () => {
+      req.on("data", (chunk: Buffer) => (length += chunk.length));
+      req.on("end", () => setTimeout(() => res.end(`got ${length}`), delay));
+    };
+    req.on("close", () => {
+      if (!req.complete) events.push(`aborted ${req.url}`);
+    });
+    if (wait > 0) setTimeout(read, wait);
+    else read();
+  });
+  return { upstream, events };
+}
+
+async function proxyWithBodyTimeout(extra: { bodyTimeoutMs?: number } = {}) {
+  const { upstream, events } = await bodyUpstream();
+  const started = await startProxy({ timeouts: { bodyTimeoutMs: BODY_TIMEOUT_MS, ...extra } });
+  started.proxy.setBackends("a", [upstream.backend("web")]);
+  started.proxy.setActive("a");
+  return { ...started, events };
+}
+
+/** Sends the head and `first` body bytes, then nothing; resolves with the answer and when it came. */
+function stallBody(port: number, path: string, first: string, contentLength: number): Promise<{ text: string; ms: number }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let text = "";
+    const started = Date.now();
+    socket.on("data", (chunk) => (text += chunk.toString("latin1")));
+    socket.on("close", () => resolve({ text, ms: Date.now() - started }));
+    socket.on("error", () => undefined);
+    // bounded: without a body timeout nothing would ever close this connection
+    setTimeout(() => socket.destroy(), BODY_TIMEOUT_MS + 8000).unref();
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: h\r\nContent-Length: ${contentLength}\r\n\r\n${first}`);
+  });
+}
+
+describe("request body timeout", () => {
+  it("answers 408 to a body that stalls and aborts the request upstream", async () => {
+    const { port, proxy, events } = await proxyWithBodyTimeout();
+    const { text, ms } = await stallBody(port, "/upload", "x".repeat(100), 1000);
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(ms).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 50);
+    expect(ms).toBeLessThan(BODY_TIMEOUT_MS + 3000);
+    await waitFor(() => events.includes("aborted /upload"));
+    expect(proxy.connections("a").inflight).toBe(0);
+  });
+
+  it("lets a slow but steady body through, and a slow answer after the body", async () => {
+    const { port } = await proxyWithBodyTimeout();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1");
+      let text = "";
+      socket.on("data", (chunk) => (text += chunk.toString()));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+      // 8 bytes, one every BODY_TIMEOUT_MS/4: twice the timeout in all, never silent for long
+      socket.write(`POST /steady?ms=${BODY_TIMEOUT_MS * 2} HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\nConnection: close\r\n\r\n`);
+      let sent = 0;
+      const timer = setInterval(() => {
+        socket.write("y");
+        if (++sent === 8) clearInterval(timer);
+      }, BODY_TIMEOUT_MS / 4);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toMatch(/got 8$/);
+  });
+
+  it("does not count the time the upstream keeps the body waiting", async () => {
+    const { port } = await proxyWithBodyTimeout();
+    // 16 MB the app starts reading only after 3x the timeout: backpressure, not a stalled client
+    const reply = await request(port, { method: "POST", path: `/late?waitMs=${BODY_TIMEOUT_MS * 3}`, body: Buffer.alloc(16 * 1024 * 1024, 1) });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe(`got ${16 * 1024 * 1024}`);
+  });
+
+  it("keeps the connection usable after a body, beyond the body timeout", async () => {
+    const { port } = await proxyWithBodyTimeout();
+    const replies = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1");
+      let text = "";
+      socket.on("data", (chunk) => {
+        text += chunk.toString();
+        if (text.includes("got 2") && !text.includes("got 3")) {
+          // idle for longer than bodyTimeoutMs (but not keepAliveTimeoutMs), then another request
+          setTimeout(() => socket.write("POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"), BODY_TIMEOUT_MS * 2);
+        }
+      });
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+      socket.write("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab");
+    });
+    expect(replies.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+  });
+
+  it("is off with bodyTimeoutMs: 0", async () => {
+    const { port } = await proxyWithBodyTimeout({ bodyTimeoutMs: 0 });
+    const text = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1");
+      let received = "";
+      socket.on("data", (chunk) => (received += chunk.toString()));
+      socket.on("error", () => undefined);
+      socket.write("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\na");
+      setTimeout(() => socket.write("b"), BODY_TIMEOUT_MS * 2);
+      socket.on("close", () => resolve(received));
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
+describe("WebSocket handshake timeout", () => {
+  /** An upstream that accepts TCP connections, reads what comes and never answers a byte. */
+  async function silentUpstream(): Promise<{ port: number; open: () => number }> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    onCleanup(() => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    return { port: (server.address() as AddressInfo).port, open: () => sockets.size };
+  }
+
+  it("answers 502 when the app takes the handshake and never answers, and stops counting it", async () => {
+    const silent = await silentUpstream();
+    const errors: string[] = [];
+    const { proxy, port } = await startProxy({ timeouts: { upgradeTimeoutMs: 500 }, onError: (message) => errors.push(message) });
+    proxy.setBackends("a", [{ id: "web", host: "127.0.0.1", port: silent.port, ready: true }]);
+    proxy.setActive("a");
+    const started = Date.now();
+    const pending = rawExchange(
+      port,
+      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    await waitFor(() => silent.open() === 1);
+    expect(proxy.connections("a").websockets).toBe(1);
+    const answer = await pending;
+    const ms = Date.now() - started;
+    expect(answer).toMatch(/^HTTP\/1\.1 502 /);
+    expect(ms).toBeGreaterThanOrEqual(450);
+    expect(ms).toBeLessThan(3500);
+    expect(proxy.connections("a").websockets).toBe(0);
+    expect(errors).toContain("websocket upstream did not answer the handshake in time");
+    await waitFor(() => silent.open() === 0);
+  });
+
+  it("never cuts a WebSocket that was answered in time", async () => {
+    const upstream = await startUpstream((_req, res: http.ServerResponse) => res.end());
+    const wss = new WebSocketServer({ server: upstream.server });
+    wss.on("connection", (socket) => socket.on("message", (data) => socket.send(String(data))));
+    onCleanup(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    const { proxy, port } = await startProxy({ timeouts: { upgradeTimeoutMs: 200 } });
+    proxy.setBackends("a", [upstream.backend("web")]);
+    proxy.setActive("a");
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    onCleanup(() => ws.terminate());
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    await sleep(600);
+    const echoed = new Promise((resolve) => ws.once("message", (data) => resolve(String(data))));
+    ws.send("still here");
+    expect(await echoed).toBe("still here");
+    expect(proxy.connections("a").websockets).toBe(1);
+  });
+});
