@@ -4,6 +4,7 @@
 // upstream.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Dispatcher, Pool } from "undici";
 import type { HttpForwarderOptions } from "./forward-http.js";
 import { buildResponseHeaders } from "./hop-by-hop.js";
@@ -44,8 +45,9 @@ function onResponseClose(this: ExchangeResponse): void {
   this[kExchange]?.onClientClose();
 }
 
-function onBodyTimeout(this: ExchangeRequest): void {
-  this[kExchange]?.onBodyTimeout();
+// Node passes the socket: req.socket may already be detached once the answer went out.
+function onBodyTimeout(this: ExchangeRequest, socket: Socket): void {
+  this[kExchange]?.onBodyTimeout(socket);
 }
 
 function onBodyEnd(this: ExchangeRequest): void {
@@ -240,16 +242,16 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
    * while we were reading counts: when the upstream (or a hold) stopped us reading, the timer is
    * armed again. After the answer went out, a stalled body only holds the connection: it is cut.
    */
-  onBodyTimeout(): void {
+  onBodyTimeout(socket: Socket): void {
     const req = this.req;
     if (req.complete) return;
     const state = this.state;
     if (state === "done") {
-      req.socket.destroy();
+      socket.destroy();
       return;
     }
     if (req.readableFlowing !== true || state === "held") {
-      req.socket.setTimeout(this.options.bodyTimeoutMs);
+      socket.setTimeout(this.options.bodyTimeoutMs);
       return;
     }
     this.state = "done";

@@ -115,6 +115,18 @@ describe("request body timeout", () => {
     expect(replies.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
   });
 
+  it("closes a connection whose body stalls after the app already answered, and keeps running", async () => {
+    const upstream = await startUpstream((_req, res) => res.end("early"));
+    const { proxy, port } = await startProxy({ timeouts: { bodyTimeoutMs: BODY_TIMEOUT_MS, keepAliveTimeoutMs: 300 } });
+    proxy.setBackends("a", [upstream.backend("web")]);
+    proxy.setActive("a");
+    const { text, ms } = await stallBody(port, "/early", "x".repeat(10), 100);
+    expect(text).toMatch(/^HTTP\/1\.1 200 [^]*early$/);
+    expect(ms).toBeLessThan(BODY_TIMEOUT_MS + 3000);
+    // the proxy survived the timer firing on a request whose socket was already detached
+    expect((await request(port)).body).toBe("early");
+  });
+
   it("is off with bodyTimeoutMs: 0", async () => {
     const { port } = await proxyWithBodyTimeout({ bodyTimeoutMs: 0 });
     const text = await new Promise<string>((resolve) => {
