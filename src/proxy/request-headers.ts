@@ -92,7 +92,7 @@ export function buildRequestHeaders(req: IncomingMessage, trusted: boolean, uriH
   }
   facts.hasBody = hasBody || codings !== undefined;
   // An absolute-form target overrides whatever Host says (RFC 9112 3.2.2).
-  if (uriHost === null && (hosts > 1 || (host !== undefined && !isValidHost(host)))) facts.reject = 400;
+  if (uriHost === null && (hosts > 1 || (host !== undefined && !validHost(req.socket, host)))) facts.reject = 400;
   else if (codings !== undefined) facts.reject = transferCodingStatus(codings, req.httpVersion);
   else facts.reject = 0;
   const effectiveHost = uriHost ?? host ?? reachedAddress(req.socket);
@@ -110,7 +110,7 @@ export function buildRequestHeaders(req: IncomingMessage, trusted: boolean, uriH
 export function buildUpgradeHeaders(req: IncomingMessage, trusted: boolean, uriHost: string | null): IncomingHttpHeaders | null {
   const headers = req.headers;
   // Node keeps only the first of repeated Host lines in `headers`; the raw list shows them all.
-  if (uriHost === null && (countHosts(req.rawHeaders) > 1 || (headers.host !== undefined && !isValidHost(headers.host)))) return null;
+  if (uriHost === null && (countHosts(req.rawHeaders) > 1 || (headers.host !== undefined && !validHost(req.socket, headers.host)))) return null;
   const effectiveHost = uriHost ?? headers.host ?? reachedAddress(req.socket);
   const out: IncomingHttpHeaders = { host: effectiveHost };
   let named: string[] | null = null;
@@ -153,6 +153,16 @@ export function buildUpgradeHeaders(req: IncomingMessage, trusted: boolean, uriH
   out["x-forwarded-proto"] = proto ?? "http";
   out["x-forwarded-host"] = fwdHost ?? effectiveHost;
   return out;
+}
+
+const kValidHost = Symbol("rollbridge.validHost");
+
+// isValidHost, remembered per connection: keep-alive clients send the same Host again and again.
+function validHost(socket: Socket & { [kValidHost]?: string }, host: string): boolean {
+  if (socket[kValidHost] === host) return true;
+  if (!isValidHost(host)) return false;
+  socket[kValidHost] = host;
+  return true;
 }
 
 // The peer's address for X-Forwarded-For; a unix-socket peer has none to add.
