@@ -6,6 +6,7 @@ import path from "node:path";
 import { removeConfigRecord, writeConfigRecord } from "./config/config-record.js";
 import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
+import { proxyListenersText } from "./config/resolved-config.js";
 import { defaultPidPath, ensurePrivateDir } from "./config/runtime-dir.js";
 import type { Config } from "./config/schema.js";
 import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.js";
@@ -170,8 +171,7 @@ export class Daemon {
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
-    const serving = [...(config.proxy.tcp ? [`${config.proxy.host}:${config.proxy.port}`] : []), ...(socket ? [`unix:${socket.path}`] : [])].join(" and ");
-    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${serving}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
+    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${proxyListenersText(config.proxy)}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
     await this.state.start();
     this.loop.start();

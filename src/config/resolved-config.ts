@@ -101,6 +101,12 @@ export function defaultApplication(configPath: string): string {
 
 export { defaultControlPath } from "./runtime-dir.js";
 
+// Where the proxy listens, for messages: "127.0.0.1:8182", "unix:/run/rollbridge-proxy/shop.sock" or both.
+export function proxyListenersText(proxy: Pick<ResolvedConfig["proxy"], "host" | "port" | "tcp" | "socket">): string {
+  const tcp = proxy.tcp ? [`${proxy.host}:${proxy.port}`] : [];
+  return [...tcp, ...(proxy.socket ? [`unix:${proxy.socket.path}`] : [])].join(" and ");
+}
+
 // Turns "660", "0660", "0o660" or 0o660 into the numeric mode.
 export function parseFileMode(mode: string | number | undefined): number | undefined {
   if (mode === undefined || typeof mode === "number") return mode;

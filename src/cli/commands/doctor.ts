@@ -3,6 +3,7 @@
 // healthy (the fresh-start checks then say "skipped: daemon running"). Exit 1 when any check fails.
 import { validateConfig } from "../../config/issues.js";
 import { findConfigPath, loadRawConfig } from "../../config/load.js";
+import { proxyListenersText } from "../../config/resolved-config.js";
 import { errorMessage, isRollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { checkNode, environmentChecks, type DoctorCheck } from "../doctor-checks.js";
@@ -22,7 +23,7 @@ export const doctorCommand: Command = {
       const result = validateConfig(await loadRawConfig(file), { configPath: file });
       if (result.ok) {
         const c = result.config;
-        checks.push({ name: "config", ok: true, message: `valid: ${c.processes.length} process${c.processes.length === 1 ? "" : "es"}, proxy on ${c.proxy.host}:${c.proxy.port} (${file})` });
+        checks.push({ name: "config", ok: true, message: `valid: ${c.processes.length} process${c.processes.length === 1 ? "" : "es"}, proxy on ${proxyListenersText(c.proxy)} (${file})` });
         checks.push(checkNode());
         checks.push(...(await environmentChecks(c)));
       } else {

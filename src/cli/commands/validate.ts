@@ -2,6 +2,7 @@
 import path from "node:path";
 import { formatIssues, validateConfig } from "../../config/issues.js";
 import { findConfigPath, loadRawConfig } from "../../config/load.js";
+import { proxyListenersText } from "../../config/resolved-config.js";
 import type { Command } from "../command.js";
 import { green, printError, printJson } from "../output.js";
 
@@ -23,7 +24,7 @@ export const validateCommand: Command = {
     const result = validateConfig(raw, { configPath: file });
     if (result.ok) {
       const c = result.config;
-      const summary = `valid: ${c.processes.length} process${c.processes.length === 1 ? "" : "es"}, proxy on ${c.proxy.host}:${c.proxy.port}, desired file ${c.desiredPath}`;
+      const summary = `valid: ${c.processes.length} process${c.processes.length === 1 ? "" : "es"}, proxy on ${proxyListenersText(c.proxy)}, desired file ${c.desiredPath}`;
       if (ctx.json) printJson(ctx, { ok: true, file, issues: [], summary, application: c.application });
       else ctx.stdout(`${green("✓")} ${path.relative(ctx.cwd, file) || file}: ${summary}\n`);
       return 0;
