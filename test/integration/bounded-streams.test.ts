@@ -4,19 +4,20 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, sleep, startDaemon, until, waitForExit, type TestDaemon } from "../helpers/daemon.js";
 
-let daemon: TestDaemon | null = null;
+let daemon: TestDaemon;
 let follower: ChildProcess | null = null;
-afterEach(async () => {
+afterEach(() => {
   if (follower) {
     signal(follower, "SIGCONT");
     signal(follower, "SIGKILL");
   }
   follower = null;
+});
+afterAll(async () => {
   await daemon?.stop();
-  daemon = null;
 });
 
 // 4 MB/s of 1 KiB lines, in 40 ms batches.
@@ -42,10 +43,9 @@ async function vmRssBytes(pid: number): Promise<number> {
   return Number(kb) * 1024;
 }
 
-describe("bounded follow streams", () => {
-  it("keeps the daemon's RSS flat while a logs --follow is stopped, then cuts that follower and says why", async () => {
-    daemon = await startDaemon({
-      processes: `  - id: web
+beforeAll(async () => {
+  daemon = await startDaemon({
+    processes: `  - id: web
     policy: proxied
     command: node {{APP}}
     port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
@@ -55,12 +55,28 @@ describe("bounded follow streams", () => {
     policy: companion
     command: node chatty.mjs
     gracefulStopMs: 1000`,
-    });
-    const v1 = await daemon.release("v1");
-    await fs.writeFile(path.join(v1, "chatty.mjs"), CHATTY);
-    const deployed = await daemon.cli(["deploy", "--release-path", v1]);
-    expect(deployed.code, deployed.stderr).toBe(0);
+  });
+  const v1 = await daemon.release("v1");
+  await fs.writeFile(path.join(v1, "chatty.mjs"), CHATTY);
+  const deployed = await daemon.cli(["deploy", "--release-path", v1]);
+  expect(deployed.code, deployed.stderr).toBe(0);
+}, 60_000);
 
+/** Starts `rollbridge ARGS` with its output collected; `received` counts stdout bytes. */
+function startFollower(args: string[]): { child: ChildProcess; out: { received: number; stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [CLI, ...args, "--config", daemon.configPath], { cwd: daemon.dir, stdio: ["ignore", "pipe", "pipe"] });
+  follower = child;
+  const out = { received: 0, stdout: "", stderr: "" };
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    out.received += chunk.length;
+    if (out.stdout.length < 64 * 1024 * 1024) out.stdout += chunk;
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (out.stderr += chunk));
+  return { child, out };
+}
+
+describe("bounded follow streams", () => {
+  it("keeps the daemon's RSS flat while a logs --follow is stopped, then cuts that follower and says why", async () => {
     // The daemon's steady state under 4 MB/s of output, before anyone follows.
     const daemonPid = daemon.child.pid!;
     await sleep(2000);
@@ -70,13 +86,8 @@ describe("bounded follow streams", () => {
       await sleep(250);
     }
 
-    const child = spawn(process.execPath, [CLI, "logs", "--follow", "--process", "chatty", "--config", daemon.configPath], { cwd: daemon.dir, stdio: ["ignore", "pipe", "pipe"] });
-    follower = child;
-    let received = 0;
-    let stderr = "";
-    child.stdout!.on("data", (chunk: Buffer) => (received += chunk.length));
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    await until(() => received > 256 * 1024, 20_000, "the follower's first lines");
+    const { child, out } = startFollower(["logs", "--follow", "--process", "chatty"]);
+    await until(() => out.received > 256 * 1024, 20_000, "the follower's first lines");
     signal(child, "SIGSTOP");
 
     const samples: number[] = [];
@@ -92,7 +103,21 @@ describe("bounded follow streams", () => {
     signal(child, "SIGCONT");
     expect(await waitForExit(child, 30_000)).toBe(true);
     expect(child.exitCode).toBe(1);
-    expect(stderr).toContain("logs --follow fell more than 1024 KiB behind the daemon");
-    expect(stderr).toContain("fix: rollbridge logs shows the recent lines");
+    expect(out.stderr).toContain("logs --follow fell more than 1024 KiB behind the daemon");
+    expect(out.stderr).toContain("fix: rollbridge logs shows the recent lines");
   }, 90_000);
+
+  it("keeps stdout NDJSON when a --json follower is cut: the message goes to stderr", async () => {
+    const { child, out } = startFollower(["logs", "--follow", "--json", "--process", "chatty"]);
+    await until(() => out.received > 256 * 1024, 20_000, "the follower's first lines");
+    signal(child, "SIGSTOP");
+    await sleep(3000); // 12 MB printed meanwhile: far past the 1 MiB a follower may fall behind
+    signal(child, "SIGCONT");
+    expect(await waitForExit(child, 30_000)).toBe(true);
+    expect(child.exitCode).toBe(1);
+    expect(out.stderr).toContain("fell more than 1024 KiB behind");
+    const lines = out.stdout.split("\n").filter((l) => l !== "");
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(JSON.parse(lines.at(-1)!).processId).toBe("chatty");
+  }, 60_000);
 });
