@@ -243,8 +243,16 @@ export function renderProcess(input: RenderInput): RenderedProcess {
   env.ROLLBRIDGE_REVISION = release.revision ?? release.id;
   env.ROLLBRIDGE_REPLICA_INDEX = String(input.replicaIndex);
   env.ROLLBRIDGE_REPLICA_COUNT = String(input.replicaCount);
-  if (input.port !== undefined) env.ROLLBRIDGE_PORT = String(input.port);
-  else delete env.ROLLBRIDGE_PORT;
+  // PORT too (the Heroku/Express convention), so `app.listen(process.env.PORT)` just works. A
+  // process without a port gets neither: a PORT the daemon itself inherited (its shell, a unit
+  // file) would otherwise send it to bind a port that is not its own. Its env may set PORT.
+  if (input.port !== undefined) {
+    env.ROLLBRIDGE_PORT = String(input.port);
+    env.PORT = String(input.port);
+  } else {
+    delete env.ROLLBRIDGE_PORT;
+    delete env.PORT;
+  }
   for (const [k, v] of Object.entries(proc.env)) env[k] = renderTemplate(v, ctx, where(`env.${k}`));
   for (const [k, v] of Object.entries(release.env)) env[k] = v;
   const rendered: RenderedProcess = { command, cwd, env, hooks, templateContext: ctx };
