@@ -22,6 +22,13 @@ export const MAX_REPLICAS = 1024;
 // printed in terminals, logs and metrics, and rendered into shell commands.
 export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
+// Who gets a process's stop signal: its whole process group, or only the main process (a pre-fork
+// server such as gunicorn, which stops its own workers gracefully).
+export const STOP_SIGNAL_TARGETS = ["group", "process"] as const;
+
+// A process's stop-signal target as a string-literal union.
+export type StopSignalTarget = (typeof STOP_SIGNAL_TARGETS)[number];
+
 // Process ids appear in instance ids (`worker#0`) and template names (`{{ports.web}}`), hence the narrow alphabet.
 export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
 
@@ -56,6 +63,7 @@ export const DEFAULTS = {
   process: {
     cwd: "{{releasePath}}",
     stopSignal: "SIGTERM",
+    stopSignalTarget: "group",
     restartDelayMs: 1_000,
     replicas: 1,
     outputLines: 50,

@@ -121,6 +121,13 @@ function processIssues(entry: Raw, index: number, root: Raw, processes: Raw[]): 
       fix: "Remove stopSignal, or remove lifecycle.stopCommand and let the signal stop the process.",
     });
   }
+  if (typeof lifecycle["stopCommand"] === "string" && entry["stopSignalTarget"] === "process") {
+    issues.push({
+      path: at("stopSignalTarget"),
+      message: `${at("stopSignalTarget")} would never apply: lifecycle.stopCommand runs instead of the stop signal`,
+      fix: "Remove stopSignalTarget, or have the stop command signal the main process itself (kill -TERM $ROLLBRIDGE_PID).",
+    });
+  }
   if (typeof stopMessage === "string" && typeof lifecycle["stopCommand"] === "string") {
     issues.push({
       path: at("stopMessage"),

@@ -2,7 +2,7 @@
 // it fills the defaults that depend on other fields (health path, grace period, control socket)
 // and makes paths absolute against the config file's directory.
 import { basename, dirname, isAbsolute, resolve } from "node:path";
-import { DEFAULTS, type ProcessPolicy } from "./constants.js";
+import { DEFAULTS, type ProcessPolicy, type StopSignalTarget } from "./constants.js";
 import { defaultControlPath, defaultStatePath } from "./runtime-dir.js";
 import type { ParsedConfig } from "./schema.js";
 
@@ -28,6 +28,8 @@ export interface ResolvedProcess {
   port: PortRange | undefined;
   health: false | HealthConfig;
   stopSignal: NodeJS.Signals;
+  /** Who gets stopSignal: the whole group (default) or the main process only; SIGKILL always goes to the group. */
+  stopSignalTarget: StopSignalTarget;
   stopMessage: string | undefined;
   nonBlockingDrain: boolean;
   lifecycle: {
@@ -168,6 +170,7 @@ function resolveProcess(process: ParsedConfig["processes"][number], proxy: Resol
     port: toPortRange(process.port),
     health: resolveHealth(process.policy, process.health, proxy),
     stopSignal: process.stopSignal,
+    stopSignalTarget: process.stopSignalTarget,
     stopMessage: process.stopMessage,
     nonBlockingDrain: process.nonBlockingDrain,
     lifecycle: {

@@ -2,7 +2,7 @@
 // Defaults that depend on other fields (health path, grace period, socket path, absolute paths)
 // are filled by resolveConfig (resolved-config.ts), so the schema stays a faithful description of the input.
 import { z } from "zod";
-import { DEFAULTS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNALS } from "./constants.js";
+import { DEFAULTS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNAL_TARGETS, STOP_SIGNALS } from "./constants.js";
 import { proxySocketSchema, trustedProxiesSchema } from "./proxy-edge-schema.js";
 
 const text = () => z.string().min(1);
@@ -212,6 +212,10 @@ const processSchema = z.strictObject({
     .enum(STOP_SIGNALS)
     .default(DEFAULTS.process.stopSignal)
     .meta({ description: "Signal sent to the process group to stop it gracefully.", examples: ["SIGINT"] }),
+  stopSignalTarget: z.enum(STOP_SIGNAL_TARGETS).default(DEFAULTS.process.stopSignalTarget).meta({
+    description: "Who gets stopSignal: the whole process group, or only the main process (a pre-fork server such as gunicorn that stops its workers itself). SIGKILL after gracefulStopMs always goes to the group.",
+    examples: ["process"],
+  }),
   stopMessage: text().optional().meta({ description: "IPC message sent instead of stopSignal.", examples: ["shutdown"] }),
   nonBlockingDrain: z
     .boolean()

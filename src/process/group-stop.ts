@@ -44,6 +44,11 @@ export interface StopOptions {
   graceMs: number;
   /** false: signal the target alone, not its group. */
   group?: boolean;
+  /**
+   * true (stopSignalTarget: process): the stop signal goes to the target alone, a pre-fork
+   * server that stops its own workers; SIGKILL and the wait still cover the whole group.
+   */
+  signalLeaderOnly?: boolean;
 }
 
 const POLL_MS = 25;
@@ -64,16 +69,16 @@ export async function stopGroup(target: GroupStopTarget, options: StopOptions): 
   const members = await groupMembers(target.pgid);
   if (target.uid !== undefined) {
     const ours = await ofUid(members, target.uid);
-    if (ours.length !== members.length) return stopProcesses(ours, options, members.length - ours.length);
+    if (ours.length !== members.length) return stopProcesses(ours, options, members.length - ours.length, target.pid);
   }
-  return stopWholeGroup(target.pgid, members.length, options);
+  return stopWholeGroup(target.pgid, members.length, options, target.pid);
 }
 
 /**
  * Stops these processes one by one (each re-identified by pid and start time before every
  * signal): the members of a group whose leader is gone, or those of the recorded uid.
  */
-export async function stopProcesses(processes: readonly ProcessIdentity[], options: StopOptions, othersLeft = 0): Promise<GroupStopResult> {
+export async function stopProcesses(processes: readonly ProcessIdentity[], options: StopOptions, othersLeft = 0, leader?: number): Promise<GroupStopResult> {
   const startedAt = Date.now();
   if (processes.length === 0) return nothing("gone");
   const alive = async (): Promise<ProcessIdentity[]> => {
@@ -81,7 +86,10 @@ export async function stopProcesses(processes: readonly ProcessIdentity[], optio
     return processes.filter((p, i) => now[i] !== null && now[i]!.startTime === p.startTime);
   };
   const send = async (name: NodeJS.Signals) => {
-    for (const p of await alive()) signal(p.pid, name);
+    const now = await alive();
+    // With signalLeaderOnly the stop signal reaches the leader alone (while it lives); SIGKILL reaches everyone.
+    const leaderOnly = options.signalLeaderOnly === true && name !== "SIGKILL" && now.some((p) => p.pid === leader);
+    for (const p of now) if (!leaderOnly || p.pid === leader) signal(p.pid, name);
   };
   const result = (outcome: GroupStopOutcome): GroupStopResult => ({ outcome, members: processes.length, wholeGroup: false, othersLeft, ms: Date.now() - startedAt });
   await send(options.signal);
@@ -116,12 +124,12 @@ export function signal(destination: number, name: NodeJS.Signals): void {
   }
 }
 
-async function stopWholeGroup(pgid: number, members: number, options: StopOptions): Promise<GroupStopResult> {
+async function stopWholeGroup(pgid: number, members: number, options: StopOptions, leader: number): Promise<GroupStopResult> {
   const startedAt = Date.now();
   // kill(0) is cheap but also finds zombies; /proc is scanned only while it says "exists".
   const alive = async (): Promise<boolean> => groupExists(pgid) && (await groupMembers(pgid)).length > 0;
   const result = (outcome: GroupStopOutcome): GroupStopResult => ({ outcome, members, wholeGroup: true, othersLeft: 0, ms: Date.now() - startedAt });
-  signal(-pgid, options.signal);
+  signal(options.signalLeaderOnly === true ? leader : -pgid, options.signal);
   const graceEnds = Date.now() + Math.max(0, options.graceMs);
   while (Date.now() < graceEnds) {
     if (!(await alive())) return result("exited");

@@ -158,7 +158,8 @@ export class ManagedProcess {
 
   /**
    * Stops the whole group: `message` over IPC (when given and deliverable) or
-   * the stop signal, then SIGKILL to the group after the grace period.
+   * the stop signal (to the group, or to the leader alone with stopSignalTarget:
+   * process), then SIGKILL to the group after the grace period.
    * Resolves once the leader has exited and no member of the group is left.
    * Idempotent: every call returns the same promise.
    */
@@ -185,10 +186,15 @@ export class ManagedProcess {
     this.#phase = "stopping";
     const delivered = options.message !== undefined && this.send(options.message);
     if (!delivered) {
+      const signal = options.signal ?? this.spec.stopSignal;
+      // A pre-fork server (stopSignalTarget: process) stops its workers itself; SIGKILL is never held back from the group.
+      const leaderOnly = this.spec.stopSignalTarget === "process" && signal !== "SIGKILL";
       try {
-        this.kill(options.signal ?? this.spec.stopSignal);
+        if (leaderOnly) this.#signalLeader(signal);
+        else this.kill(signal);
       } catch {
-        this.kill("SIGTERM");
+        if (leaderOnly) this.#signalLeader("SIGTERM");
+        else this.kill("SIGTERM");
       }
     }
     const graceMs = Math.max(0, options.graceMs ?? this.spec.gracefulStopMs);
@@ -203,6 +209,18 @@ export class ManagedProcess {
     if (pid === undefined || this.#groupGone) return;
     try {
       process.kill(-pid, signal);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ESRCH" && code !== "EPERM") throw error;
+    }
+  }
+
+  /** Signals the group leader alone (stopSignalTarget: process); one that is gone is not an error. */
+  #signalLeader(signal: NodeJS.Signals): void {
+    const pid = this.#pid;
+    if (pid === undefined || this.#leaderExit !== undefined) return;
+    try {
+      process.kill(pid, signal);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ESRCH" && code !== "EPERM") throw error;

@@ -102,7 +102,7 @@ async function runSequence(proc: ManagedProcess, options: StopSequenceOptions): 
   const stopStartedAt = Date.now();
   if (lifecycle.stopCommand === undefined) {
     const stopping = proc.stop(signalStop);
-    const sent = options.stopMessage !== undefined && proc.spec.ipc === true ? "IPC stop message" : options.stopSignal;
+    const sent = options.stopMessage !== undefined && proc.spec.ipc === true ? "IPC stop message" : proc.spec.stopSignalTarget === "process" ? `${options.stopSignal} to the main process` : options.stopSignal;
     const inTime = await settlesWithin(stopping, grace);
     const ms = Date.now() - stopStartedAt;
     report({ phase: "stop", ok: inTime, ms, detail: inTime ? `sent ${sent}; exited after ${ms} ms` : `sent ${sent}; still running after ${ms} ms` });

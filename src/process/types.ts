@@ -13,6 +13,8 @@ export interface SpawnSpec {
   /** Lines of stdout+stderr to retain. */
   outputLines: number;
   stopSignal: NodeJS.Signals;
+  /** "process": the stop signal goes to the leader only (it stops its own children); SIGKILL always goes to the group. Default "group". */
+  stopSignalTarget?: "group" | "process";
   gracefulStopMs: number;
   /** Open an IPC channel (for Node children that call process.send). */
   ipc?: boolean;

@@ -7,7 +7,7 @@
 // never hands out a pid still used as a group id, so those members are that group's.
 import type { Config } from "../config/schema.js";
 import { readStateFile, type SnapshotOrphan, type StateSnapshot } from "../observe/state-file.js";
-import { ofUid, stopGroup, stopProcesses, type GroupStopOutcome, type GroupStopResult } from "../process/group-stop.js";
+import { ofUid, stopGroup, stopProcesses, type GroupStopOutcome, type GroupStopResult, type StopOptions } from "../process/group-stop.js";
 import { environHas, groupMembers, isSameProcess, readIdentity, readUid, selfAndAncestors, type ProcessIdentity } from "../process/identity.js";
 
 /** One orphan as `status.orphans`, `doctor` and `recover --json` show it. */
@@ -165,7 +165,7 @@ export async function stopOrphans(config: Config, orphans: readonly OrphanRecord
         return { ...base, outcome: "skipped", message: `${describe(orphan)} is managed by the running daemon: left alone` };
       }
       try {
-        const result = await stopOrphan(orphan, { signal, graceMs });
+        const result = await stopOrphan(orphan, { signal, graceMs, signalLeaderOnly: defined?.stopSignalTarget === "process" });
         return { ...base, outcome: result.outcome, members: result.members, ms: result.ms, message: stopMessage(orphan, result, signal) };
       } catch (error) {
         return { ...base, outcome: "error", message: `could not stop ${describe(orphan)}: ${(error as Error).message}` };
@@ -181,7 +181,7 @@ export function describe(orphan: Pick<OrphanEntry, "instanceId" | "pid" | "pgid"
 }
 
 /** The leader's group as recorded, or — its leader gone — the members the daemon started, one by one. */
-async function stopOrphan(orphan: OrphanRecord, options: { signal: NodeJS.Signals; graceMs: number }): Promise<GroupStopResult> {
+async function stopOrphan(orphan: OrphanRecord, options: StopOptions): Promise<GroupStopResult> {
   const uid = orphan.uid;
   if ((await readIdentity(orphan.pid)) !== null) return stopGroup({ pid: orphan.pid, pgid: orphan.pgid, startTime: orphan.startTime, uid }, options);
   return stopProcesses(await leaderlessMembers(orphan), options);

@@ -63,6 +63,7 @@ export class SlotProcesses {
       env: rendered.env,
       outputLines: proc.outputLines,
       stopSignal: proc.stopSignal as NodeJS.Signals,
+      stopSignalTarget: proc.stopSignalTarget,
       gracefulStopMs: proc.gracefulStopMs,
       ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
     });

@@ -5,7 +5,7 @@ import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { isAlive, ROOT, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { daemonEvents, isAlive, ROOT, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { get, startLoad } from "../helpers/load.js";
 
 const EXAMPLE = path.join(ROOT, "examples/gunicorn");
@@ -19,11 +19,11 @@ function gunicornProblem(): string | null {
   }
 }
 
-/** The example's web process, with its port range swapped for the test's own block. */
-function exampleProcess(): string {
+/** The example's web process, with its port range swapped for the test's own block (and `extra` fields). */
+function exampleProcess(extra: Record<string, unknown> = {}): string {
   const config = parse(readFileSync(path.join(EXAMPLE, "rollbridge.yaml"), "utf8")) as { processes: Record<string, unknown>[] };
   const { port: _port, health, ...web } = config.processes.find((p) => p["policy"] === "proxied")!;
-  const entry = { ...web, health: { ...(health as object), intervalMs: 50 } };
+  const entry = { ...web, health: { ...(health as object), intervalMs: 50 }, ...extra };
   const lines = stringify([entry], { lineWidth: 0 }).trimEnd().split("\n").map((line) => `  ${line}`);
   return [...lines, "    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}"].join("\n");
 }
@@ -90,5 +90,29 @@ describe("a gunicorn app", () => {
       expect(await groupMembers(proc.pid)).toEqual([]);
     }
     expect((await d.status()).activeRelease.id).toBe("v3");
+  }, 120_000);
+
+  it("stops a replaced release through the master alone: gunicorn's own graceful shutdown, no warning per worker", async () => {
+    // The example's stopSignalTarget: process, with gunicorn's log kept in a file per release.
+    daemon = await startDaemon({ processes: exampleProcess({ logFile: { path: "gunicorn-{{releaseId}}.log" } }), proxy: { drainTimeoutMs: 10_000 } });
+    const d = daemon;
+    for (const name of ["v1", "v2"]) {
+      const release = await d.release(name);
+      await fs.copyFile(path.join(EXAMPLE, "app.py"), path.join(release, "app.py"));
+      const result = await d.cli(["deploy", "--release-path", release], { timeoutMs: 60_000 });
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+    }
+    await until(async () => (await d.status()).releases.find((r: { id: string; state: string }) => r.id === "v1" && r.state === "stopped"), 30_000, "v1 stopped");
+
+    const log = (await fs.readFile(path.join(d.dir, "gunicorn-v1.log"), "utf8")).split("\n");
+    const term = log.findIndex((line) => line.includes("Handling signal: term"));
+    expect(term, log.join("\n")).toBeGreaterThanOrEqual(0);
+    expect(log.some((line) => line.includes("Shutting down: Master"))).toBe(true);
+    // Both workers ran their own graceful exit, told by the master; none was signalled behind its back.
+    expect(log.filter((line) => line.includes("Worker exiting")).length).toBe(2);
+    expect(log.filter((line) => /Worker .*(terminated due to signal|was sent SIG)/.test(line))).toEqual([]);
+    expect(log.slice(term).filter((line) => line.includes("Booting worker"))).toEqual([]);
+    const exit = daemonEvents(d, "process-exited").find((e) => e.releaseId === "v1");
+    expect(exit?.data).toMatchObject({ code: 0, signal: null });
   }, 120_000);
 });

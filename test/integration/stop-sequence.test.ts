@@ -252,6 +252,57 @@ describe("stopGracefully", () => {
   });
 });
 
+describe("stopSignalTarget", () => {
+  /** The fixture app leading a group with a grandchild that dies of a SIGTERM of its own; the app itself ignores SIGTERM. */
+  async function leaderWithChild(overrides: Partial<SpawnSpec>): Promise<{ proc: ManagedProcess; child: number }> {
+    const proc = await spawnReady(APP, { SPAWN_CHILD: "1", IGNORE_SIGTERM: "1" }, overrides);
+    const child = Number((await waitForLine(proc, /^child pid \d+$/)).split(" ")[2]);
+    extraPids.push(child);
+    return { proc, child };
+  }
+
+  async function untilSignalLogged(name: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (!(await logLines()).includes(name)) {
+      if (Date.now() > deadline) throw new Error(`${name} never reached the leader`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("process: the stop signal reaches the main process only, and SIGKILL the whole group once gracefulStopMs has passed", async () => {
+    const { proc, child } = await leaderWithChild({ stopSignalTarget: "process" });
+    const steps: StopStep[] = [];
+    const startedAt = Date.now();
+    const stopping = stopGracefully(proc, options(proc, steps, { gracefulStopMs: 1_500 }));
+    await untilSignalLogged("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The grandchild would have died of a SIGTERM sent to the group; it is still there.
+    expect(await isAlive(child)).toBe(true);
+    expect(await isAlive(proc.pid!)).toBe(true);
+
+    const exit = await stopping;
+    expect(exit).toMatchObject({ signal: "SIGKILL", requested: true });
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1_400);
+    expect(await isAlive(child)).toBe(false);
+    expect(await groupHasLiveMembers(proc.pid!)).toBe(false);
+    expect(steps.map((s) => [s.phase, s.ok, s.detail])).toEqual([
+      ["stop", false, expect.stringMatching(/^sent SIGTERM to the main process; still running after \d+ ms$/)],
+      ["kill", true, "SIGKILL sent to the process group"],
+    ]);
+  });
+
+  it("group (the default): every member of the group gets the stop signal", async () => {
+    const { proc, child } = await leaderWithChild({});
+    const stopping = stopGracefully(proc, options(proc, [], { gracefulStopMs: 3_000 }));
+    await untilSignalLogged("SIGTERM");
+    const deadline = Date.now() + 2_000;
+    while ((await isAlive(child)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await isAlive(child)).toBe(false);
+    expect(await isAlive(proc.pid!)).toBe(true);
+    expect(await stopping).toMatchObject({ signal: "SIGKILL", requested: true });
+  });
+});
+
 async function logLines(): Promise<string[]> {
   try {
     return (await readFile(signalLog, "utf8")).split("\n").filter((line) => line !== "");

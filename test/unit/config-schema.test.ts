@@ -179,6 +179,7 @@ describe("configSchema", () => {
           port: { from: 18182, to: 18299 },
           health: { path: "/ping", timeoutMs: 30000, intervalMs: 200, startDelayMs: 0, ipc: false },
           stopSignal: "SIGTERM",
+          stopSignalTarget: "group",
           stopMessage: undefined,
           nonBlockingDrain: false,
           lifecycle: { quietCommand: undefined, drainCommand: undefined, drainTimeoutMs: 0, stopCommand: undefined },
