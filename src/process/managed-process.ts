@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { waitForGroupGone } from "./group-liveness.js";
 import { PartialLine, readLines, RingBuffer } from "./output-buffer.js";
 import { spawnShell } from "./shell-command.js";
+import { spawnFailure, spawnPreflight } from "./spawn-failure.js";
 import type { ShellChild } from "./shell-command.js";
 import type { ExitInfo, OutputLine, ProcessPhase, SpawnSpec } from "./types.js";
 
@@ -67,16 +68,25 @@ export class ManagedProcess {
     return this.#spawnError;
   }
 
-  /** Spawns the group; a spawn failure is recorded (spawnError, exitInfo) and reported to onExit, never thrown. */
+  /**
+   * Spawns the group; a spawn failure is recorded (spawnError: a SPAWN_FAILED error naming its
+   * cause, exitInfo) and reported to onExit, never thrown.
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
     this.#startedAt = Date.now();
+    // A missing cwd or program is named here: the shell would only exit 127, execa would quote the command line.
+    const problem = spawnPreflight(this.spec);
+    if (problem !== null) {
+      this.#recordSpawnFailure(problem);
+      return;
+    }
     let child: ShellChild;
     try {
       child = spawnShell(this.spec);
     } catch (error) {
-      this.#recordSpawnFailure(toError(error));
+      this.#recordSpawnFailure(spawnFailure(this.spec, error));
       return;
     }
     this.#child = child;
@@ -96,11 +106,11 @@ export class ManagedProcess {
       (result) => {
         // Without an exit event the process never ran: a spawn failure (bad cwd, missing shell).
         if (this.#leaderExit === undefined && this.#pid === undefined && result.failed) {
-          this.#recordSpawnFailure(result instanceof Error ? result : new Error(result.message ?? "spawn failed"));
+          this.#recordSpawnFailure(spawnFailure(this.spec, result));
         }
       },
       (error: unknown) => {
-        if (this.#leaderExit === undefined && this.#pid === undefined) this.#recordSpawnFailure(toError(error));
+        if (this.#leaderExit === undefined && this.#pid === undefined) this.#recordSpawnFailure(spawnFailure(this.spec, error));
       },
     );
   }

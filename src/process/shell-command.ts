@@ -48,6 +48,18 @@ const SHELL_WORDS = new Set([
   "umask", "unalias", "unset", "until", "wait", "while",
 ]);
 
+/**
+ * The program a simple command runs (`node` of `exec node server.js`), when it can be read
+ * without a shell: a first word of plain characters (no quotes, expansions or globs). Null for
+ * compound commands and words only the shell can resolve.
+ */
+export function programOf(command: string): string | null {
+  const trimmed = command.trim().replace(/^exec\s+/, "");
+  if (!isSimpleCommand(trimmed)) return null;
+  const first = trimmed.split(/\s+/, 1)[0] ?? "";
+  return /^[A-Za-z0-9_.+/@%,:-]+$/.test(first) ? first : null;
+}
+
 /** One command word with arguments: no lists, pipes, redirections, groups, substitutions or leading assignments. */
 function isSimpleCommand(command: string): boolean {
   if (command === "" || hasOperator(command)) return false;

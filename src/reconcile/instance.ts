@@ -1,6 +1,7 @@
 // One slot of a release's process table (e.g. "web" of release v3), surviving restarts of
 // the OS process behind it, and how a slot's command line and environment are rendered.
 import type { Config, ProcessConfig } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
 import { renderTemplate, type TemplateContext } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
@@ -149,17 +150,20 @@ export function observeInstance(inst: Instance, outstanding: (port: number | und
   if (inst.startedFor !== undefined) obs.startedFor = inst.startedFor;
   const succ = inst.successor;
   if (succ) {
-    const succPhase: ObservedSuccessor["phase"] = succ.spawnError ? "exited" : succ.proc ? succ.proc.phase : "absent";
+    const succPhase: ObservedSuccessor["phase"] = succ.spawnError || succ.proc?.spawnError ? "exited" : succ.proc ? succ.proc.phase : "absent";
     obs.successor = { phase: succPhase, health: succ.healthState };
     if (succ.healthReason !== undefined) obs.successor.healthReason = succ.healthReason;
-    if (succ.spawnError !== undefined) obs.successor.spawnError = succ.spawnError;
+    const succSpawnError = succ.spawnError ?? (succ.proc?.spawnError ? errorMessage(succ.proc.spawnError) : undefined);
+    if (succSpawnError !== undefined) obs.successor.spawnError = succSpawnError;
   }
   if (proc?.pid !== undefined) obs.pid = proc.pid;
   if (inst.port !== undefined) obs.port = inst.port;
   if (inst.healthReason !== undefined) obs.healthReason = inst.healthReason;
   const exit = proc?.exitInfo ?? inst.lastExit;
   if (exit && (phase === "exited" || (phase === "absent" && inst.spawnError !== undefined))) obs.exit = exit;
-  if (inst.spawnError !== undefined) obs.spawnError = inst.spawnError;
+  // A spawn failure is known to the process a moment before its exit is reported to the slot.
+  const spawnError = inst.spawnError ?? (proc?.spawnError ? errorMessage(proc.spawnError) : undefined);
+  if (spawnError !== undefined) obs.spawnError = spawnError;
   if (inst.startedAt !== undefined) obs.startedAt = inst.startedAt;
   return obs;
 }

@@ -570,9 +570,16 @@ function slotAlive(obs: ObservedProcess): boolean {
 function startupFailure(obs: ObservedProcess): { reason: string; code: string } | null {
   if (obs.spawnError) return { reason: `${obs.instanceId} could not start: ${obs.spawnError}`, code: "SPAWN_FAILED" };
   if (obs.phase === "exited") {
-    const how = obs.exit?.signal ? `signal ${obs.exit.signal}` : `code ${obs.exit?.code ?? "unknown"}`;
+    const how = obs.exit?.signal ? `signal ${obs.exit.signal}` : `code ${obs.exit?.code ?? "unknown"}${shellExitHint(obs.exit?.code)}`;
     return { reason: `${obs.instanceId} exited with ${how} before it became ready`, code: "PROCESS_EXITED" };
   }
   if (obs.health === "failed") return { reason: obs.healthReason ?? `${obs.instanceId} failed its health check`, code: "HEALTH_FAILED" };
   return null;
+}
+
+/** What /bin/sh means by 127 and 126 (its output line names the command). */
+function shellExitHint(code: number | null | undefined): string {
+  if (code === 127) return " (the shell could not find a command)";
+  if (code === 126) return " (the shell could not execute a command: permission denied)";
+  return "";
 }

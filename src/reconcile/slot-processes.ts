@@ -3,7 +3,7 @@
 // executor decides *when*; this decides *how*.
 import path from "node:path";
 import type { Config, ProcessConfig } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, isRollbridgeError } from "../errors.js";
 import { RotatingLogFile } from "../process/log-file.js";
 import { ManagedProcess } from "../process/managed-process.js";
 import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
@@ -121,6 +121,10 @@ export class SlotProcesses {
     const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
     if (role === "current") inst.health?.cancel();
     if (role === "successor") inst.successor?.health?.cancel();
+    if (managed.spawnError) {
+      this.onSpawnFailed(rec, inst, role, managed.spawnError);
+      return;
+    }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     const crashed = role === "current" && !exit.requested && !inst.stopRequested;
     const label = role === "current" ? inst.instanceId : `${inst.instanceId} (${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
@@ -136,6 +140,22 @@ export class SlotProcesses {
     if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
   }
 
+
+  /**
+   * A process that never ran: its start failure (a missing cwd or program) is the news, not an
+   * "exit". One that failed while being spawned was reported by the executor already; one whose
+   * failure came back from the spawn afterwards is reported here, with its cause.
+   */
+  private onSpawnFailed(rec: ReleaseRecord, inst: Instance, role: "current" | "successor" | "retiring", error: Error): void {
+    const target = role === "current" ? inst : role === "successor" ? inst.successor : undefined;
+    if (target && target.spawnError === undefined) {
+      target.spawnError = errorMessage(error);
+      const label = role === "current" ? inst.instanceId : `a replacement for ${inst.instanceId}`;
+      this.deps.events.emit({ level: "error", type: "process-start-failed", message: `could not start ${label}: ${target.spawnError}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, code: isRollbridgeError(error) ? error.code : "SPAWN_FAILED" } });
+    }
+    this.deps.syncProxy();
+    if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
+  }
 
   /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
   gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {

@@ -66,6 +66,8 @@ export interface ProcessStatus {
   children?: { pid: number; command: string; rssBytes: number }[];
   /** A restart that was asked for and is in progress (manual, memory, requested). */
   pendingRestart: string | null;
+  /** Why the last start failed: a spawn failure (`cwd /srv/x does not exist (ENOENT)`) or a failed readiness check; null otherwise. */
+  error: string | null;
 }
 
 export interface StatusDocument {
@@ -259,5 +261,6 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
     lastMemoryRestartAt: iso(inst.lastMemoryRestartAt),
     ...(inst.children === undefined ? {} : { children: inst.children }),
     pendingRestart: inst.pendingRestart ?? null,
+    error: inst.spawnError ?? (inst.healthState === "failed" ? (inst.healthReason ?? null) : null),
   };
 }

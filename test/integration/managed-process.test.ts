@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -189,9 +189,29 @@ describe("ManagedProcess", () => {
     expect(calledSync).toBe(false);
     expect(await exit).toMatchObject({ code: null, signal: null, requested: false });
     expect(proc.spawnError).toBeInstanceOf(Error);
+    expect(proc.spawnError?.message).toBe(`cwd ${path.join(dir, "does-not-exist")} does not exist (ENOENT)`);
     expect(proc.pid).toBeUndefined();
     expect(proc.phase).toBe("exited");
     await expect(proc.stop()).resolves.toEqual(proc.exitInfo);
+  });
+
+  it("names a missing or non-executable program as the spawn failure, without the command line", async () => {
+    const failureOf = async (command: string): Promise<string | undefined> => {
+      const proc = new ManagedProcess({ instanceId: "web", command, cwd: dir, env: { PATH: "/usr/bin:/bin" }, outputLines: 10, stopSignal: "SIGTERM", gracefulStopMs: 1_000 });
+      started.push(proc);
+      proc.start();
+      await new Promise((resolve) => proc.onExit(resolve));
+      // A spawn failure never ran a process; a good start did.
+      expect(proc.pid === undefined).toBe(proc.spawnError !== undefined);
+      return proc.spawnError?.message;
+    };
+    await writeFile(path.join(dir, "plain.txt"), "not a program\n", { mode: 0o644 });
+    expect(await failureOf("rollbridge-missing-program --secret s3cr3t")).toBe("command rollbridge-missing-program not found in PATH (ENOENT)");
+    expect(await failureOf("exec ./plain.txt --secret s3cr3t")).toBe("command ./plain.txt is not executable: permission denied (EACCES)");
+    expect(await failureOf("./missing/run --secret s3cr3t")).toBe("command ./missing/run not found (ENOENT)");
+    // A program found in PATH starts as usual, and so does anything only the shell can resolve.
+    expect(await failureOf("true --secret s3cr3t")).toBeUndefined();
+    expect(await failureOf("'true' --secret s3cr3t")).toBeUndefined();
   });
 
   it("passes IPC messages both ways and stops with a message instead of a signal", async () => {

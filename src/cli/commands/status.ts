@@ -66,6 +66,7 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
   if (s.hiddenProcesses > 0) {
     out += dim(`(${s.hiddenProcesses} stopped process${s.hiddenProcesses === 1 ? "" : "es"} of retired releases not shown: rollbridge status --all lists them)`) + "\n";
   }
+  for (const p of s.processes.filter((p) => p.error)) out += `${red(p.state === "failed" ? "failed" : "error")} ${p.instanceId} (${p.releaseId}): ${p.error}\n`;
   if (s.orphans.length) {
     out += `\n${red(`${s.orphans.length} orphaned process${s.orphans.length === 1 ? "" : "es"}`)} left by a daemon that died (rollbridge recover --force stops them):\n`;
     out += table(["ORPHAN", "RELEASE", "PID", "PORT", "SINCE"], s.orphans.map((o) => [o.instanceId, o.releaseId, o.pid, o.port, o.detectedAt]));
