@@ -9,6 +9,7 @@ import type { EventLog } from "./events.js";
 import { newInstance, observeInstance, retainOutput, slotOutput, type Instance } from "./instance.js";
 import type { OutputLine } from "../process/types.js";
 import { Replacements } from "./replacements.js";
+import { portForRestart } from "./restart-port.js";
 import { SlotProcesses, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
@@ -247,6 +248,7 @@ export class Executor {
     inst.memoryWarned = false;
     delete inst.pendingRestart;
     delete inst.healthReason;
+    delete inst.healthCode;
     delete inst.readyAt;
     delete inst.spawnError;
     inst.health?.cancel();
@@ -256,6 +258,12 @@ export class Executor {
     try {
       if (proc.port && inst.port === undefined) {
         inst.port = await allocatePort(this.config.proxy.upstreamHost, proc.port, this.portsInUse());
+      } else if (proc.port && inst.port !== undefined) {
+        const moved = await portForRestart(this.config.proxy.upstreamHost, proc.port, inst.port, this.portsInUse(), inst.instanceId, inst.processId);
+        if (moved) {
+          this.events.emit({ level: "warn", type: "port-moved", message: `${inst.instanceId}'s port ${inst.port} is ${moved.heldBy}: restarting on port ${moved.port}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, from: inst.port, to: moved.port, holders: moved.holders } });
+          inst.port = moved.port;
+        }
       }
       const slot = inst;
       const managed = this.slots.spawn(rec, proc, slot, inst.port);

@@ -1,7 +1,7 @@
 // One slot of a release's process table (e.g. "web" of release v3), surviving restarts of
 // the OS process behind it, and how a slot's command line and environment are rendered.
 import type { Config, ProcessConfig } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, type ErrorCode } from "../errors.js";
 import { renderTemplate, type TemplateContext } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
@@ -14,6 +14,8 @@ export interface ReadinessTarget {
   health?: HealthCheck;
   healthState: HealthState;
   healthReason?: string;
+  /** Why readiness failed (HEALTH_FAILED, LISTENER_NOT_OWNED), next to healthReason. */
+  healthCode?: ErrorCode;
   readyAt?: number;
 }
 
@@ -44,6 +46,7 @@ export interface Instance extends ReadinessTarget {
   health?: HealthCheck;
   healthState: HealthState;
   healthReason?: string;
+  healthCode?: ErrorCode;
   /** When the instance was first seen ready, for switch latency. */
   readyAt?: number;
   stopRequested: boolean;
@@ -153,12 +156,14 @@ export function observeInstance(inst: Instance, outstanding: (port: number | und
     const succPhase: ObservedSuccessor["phase"] = succ.spawnError || succ.proc?.spawnError ? "exited" : succ.proc ? succ.proc.phase : "absent";
     obs.successor = { phase: succPhase, health: succ.healthState };
     if (succ.healthReason !== undefined) obs.successor.healthReason = succ.healthReason;
+    if (succ.healthCode !== undefined) obs.successor.healthCode = succ.healthCode;
     const succSpawnError = succ.spawnError ?? (succ.proc?.spawnError ? errorMessage(succ.proc.spawnError) : undefined);
     if (succSpawnError !== undefined) obs.successor.spawnError = succSpawnError;
   }
   if (proc?.pid !== undefined) obs.pid = proc.pid;
   if (inst.port !== undefined) obs.port = inst.port;
   if (inst.healthReason !== undefined) obs.healthReason = inst.healthReason;
+  if (inst.healthCode !== undefined) obs.healthCode = inst.healthCode;
   const exit = proc?.exitInfo ?? inst.lastExit;
   if (exit && (phase === "exited" || (phase === "absent" && inst.spawnError !== undefined))) obs.exit = exit;
   // A spawn failure is known to the process a moment before its exit is reported to the slot.

@@ -573,7 +573,7 @@ function startupFailure(obs: ObservedProcess): { reason: string; code: string } 
     const how = obs.exit?.signal ? `signal ${obs.exit.signal}` : `code ${obs.exit?.code ?? "unknown"}${shellExitHint(obs.exit?.code)}`;
     return { reason: `${obs.instanceId} exited with ${how} before it became ready`, code: "PROCESS_EXITED" };
   }
-  if (obs.health === "failed") return { reason: obs.healthReason ?? `${obs.instanceId} failed its health check`, code: "HEALTH_FAILED" };
+  if (obs.health === "failed") return { reason: obs.healthReason ?? `${obs.instanceId} failed its health check`, code: obs.healthCode ?? "HEALTH_FAILED" };
   return null;
 }
 

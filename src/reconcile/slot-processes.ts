@@ -102,6 +102,7 @@ export class SlotProcesses {
       host: this.deps.config().proxy.upstreamHost,
       now: this.deps.now,
       isCurrent,
+      listenTimeoutMs: this.deps.config().proxy.healthTimeoutMs,
       onReady: (readyAt) => {
         if (proc.policy !== "proxied") return;
         const startedAt = managed.startedAt ?? readyAt;
@@ -109,8 +110,15 @@ export class SlotProcesses {
         this.deps.syncProxy();
         this.deps.trigger("health");
       },
-      onFailed: (reason) => {
-        this.deps.events.emit({ level: "error", type: "health-failed", message: `${inst.instanceId}: ${reason}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+      onFailed: (reason, failure) => {
+        const notOwned = failure.code === "LISTENER_NOT_OWNED";
+        this.deps.events.emit({
+          level: "error",
+          type: notOwned ? "listener-not-owned" : "health-failed",
+          message: notOwned ? reason : `${inst.instanceId}: ${reason}`,
+          ...this.deps.releaseRef(rec.key),
+          data: { instanceId: inst.instanceId, pid: managed.pid, port, code: failure.code, ...(failure.holders ? { holders: failure.holders } : {}) },
+        });
         this.deps.trigger("health");
       },
     });

@@ -12,6 +12,8 @@ export interface ObservedSuccessor {
   phase: "absent" | "starting" | "running" | "stopping" | "exited";
   health: HealthState;
   healthReason?: string;
+  /** The failure code that goes with healthReason (HEALTH_FAILED, LISTENER_NOT_OWNED). */
+  healthCode?: string;
   spawnError?: string;
 }
 
@@ -87,6 +89,8 @@ export interface ObservedProcess {
   port?: number;
   health: HealthState;
   healthReason?: string;
+  /** The failure code that goes with healthReason (HEALTH_FAILED, LISTENER_NOT_OWNED). */
+  healthCode?: string;
   /** True once this instance's stop was asked for (deploy retire, scale down, shutdown). */
   stopRequested: boolean;
   exit?: ExitInfo;
