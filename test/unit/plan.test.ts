@@ -323,6 +323,13 @@ describe("plan: a rollout that fails keeps the previous release active", () => {
       converged: false,
     },
     {
+      name: "fails the rollout with LISTENER_NOT_OWNED when another process holds the new instance's port",
+      desired: desired("v2"),
+      observed: observed("v1", healthy("v1"), release("v2", "starting", [running("worker"), running("web", { health: "failed", healthReason: "web's port is held by pid 9 (uid 1001)", healthCode: "LISTENER_NOT_OWNED" })])),
+      actions: ["markFailed v2 LISTENER_NOT_OWNED web", "stopProcess v2 worker", "stopProcess v2 web"],
+      converged: false,
+    },
+    {
       name: "fails a first deploy with nothing active without switching traffic anywhere",
       desired: desired("v1"),
       observed: observed(null, release("v1", "starting", [running("worker"), running("web", { health: "failed" })])),
@@ -345,6 +352,13 @@ describe("plan: a rollout that fails keeps the previous release active", () => {
   it("names the exit code of a process that exited during the rollout", () => {
     const result = run({ desired: desired("v2"), observed: observed("v1", healthy("v1"), release("v2", "starting", [crashed("worker", T - 100)])) });
     expect(result.actions[0]).toMatchObject({ type: "markFailed", failure: { code: "PROCESS_EXITED", reason: "worker exited with code 1 before it became ready" } });
+  });
+
+  it("says what the shell meant by exit codes 127 and 126", () => {
+    const exitedWith = (code: number) =>
+      run({ desired: desired("v2"), observed: observed("v1", healthy("v1"), release("v2", "starting", [crashed("worker", T - 100, { exit: { code, signal: null, at: T - 100, requested: false } })])) }).actions[0];
+    expect(exitedWith(127)).toMatchObject({ failure: { reason: "worker exited with code 127 (the shell could not find a command) before it became ready" } });
+    expect(exitedWith(126)).toMatchObject({ failure: { reason: "worker exited with code 126 (the shell could not execute a command: permission denied) before it became ready" } });
   });
 });
 
