@@ -129,13 +129,14 @@ describe("traffic only to processes Rollbridge started", () => {
   }, 90_000);
 
   it("moves a crash restart off a port another user took while it was down", async () => {
-    daemon = await startDaemon({ processes: webProcess(["restartDelayMs: 3000"]) });
+    // A restart delay long enough for the stranger to bind the port on a loaded machine.
+    daemon = await startDaemon({ processes: webProcess(["restartDelayMs: 5000"]), proxy: { holdTimeoutMs: 15_000 } });
     const d = daemon;
     expect((await deploy(d, "v1")).code).toBe(0);
     const before = (await d.status()).processes.find((p: { id: string }) => p.id === "web") as { pid: number; port: number };
 
     process.kill(before.pid, "SIGKILL");
-    await until(async () => (await d.status()).processes.find((p: { id: string; state: string }) => p.id === "web" && p.state === "crashed"), 10_000, "web crashed");
+    await until(() => daemonEvents(d, "process-crashed")[0], 10_000, "web crashed");
     const stranger = await startStrangerServer(user!, before.port);
     strangers.push(stranger);
     // Requests while web is down wait for a ready backend (proxy.holdTimeoutMs), then go to the restart.
@@ -143,7 +144,7 @@ describe("traffic only to processes Rollbridge started", () => {
 
     const after = await until(
       async () => (await d.status()).processes.find((p: { id: string; state: string; pid: number; health: string }) => p.id === "web" && p.state === "running" && p.health === "ready" && p.pid !== before.pid),
-      20_000,
+      30_000,
       "web restarted",
     );
     const answers = await load.stop();
