@@ -1,9 +1,12 @@
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManagedProcess } from "../../src/process/managed-process.js";
+import { stopGroup } from "../../src/process/group-stop.js";
+import { readIdentity } from "../../src/process/identity.js";
 import { groupHasLiveMembers } from "../../src/process/memory.js";
 import { stopGracefully, type StopSequenceOptions, type StopStep } from "../../src/process/stop-sequence.js";
 import type { SpawnSpec } from "../../src/process/types.js";
@@ -289,6 +292,27 @@ describe("stopSignalTarget", () => {
       ["stop", false, expect.stringMatching(/^sent SIGTERM to the main process; still running after \d+ ms$/)],
       ["kill", true, "SIGKILL sent to the process group"],
     ]);
+  });
+
+  it("stops an orphan (recover) the same way: the stop signal to its leader only, SIGKILL to its group", async () => {
+    // A group this process did not spawn as a ManagedProcess, as recover finds one.
+    const leader = spawn(process.execPath, [path.join(FIXTURES, "app.mjs")], { detached: true, stdio: ["ignore", "pipe", "ignore"], env: baseEnv({ SPAWN_CHILD: "1", IGNORE_SIGTERM: "1" }) });
+    extraGroups.push(leader.pid!);
+    const child = await new Promise<number>((resolve) => {
+      let out = "";
+      leader.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+        out += chunk;
+        const pid = /child pid (\d+)/.exec(out);
+        if (pid && out.includes("listening on")) resolve(Number(pid[1]));
+      });
+    });
+    const identity = await readIdentity(leader.pid!);
+    const stopping = stopGroup({ pid: leader.pid!, pgid: leader.pid!, startTime: identity!.startTime }, { signal: "SIGTERM", graceMs: 1_000, signalLeaderOnly: true });
+    await untilSignalLogged("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await isAlive(child)).toBe(true);
+    expect(await stopping).toMatchObject({ outcome: "killed", wholeGroup: true });
+    expect(await isAlive(child)).toBe(false);
   });
 
   it("group (the default): every member of the group gets the stop signal", async () => {
