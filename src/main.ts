@@ -3,7 +3,7 @@
 import { promises as fs } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
-import { removeConfigRecord, writeConfigRecord } from "./config/config-record.js";
+import { pruneConfigRecords, removeConfigRecord, writeConfigRecord } from "./config/config-record.js";
 import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
 import { proxyListenersText } from "./config/resolved-config.js";
@@ -273,6 +273,7 @@ export class Daemon {
     try {
       await writeConfigRecord({ configPath: this.loaded.path, socket: config.control.path, owner: config.control.owner, desiredPath: config.desiredPath, application: config.application, pid: process.pid });
       this.recorded = true;
+      await pruneConfigRecords();
     } catch (error) {
       this.events.emit({ level: "warn", type: "config-record-failed", message: `could not record the control socket of ${this.loaded.path} in the runtime directory (a CLI cannot find this daemon while that file is broken): ${errorMessage(error)}` });
     }

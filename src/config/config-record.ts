@@ -2,7 +2,7 @@
 // see runtime-dir.ts): which control socket serves that config. A CLI whose config file no longer
 // loads (a broken edit while the daemon runs) finds the daemon through it. Written at start
 // (atomically, through safe-file.ts), removed at shutdown; it holds paths and a pid, no secrets.
-import { unlink } from "node:fs/promises";
+import { readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { euid, readTrusted, writeAtomic } from "../safe-file.js";
@@ -29,6 +29,25 @@ export async function writeConfigRecord(record: Omit<ConfigRecord, "version" | "
   const full: ConfigRecord = { version: 1, ...record, writtenAt: new Date().toISOString() };
   await writeAtomic(file, JSON.stringify(full) + "\n", { mode: 0o644, purpose: "record the daemon's config in" });
   return file;
+}
+
+/**
+ * Removes the records in this user's runtime base whose daemon is gone (one killed with SIGKILL
+ * never removed its own), so the base does not fill up over months of crashes. Best effort.
+ */
+export async function pruneConfigRecords(): Promise<void> {
+  const base = path.dirname(configRecordPath("/"));
+  const names = await readdir(base).catch(() => [] as string[]);
+  for (const name of names.filter((n) => /^config-[0-9a-f]{16}\.json$/.test(n))) {
+    const file = path.join(base, name);
+    const record = await readRecord(file).catch(() => null);
+    if (record === null || record.pid === process.pid) continue;
+    const alive = await stat(`/proc/${record.pid}`).then(
+      () => true,
+      () => false,
+    );
+    if (!alive) await unlink(file).catch(() => undefined);
+  }
 }
 
 /** Removes the record of `configPath` if it is still the one daemon `pid` wrote. */

@@ -3,8 +3,12 @@
 // the socket the file still names, or, when the file does not parse at all, through the record
 // the daemon keeps for its config path — print the problem as a warning on stderr (never in
 // --json stdout), and work. When the file is valid again the daemon says so.
+import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { writeConfigRecord } from "../../src/config/config-record.js";
+import { configRecordPath } from "../../src/config/runtime-dir.js";
 import { daemonEvents, startDaemon, until, waitForExit, type TestDaemon } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
 
@@ -86,5 +90,23 @@ describe("a broken config on disk", () => {
     const after = await d.cli(["status", "--json"]);
     expect(after.code).not.toBe(0);
     expect(JSON.parse(after.stdout).error.code).toBe("CONFIG_LOAD_FAILED");
+  });
+
+  it("a starting daemon records its config path and removes records of daemons that are gone", async () => {
+    // A record left by a daemon that was SIGKILLed: its pid no longer exists.
+    const dead = spawn(process.execPath, ["-e", ""]);
+    await new Promise((resolve) => dead.once("exit", resolve));
+    const ghostConfig = path.join("/nonexistent", `ghost-${dead.pid}`, "rollbridge.yaml");
+    const ghost = await writeConfigRecord({ configPath: ghostConfig, socket: "/nonexistent/control.sock", desiredPath: "/nonexistent/desired.yaml", application: "ghost", pid: dead.pid! });
+    await fs.access(ghost);
+    const d = await startDaemon();
+    daemon = d;
+    const own = JSON.parse(await until(() => fs.readFile(configRecordPath(d.configPath), "utf8"), 10_000, "the daemon's record"));
+    expect(own).toMatchObject({ configPath: d.configPath, socket: d.socket, pid: d.child.pid });
+    expect((await fs.stat(configRecordPath(d.configPath))).mode & 0o777).toBe(0o644);
+    await until(async () => !(await fs.access(ghost).then(() => true, () => false)), 10_000, "the stale record removed");
+    expect((await d.cli(["shutdown"])).code).toBe(0);
+    expect(await waitForExit(d.child, 20_000)).toBe(true);
+    await expect(fs.access(configRecordPath(d.configPath))).rejects.toThrow();
   });
 });
