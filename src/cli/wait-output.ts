@@ -1,9 +1,9 @@
 // Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
 import { stream, type ControlTarget } from "../control/client.js";
-import { MAX_TIMEOUT_MS, type ApplyResponse, type WaitOutcome } from "../control/protocol.js";
+import { MAX_TIMEOUT_MS, type ApplyResponse, type ApplyWarning, type WaitOutcome } from "../control/protocol.js";
 import type { DaemonEvent } from "../reconcile/events.js";
 import type { CommandContext } from "./command.js";
-import { dim, formatMs, green, printJson, red, usageError } from "./output.js";
+import { dim, formatMs, green, printJson, red, usageError, yellow } from "./output.js";
 
 export interface WaitResult {
   outcome: WaitOutcome;
@@ -69,4 +69,10 @@ export async function finishRollout(ctx: CommandContext, socket: ControlTarget, 
   const ok = result.outcome.outcome === "converged";
   if (ctx.json) printJson(ctx, { ok, ...applied, outcome: result.outcome, events: result.events });
   return ok ? 0 : 1;
+}
+
+/** The daemon's warnings about a write (e.g. the desired file stops following a symlink), on stderr. */
+export function printWarnings(ctx: CommandContext, warnings: ApplyWarning[] | undefined): void {
+  if (ctx.json) return;
+  for (const w of warnings ?? []) ctx.stderr(`${yellow("warning:")} ${w.message}\n  ${w.hint}\n`);
 }

@@ -1,8 +1,10 @@
 // Abandoning a rollout that did not become ready in time: the release is marked failed and
 // the desired file goes back to what was serving, so the file stays the source of truth.
 import type { DesiredDocument } from "../config/desired-schema.js";
+import { errorMessage } from "../errors.js";
 import type { Daemon } from "../main.js";
 import { applyDesired } from "./apply-desired.js";
+import { documentFor, repointLink } from "./release-document.js";
 
 /** Returns what was done, or null when there was nothing to abort (already live, superseded). */
 export async function abortRollout(daemon: Daemon, generation: string, reason: string): Promise<string | null> {
@@ -17,11 +19,21 @@ export async function abortRollout(daemon: Daemon, generation: string, reason: s
     let next: DesiredDocument;
     let message: string;
     if (active) {
-      const release: NonNullable<DesiredDocument["release"]> = { path: active.spec.path, id: active.spec.id };
-      if (active.spec.revision) release.revision = active.spec.revision;
-      next = { ...current, release, env: active.spec.env };
-      delete next.stopped;
-      message = `rollout of ${rec.spec.id} abandoned (${reason}); the desired state is back to ${active.spec.id}, which kept serving`;
+      // Back to what serves; a `current` symlink the desired file follows is re-pointed too.
+      const back = await documentFor(daemon, active);
+      let linkNote = "";
+      next = back.document;
+      if (back.link) {
+        try {
+          await repointLink(back.link);
+          linkNote = ` (${back.link.path} points at it again)`;
+        } catch (error) {
+          // The abandon must not fail half-way: name the release directly instead.
+          next = back.direct;
+          linkNote = ` (${errorMessage(error)}; the desired file now names ${active.spec.path} directly)`;
+        }
+      }
+      message = `rollout of ${rec.spec.id} abandoned (${reason}); the desired state is back to ${active.spec.id}, which kept serving${linkNote}`;
     } else {
       next = { ...current, stopped: true };
       message = `rollout of ${rec.spec.id} abandoned (${reason}); nothing was serving, the desired state is now stopped`;

@@ -9,7 +9,10 @@ import type { Daemon } from "../main.js";
 import { resolveDesired } from "../observe/desired-store.js";
 import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
-import type { ApplyResponse } from "./protocol.js";
+import { namedTarget } from "../reconcile/release-identity.js";
+import type { DesiredTarget } from "../reconcile/types.js";
+import type { ApplyResponse, ApplyWarning } from "./protocol.js";
+import { followedLink } from "./release-document.js";
 
 /** Validates a desired document received over the socket (the same rules as the file). */
 export function parseDocument(raw: unknown): DesiredDocument {
@@ -31,9 +34,10 @@ export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryR
   // The cap of the file, applied to what would be written: the file never goes over it.
   checkDesiredSize(Buffer.byteLength(serializeDesired(document)), "the desired document (as YAML)");
   const file = daemon.config.desiredPath;
-  const target = await resolveDesired(document, path.dirname(file));
+  const target = namedTarget(await resolveDesired(document, path.dirname(file)), daemon.executor.releases.values());
   checkReplicaIds(daemon, target.replicas);
   const changes = describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe());
+  const warnings = await linkWarnings(daemon, target);
   const sinceSeq = daemon.events.lastSeq();
   if (!options.dryRun) {
     // Through the store: it knows the content is ours and adopts it without the settle delay.
@@ -44,7 +48,26 @@ export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryR
     if (rec?.state === "failed" && rec.failure) rec.failure.at = 0;
     daemon.loop.trigger("apply");
   }
-  return { file, releaseId: target.release?.id ?? null, generation: target.release?.generation ?? null, stopped: target.stopped, sinceSeq, changes };
+  return { file, releaseId: target.release?.id ?? null, generation: target.release?.generation ?? null, stopped: target.stopped, sinceSeq, changes, warnings };
+}
+
+/**
+ * A desired file that follows a symlink (`current`) and a new document that names a release
+ * directory instead: from then on flips of the link are not followed. Say so, and how to keep
+ * following it.
+ */
+async function linkWarnings(daemon: Daemon, next: DesiredTarget): Promise<ApplyWarning[]> {
+  const link = await followedLink(daemon.store.current().target?.release?.requestedPath ?? null);
+  const requested = next.release?.requestedPath;
+  if (link === null || requested === undefined || requested === link || (await followedLink(requested)) !== null) return [];
+  const name = path.basename(link);
+  const tmp = path.join(path.dirname(link), `.${name}.tmp`);
+  return [
+    {
+      message: `the desired file followed the symlink ${link}; it now names ${requested} directly, so later flips of ${name} are not followed`,
+      hint: `to keep following ${name}, flip the link instead (ln -s ${requested} ${tmp} && mv -T ${tmp} ${link}) or deploy --release-path ${link}`,
+    },
+  ];
 }
 
 /** Every `replicas` key must name a configured process; the proxied one keeps at least one. */

@@ -1,7 +1,6 @@
 // Control routes for day-to-day operations: rollback, restart, and the NDJSON follow streams
 // behind `logs --follow` and `events --follow`.
 import type http from "node:http";
-import type { DesiredDocument } from "../config/desired-schema.js";
 import { RollbridgeError } from "../errors.js";
 import type { Daemon } from "../main.js";
 import type { Instance } from "../reconcile/instance.js";
@@ -9,6 +8,7 @@ import { SERVICES_KEY, type ReleaseRecord } from "../reconcile/types.js";
 import { applyDesired } from "./apply-desired.js";
 import { logQuery, retainedLines, wireLine } from "./logs.js";
 import { ndjsonStream } from "./ndjson-stream.js";
+import { documentFor, repointLink, type LinkFlip } from "./release-document.js";
 import type { ApplyResponse } from "./protocol.js";
 import type { Route } from "./server.js";
 
@@ -19,6 +19,8 @@ export interface RollbackResponse extends ApplyResponse {
   fromReleaseId: string | null;
   toReleaseId: string;
   toState: ReleaseRecord["state"];
+  /** The symlink the desired file follows, re-pointed at the release (null: none). */
+  link: LinkFlip | null;
 }
 
 /** One instance a `POST /restart` marked for a restart. */
@@ -81,29 +83,28 @@ async function rollback(daemon: Daemon, body: { releaseId?: unknown }): Promise<
   const activeKey = daemon.proxy.activeRelease();
   const from = activeKey ? (daemon.executor.releases.get(activeKey)?.spec.id ?? null) : null;
   const spec = target.spec;
-  // The resolved path (a `current` symlink may point elsewhere by now), the same id, revision
-  // and env: the same generation, so the daemon resumes that record instead of a new one.
-  const release: NonNullable<DesiredDocument["release"]> = { path: spec.path, id: spec.id };
-  if (spec.revision !== null) release.revision = spec.revision;
-  const document: DesiredDocument = { release };
-  if (Object.keys(spec.env).length > 0) document.env = { ...spec.env };
-  const replicas = daemon.store.current().document?.replicas;
-  if (replicas && Object.keys(replicas).length > 0) document.replicas = { ...replicas };
+  // The same generation (path, id, revision, env), so the daemon resumes that record. With a
+  // `current` symlink in the desired file, the link is re-pointed and the file keeps it.
+  const { document, direct, link } = await documentFor(daemon, target);
+  // Everything is checked (the directory still exists, replicas) before the link is touched.
+  await applyDesired(daemon, direct, { dryRun: true });
+  if (link) await repointLink(link);
   const applied = await applyDesired(daemon, document);
   daemon.events.emit({
     type: "rollback-requested",
-    message: `rolling back to ${spec.id}${from ? ` from ${from}` : ""} (it was ${target.state})`,
+    message: `rolling back to ${spec.id}${from ? ` from ${from}` : ""} (it was ${target.state})${link ? `; ${link.path} now points at ${link.target}` : ""}`,
     releaseKey: target.key,
     releaseId: spec.id,
-    data: { fromReleaseId: from, toState: target.state },
+    data: { fromReleaseId: from, toState: target.state, link: link ? { path: link.path, target: link.target } : null },
   });
-  return { ...applied, fromReleaseId: from, toReleaseId: spec.id, toState: target.state };
+  return { ...applied, fromReleaseId: from, toReleaseId: spec.id, toState: target.state, link };
 }
 
 /**
  * Selects instances of the active release and the daemon-wide services (a process id, a
- * replica id, or a policy) and asks the executor to restart them. With no selection: every
- * non-proxied process; the proxied one only when named (it is then replaced with zero downtime).
+ * replica id, or a policy) and asks the executor to restart them. With no selection: all of
+ * them, as `pm2 reload all` does — the proxied process replaced with zero downtime (after the
+ * others have been started again), the others stopped and started.
  */
 function restart(daemon: Daemon, body: { process?: unknown; policy?: unknown }): { releaseId: string; instances: RestartTarget[] } {
   const processArg = typeof body.process === "string" && body.process !== "" ? body.process : undefined;

@@ -20,6 +20,14 @@ export interface ApplyResponse {
   /** Event sequence number before the write: `wait` streams events after it. */
   sinceSeq: number;
   changes: { type: string; message: string }[];
+  /** Things the write does that the caller may not mean (e.g. the file stops following a symlink). */
+  warnings: ApplyWarning[];
+}
+
+export interface ApplyWarning {
+  message: string;
+  /** What to do instead, when the warned-about effect is not what was meant. */
+  hint: string;
 }
 
 export interface WaitOutcome {

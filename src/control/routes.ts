@@ -9,6 +9,7 @@ import { operationRoutes } from "./operation-routes.js";
 import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
 import { logQuery, retainedLines } from "./logs.js";
+import { namedTarget } from "../reconcile/release-identity.js";
 import { MAX_TIMEOUT_MS, type ApplyRequest, type ApplyResponse, type LogsResponse, type WaitOutcome } from "./protocol.js";
 import type { Route } from "./server.js";
 import { abortRollout } from "./abort-rollout.js";
@@ -70,7 +71,7 @@ async function diff(daemon: Daemon, body: { document?: DesiredDocument } | undef
     target = await daemon.store.peek();
   }
   checkReplicaIds(daemon, target.replicas);
-  return { changes: describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe()) };
+  return { changes: describeChanges(plannerConfig(daemon.config), namedTarget(target, daemon.executor.releases.values()), daemon.executor.observe()) };
 }
 
 /** No process of the release (or a service its rollout started) is still running. */

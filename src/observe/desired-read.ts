@@ -118,7 +118,7 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
     }
     const env = sortRecord(document.env ?? {});
     const generation = hash({ id, path: resolved, revision, env });
-    release = { id, path: resolved, requestedPath, revision, env, generation };
+    release = { id, requestedId: document.release.id ?? null, requestedRevision: document.release.revision ?? null, path: resolved, requestedPath, revision, env, generation };
   }
   const replicas = sortRecord(document.replicas ?? {});
   const stopped = document.stopped === true;

@@ -19,6 +19,9 @@ const releaseState = z.enum(["starting", "active", "draining", "stopped", "faile
 const snapshotRelease = z.object({
   key: z.string(),
   id: z.string(),
+  /** What the desired state wrote (absent in files of older daemons): rollback writes them back. */
+  requestedId: z.string().nullable().optional(),
+  requestedRevision: z.string().nullable().optional(),
   path: z.string(),
   requestedPath: z.string(),
   revision: z.string().nullable(),

@@ -12,6 +12,7 @@ import { Replacements } from "./replacements.js";
 import { portForRestart } from "./restart-port.js";
 import { SlotProcesses, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
+import { baseReleaseId, numberedBecause, releaseIdFor } from "./release-identity.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
 
 export interface ExecutorOptions {
@@ -169,12 +170,26 @@ export class Executor {
     }
   }
 
-  private createRelease(spec: ReleaseSpec): void {
-    if (this.releases.has(spec.generation)) return;
+  private createRelease(desired: ReleaseSpec): void {
+    if (this.releases.has(desired.generation)) return;
     const now = this.now();
+    // One id, one release: a different release that would share an id is numbered (v1-2).
+    const spec: ReleaseSpec = { ...desired, id: releaseIdFor(desired, this.releases.values()) };
+    const numbered = numberedBecause(spec, this.releases.values());
     this.releases.set(spec.generation, { key: spec.generation, spec, state: "starting", createdAt: now, startingAt: now, failedAttempts: 0 });
     this.instances.set(spec.generation, new Map());
-    this.events.emit({ type: "rollout-started", message: `rolling out ${spec.id}`, releaseKey: spec.generation, releaseId: spec.id, data: { path: spec.path, revision: spec.revision } });
+    this.events.emit({
+      type: "rollout-started",
+      message: `rolling out ${spec.id}${numbered ? `: ${numbered}` : ""}`,
+      releaseKey: spec.generation,
+      releaseId: spec.id,
+      data: { path: spec.path, revision: spec.revision, ...(numbered ? { baseId: baseReleaseId(spec) } : {}) },
+    });
+  }
+
+  /** The display id a desired release has (or will get when it is created): see release-identity.ts. */
+  releaseIdFor(spec: ReleaseSpec): string {
+    return releaseIdFor(spec, this.releases.values());
   }
 
   private resumeRelease(key: string): void {

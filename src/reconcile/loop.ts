@@ -6,6 +6,7 @@ import type { DesiredSnapshot, DesiredStore } from "../observe/desired-store.js"
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import { plan } from "./plan.js";
+import { namedTarget } from "./release-identity.js";
 import type { PlannerConfig } from "./planner-config.js";
 import type { Plan } from "./types.js";
 
@@ -78,14 +79,16 @@ export class ReconcileLoop {
     const now = this.options.now ?? Date.now;
     try {
       const desired = await this.options.store.refresh();
+      // The release under the id the daemon gives it (numbered when another release has it).
+      const target = namedTarget(desired.target, this.options.executor.releases.values());
       if (desired.changed && desired.error) {
         this.options.events.emit({ level: "error", type: "desired-invalid", message: `desired state not applied: ${desired.error.message}`, data: { code: desired.error.code } });
-      } else if (desired.changed && desired.target) {
-        const release = desired.target.release;
-        this.options.events.emit({ type: "desired-changed", message: desired.target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`, data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: desired.target.replicas } });
+      } else if (desired.changed && target) {
+        const release = target.release;
+        this.options.events.emit({ type: "desired-changed", message: target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`, data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: target.replicas } });
       }
       const observed = this.options.executor.observe();
-      const result = plan(this.options.plannerConfig(), desired.target, observed, now());
+      const result = plan(this.options.plannerConfig(), target, observed, now());
       await this.options.executor.execute(result.actions);
       this.lastPlan = result;
       this.options.onPass?.(result, desired);

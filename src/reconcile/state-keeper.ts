@@ -3,6 +3,7 @@
 // after a restart); while running it rewrites the snapshot after every pass that changed
 // something and every few seconds; on a clean shutdown it removes the file.
 import { promises as fs } from "node:fs";
+import path from "node:path";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import { ensureStateDir, readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
@@ -11,7 +12,9 @@ import { readIdentity, readUid } from "../process/identity.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import { describe, liveOrphans, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
+import { releaseIdFor } from "./release-identity.js";
 import { processesOf, SecretScrubber } from "./state-scrub.js";
+import type { ReleaseSpec } from "./types.js";
 
 export interface StateKeeperOptions {
   config: () => Config;
@@ -190,6 +193,8 @@ export class StateKeeper {
       const release: SnapshotRelease = {
         key: rec.key,
         id: rec.spec.id,
+        requestedId: rec.spec.requestedId,
+        requestedRevision: rec.spec.requestedRevision,
         path: rec.spec.path,
         requestedPath: rec.spec.requestedPath,
         revision: rec.spec.revision,
@@ -264,9 +269,13 @@ export class StateKeeper {
         continue;
       }
       const failed = r.state === "failed" && r.failure !== undefined;
+      // Files of older daemons lack requestedId and could hold one id twice: number the later one.
+      const requestedId = r.requestedId !== undefined ? r.requestedId : r.id === path.basename(r.path) ? null : r.id;
+      const spec: ReleaseSpec = { id: r.id, requestedId, requestedRevision: r.requestedRevision ?? null, path: r.path, requestedPath: r.requestedPath, revision: r.revision, env: {}, generation: r.key };
+      if ([...executor.releases.values()].some((other) => other.spec.id === spec.id)) spec.id = releaseIdFor(spec, executor.releases.values());
       executor.releases.set(r.key, {
         key: r.key,
-        spec: { id: r.id, path: r.path, requestedPath: r.requestedPath, revision: r.revision, env: {}, generation: r.key },
+        spec,
         state: failed ? "failed" : "stopped",
         createdAt: r.createdAt,
         ...(r.activatedAt === undefined ? {} : { activatedAt: r.activatedAt }),

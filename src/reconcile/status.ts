@@ -6,6 +6,7 @@ import type { Instance } from "./instance.js";
 import type { OrphanEntry } from "./orphans.js";
 import { failedRetryDelay } from "./plan.js";
 import { plannerConfig, type PlannerConfig } from "./planner-config.js";
+import { namedTarget } from "./release-identity.js";
 import type { Condition, Plan, ReleaseRecord } from "./types.js";
 
 export type ProcessStatusState = "starting" | "running" | "stopping" | "stopped" | "crashed" | "failed";
@@ -105,7 +106,7 @@ export interface StatusOptions {
 
 export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = [], options: StatusOptions = {}): StatusDocument {
   const observed = executor.observe();
-  const target = desired.target;
+  const target = namedTarget(desired.target, executor.releases.values());
   const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
   const retry = plannerConfig(config);
   const releases = observed.releases

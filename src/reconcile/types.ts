@@ -29,15 +29,23 @@ export interface ObservedRetiring {
 
 /** One runnable version of the application, identified by its generation. */
 export interface ReleaseSpec {
-  /** Display id: desired `release.id`, else the basename of the resolved path. */
+  /**
+   * Display id, unique among retained releases: desired `release.id`, else the basename of the
+   * resolved path, numbered (`v1-2`) when another retained release already has it
+   * (release-identity.ts). Until the executor records the release it is the base id.
+   */
   id: string;
+  /** `release.id` as the desired state wrote it; null when the id comes from the path. */
+  requestedId: string | null;
+  /** `release.revision` as the desired state wrote it; null when it came from REVISION (or there is none). */
+  requestedRevision: string | null;
   /** Resolved (symlinks followed) absolute path. */
   path: string;
   /** The path as the desired file wrote it. */
   requestedPath: string;
   revision: string | null;
   env: Record<string, string>;
-  /** Hash of id, resolved path, revision and env: a change of any is a new release. */
+  /** Hash of base id, resolved path, revision and env: a change of any is a new release. */
   generation: string;
 }
 

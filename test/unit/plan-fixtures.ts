@@ -74,7 +74,7 @@ function idOf(key: string | null): string {
 
 export function spec(id: string): ReleaseSpec {
   const path = `/srv/app/releases/${id}`;
-  return { id, path, requestedPath: path, revision: null, env: {}, generation: keyOf(id) };
+  return { id, requestedId: null, requestedRevision: null, path, requestedPath: path, revision: null, env: {}, generation: keyOf(id) };
 }
 
 export function desired(id: string | null, opts: { replicas?: Record<string, number>; stopped?: boolean } = {}): DesiredTarget {

@@ -6,7 +6,7 @@ import type { Command, CommandContext, OptionSpec } from "../command.js";
 import { daemonFor } from "../context.js";
 import { DESIRED_OPTIONS, desiredFromInput } from "../desired-input.js";
 import { printError, usageError } from "../output.js";
-import { finishRollout, parseTimeoutFlag } from "../wait-output.js";
+import { finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
 
 const WAIT_OPTIONS: Record<string, OptionSpec> = {
   wait: { type: "boolean", description: "block until the rollout converges (exit 0) or fails (exit 1)" },
@@ -35,6 +35,7 @@ export async function runApply(ctx: CommandContext, wait: boolean): Promise<numb
       for (const change of applied.changes) ctx.stdout(`  ${change.message}\n`);
       if (applied.changes.length === 0) ctx.stdout("  no changes: already converged\n");
     }
+    printWarnings(ctx, applied.warnings);
     return await finishRollout(ctx, socket, applied, { wait, timeoutMs });
   } catch (error) {
     return printError(ctx, error, 1);

@@ -5,7 +5,7 @@ import type { RollbackResponse } from "../../control/operation-routes.js";
 import type { Command } from "../command.js";
 import { daemonFor } from "../context.js";
 import { printError } from "../output.js";
-import { finishRollout, parseTimeoutFlag } from "../wait-output.js";
+import { finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
 
 export const rollbackCommand: Command = {
   name: "rollback",
@@ -25,8 +25,10 @@ export const rollbackCommand: Command = {
       const applied = await request<RollbackResponse>(socket, "POST", "/rollback", body);
       if (!ctx.json) {
         ctx.stdout(`rolling back to ${applied.toReleaseId} (${applied.toState})${applied.fromReleaseId ? ` from ${applied.fromReleaseId}` : ""}; wrote ${applied.file}\n`);
+        if (applied.link) ctx.stdout(`  re-pointed ${applied.link.path} → ${applied.link.target} (the desired file keeps following it)\n`);
         for (const change of applied.changes) ctx.stdout(`  ${change.message}\n`);
       }
+      printWarnings(ctx, applied.warnings);
       return await finishRollout(ctx, socket, applied, { wait: !ctx.values["no-wait"], timeoutMs });
     } catch (error) {
       return printError(ctx, error, 1);
