@@ -35,6 +35,16 @@ export interface WaitOutcome {
   message: string;
   releaseId: string | null;
   failure?: { reason: string; code: string; instanceId: string | null; output: string[] } | null;
+  /**
+   * The release traffic moved off, still finishing its connections in the background when the
+   * rollout was done (null when nothing drains; always null with `--wait-drained`).
+   */
+  draining?: { releaseId: string; inflight: number; websockets: number; deadline: string | null; message: string } | null;
+}
+
+/** A `/wait` stream line between events: what the rollout is waiting for right now. */
+export interface WaitProgress {
+  message: string;
 }
 
 /** One retained or streamed output line of a managed process (`logs`, `logs --follow`). */

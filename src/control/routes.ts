@@ -10,12 +10,16 @@ import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
 import { logQuery, retainedLines } from "./logs.js";
 import { namedTarget } from "../reconcile/release-identity.js";
-import { MAX_TIMEOUT_MS, type ApplyRequest, type ApplyResponse, type LogsResponse, type WaitOutcome } from "./protocol.js";
+import { MAX_TIMEOUT_MS, type ApplyRequest, type ApplyResponse, type LogsResponse, type WaitOutcome, type WaitProgress } from "./protocol.js";
+import { describeDrain, drainingReleases, progressLines } from "../reconcile/rollout-progress.js";
 import type { Route } from "./server.js";
 import { abortRollout } from "./abort-rollout.js";
 import { ndjsonStream } from "./ndjson-stream.js";
 import { SERVICES_KEY } from "../reconcile/types.js";
 import path from "node:path";
+
+/** How long the wait stream may stay silent while a rollout waits (the issue asks for ≤ 2 s). */
+const PROGRESS_EVERY_MS = 1500;
 
 export function controlRoutes(daemon: Daemon): Route[] {
   return [
@@ -86,6 +90,8 @@ function releaseSettled(daemon: Daemon, key: string): boolean {
 function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
   const generation = url.searchParams.get("generation");
   const wantStopped = url.searchParams.get("stopped") === "true";
+  // --wait-drained: done only once every older release has drained and stopped too.
+  const wantDrained = url.searchParams.get("drained") === "true";
   const since = Number(url.searchParams.get("since") ?? daemon.events.lastSeq());
   const timeoutMs = waitTimeout(url.searchParams.get("timeoutMs"));
   const startedAt = Date.now();
@@ -97,6 +103,9 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
 
   return new Promise<void>((resolve) => {
     let done = false;
+    // Outcomes that read the plan wait for a pass after this request (the write is adopted by then).
+    let fresh = false;
+    let lastLineAt = Date.now();
     const finish = (outcome: WaitOutcome) => {
       if (done) return;
       done = true;
@@ -135,15 +144,41 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       }
       // Another writer's broken file after ours does not undo our rollout: report it, converged.
       const note = desired.error ? ` (but the desired file now has a problem: ${desired.error.message})` : "";
-      if (rec?.state === "active" && plan?.converged) finish({ outcome: "converged", message: `${rec.spec.id} is active and converged${note}`, releaseId: rec.spec.id });
+      // Done once the release serves all new traffic; the old one drains in the background
+      // (reported), unless --wait-drained asked to see it stopped as well.
+      if (fresh && rec?.state === "active" && (wantDrained ? plan?.converged : plan?.serving === rec.key)) {
+        const draining = plan?.converged ? null : (drainingReleases(daemon.executor.observe()).find((d) => d.key !== rec.key) ?? null);
+        const message = plan?.converged ? `${rec.spec.id} is active and converged${note}` : `${rec.spec.id} serves all new traffic${note}`;
+        finish({ outcome: "converged", message, releaseId: rec.spec.id, draining: draining && { releaseId: draining.releaseId, inflight: draining.inflight, websockets: draining.websockets, deadline: draining.deadline, message: `draining ${describeDrain(draining, Date.now())}` } });
+      }
     };
-    const unsubscribe = daemon.events.subscribe((event) => write({ event }));
-    const offPass = daemon.onPass(() => check());
-    const ticker = setInterval(check, 250);
+    // Between events, at least every 2 s: what the rollout waits for (a pending health check, a drain).
+    const progress = () => {
+      if (done || Date.now() - lastLineAt < PROGRESS_EVERY_MS) return;
+      const lines = progressLines(daemon.config, daemon.executor, daemon.loop.latestPlan(), wantStopped ? null : generation, Date.now());
+      if (lines.length === 0) return;
+      lastLineAt = Date.now();
+      for (const message of lines) write({ progress: { message } satisfies WaitProgress });
+    };
+    const unsubscribe = daemon.events.subscribe((event) => {
+      lastLineAt = Date.now();
+      write({ event });
+    });
+    const offPass = daemon.onPass(() => {
+      fresh = true;
+      check();
+    });
+    const ticker = setInterval(() => {
+      check();
+      progress();
+    }, 250);
     const onTimeout = async () => {
       // apply --wait --timeout abandons a rollout that is still starting (naught's deploy-abort).
       const aborted = generation && url.searchParams.get("abort") === "true" ? await abortRollout(daemon, generation, `not ready within ${timeoutMs} ms (--timeout)`).catch(() => null) : null;
-      finish({ outcome: "timeout", message: aborted ?? `not converged within ${timeoutMs} ms`, releaseId: daemon.executor.releases.get(generation ?? "")?.spec.id ?? null });
+      const rec = daemon.executor.releases.get(generation ?? "");
+      const draining = rec?.state === "active" ? drainingReleases(daemon.executor.observe()).find((d) => d.key !== rec.key) : undefined;
+      const message = aborted ?? (draining ? `${rec?.spec.id} serves, but ${draining.releaseId} was still draining after ${timeoutMs} ms` : `not converged within ${timeoutMs} ms`);
+      finish({ outcome: "timeout", message, releaseId: rec?.spec.id ?? null });
     };
     const timer = timeoutMs > 0 ? setTimeout(() => void onTimeout(), timeoutMs) : null;
     stop = () => {

@@ -107,6 +107,11 @@ export class HealthCheck {
     return this.#lastResult;
   }
 
+  /** Epoch ms when probing began (after startDelayMs); undefined before that. */
+  get probingSince(): number | undefined {
+    return this.#deadline === 0 ? undefined : this.#deadline - Math.max(0, this.options.timeoutMs);
+  }
+
   get url(): string {
     const { host, port, path } = this.options;
     const hostPart = host.includes(":") ? `[${host}]` : host;

@@ -10,7 +10,7 @@ import { newInstance, observeInstance, retainOutput, slotOutput, type Instance }
 import type { OutputLine } from "../process/types.js";
 import { Replacements } from "./replacements.js";
 import { portForRestart } from "./restart-port.js";
-import { SlotProcesses, type InstanceOutputLine } from "./slot-processes.js";
+import { SlotProcesses, releaseTag, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
 import { baseReleaseId, numberedBecause, releaseIdFor } from "./release-identity.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
@@ -156,7 +156,7 @@ export class Executor {
         const inst = this.instances.get(action.key)?.get(action.instanceId);
         if (!inst || inst.failed) return;
         inst.failed = true;
-        this.events.emit({ level: "error", type: "process-failed", message: `${action.instanceId} failed: ${action.reason}`, ...this.releaseRef(action.key), data: { instanceId: action.instanceId } });
+        this.events.emit({ level: "error", type: "process-failed", message: `${action.instanceId} (${this.tag(action.key)}) failed: ${action.reason}`, ...this.releaseRef(action.key), data: { instanceId: action.instanceId } });
         return;
       }
       case "pruneRelease":
@@ -276,7 +276,7 @@ export class Executor {
       } else if (proc.port && inst.port !== undefined) {
         const moved = await portForRestart(this.config.proxy.upstreamHost, proc.port, inst.port, this.portsInUse(), inst.instanceId, inst.processId);
         if (moved) {
-          this.events.emit({ level: "warn", type: "port-moved", message: `${inst.instanceId}'s port ${inst.port} is ${moved.heldBy}: restarting on port ${moved.port}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, from: inst.port, to: moved.port, holders: moved.holders } });
+          this.events.emit({ level: "warn", type: "port-moved", message: `${inst.instanceId} (${this.tag(key)}): its port ${inst.port} is ${moved.heldBy}: restarting on port ${moved.port}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, from: inst.port, to: moved.port, holders: moved.holders } });
           inst.port = moved.port;
         }
       }
@@ -286,14 +286,14 @@ export class Executor {
       inst.startedAt = this.now();
       managed.start();
       if (managed.spawnError) throw managed.spawnError;
-      this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
+      this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (${this.tag(key)}, pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
       this.slots.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
     } catch (error) {
       inst.spawnError = errorMessage(error);
       // A failed attempt counts as an exit at this moment, so restart backoff measures from it.
       inst.lastExit = { code: null, signal: null, at: this.now(), requested: false };
       const code = isRollbridgeError(error) ? error.code : "SPAWN_FAILED";
-      this.events.emit({ level: "error", type: "process-start-failed", message: `could not start ${inst.instanceId}: ${inst.spawnError}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, code } });
+      this.events.emit({ level: "error", type: "process-start-failed", message: `could not start ${inst.instanceId} (${this.tag(key)}): ${inst.spawnError}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, code } });
     }
   }
 
@@ -310,7 +310,7 @@ export class Executor {
     inst.health?.cancel();
     const managed = inst.proc;
     if (!managed || managed.phase === "exited" || managed.phase === "stopping") return;
-    this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
+    this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${this.tag(key)}, ${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
     this.syncProxy();
     void this.slots.gracefulStop(key, inst, managed);
   }
@@ -366,7 +366,7 @@ export class Executor {
     rec.drainStartedAt = now;
     rec.drainDeadline = now + this.config.proxy.drainTimeoutMs;
     const open = this.proxy.connections(key);
-    this.events.emit({ type: "drain-started", message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connections`, releaseKey: key, releaseId: rec.spec.id, data: { ...open, deadline: new Date(rec.drainDeadline).toISOString() } });
+    this.events.emit({ type: "drain-started", message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connection${open.inflight + open.websockets === 1 ? "" : "s"}`, releaseKey: key, releaseId: rec.spec.id, data: { ...open, deadline: new Date(rec.drainDeadline).toISOString() } });
   }
 
   private async markStopped(key: string): Promise<void> {
@@ -458,6 +458,11 @@ export class Executor {
     return ports;
   }
 
+
+  /** How a process line names its release: the release id, or "service" for daemon-wide services. */
+  private tag(key: string): string {
+    return releaseTag(this.releaseRef(key));
+  }
 
   private releaseRef(key: string): { releaseKey: string; releaseId?: string } {
     const id = this.releases.get(key)?.spec.id;

@@ -19,6 +19,10 @@
 //    rest when its connections reach zero or drainTimeoutMs passes (then its connections are
 //    closed first). A release whose instances have all exited is marked stopped.
 // 6. Any other starting release (superseded by a newer desired state) is stopped.
+// 7. The desired release *serves* (plan.serving) once it is active, routed, has nothing of
+//    its own still starting or restarting, and has served for `bakeMs`. That is when a
+//    rollout is done for `apply --wait`; older releases may still be draining, and `converged`
+//    waits for them too.
 // Waiting is never a sleep: the plan asks to be run again after requeueAfterMs.
 import { SERVICES_KEY, type Action, type Condition, type DesiredTarget, type ObservedProcess, type ObservedRelease, type ObservedState, type Plan, type ReleaseRecord } from "./types.js";
 import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
@@ -64,6 +68,7 @@ class PlanContext {
   private requeue = Number.POSITIVE_INFINITY;
   private readonly conditions: Condition[] = [];
   private converged = true;
+  private serving: string | null = null;
   private readonly byKey = new Map<string, ObservedRelease>();
   private readonly perRelease: PlannerProcess[];
   /** Instances already asked to stop in this pass (each is stopped once). */
@@ -84,7 +89,7 @@ class PlanContext {
   }
 
   result(): Plan {
-    const plan: Plan = { actions: this.actions, conditions: this.conditions, converged: this.converged };
+    const plan: Plan = { actions: this.actions, conditions: this.conditions, converged: this.converged, serving: this.serving };
     if (Number.isFinite(this.requeue)) plan.requeueAfterMs = Math.max(0, Math.ceil(this.requeue));
     return plan;
   }
@@ -101,7 +106,12 @@ class PlanContext {
         this.notConverged("Progressing", "ReleaseCreated", `creating release ${target.id}`);
         this.requeueIn(0);
       } else {
+        // Whether the target itself is whole, apart from what else is still going on.
+        const before = this.converged;
+        this.converged = true;
         this.planTarget(rel);
+        if (this.converged) this.judgeServing(rel.record);
+        this.converged = before && this.converged;
       }
     } else if (this.desired?.stopped) {
       const active = this.activeRelease();
@@ -153,6 +163,22 @@ class PlanContext {
         return _exhaustive;
       }
     }
+  }
+
+  /**
+   * The target release serves all new traffic once it is active, routed, whole (nothing of
+   * its own still starting) and has served for the bake window; until then, look again when
+   * the window ends.
+   */
+  private judgeServing(rec: ReleaseRecord): void {
+    if (rec.state !== "active" || this.observed.activeKey !== rec.key) return;
+    const bakeLeft = (rec.activatedAt ?? this.now) + this.config.bakeMs - this.now;
+    if (bakeLeft > 0) {
+      this.notConverged("Progressing", "Baking", `${rec.spec.id} serves; its bake window ends in ${bakeLeft} ms`);
+      this.requeueIn(bakeLeft);
+      return;
+    }
+    this.serving = rec.key;
   }
 
   /** Bring a starting release up, in order, and switch traffic once it is ready. */
@@ -479,7 +505,7 @@ class PlanContext {
     const open = rel.connections.inflight + rel.connections.websockets;
     const deadline = rec.drainDeadline ?? this.now;
     if (open > 0 && this.now < deadline) {
-      this.notConverged("Progressing", "Draining", `draining ${rec.spec.id}: ${open} open connections`);
+      this.notConverged("Progressing", "Draining", `draining ${rec.spec.id}: ${open} open connection${open === 1 ? "" : "s"}`);
       this.requeueIn(Math.min(DRAIN_POLL_MS, deadline - this.now));
       return;
     }

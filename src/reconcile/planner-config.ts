@@ -19,6 +19,11 @@ export interface PlannerConfig {
   /** Base delay before a failed desired release is tried again; doubles per failure. */
   failedRetryBaseMs: number;
   failedRetryMaxMs: number;
+  /**
+   * How long a newly switched release must serve before its rollout counts as done (`serving`).
+   * 0 until the bake window of CONTRACT.md §7 (`rollout.bakeMs`) exists; this is where it goes.
+   */
+  bakeMs: number;
 }
 
 export function plannerConfig(config: Config): PlannerConfig {
@@ -41,6 +46,7 @@ export function plannerConfig(config: Config): PlannerConfig {
     retention: { keep: config.releaseRetention.keep, maxAgeMs: config.releaseRetention.maxAgeMs },
     failedRetryBaseMs: 10_000,
     failedRetryMaxMs: 300_000,
+    bakeMs: 0,
   };
 }
 

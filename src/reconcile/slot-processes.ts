@@ -34,6 +34,11 @@ export interface SlotProcessDeps {
   shuttingDown: () => boolean;
 }
 
+/** How a process line names where it belongs: its release id, or "service" for a daemon-wide one. */
+export function releaseTag(ref: { releaseId?: string }): string {
+  return ref.releaseId ?? "service";
+}
+
 /** Spawns, watches and stops the OS processes behind slots. */
 export class SlotProcesses {
   private readonly outputListeners = new Set<(line: InstanceOutputLine) => void>();
@@ -92,7 +97,7 @@ export class SlotProcesses {
   private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
     const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
     if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
-    this.deps.events.emit({ type: "restart-requested", message: `${inst.instanceId} asked to be replaced`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+    this.deps.events.emit({ type: "restart-requested", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}) asked to be replaced`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
     inst.pendingRestart = "requested";
     this.deps.trigger("restart-requested");
   }
@@ -106,7 +111,7 @@ export class SlotProcesses {
       onReady: (readyAt) => {
         if (proc.policy !== "proxied") return;
         const startedAt = managed.startedAt ?? readyAt;
-        this.deps.events.emit({ type: "process-healthy", message: `${inst.instanceId}${target === inst ? "" : " (replacement)"} healthy in ${readyAt - startedAt} ms`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
+        this.deps.events.emit({ type: "process-healthy", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}${target === inst ? "" : ", replacement"}) healthy in ${readyAt - startedAt} ms`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
         this.deps.syncProxy();
         this.deps.trigger("health");
       },
@@ -115,7 +120,7 @@ export class SlotProcesses {
         this.deps.events.emit({
           level: "error",
           type: notOwned ? "listener-not-owned" : "health-failed",
-          message: notOwned ? reason : `${inst.instanceId}: ${reason}`,
+          message: notOwned ? reason : `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): ${reason}`,
           ...this.deps.releaseRef(rec.key),
           data: { instanceId: inst.instanceId, pid: managed.pid, port, code: failure.code, ...(failure.holders ? { holders: failure.holders } : {}) },
         });
@@ -135,7 +140,8 @@ export class SlotProcesses {
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     const crashed = role === "current" && !exit.requested && !inst.stopRequested;
-    const label = role === "current" ? inst.instanceId : `${inst.instanceId} (${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
+    const tag = releaseTag(this.deps.releaseRef(rec.key));
+    const label = role === "current" ? `${inst.instanceId} (${tag})` : `${inst.instanceId} (${tag}, ${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
     this.deps.events.emit({
       level: crashed ? "warn" : "info",
       type: crashed ? "process-crashed" : "process-exited",
@@ -158,7 +164,8 @@ export class SlotProcesses {
     const target = role === "current" ? inst : role === "successor" ? inst.successor : undefined;
     if (target && target.spawnError === undefined) {
       target.spawnError = errorMessage(error);
-      const label = role === "current" ? inst.instanceId : `a replacement for ${inst.instanceId}`;
+      const tag = releaseTag(this.deps.releaseRef(rec.key));
+      const label = role === "current" ? `${inst.instanceId} (${tag})` : `a replacement for ${inst.instanceId} (${tag})`;
       this.deps.events.emit({ level: "error", type: "process-start-failed", message: `could not start ${label}: ${target.spawnError}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, code: isRollbridgeError(error) ? error.code : "SPAWN_FAILED" } });
     }
     this.deps.syncProxy();
@@ -177,7 +184,7 @@ export class SlotProcesses {
       cwd: managed.spec.cwd,
       onStep: (step) => {
         if (step.phase === "stop" && step.ok && !proc.lifecycle.quietCommand && !proc.lifecycle.drainCommand && !proc.lifecycle.stopCommand) return;
-        this.deps.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
+        this.deps.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
       },
     };
     if (proc.stopMessage !== undefined) options.stopMessage = proc.stopMessage;
@@ -195,7 +202,7 @@ export class SlotProcesses {
     try {
       return renderHooks(proc, known.context);
     } catch (error) {
-      this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (pid ${managed.pid}): the reloaded lifecycle hooks do not render (${errorMessage(error)}); using the ones it started with`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+      this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}): the reloaded lifecycle hooks do not render (${errorMessage(error)}); using the ones it started with`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid } });
       return known.hooks;
     }
   }

@@ -171,4 +171,10 @@ export interface Plan {
   requeueAfterMs?: number;
   conditions: Condition[];
   converged: boolean;
+  /**
+   * The desired release's key once it serves all new traffic: active and routed, every one of
+   * its own processes up, and past its bake window. Older releases may still be draining (then
+   * `converged` is false). `apply --wait` is done here; `--wait-drained` waits for `converged`.
+   */
+  serving: string | null;
 }

@@ -189,7 +189,8 @@ describe("superseded rollouts and apply --wait", () => {
     const s = await activeIs(d, "v3");
     expect(s.releases.find((r: any) => r.id === "v2")?.state).toBe("stopped");
     await until(() => !isAlive(starting!.pid), 5000, "v2's process gone");
-    expect(events(d, "release-stopped").some((e) => e.releaseId === "v2" && /superseded/.test(e.message))).toBe(true);
+    // The daemon's event lines reach this process asynchronously.
+    await until(() => events(d, "release-stopped").some((e) => e.releaseId === "v2" && /superseded/.test(e.message)), 5000, "v2 stopped (superseded) event");
 
     const stats = await load!.stop();
     load = null;
@@ -220,7 +221,7 @@ describe("superseded rollouts and apply --wait", () => {
     await writeAtomically(d.desiredPath, `${text}replicas:\n  worker: 2\n`);
     const ok = await mine;
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/v2 is active and converged/);
+    expect(ok.stdout).toMatch(/✓ v2 (serves all new traffic|is active and converged)/);
     const scaled = await convergedOn(d, (s) => s.processes.filter((p: any) => p.releaseId === "v2" && p.id === "worker" && p.state === "running").length === 2, "two v2 workers");
     expect(scaled.desired.replicas).toEqual({ worker: 2 });
 

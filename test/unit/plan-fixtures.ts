@@ -58,6 +58,7 @@ export function plannerConfig(patch: Partial<PlannerConfig> = {}): PlannerConfig
     retention: { keep: 10, maxAgeMs: 0 },
     failedRetryBaseMs: 10_000,
     failedRetryMaxMs: 300_000,
+    bakeMs: 0,
     ...patch,
   };
 }

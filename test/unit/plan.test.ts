@@ -1079,3 +1079,48 @@ describe("services", () => {
     check(row);
   });
 });
+
+describe("plan: serving (apply --wait is done) before the old release has drained", () => {
+  const serving = (row: Pick<Row, "config" | "desired" | "observed" | "now">) => run(row).serving;
+
+  it("serves once the new release is active and routed, while the old one still drains", () => {
+    const row = { desired: desired("v2"), observed: observed("v2", healthy("v2"), healthy("v1", "draining", { connections: { websockets: 1 } })) };
+    const result = run(row);
+    expect(result.serving).toBe(keyOf("v2"));
+    expect(result.converged).toBe(false);
+  });
+
+  it("serves and is converged in the steady state", () => {
+    const result = run({ desired: desired("v1"), observed: observed("v1", healthy("v1")) });
+    expect(result).toMatchObject({ serving: keyOf("v1"), converged: true });
+  });
+
+  it.each<{ name: string } & Pick<Row, "config" | "desired" | "observed" | "now">>([
+    { name: "not while the new release is still starting", desired: desired("v2"), observed: observed("v1", healthy("v1"), release("v2", "starting", [running("worker"), running("web", { health: "pending" })])) },
+    {
+      name: "not in the pass that switches traffic (the executor has not routed it yet)",
+      desired: desired("v2"),
+      observed: observed("v1", healthy("v1"), healthy("v2", "starting")),
+    },
+    { name: "not while a process of the new release is crashed and waiting to restart", desired: desired("v2"), observed: observed("v2", release("v2", "active", [crashed("worker", T - 100), running("web")]), healthy("v1", "draining")) },
+    {
+      name: "not while its singleton waits for the old one to stop",
+      config: plannerConfig({ processes: [webProcess(), workerProcess(), singletonProcess("clock")] }),
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v2"), release("v1", "draining", [running("worker"), running("web"), stopping("clock")])),
+    },
+    { name: "not when the desired state is stopped", desired: desired("v1", { stopped: true }), observed: observed(null, healthy("v1", "draining")) },
+    { name: "not for a failed desired release", desired: desired("v2"), observed: observed("v1", healthy("v1"), allExited("v2", "failed")) },
+  ])("$name", (row) => {
+    expect(serving(row)).toBeNull();
+  });
+
+  it("waits out the bake window after the switch, then serves", () => {
+    const config = plannerConfig({ bakeMs: 30 * SECOND });
+    const v2 = (activatedAt: number) => healthy("v2", "active", { record: { activatedAt } });
+    const baking = run({ config, desired: desired("v2"), observed: observed("v2", v2(T - 10 * SECOND)) });
+    expect(baking).toMatchObject({ serving: null, converged: false, requeueAfterMs: 20 * SECOND });
+    expect(baking.conditions).toContainEqual(expect.objectContaining({ type: "Progressing", reason: "Baking" }));
+    expect(run({ config, desired: desired("v2"), observed: observed("v2", v2(T - 30 * SECOND)) })).toMatchObject({ serving: keyOf("v2"), converged: true });
+  });
+});

@@ -6,17 +6,18 @@ import type { Command, CommandContext, OptionSpec } from "../command.js";
 import { daemonFor } from "../context.js";
 import { DESIRED_OPTIONS, desiredFromInput } from "../desired-input.js";
 import { printError, usageError } from "../output.js";
-import { finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
+import { WAIT_DRAINED_OPTION, finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
 
 const WAIT_OPTIONS: Record<string, OptionSpec> = {
-  wait: { type: "boolean", description: "block until the rollout converges (exit 0) or fails (exit 1)" },
+  wait: { type: "boolean", description: "block until the new release serves all new traffic (exit 0) or the rollout fails (exit 1); the old release drains in the background" },
+  "wait-drained": WAIT_DRAINED_OPTION,
   timeout: { type: "string", description: "with --wait: give up after MS milliseconds (exit 1)", valueName: "MS" },
 };
 
 export const applyCommand: Command = {
   name: "apply",
   summary: "write the desired state (atomically) and have the daemon converge to it",
-  usage: "rollbridge apply [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--wait] [--timeout MS]",
+  usage: "rollbridge apply [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--wait] [--wait-drained] [--timeout MS]",
   example: "rollbridge apply --release-path /srv/app/releases/20261123120000 --revision abc123 --wait",
   options: { ...DESIRED_OPTIONS, ...WAIT_OPTIONS },
   run: (ctx) => runApply(ctx, Boolean(ctx.values.wait)),
@@ -36,7 +37,7 @@ export async function runApply(ctx: CommandContext, wait: boolean): Promise<numb
       if (applied.changes.length === 0) ctx.stdout("  no changes: already converged\n");
     }
     printWarnings(ctx, applied.warnings);
-    return await finishRollout(ctx, socket, applied, { wait, timeoutMs });
+    return await finishRollout(ctx, socket, applied, { wait, waitDrained: Boolean(ctx.values["wait-drained"]), timeoutMs });
   } catch (error) {
     return printError(ctx, error, 1);
   }

@@ -6,17 +6,19 @@ import { ensureDaemon } from "../daemon-launch.js";
 import { dim, printError, usageError } from "../output.js";
 import { runApply } from "./apply.js";
 import { ENSURE_OPTIONS, ensureOptions } from "./ensure-daemon.js";
+import { WAIT_DRAINED_OPTION } from "../wait-output.js";
 
 export const deployCommand: Command = {
   name: "deploy",
   summary: "deploy a release and wait for it (apply --wait with these flags)",
-  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P] [--inherit-env]]",
+  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--wait-drained] [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P] [--inherit-env]]",
   example: "rollbridge deploy --release-path /srv/app/releases/20261123120000 --revision abc123",
   options: {
     "release-path": DESIRED_OPTIONS["release-path"]!,
     revision: DESIRED_OPTIONS.revision!,
     "release-id": DESIRED_OPTIONS["release-id"]!,
     replicas: DESIRED_OPTIONS.replicas!,
+    "wait-drained": WAIT_DRAINED_OPTION,
     timeout: { type: "string", description: "give up after MS milliseconds (exit 1)", valueName: "MS" },
     "ensure-daemon": { type: "boolean", description: "start a detached daemon first when none answers (see ensure-daemon)" },
     ...ENSURE_OPTIONS,

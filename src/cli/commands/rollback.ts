@@ -4,20 +4,22 @@ import { request } from "../../control/client.js";
 import type { RollbackResponse } from "../../control/operation-routes.js";
 import type { Command } from "../command.js";
 import { daemonFor } from "../context.js";
-import { printError } from "../output.js";
-import { finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
+import { printError, usageError } from "../output.js";
+import { WAIT_DRAINED_OPTION, finishRollout, parseTimeoutFlag, printWarnings } from "../wait-output.js";
 
 export const rollbackCommand: Command = {
   name: "rollback",
   summary: "go back to a retained release (default: the most recently retired one) and wait",
-  usage: "rollbridge rollback [--release-id ID] [--timeout MS] [--no-wait]",
+  usage: "rollbridge rollback [--release-id ID] [--wait-drained] [--timeout MS] [--no-wait]",
   example: "rollbridge rollback --release-id 20261122090000",
   options: {
     "release-id": { type: "string", description: "the retained release to go back to (rollbridge status lists them)", valueName: "ID", complete: "releases" },
     timeout: { type: "string", description: "give up waiting after MS milliseconds (exit 1)", valueName: "MS" },
     "no-wait": { type: "boolean", description: "return once the desired file is written" },
+    "wait-drained": WAIT_DRAINED_OPTION,
   },
   async run(ctx) {
+    if (ctx.values["no-wait"] && ctx.values["wait-drained"]) return printError(ctx, usageError("--no-wait and --wait-drained contradict each other", "pass one of them"), 2);
     try {
       const timeoutMs = parseTimeoutFlag(ctx.values.timeout);
       const socket = (await daemonFor(ctx)).endpoint;
@@ -29,7 +31,7 @@ export const rollbackCommand: Command = {
         for (const change of applied.changes) ctx.stdout(`  ${change.message}\n`);
       }
       printWarnings(ctx, applied.warnings);
-      return await finishRollout(ctx, socket, applied, { wait: !ctx.values["no-wait"], timeoutMs });
+      return await finishRollout(ctx, socket, applied, { wait: !ctx.values["no-wait"], waitDrained: Boolean(ctx.values["wait-drained"]), timeoutMs });
     } catch (error) {
       return printError(ctx, error, 1);
     }
