@@ -126,13 +126,12 @@ function restart(daemon: Daemon, body: { process?: unknown; policy?: unknown }):
   const selected = candidates.filter(({ inst: s }) => {
     if (processArg !== undefined && s.processId !== processArg && s.instanceId !== processArg) return false;
     if (policyArg !== undefined && policyOf(s.processId) !== policyArg) return false;
-    if (processArg === undefined && policyArg === undefined && policyOf(s.processId) === "proxied") return false;
     return true;
   });
   if (selected.length === 0) {
-    const what = processArg ? `process "${processArg}"` : policyArg ? `${policyArg} process` : "non-proxied process";
+    const what = processArg ? `process "${processArg}"` : policyArg ? `${policyArg} process` : "process";
     throw new RollbridgeError("UNKNOWN_PROCESS", `no running ${what} in release ${active.spec.id} to restart`, {
-      fix: `running: ${slots.map((s) => `${s.instanceId} (${policyOf(s.processId)})`).join(", ") || "none"}; name the proxied process explicitly (--process ${daemon.config.processes.find((p) => p.policy === "proxied")?.id ?? "web"}) to replace it`,
+      fix: `running: ${slots.map((s) => `${s.instanceId} (${policyOf(s.processId)})`).join(", ") || "none"}; rollbridge restart with no flags restarts all of them`,
     });
   }
   const marked = daemon.executor.requestRestart(selected.map(({ key, inst }) => ({ key, instanceId: inst.instanceId })), "manual");

@@ -15,6 +15,8 @@
 //    (the old one is stopped with the drain, the new one starts only when no other is left).
 // 4. The active release is supervised: crashed instances restart after their backoff (or
 //    are marked failed past restart.maxRestarts), replica counts follow the desired file.
+//    Asked-for restarts: ungated processes stop and start again; the proxied one is replaced
+//    new-before-old, once the ungated restarts pending with it have been started.
 // 5. A draining release stops its nonBlockingDrain companions and singletons at once, the
 //    rest when its connections reach zero or drainTimeoutMs passes (then its connections are
 //    closed first). A release whose instances have all exited is marked stopped.
@@ -411,6 +413,13 @@ class PlanContext {
       return;
     }
     const succ = obs.successor;
+    if (!succ && this.ungatedRestartsPending(rec.key)) {
+      // A restart of everything goes in deploy order: services and companions first, so the
+      // new web instance starts against restarted ones.
+      this.notConverged("Progressing", "Replacing", `replacing ${obs.instanceId} once the other restarts have started`);
+      this.requeueIn(DRAIN_POLL_MS);
+      return;
+    }
     if (!succ) {
       const rel = this.byKey.get(rec.key);
       const replacing = `${rec.key}/${proc.id}`;
@@ -435,6 +444,12 @@ class PlanContext {
     }
     this.notConverged("Progressing", "Replacing", `waiting for the replacement of ${obs.instanceId} to become ready`);
     this.requeueIn(STARTING_POLL_MS);
+  }
+
+  /** A restart asked for an ungated process of this release, or a service, has not been started yet. */
+  private ungatedRestartsPending(key: string): boolean {
+    const slots = [...(this.byKey.get(key)?.processes ?? []), ...(this.observed.services ?? [])];
+    return slots.some((p) => p.pendingRestart !== undefined && !p.stopRequested && !p.failed && this.config.processes.find((c) => c.id === p.processId)?.gated === false);
   }
 
   /** Replaced processes finish their requests (up to drainTimeoutMs), then stop. */

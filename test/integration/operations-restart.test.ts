@@ -1,7 +1,8 @@
 // restart through the real CLI: in place with reason manual, by id, replica id or policy, and
 // the proxied process replaced with zero failed requests.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { isAlive } from "../helpers/process.js";
 import { startLoad } from "../helpers/load.js";
 import { WEB_AND_WORKERS, deploy } from "../helpers/operations.js";
 
@@ -35,28 +36,42 @@ async function pids(): Promise<Record<string, Proc>> {
 }
 
 describe("restart", () => {
-  it("with no flags restarts every non-proxied process in place and waits until they run again", async () => {
+  it("with no flags restarts the whole release and the services, the proxied process with zero downtime after the others, under load with no failed request", async () => {
     const before = await pids();
+    const load = startLoad(daemon.proxyPort, { connections: 16 });
+    await sleep(300);
     const r = await daemon.cli(["restart", "--json"]);
+    await sleep(300);
+    const stats = await load.stop();
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(true);
     expect(doc.releaseId).toBe("v1");
-    expect(doc.instances.map((i: { instanceId: string }) => i.instanceId).sort()).toEqual(["broker", "worker#0", "worker#1"]);
+    expect(doc.instances.map((i: { instanceId: string }) => i.instanceId).sort()).toEqual(["broker", "web", "worker#0", "worker#1"]);
     expect(doc.instances.find((i: { instanceId: string }) => i.instanceId === "broker")).toMatchObject({ policy: "service", zeroDowntime: false });
+    expect(doc.instances.find((i: { instanceId: string }) => i.instanceId === "web")).toMatchObject({ policy: "proxied", releaseId: "v1", zeroDowntime: true });
     for (const i of doc.instances) {
       if (i.processId === "worker") expect(i).toMatchObject({ policy: "companion", releaseId: "v1", zeroDowntime: false });
       expect(i.pid).toBe(before[i.instanceId]!.pid);
       expect(i.newPid).not.toBe(i.pid);
-      expect(isAlive(i.pid)).toBe(false);
     }
+    // Zero downtime for the web process: every request during the restart was answered.
+    expect(stats.errors).toEqual([]);
+    expect(stats.failed + stats.non2xx).toBe(0);
+    expect(stats.ok).toBeGreaterThan(100);
+    for (const i of doc.instances) await until(async () => !(await isAlive(i.pid)), 10_000, `old ${i.instanceId} gone`);
     const after = await pids();
-    expect(after.web!.pid).toBe(before.web!.pid);
-    expect(after["worker#0"]).toMatchObject({ lastStartReason: "manual", pid: doc.instances.find((i: { instanceId: string }) => i.instanceId === "worker#0").newPid });
+    for (const id of ["web", "worker#0", "broker"]) expect(after[id]).toMatchObject({ lastStartReason: "manual", pid: doc.instances.find((i: { instanceId: string }) => i.instanceId === id).newPid });
     // A manual restart is not a crash: the crash-restart budget is untouched.
     expect(after["worker#0"]!.restarts).toBe(0);
-    const { events } = JSON.parse((await daemon.cli(["events", "--json", "--limit", "40"])).stdout);
-    expect(events.some((e: { type: string; data?: { reason?: string } }) => e.type === "process-started" && e.data?.reason === "manual")).toBe(true);
+    // Deploy order: the new web instance started only after the workers and the service were started again.
+    const { events } = JSON.parse((await daemon.cli(["events", "--json", "--limit", "60"])).stdout);
+    const manual = events.filter((e: { type: string; data?: { reason?: string } }) => e.type === "process-started" && e.data?.reason === "manual");
+    const replacement = manual.find((e: { data: { replacement?: boolean } }) => e.data.replacement);
+    expect(replacement.message).toMatch(/^started a replacement for web \(v1, pid \d+, port \d+, reason manual\)$/);
+    const others = manual.filter((e: { data: { replacement?: boolean } }) => !e.data.replacement);
+    expect(others.map((e: { data: { instanceId: string } }) => e.data.instanceId).sort()).toEqual(["broker", "worker#0", "worker#1"]);
+    for (const e of others) expect(e.seq).toBeLessThan(replacement.seq);
   });
 
   it("restarts one replica by its replica id, or a policy group", async () => {
@@ -96,7 +111,7 @@ describe("restart", () => {
     expect(stats.errors).toEqual([]);
     expect(stats.failed + stats.non2xx).toBe(0);
     expect(stats.ok).toBeGreaterThan(100);
-    await until(() => !isAlive(before.web!.pid!), 10_000, "old web process gone");
+    await until(async () => !(await isAlive(before.web!.pid!)), 10_000, "old web process gone");
     const after = await pids();
     expect(after.web).toMatchObject({ lastStartReason: "manual", pid: doc.instances[0].newPid });
     // The workers were not touched.

@@ -989,6 +989,32 @@ describe("asked-for restarts and replacements", () => {
       converged: false,
     },
     {
+      name: "replaces the proxied process only once the ungated restarts asked with it have started (restart of everything)",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker", { pendingRestart: "manual" }), running("web", { pendingRestart: "manual" })])),
+      actions: ["stopProcess v1 worker"],
+      converged: false,
+      requeueAtMostMs: 100,
+    },
+    {
+      name: "waits for a restarting service too before replacing the proxied process",
+      config: plannerConfig({ processes: [workerProcess({ id: "broker", policy: "service" }), webProcess(), workerProcess()] }),
+      desired: desired("v1"),
+      observed: {
+        ...observed("v1", release("v1", "active", [running("worker"), running("web", { pendingRestart: "manual" })])),
+        services: [stopped("broker", { stopRequested: false, pendingRestart: "manual", releaseKey: "@services" })],
+      },
+      actions: ["startProcess @services broker[0/1] manual"],
+      converged: false,
+    },
+    {
+      name: "starts the proxied replacement once the other restarted processes have been started again",
+      desired: desired("v1"),
+      observed: observed("v1", release("v1", "active", [running("worker", { lastStartReason: "manual", pid: 4100 }), running("web", { pendingRestart: "manual" })])),
+      actions: ["startSuccessor v1 web"],
+      converged: false,
+    },
+    {
       name: "lets a retiring process finish its requests before stopping it",
       desired: desired("v1"),
       observed: observed("v1", release("v1", "active", [running("worker"), running("web", { retiring: [{ pid: 77, phase: "running", outstanding: 3, since: T - SECOND, stopRequested: false }] })])),
