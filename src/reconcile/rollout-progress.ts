@@ -82,7 +82,8 @@ function describeWait(proc: ProcessConfig, target: ReadinessTarget, startedAt: n
   if (target.healthState !== "pending" || proc.health === false) return null;
   const timeout = proc.health.timeoutMs;
   const check = target.health;
-  if (check) {
+  // With health.ipc as well, a passed HTTP check leaves only the IPC message to wait for.
+  if (check && check.state !== "ready") {
     const since = check.probingSince;
     if (since === undefined) return `first probe of ${check.url} after ${seconds(proc.health.startDelayMs)} (startDelayMs)`;
     const last = check.lastResult;
