@@ -54,6 +54,10 @@ function onBodyEnd(this: ExchangeRequest): void {
   this[kExchange]?.onBodyEnd();
 }
 
+function onBodyTimeoutConfirmed(exchange: HttpExchange, socket: Socket, bytesRead: number): void {
+  exchange.onBodyTimeoutConfirmed(socket, bytesRead);
+}
+
 function onHoldTimeout(exchange: HttpExchange): void {
   exchange.onHoldTimeout();
 }
@@ -251,6 +255,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
       return;
     }
     if (req.readableFlowing !== true || state === "held") {
+      socket.setTimeout(this.options.bodyTimeoutMs);
+      return;
+    }
+    // Timers run before I/O in an event-loop turn: after the daemon was starved of CPU, bytes may
+    // be waiting to be read. Decide after this turn's reads, on whether any arrived.
+    setImmediate(onBodyTimeoutConfirmed, this, socket, socket.bytesRead);
+  }
+
+  onBodyTimeoutConfirmed(socket: Socket, bytesRead: number): void {
+    const req = this.req;
+    if (req.complete || this.state === "done" || socket.destroyed) return;
+    if (socket.bytesRead !== bytesRead || req.readableFlowing !== true || this.state === "held") {
       socket.setTimeout(this.options.bodyTimeoutMs);
       return;
     }

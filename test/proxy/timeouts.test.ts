@@ -2,6 +2,8 @@
 // request is aborted (a slow but steady body, a slow upstream and backpressure are not stalls);
 // an upstream that takes a WebSocket handshake and never answers gets the client a 502 after
 // upgradeTimeoutMs and stops counting against its release.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
@@ -11,7 +13,8 @@ import { closeAll, onCleanup, rawExchange, request, sleep, startProxy, startUpst
 
 afterEach(closeAll);
 
-const BODY_TIMEOUT_MS = 400;
+// generous: the test client shares its process (and a busy CPU) with the proxy
+const BODY_TIMEOUT_MS = 800;
 
 /** An upstream that reads the whole body, then answers with its length (after `?ms=N`); it records aborted requests. */
 async function bodyUpstream() {
@@ -39,6 +42,32 @@ async function proxyWithBodyTimeout(extra: { bodyTimeoutMs?: number } = {}) {
   started.proxy.setBackends("a", [upstream.backend("web")]);
   started.proxy.setActive("a");
   return { ...started, events };
+}
+
+// Connects to the proxy (port in argv), prints its own port, sends a 15-byte body in three parts
+// (at once, after 600 ms, after 1300 ms) and prints the answer.
+const STARVED_CLIENT = `
+const s = require("net").connect(Number(process.argv[1]), "127.0.0.1", () => {
+  console.log("port " + s.localPort);
+  s.write("POST /starved HTTP/1.1\\r\\nHost: h\\r\\nContent-Length: 15\\r\\nConnection: close\\r\\n\\r\\n12345");
+  setTimeout(() => s.write("67890"), 600);
+  setTimeout(() => s.write("abcde"), 1300);
+});
+let answer = "";
+s.on("data", (chunk) => (answer += chunk));
+s.on("close", () => console.log(answer));
+s.on("error", (error) => console.log(error.message));
+setTimeout(() => s.destroy(), 15000).unref();
+`;
+
+/** Bytes the kernel holds unread on the proxy's side of one loopback connection (/proc/net/tcp rx_queue). */
+function unreadBytes(proxyPort: number, clientPort: number): number {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1]?.endsWith(`:${hex(proxyPort)}`) && fields[2]?.endsWith(`:${hex(clientPort)}`)) return Number.parseInt(fields[4]?.split(":")[1] ?? "0", 16);
+  }
+  return 0;
 }
 
 /** Sends the head and `first` body bytes, then nothing; resolves with the answer and when it came. */
@@ -94,6 +123,30 @@ describe("request body timeout", () => {
     const reply = await request(port, { method: "POST", path: `/late?waitMs=${BODY_TIMEOUT_MS * 3}`, body: Buffer.alloc(16 * 1024 * 1024, 1) });
     expect(reply.status).toBe(200);
     expect(reply.body).toBe(`got ${16 * 1024 * 1024}`);
+  });
+
+  it("does not take bytes that arrived while the proxy was starved of CPU for silence", async () => {
+    const { port } = await proxyWithBodyTimeout();
+    // The client is another process, so it keeps sending while this one (the proxy) is busy.
+    const client = spawn(process.execPath, ["-e", STARVED_CLIENT, String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+    onCleanup(() => void client.kill("SIGKILL"));
+    let output = "";
+    client.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    await waitFor(() => /^port \d+\n/.test(output), 10_000);
+    const clientPort = Number(/^port (\d+)/.exec(output)?.[1]);
+    await sleep(100);
+    // Busy (as a starved daemon is) until the timeout has passed since the proxy last read a byte
+    // and the kernel holds bytes the client sent meanwhile: when this turn ends, the next one runs
+    // the due timer before it reads them.
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const from = Date.now();
+        while (Date.now() - from < BODY_TIMEOUT_MS + 100 || unreadBytes(port, clientPort) === 0) if (Date.now() - from > 10_000) break;
+        resolve();
+      }),
+    );
+    await new Promise((resolve) => client.once("exit", resolve));
+    expect(output).toMatch(/HTTP\/1\.1 200 [^]*got 15/);
   });
 
   it("keeps the connection usable after a body, beyond the body timeout", async () => {
