@@ -171,7 +171,7 @@ describe("superseded rollouts and apply --wait", () => {
   it("a desired change during a slow-booting rollout abandons it (its processes stopped) and rolls out the newest while the active release serves", async () => {
     const d = await withV1();
     const v2 = await d.release("v2");
-    const applied = await d.cli(["apply", "-f", "-"], { input: `release: {path: ${v2}}\nenv: {BOOT_DELAY_MS: "5000"}\n` });
+    const applied = await d.cli(["apply", "-f", "-"], { input: `release: {path: ${v2}}\nenv: {BOOT_DELAY_MS: "20000"}\n` });
     expect(applied.code, applied.stderr).toBe(0);
     const starting = await until(async () => {
       const s = await d.status();
@@ -228,7 +228,7 @@ describe("superseded rollouts and apply --wait", () => {
     // 2. A different release written by someone else mid-rollout: superseded, exit 1.
     const v3 = await d.release("v3");
     const v4 = await d.release("v4");
-    const theirs = d.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${v3}}\nenv: {HEALTH_DELAY_MS: "3000"}\n` });
+    const theirs = d.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${v3}}\nenv: {HEALTH_DELAY_MS: "10000"}\n` });
     await adopted("v3");
     await writeAtomically(d.desiredPath, `release:\n  path: ${v4}\n`);
     const superseded = await theirs;

@@ -67,7 +67,7 @@ describe("a process that cannot be started", () => {
       expect(applied.stderr).toContain(`web could not start: ${cause}`);
       const failure = (await d.status()).releases.find((r: { id: string }) => r.id === "v1").failure;
       expect(failure).toMatchObject({ code: "SPAWN_FAILED", instanceId: "web", reason: `web could not start: ${cause}` });
-      expect(daemonEvents(d, "process-start-failed").map((e) => e.message)).toContain(`could not start web: ${cause}`);
+      expect(daemonEvents(d, "process-start-failed").map((e) => e.message)).toContain(`could not start web (v1): ${cause}`);
       // No made-up exit of a process that never ran.
       expect(daemonEvents(d).filter((e) => e.type === "process-crashed" || e.type === "process-exited")).toEqual([]);
 
@@ -103,7 +103,7 @@ describe("a process that cannot be started", () => {
     const cause = `cwd ${release}/app does not exist (ENOENT)`;
     const web_ = await until(async () => (await d.status()).processes.find((p: { id: string; error: string | null }) => p.id === "web" && p.error === cause), 15_000, "the restart's cause in status");
     expect(web_.state).toBe("failed");
-    expect(daemonEvents(d, "process-start-failed").map((e) => e.message)).toContain(`could not start web: ${cause}`);
+    expect(daemonEvents(d, "process-start-failed").map((e) => e.message)).toContain(`could not start web (v1): ${cause}`);
     const human = await d.cli(["status"]);
     expect(human.stdout).toContain(`web (v1): ${cause}`);
   }, 60_000);
