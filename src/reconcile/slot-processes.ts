@@ -120,7 +120,7 @@ export class SlotProcesses {
         this.deps.events.emit({
           level: "error",
           type: notOwned ? "listener-not-owned" : "health-failed",
-          message: notOwned ? reason : `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): ${reason}`,
+          message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): ${reason}`,
           ...this.deps.releaseRef(rec.key),
           data: { instanceId: inst.instanceId, pid: managed.pid, port, code: failure.code, ...(failure.holders ? { holders: failure.holders } : {}) },
         });
