@@ -62,29 +62,27 @@ const proxySchema = z.strictObject({
     .regex(/^\//, { error: "health paths must start with \"/\"" })
     .default(DEFAULTS.proxy.healthPath)
     .meta({ description: "Default HTTP health-check path.", examples: ["/ping"] }),
-  healthTimeoutMs: z
-    .number()
+  healthTimeoutMs: timerMs()
     .positive()
     .default(DEFAULTS.proxy.healthTimeoutMs)
     .meta({ description: "Default time a new process has to become healthy.", examples: [30000] }),
-  drainTimeoutMs: durationMs()
+  drainTimeoutMs: timerMs()
     .default(DEFAULTS.proxy.drainTimeoutMs)
     .meta({ description: "How long in-flight requests and WebSockets of an old release may continue.", examples: [60000] }),
-  forceStopTimeoutMs: durationMs()
+  forceStopTimeoutMs: timerMs()
     .default(DEFAULTS.proxy.forceStopTimeoutMs)
     .meta({ description: "Default grace period between the stop signal and SIGKILL.", examples: [10000] }),
-  holdTimeoutMs: durationMs()
+  holdTimeoutMs: timerMs()
     .default(DEFAULTS.proxy.holdTimeoutMs)
     .meta({ description: "How long a request may wait for a ready backend before 502.", examples: [10000] }),
-  headersTimeoutMs: z
-    .number()
+  headersTimeoutMs: timerMs()
     .positive()
     .default(DEFAULTS.proxy.headersTimeoutMs)
     .meta({ description: "Time allowed to receive a request's headers.", examples: [60000] }),
-  requestTimeoutMs: durationMs()
+  requestTimeoutMs: timerMs()
     .default(DEFAULTS.proxy.requestTimeoutMs)
     .meta({ description: "Time allowed to receive a whole request; 0 means no limit.", examples: [0] }),
-  keepAliveTimeoutMs: durationMs()
+  keepAliveTimeoutMs: timerMs()
     .default(DEFAULTS.proxy.keepAliveTimeoutMs)
     .meta({ description: "Idle time before a client keep-alive connection is closed.", examples: [5000] }),
   bodyTimeoutMs: timerMs()
@@ -113,13 +111,12 @@ const healthSchema = z.strictObject({
     .regex(/^\//, { error: "health paths must start with \"/\"" })
     .optional()
     .meta({ description: "HTTP path probed on the process's port. Default: proxy.healthPath (none when ipc is true).", examples: ["/ping"] }),
-  timeoutMs: z
-    .number()
+  timeoutMs: timerMs()
     .positive()
     .optional()
     .meta({ description: "Time the process has to become healthy. Default: proxy.healthTimeoutMs.", examples: [30000] }),
-  intervalMs: z.number().positive().default(DEFAULTS.health.intervalMs).meta({ description: "Probe period.", examples: [200] }),
-  startDelayMs: durationMs()
+  intervalMs: timerMs().positive().default(DEFAULTS.health.intervalMs).meta({ description: "Probe period.", examples: [200] }),
+  startDelayMs: timerMs()
     .default(DEFAULTS.health.startDelayMs)
     .meta({ description: "Wait before the first probe (before the timeout starts).", examples: [0] }),
   ipc: z
@@ -131,7 +128,7 @@ const healthSchema = z.strictObject({
 const lifecycleSchema = z.strictObject({
   quietCommand: text().optional().meta({ description: "Shell command run first: stop taking new work (templated; values are shell-quoted).", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
   drainCommand: text().optional().meta({ description: "Shell command that blocks until in-flight work is done (templated; values are shell-quoted).", examples: ["./bin/wait-idle"] }),
-  drainTimeoutMs: durationMs()
+  drainTimeoutMs: timerMs()
     .default(DEFAULTS.lifecycle.drainTimeoutMs)
     .meta({ description: "Bound of the drain step; 0 skips it.", examples: [60000] }),
   stopCommand: text().optional().meta({ description: "Shell command run instead of sending stopSignal (templated; values are shell-quoted).", examples: ["./bin/stop"] }),
@@ -147,7 +144,7 @@ const restartSchema = z.strictObject({
     .min(1)
     .default(DEFAULTS.restart.backoffFactor)
     .meta({ description: "Multiplier applied to restartDelayMs per successive restart.", examples: [2] }),
-  maxDelayMs: durationMs()
+  maxDelayMs: timerMs()
     .default(DEFAULTS.restart.maxDelayMs)
     .meta({ description: "Cap on the backed-off delay; 0 means no cap.", examples: [30000] }),
 });
@@ -157,8 +154,7 @@ const memorySchema = z.strictObject({
   warnBytes: nonNegativeInt()
     .default(DEFAULTS.memory.warnBytes)
     .meta({ description: "RSS at which a warning is logged once; 0 disables it.", examples: [402653184] }),
-  checkIntervalMs: z
-    .number()
+  checkIntervalMs: timerMs()
     .positive()
     .default(DEFAULTS.memory.checkIntervalMs)
     .meta({ description: "How often RSS is sampled.", examples: [5000] }),
@@ -222,10 +218,10 @@ const processSchema = z.strictObject({
     .default(false)
     .meta({ description: "Companions only: stop as soon as the release is retired, without waiting for the connection drain.", examples: [true] }),
   lifecycle: lifecycleSchema.optional().meta({ description: "Commands run during a graceful stop." }),
-  gracefulStopMs: durationMs()
+  gracefulStopMs: timerMs()
     .optional()
     .meta({ description: "Time between the stop signal (or stopCommand) and SIGKILL. Default: proxy.forceStopTimeoutMs.", examples: [60000] }),
-  restartDelayMs: durationMs()
+  restartDelayMs: timerMs()
     .default(DEFAULTS.process.restartDelayMs)
     .meta({ description: "Base delay before restarting after a crash.", examples: [1000] }),
   restart: restartSchema.optional().meta({ description: "Restart cap, window and backoff after crashes." }),
@@ -305,8 +301,7 @@ export const configSchema = z
       })
       .optional()
       .meta({ description: "Prometheus metrics at /metrics." }),
-    resyncIntervalMs: z
-      .number()
+    resyncIntervalMs: timerMs()
       .min(100)
       .default(DEFAULTS.resyncIntervalMs)
       .meta({ description: "Period of the daemon's full reconcile pass.", examples: [5000] }),

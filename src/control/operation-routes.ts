@@ -47,10 +47,19 @@ function lastRetiredAt(rec: ReleaseRecord): number {
   return Math.max(rec.stoppedAt ?? 0, rec.drainStartedAt ?? 0, rec.activatedAt ?? 0);
 }
 
-/** Picks the release to go back to: the named one, or the most recently retired one. */
+/**
+ * Picks the release to go back to: the named one, or else — while the desired release is not
+ * the one serving (a rollout failing or still starting) — the serving one, or else the most
+ * recently retired one. Going back from a failed deploy means keeping what serves, not
+ * skipping past it.
+ */
 export function rollbackTarget(daemon: Daemon, releaseId: string | undefined): ReleaseRecord {
   const activeKey = daemon.proxy.activeRelease();
   const records = [...daemon.executor.releases.values()];
+  const desired = daemon.store.current().target;
+  const desiredKey = desired && !desired.stopped ? (desired.release?.generation ?? null) : null;
+  const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+  const abandoning = active !== undefined && desiredKey !== null && desiredKey !== activeKey;
   const retained = (): string =>
     records
       .filter((r) => r.key !== activeKey)
@@ -61,10 +70,12 @@ export function rollbackTarget(daemon: Daemon, releaseId: string | undefined): R
     if (matches.length === 0) {
       throw new RollbridgeError("UNKNOWN_RELEASE", `no retained release "${releaseId}"`, { fix: `roll back to one of the retained releases: ${retained()} (rollbridge status lists them)` });
     }
+    if (abandoning && matches.some((r) => r.key === activeKey)) return active;
     const target = matches.find((r) => r.key !== activeKey) ?? matches[0]!;
     if (target.key === activeKey) throw new RollbridgeError("RELEASE_ALREADY_ACTIVE", `release ${releaseId} is already active`, { fix: `nothing to do; other retained releases: ${retained()}` });
     return target;
   }
+  if (abandoning) return active;
   const retired = records
     .filter((r) => r.key !== activeKey && (r.state === "stopped" || r.state === "draining"))
     .sort((a, b) => lastRetiredAt(b) - lastRetiredAt(a));

@@ -4,7 +4,7 @@ import type { DesiredDocument } from "../config/desired-schema.js";
 export const API_PREFIX = "/v1";
 
 /** The longest wait a timer can hold (2^31-1 ms, about 24.8 days): a longer `timeoutMs` is refused, never wrapped to a few ms. */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
+export { MAX_TIMER_MS as MAX_TIMEOUT_MS } from "../config/constants.js";
 
 export interface ApplyRequest {
   document: DesiredDocument;

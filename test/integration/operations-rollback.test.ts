@@ -47,6 +47,37 @@ describe("rollback", () => {
     expect(await served(daemon)).toBe("v2");
   });
 
+  it("after a failed deploy goes back to the release that kept serving, not past it", async () => {
+    daemon = await startDaemon({ proxy: { drainTimeoutMs: 1000 } });
+    expect((await deploy(daemon, "v1")).code).toBe(0);
+    expect((await deploy(daemon, "v2")).code).toBe(0);
+    const servingPid = (await daemon.status()).processes.find((p: { releaseId: string; state: string }) => p.releaseId === "v2" && p.state === "running").pid;
+    // v3 never becomes healthy: its rollout fails and v2 keeps serving.
+    const v3 = await daemon.release("v3");
+    const failed = await daemon.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${v3}}\nenv: {HEALTH_FAIL: "1"}\n` });
+    expect(failed.code).toBe(1);
+    expect(await served(daemon)).toBe("v2");
+
+    // Naming the serving release goes back to it ("already active" only once it is desired again).
+    const named = await daemon.cli(["rollback", "--release-id", "v2", "--json"]);
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ toReleaseId: "v2", toState: "active" });
+    expect((await daemon.cli(["rollback", "--release-id", "v2"])).stderr).toMatch(/already active/);
+
+    // v3 once more, then a plain rollback.
+    expect((await daemon.cli(["apply", "-f", "-", "--wait"], { input: `release: {path: ${v3}}\nenv: {HEALTH_FAIL: "1"}\n` })).code).toBe(1);
+    const r = await daemon.cli(["rollback", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ fromReleaseId: "v2", toReleaseId: "v2", toState: "active", outcome: { outcome: "converged", releaseId: "v2" } });
+    expect(await fs.readFile(daemon.desiredPath, "utf8")).toMatch(/releases\/v2/);
+    const status = await daemon.status();
+    expect(status.activeRelease.id).toBe("v2");
+    expect(status.desired.releaseId).toBe("v2");
+    // The same process keeps serving: nothing was restarted or switched.
+    expect(status.processes.find((p: { releaseId: string; state: string }) => p.releaseId === "v2" && p.state === "running").pid).toBe(servingPid);
+    expect(await served(daemon)).toBe("v2");
+  });
+
   it("explains why there is nothing to roll back to, an unknown id, and an already-active one", async () => {
     daemon = await startDaemon({ proxy: { drainTimeoutMs: 1000 } });
     const none = await daemon.cli(["rollback", "--json"]);
