@@ -1,6 +1,6 @@
 // nginx as a reference proxy in front of a bench app: a master of our own (daemon off, one
 // worker) from a temp config on 127.0.0.1:<free port>, never the system service; stopped by pid.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";

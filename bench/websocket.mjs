@@ -7,7 +7,7 @@
 //
 // Writes bench/results/websocket-<timestamp>.json when run directly.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import http from "node:http";
 import os from "node:os";
 import { dirname, join } from "node:path";

@@ -10,9 +10,6 @@ import { spawnFailure, spawnPreflight } from "./spawn-failure.js";
 import type { ShellChild } from "./shell-command.js";
 import type { ExitInfo, OutputLine, ProcessPhase, SpawnSpec } from "./types.js";
 
-/** Re-exported so existing importers (the managed-process tests) keep importing it from here. */
-export { shellCommand } from "./shell-command.js";
-
 /** One process group, spawned by start() and ended by stop() or by its own exit. */
 export class ManagedProcess {
   readonly spec: SpawnSpec;

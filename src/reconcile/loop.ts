@@ -39,7 +39,7 @@ export class ReconcileLoop {
     this.trigger("startup");
   }
 
-  /** Level-triggered: the reason is logged for debugging but never changes what a pass does. */
+  /** Level-triggered: the reason is not used (nor logged); a pass never depends on what woke it. */
   trigger(_reason: string): void {
     if (this.stopped || this.pending) return;
     this.pending = true;

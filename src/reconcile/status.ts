@@ -1,4 +1,4 @@
-// Builds the `status` document (CONTRACT.md §5): desired vs observed, releases, processes.
+// Builds the `status` document (docs/cli.md, "status"): desired vs observed, releases, processes.
 import type { Config } from "../config/schema.js";
 import type { DesiredPending, DesiredSnapshot } from "../observe/desired-store.js";
 import type { Executor } from "./execute.js";

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ManagedProcess, shellCommand } from "../../src/process/managed-process.js";
+import { ManagedProcess } from "../../src/process/managed-process.js";
+import { shellCommand } from "../../src/process/shell-command.js";
 import type { ExitInfo, SpawnSpec } from "../../src/process/types.js";
 import { isAlive, killQuietly, waitForLine } from "../helpers/process.js";
 

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { CLI, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { isAlive } from "../helpers/process.js";
 
 let daemon: TestDaemon | null = null;

@@ -180,7 +180,7 @@ describe("HTTP forwarding", () => {
   });
 
   it("strips hop-by-hop response headers and those named by Connection", async () => {
-    const upstream = await startUpstream((req, res) => {
+    const upstream = await startUpstream((req, _res) => {
       req.socket.write(
         [
           "HTTP/1.1 200 OK",
