@@ -51,6 +51,8 @@ export const DEFAULTS = {
     keepAliveTimeoutMs: 5_000,
     bodyTimeoutMs: 60_000,
     upgradeTimeoutMs: 30_000,
+    // 1001 Going Away: what browsers and ws clients treat as "reconnect"; 1012 Service Restart on request.
+    drainCloseCode: 1001,
     // Loopback only: nginx on the same host is trusted, a client on the network is not.
     trustedProxies: ["127.0.0.0/8", "::1/128"],
     tcp: true,

@@ -71,6 +71,7 @@ export interface ResolvedConfig {
     keepAliveTimeoutMs: number;
     bodyTimeoutMs: number;
     upgradeTimeoutMs: number;
+    drainCloseCode: 1001 | 1012;
     trustedProxies: string[];
     /** The unix-socket listener (path absolute), or undefined for none. */
     socket: { path: string; mode: number; group: number | string | undefined } | undefined;

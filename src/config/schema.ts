@@ -97,6 +97,14 @@ const proxySchema = z.strictObject({
       description: "Time the app has to answer a WebSocket handshake; then the client gets 502 and the handshake stops counting toward its release's drain. 0 means no limit.",
       examples: [30000],
     }),
+  drainCloseCode: z
+    .union([z.literal(1001), z.literal(1012)])
+    .default(DEFAULTS.proxy.drainCloseCode)
+    .meta({
+      description:
+        "The WebSocket close code that WebSockets still open at drainTimeoutMs get, in a close frame to the client and to the app: 1001 (Going Away) or 1012 (Service Restart).",
+      examples: [1012],
+    }),
   trustedProxies: trustedProxiesSchema,
   socket: proxySocketSchema.optional(),
   tcp: z

@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
+import { SocketCloser } from "./closing.js";
 import { createHttpForwarder } from "./forward-http.js";
 import { createWsForwarder, isWebSocketUpgrade, type WsForwarder } from "./forward-ws.js";
 import { reparseAsPlainRequest } from "./plain-upgrade.js";
@@ -28,10 +29,15 @@ export const DEFAULT_TIMEOUTS: Required<ProxyTimeouts> = {
 
 export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ["127.0.0.0/8", "::1/128"];
 
+/** How long a cut connection's peer has to answer its close (a close frame, reading the last chunk). */
+export const DEFAULT_CLOSE_WAIT_MS = 2000;
+
 /** Creates the traffic proxy; nothing listens until listen() is called. */
 export function createProxy(options: ProxyOptions): ProxyServer {
   const timeouts = resolveTimeouts(options.timeouts);
   const onError = options.onError ?? noop;
+  const closeCode = options.drainCloseCode ?? 1001;
+  const closeWaitMs = options.closeWaitMs ?? DEFAULT_CLOSE_WAIT_MS;
   const trust = new TrustedPeers(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
   const table = new RouteTable<Pool>(
     (origin) =>
@@ -95,7 +101,7 @@ export function createProxy(options: ProxyOptions): ProxyServer {
       return table.backendOutstanding(releaseKey, backendId, port);
     },
     closeRelease(releaseKey) {
-      return table.closeRelease(releaseKey);
+      return table.closeRelease(releaseKey, { closeCode, closer: new SocketCloser() }, closeWaitMs);
     },
     close() {
       closing ??= (async () => {

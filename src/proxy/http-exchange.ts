@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Dispatcher, Pool } from "undici";
+import type { CutOptions } from "./closing.js";
 import type { HttpForwarderOptions } from "./forward-http.js";
 import { buildResponseHeaders } from "./hop-by-hop.js";
 import { buildRequestHeaders, type RequestFacts } from "./request-headers.js";
@@ -153,6 +154,53 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.abort();
     this.detach();
     this.res.destroy();
+  }
+
+  /**
+   * The drain deadline. A response under way ends as its framing allows: a chunked one with its
+   * last chunk, and its connection is closed (for a Content-Length or close-delimited body the
+   * FIN is the end, short or not); a request the app has not answered yet gets 504.
+   */
+  cut(options: CutOptions): void {
+    const state = this.state;
+    switch (state) {
+      case "streaming": {
+        this.state = "done";
+        this.resumeUpstream = null;
+        this.abort();
+        this.detach();
+        const res = this.res;
+        const socket = res.socket;
+        if (socket === null) {
+          res.destroy();
+          return;
+        }
+        options.closer.track(socket);
+        res.end();
+        socket.end();
+        return;
+      }
+      case "dispatched": {
+        const releaseKey = this.release?.key ?? null;
+        this.state = "done";
+        this.abort();
+        this.detach();
+        const socket = this.res.socket;
+        if (socket !== null) options.closer.track(socket);
+        this.options.onResponse?.(releaseKey, 504);
+        sendStatus(this.res, 504);
+        return;
+      }
+      case "new":
+      case "held":
+      case "done":
+        this.destroy();
+        return;
+      default: {
+        const _exhaustive: never = state;
+        return _exhaustive;
+      }
+    }
   }
 
   // --- undici dispatch handler ---

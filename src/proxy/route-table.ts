@@ -2,6 +2,7 @@
 // connection tracking, and the requests held while the active release has no ready backend.
 // It knows nothing about HTTP libraries: the adapter passes in how to create an upstream pool.
 
+import type { CutOptions } from "./closing.js";
 import type { Backend, ReleaseConnections } from "./types.js";
 
 /** What the table needs from an upstream connection pool (undici's Pool fits). */
@@ -16,7 +17,10 @@ export interface UpstreamPool {
  * tens of thousands of adds/deletes a second shows up as GC time).
  */
 export interface Tracked {
+  /** Ends it now (the proxy is closing). */
   destroy(): void;
+  /** Ends it as cleanly as its protocol allows (the drain deadline); its sockets go to `options.closer`. */
+  cut(options: CutOptions): void;
   prevTracked: Tracked | null;
   nextTracked: Tracked | null;
 }
@@ -165,12 +169,21 @@ export class RouteTable<P extends UpstreamPool> {
     return 0;
   }
 
-  /** Ends everything of the release (in-flight requests, WebSockets, pools) and forgets it. */
-  async closeRelease(releaseKey: string): Promise<void> {
+  /**
+   * Forgets the release and ends what it still has: each in-flight request and WebSocket is cut
+   * as cleanly as its protocol allows, their sockets get up to `waitMs` to finish closing, then
+   * the rest is destroyed and the release's pools with it.
+   */
+  async closeRelease(releaseKey: string, options: CutOptions, waitMs: number): Promise<void> {
     const release = this.releases.get(releaseKey);
     if (release === undefined) return;
     this.releases.delete(releaseKey);
     if (this.active === release) this.active = null;
+    for (const tracked of release.inflight.toArray()) tracked.cut(options);
+    for (const tracked of release.websockets.toArray()) tracked.cut(options);
+    release.inflight.clear();
+    release.websockets.clear();
+    await options.closer.settle(waitMs);
     await destroyRelease(release);
   }
 

@@ -55,6 +55,10 @@ export interface ProxyOptions {
   /** How long a request may wait for a ready backend of the active release before 502. */
   holdTimeoutMs: number;
   timeouts?: Partial<ProxyTimeouts>;
+  /** The close code WebSockets get when closeRelease cuts them: 1001 (going away, the default) or 1012 (service restart). */
+  drainCloseCode?: DrainCloseCode;
+  /** How long closeRelease waits for the peers of what it cut to finish closing before it destroys their sockets. Default 2000. */
+  closeWaitMs?: number;
   /** Called for proxy-level errors worth logging (never for ordinary client aborts). */
   onError?: (message: string, data: Record<string, unknown>) => void;
   /**
@@ -64,6 +68,9 @@ export interface ProxyOptions {
    */
   onResponse?: (releaseKey: string | null, status: number) => void;
 }
+
+/** The WebSocket close codes a drain deadline may send (RFC 6455 7.4.1, IANA registry). */
+export type DrainCloseCode = 1001 | 1012;
 
 /** Where the proxy listens once listen() resolved. */
 export interface ProxyListeners {
@@ -88,7 +95,12 @@ export interface ProxyServer {
   connections(releaseKey: string): ReleaseConnections;
   /** In-flight requests plus WebSockets on one backend (0 when unknown): a replaced process drains on this. */
   backendOutstanding(releaseKey: string, backendId: string, port: number): number;
-  /** Destroys every in-flight request and WebSocket of the release, closes its upstream pools, forgets it. */
+  /**
+   * Forgets the release and ends what it still has, as cleanly as each protocol allows: open
+   * WebSockets get a close frame each way (drainCloseCode), streaming responses their last chunk
+   * (or their FIN), requests still waiting for the app 504; resolves once those connections
+   * closed, or closeWaitMs later with the rest destroyed. Then its upstream pools are closed.
+   */
   closeRelease(releaseKey: string): Promise<void>;
   /** Stops listening and closes everything. */
   close(): Promise<void>;

@@ -1,6 +1,6 @@
 // 1000 WebSockets open across a deploy: none is closed before the switch, all of them after the
-// drain deadline, HTTP under load never fails, and the daemon's file descriptors come back to
-// where they were.
+// drain deadline with a close frame (1001, never a reset's 1006), HTTP under load never fails,
+// and the daemon's file descriptors come back to where they were.
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
@@ -28,13 +28,17 @@ describe("WebSockets across a deploy", () => {
     const baselineFds = openFds(daemonPid);
 
     const closedAt: number[] = [];
+    const codes = new Map<number, number>();
     for (let batch = 0; batch < SOCKETS / 200; batch++) {
       await Promise.all(
         Array.from({ length: 200 }, () => {
           const ws = new WebSocket(`ws://127.0.0.1:${d.proxyPort}/socket`);
           clients.push(ws);
           ws.on("error", () => undefined);
-          ws.on("close", () => closedAt.push(Date.now()));
+          ws.on("close", (code) => {
+            closedAt.push(Date.now());
+            codes.set(code, (codes.get(code) ?? 0) + 1);
+          });
           return new Promise<void>((resolve, reject) => {
             ws.once("message", (data) => (String(data) === "hello v1" ? resolve() : reject(new Error(String(data)))));
             ws.once("close", () => reject(new Error("closed before hello")));
@@ -59,6 +63,7 @@ describe("WebSockets across a deploy", () => {
     // none before the drain deadline, all shortly after it
     expect(first).toBeGreaterThanOrEqual(DRAIN_MS - 50);
     expect(last).toBeLessThan(DRAIN_MS + 3000);
+    expect(Object.fromEntries(codes)).toEqual({ 1001: SOCKETS });
 
     const stats = await load.stop();
     expect(stats.errors).toEqual([]);

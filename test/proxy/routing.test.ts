@@ -117,18 +117,19 @@ describe("routing", () => {
     await waitFor(() => proxy.connections("a").inflight === 0);
   });
 
-  it("closeRelease destroys in-flight requests, closes pools and stops routing to it", async () => {
+  it("closeRelease ends in-flight responses where they are, closes pools and stops routing to it", async () => {
     const a = await namedUpstream("a");
     const { proxy, port } = await startProxy({ holdTimeoutMs: 100 });
     proxy.setBackends("a", [a.backend("web")]);
     proxy.setActive("a");
     const inflight = request(port, { path: "/slow" }).then(
-      () => "completed",
+      (reply) => `completed ${reply.status} "${reply.body}"`,
       (err: NodeJS.ErrnoException) => err.code ?? "error",
     );
     await waitFor(() => a.waiting.length === 1);
     await proxy.closeRelease("a");
-    expect(await inflight).toMatch(/ECONNRESET|aborted|error/i);
+    // The app had sent its headers but not its name: the chunked body ends there (drain-cut.test.ts has the details).
+    expect(await inflight).toBe('completed 200 ""');
     expect(proxy.connections("a")).toEqual({ inflight: 0, websockets: 0 });
     expect(proxy.activeRelease()).toBeNull();
     await waitFor(async () => (await a.connections()) === 0);

@@ -165,6 +165,7 @@ describe("configSchema", () => {
         keepAliveTimeoutMs: 5000,
         bodyTimeoutMs: 60000,
         upgradeTimeoutMs: 30000,
+        drainCloseCode: 1001,
         trustedProxies: ["127.0.0.0/8", "::1/128"],
         socket: undefined,
         tcp: true,
