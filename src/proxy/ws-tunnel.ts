@@ -185,9 +185,7 @@ export class WsTunnel implements Waiter, Tracked {
       this.responded = true;
       const socket = this.socket;
       if (socket.writable) {
-        socket.write(
-          "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad gateway",
-        );
+        socket.write("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad gateway");
       }
       this.context.onError("websocket upstream failed before the handshake", {
         error: err.message,

@@ -83,11 +83,7 @@ describe("the drain deadline through the daemon", () => {
 
     // The app's own end of the WebSocket saw the same close, cleanly, before it was stopped.
     expect((await fs.readFile(path.join(v1, "ws-close.log"), "utf8")).trim()).toBe("1012 true");
-    const stopped = await until(
-      () => stdoutEvents(d.stdout).find((e) => e.type === "release-stopped" && e.releaseId === "v1"),
-      10_000,
-      "v1 stopped",
-    );
+    const stopped = await until(() => stdoutEvents(d.stdout).find((e) => e.type === "release-stopped" && e.releaseId === "v1"), 10_000, "v1 stopped");
     const timedOut = stdoutEvents(d.stdout).find((e) => e.type === "drain-timeout" && e.releaseId === "v1");
     expect(timedOut?.data).toMatchObject({ inflight: 2, websockets: 1 });
     expect(Date.parse(stopped.at) - switchedAt).toBeLessThan(DRAIN_MS + 5000);

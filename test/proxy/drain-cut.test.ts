@@ -135,7 +135,9 @@ async function rawWsUpstream(onOpen: (socket: net.Socket) => void): Promise<numb
 async function rawWsClient(port: number): Promise<{ socket: net.Socket; received: () => Buffer; ended: Promise<"end" | "error"> }> {
   // Half-open allowed: it answers nothing by itself, not even a FIN with its own.
   const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
-  onCleanup(() => socket.destroy());
+  onCleanup(() => {
+    socket.destroy();
+  });
   const chunks: Buffer[] = [];
   let headDone = false;
   let pending = Buffer.alloc(0);
@@ -158,9 +160,7 @@ async function rawWsClient(port: number): Promise<{ socket: net.Socket; received
       chunks.push(pending.subarray(end + 4));
       resolve();
     });
-    socket.write(
-      "GET /socket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    );
+    socket.write("GET /socket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
   });
   return { socket, received: () => Buffer.concat(chunks), ended };
 }
@@ -286,7 +286,9 @@ describe("closeRelease at the drain deadline", () => {
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setActive("a");
     const socket = net.connect(port, "127.0.0.1");
-    onCleanup(() => socket.destroy());
+    onCleanup(() => {
+      socket.destroy();
+    });
     let received = "";
     socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
     const ended = new Promise<"end" | "error">((resolve) => {
@@ -312,7 +314,9 @@ describe("closeRelease at the drain deadline", () => {
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setActive("a");
     const socket = net.connect(port, "127.0.0.1");
-    onCleanup(() => socket.destroy());
+    onCleanup(() => {
+      socket.destroy();
+    });
     let bytes = 0;
     socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
     const ended = new Promise<"end" | "error">((resolve) => {
