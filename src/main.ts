@@ -81,6 +81,7 @@ export class Daemon {
       trustedProxies: config.proxy.trustedProxies,
       holdTimeoutMs: config.proxy.holdTimeoutMs,
       drainCloseCode: config.proxy.drainCloseCode,
+      affinity: config.proxy.affinity,
       timeouts: {
         headersTimeoutMs: config.proxy.headersTimeoutMs,
         requestTimeoutMs: config.proxy.requestTimeoutMs,
@@ -307,7 +308,7 @@ function listenerChanges(a: Config, b: Config): string[] {
   if (a.proxy.host !== b.proxy.host || a.proxy.port !== b.proxy.port || a.proxy.tcp !== b.proxy.tcp) changes.push("proxy.host/proxy.port/proxy.tcp");
   if (JSON.stringify(a.proxy.socket) !== JSON.stringify(b.proxy.socket)) changes.push("proxy.socket");
   // Fixed when the proxy is created: refused rather than silently ignored.
-  for (const key of ["trustedProxies", "bodyTimeoutMs", "upgradeTimeoutMs", "drainCloseCode"] as const) {
+  for (const key of ["trustedProxies", "bodyTimeoutMs", "upgradeTimeoutMs", "drainCloseCode", "affinity"] as const) {
     if (JSON.stringify(a.proxy[key]) !== JSON.stringify(b.proxy[key])) changes.push(`proxy.${key}`);
   }
   if (a.control.path !== b.control.path) changes.push("control.path");

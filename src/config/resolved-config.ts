@@ -2,6 +2,8 @@
 // it fills the defaults that depend on other fields (health path, grace period, control socket)
 // and makes paths absolute against the config file's directory.
 import { basename, dirname, isAbsolute, resolve } from "node:path";
+import type { AffinityOptions } from "../proxy/affinity.js";
+import { resolveAffinity } from "./affinity-schema.js";
 import { DEFAULTS, type ProcessPolicy, type StopSignalTarget } from "./constants.js";
 import { defaultControlPath, defaultStatePath } from "./runtime-dir.js";
 import type { ParsedConfig } from "./schema.js";
@@ -72,6 +74,8 @@ export interface ResolvedConfig {
     bodyTimeoutMs: number;
     upgradeTimeoutMs: number;
     drainCloseCode: 1001 | 1012;
+    /** Session affinity, normalised ("cookie" → {mode: "cookie", cookie: "rb_release"}). */
+    affinity: AffinityOptions;
     trustedProxies: string[];
     /** The unix-socket listener (path absolute), or undefined for none. */
     socket: { path: string; mode: number; group: number | string | undefined } | undefined;
@@ -129,6 +133,7 @@ export function resolveConfig(parsed: ParsedConfig, configPath: string): Resolve
   const socket = parsed.proxy.socket;
   const proxy = {
     ...parsed.proxy,
+    affinity: resolveAffinity(parsed.proxy.affinity),
     trustedProxies: [...parsed.proxy.trustedProxies],
     socket: socket === undefined ? undefined : { path: resolve(dir, socket.path), mode: parseFileMode(socket.mode) as number, group: socket.group },
   };

@@ -3,6 +3,7 @@
 // are filled by resolveConfig (resolved-config.ts), so the schema stays a faithful description of the input.
 import { z } from "zod";
 import { DEFAULTS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNAL_TARGETS, STOP_SIGNALS } from "./constants.js";
+import { affinitySchema } from "./affinity-schema.js";
 import { proxySocketSchema, trustedProxiesSchema } from "./proxy-edge-schema.js";
 
 const text = () => z.string().min(1);
@@ -105,6 +106,7 @@ const proxySchema = z.strictObject({
         "The WebSocket close code that WebSockets still open at drainTimeoutMs get, in a close frame to the client and to the app: 1001 (Going Away) or 1012 (Service Restart).",
       examples: [1012],
     }),
+  affinity: affinitySchema,
   trustedProxies: trustedProxiesSchema,
   socket: proxySocketSchema.optional(),
   tcp: z

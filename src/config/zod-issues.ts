@@ -35,6 +35,7 @@ const FIELD_FIXES: Record<string, string> = {
   "processes[].health.path": 'Start the path with "/", e.g. path: /ping.',
   "processes[].health": "Write health as a mapping (health: {path: /ping}; {} keeps the defaults) or turn it off with health: false.",
   "processes[].port": "Use a port number (port: 7331) or an ascending range (port: {from: 18182, to: 18299}).",
+  "proxy.affinity": "Write affinity: cookie, affinity: none, or a mapping naming one of cookie, query or header, e.g. affinity: {query: sid}.",
   "control.owner": "Use a user name (owner: deploy) or a numeric uid of 0 or more (owner: 1000).",
   "control.group": "Use a group name (group: deploy) or a numeric gid of 0 or more (group: 1000).",
 };

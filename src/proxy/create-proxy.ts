@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
+import { Affinity } from "./affinity.js";
 import { SocketCloser } from "./closing.js";
 import { createHttpForwarder } from "./forward-http.js";
 import { createWsForwarder, isWebSocketUpgrade, type WsForwarder } from "./forward-ws.js";
@@ -46,15 +47,17 @@ export function createProxy(options: ProxyOptions): ProxyServer {
         bodyTimeout: timeouts.upstreamBodyTimeoutMs,
       }),
   );
+  const affinity = new Affinity(options.affinity ?? { mode: "none" }, table);
   const forwardHttp = createHttpForwarder({
     table,
+    affinity,
     trust,
     holdTimeoutMs: options.holdTimeoutMs,
     bodyTimeoutMs: timeouts.bodyTimeoutMs,
     onError,
     onResponse: options.onResponse,
   });
-  const ws = createWsForwarder({ table, trust, holdTimeoutMs: options.holdTimeoutMs, upgradeTimeoutMs: timeouts.upgradeTimeoutMs, onError });
+  const ws = createWsForwarder({ table, affinity, trust, holdTimeoutMs: options.holdTimeoutMs, upgradeTimeoutMs: timeouts.upgradeTimeoutMs, onError });
   const make = () => createServer(timeouts, forwardHttp, ws, onError);
   const tcpServer = options.tcp === false ? null : make();
   const unixServer = options.socket === undefined ? null : make();
@@ -85,8 +88,11 @@ export function createProxy(options: ProxyOptions): ProxyServer {
       }
       return listeners;
     },
-    setBackends(releaseKey, backends) {
-      table.setBackends(releaseKey, backends);
+    setBackends(releaseKey, backends, releaseId) {
+      table.setBackends(releaseKey, backends, releaseId);
+    },
+    setPinnable(releaseKey, pinnable) {
+      table.setPinnable(releaseKey, pinnable);
     },
     setActive(releaseKey) {
       table.setActive(releaseKey);

@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Pool } from "undici";
+import type { Affinity } from "./affinity.js";
 import { HttpExchange } from "./http-exchange.js";
 import { sendStatus } from "./responses.js";
 import type { RouteTable } from "./route-table.js";
@@ -11,6 +12,8 @@ import type { TrustedPeers } from "./trusted-peers.js";
 
 export interface HttpForwarderOptions {
   table: RouteTable<Pool>;
+  /** Chooses each request's release (the active one, or a draining one its client is pinned to). */
+  affinity: Affinity<Pool>;
   trust: TrustedPeers;
   holdTimeoutMs: number;
   /** Longest silence while the body is being read before 408 (0: none). */
@@ -30,7 +33,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): (req: Incomi
       sendStatus(res, reject);
       return;
     }
-    const release = table.active;
+    const release = options.affinity.choose(req);
     if (release === null) {
       options.onResponse?.(null, 503);
       sendStatus(res, 503);

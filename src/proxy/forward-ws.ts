@@ -7,6 +7,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
 import type { Pool } from "undici";
+import type { Affinity } from "./affinity.js";
 import { buildUpgradeHeaders } from "./request-headers.js";
 import { originForm } from "./request-target.js";
 import { sendRawStatus } from "./responses.js";
@@ -16,6 +17,8 @@ import { WsTunnel, tunnelOpened, type TunnelContext } from "./ws-tunnel.js";
 
 export interface WsForwarderOptions {
   table: RouteTable<Pool>;
+  /** Chooses each upgrade's release (the active one, or a draining one its client is pinned to). */
+  affinity: Affinity<Pool>;
   trust: TrustedPeers;
   holdTimeoutMs: number;
   /** Time the upstream has to answer the handshake (0: none). */
@@ -62,7 +65,7 @@ export function createWsForwarder(options: WsForwarderOptions): WsForwarder {
         sendRawStatus(socket, 400);
         return;
       }
-      const release = options.table.active;
+      const release = options.affinity.choose(req);
       if (release === null) {
         sendRawStatus(socket, 503);
         return;

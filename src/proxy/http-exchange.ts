@@ -216,6 +216,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.resumeUpstream = resume;
     this.options.onResponse?.(this.release?.key ?? null, statusCode);
     const headers = buildResponseHeaders(rawHeaders);
+    const cookie = this.options.affinity.cookie;
+    if (cookie !== null && this.release !== null) {
+      const value = cookie.forResponse(this.req, this.release, this.options.trust);
+      if (value !== null) headers.push("set-cookie", value);
+    }
     if (statusText) this.res.writeHead(statusCode, statusText, headers);
     else this.res.writeHead(statusCode, headers);
     return true;

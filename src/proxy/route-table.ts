@@ -80,6 +80,13 @@ export interface BackendSlot<P extends UpstreamPool> {
 
 export interface ReleaseSlot<P extends UpstreamPool> {
   readonly key: string;
+  /** The release's display id (what the release cookie names); its key until one is given. */
+  id: string;
+  /**
+   * May a pinned client (affinity, a sticky canary) reach it? Set when it becomes active, so a
+   * release that was never switched to is never reachable by a cookie; gone with the release.
+   */
+  pinnable: boolean;
   backends: BackendSlot<P>[];
   /** The subset of `backends` that may receive traffic, in the order given. */
   ready: BackendSlot<P>[];
@@ -95,6 +102,7 @@ export interface ReleaseSlot<P extends UpstreamPool> {
 export class RouteTable<P extends UpstreamPool> {
   active: ReleaseSlot<P> | null = null;
   private readonly releases = new Map<string, ReleaseSlot<P>>();
+  private readonly byId = new Map<string, ReleaseSlot<P>>();
   private readonly waiters = new Set<Waiter>();
   private readonly createPool: (origin: string) => P;
 
@@ -103,8 +111,13 @@ export class RouteTable<P extends UpstreamPool> {
   }
 
   /** Replaces a release's backends, keeping the pool of every backend that is still listed. */
-  setBackends(releaseKey: string, backends: Backend[]): void {
+  setBackends(releaseKey: string, backends: Backend[], releaseId?: string): void {
     const release = this.ensure(releaseKey);
+    if (releaseId !== undefined && releaseId !== release.id) {
+      if (this.byId.get(release.id) === release) this.byId.delete(release.id);
+      release.id = releaseId;
+    }
+    this.byId.set(release.id, release);
     const previous = new Map<string, BackendSlot<P>>();
     for (const slot of release.backends) previous.set(slotKey(slot), slot);
     const next: BackendSlot<P>[] = [];
@@ -128,7 +141,26 @@ export class RouteTable<P extends UpstreamPool> {
 
   setActive(releaseKey: string | null): void {
     this.active = releaseKey === null ? null : this.ensure(releaseKey);
+    if (this.active !== null) this.active.pinnable = true;
     this.wake();
+  }
+
+  /** Allows or forbids pinned clients to reach a release (a canary that lost is forbidden at once). */
+  setPinnable(releaseKey: string, pinnable: boolean): void {
+    const release = this.releases.get(releaseKey);
+    if (release !== undefined) release.pinnable = pinnable;
+  }
+
+  /** The release named `releaseId` when a pinned client may reach it now (pinnable, a ready backend), else null. */
+  pinned(releaseId: string): ReleaseSlot<P> | null {
+    const release = this.byId.get(releaseId);
+    return release !== undefined && release.pinnable && release.ready.length > 0 ? release : null;
+  }
+
+  /** As pinned(), by release key. */
+  pinnedByKey(releaseKey: string): ReleaseSlot<P> | null {
+    const release = this.releases.get(releaseKey);
+    return release !== undefined && release.pinnable && release.ready.length > 0 ? release : null;
   }
 
   /** Least outstanding among the release's ready backends, ties broken round-robin; null if none. */
@@ -177,8 +209,7 @@ export class RouteTable<P extends UpstreamPool> {
   async closeRelease(releaseKey: string, options: CutOptions, waitMs: number): Promise<void> {
     const release = this.releases.get(releaseKey);
     if (release === undefined) return;
-    this.releases.delete(releaseKey);
-    if (this.active === release) this.active = null;
+    this.forget(release);
     for (const tracked of release.inflight.toArray()) tracked.cut(options);
     for (const tracked of release.websockets.toArray()) tracked.cut(options);
     release.inflight.clear();
@@ -194,6 +225,7 @@ export class RouteTable<P extends UpstreamPool> {
     for (const waiter of held) waiter.destroy();
     const releases = [...this.releases.values()];
     this.releases.clear();
+    this.byId.clear();
     this.active = null;
     await Promise.all(releases.map(destroyRelease));
   }
@@ -201,10 +233,18 @@ export class RouteTable<P extends UpstreamPool> {
   private ensure(releaseKey: string): ReleaseSlot<P> {
     let release = this.releases.get(releaseKey);
     if (release === undefined) {
-      release = { key: releaseKey, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set() };
+      release = { key: releaseKey, id: releaseKey, pinnable: false, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set() };
       this.releases.set(releaseKey, release);
+      this.byId.set(release.id, release);
     }
     return release;
+  }
+
+  private forget(release: ReleaseSlot<P>): void {
+    this.releases.delete(release.key);
+    if (this.byId.get(release.id) === release) this.byId.delete(release.id);
+    release.pinnable = false;
+    if (this.active === release) this.active = null;
   }
 
   private retire(release: ReleaseSlot<P>, pool: P): void {

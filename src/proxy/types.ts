@@ -1,6 +1,8 @@
 // The proxy's view of the world: releases (by key) with backends, and which release is active.
 // Nothing here knows about processes or the reconcile loop; the executor pushes state in.
 
+import type { AffinityOptions } from "./affinity.js";
+
 export interface Backend {
   /** Stable id of the backing process instance, e.g. "web" or "web#1". */
   id: string;
@@ -57,6 +59,8 @@ export interface ProxyOptions {
   timeouts?: Partial<ProxyTimeouts>;
   /** The close code WebSockets get when closeRelease cuts them: 1001 (going away, the default) or 1012 (service restart). */
   drainCloseCode?: DrainCloseCode;
+  /** Session affinity: how a client of a draining release keeps reaching it. Default none. */
+  affinity?: AffinityOptions;
   /** How long closeRelease waits for the peers of what it cut to finish closing before it destroys their sockets. Default 2000. */
   closeWaitMs?: number;
   /** Called for proxy-level errors worth logging (never for ordinary client aborts). */
@@ -86,11 +90,13 @@ export interface ProxyListeners {
 export interface ProxyServer {
   /** Binds host:port and the unix socket. Rejects with an Error whose code is EADDRINUSE etc., or a RollbridgeError for the socket. */
   listen(): Promise<ProxyListeners>;
-  /** Sets (replaces) the backends of a release. Creating a release is implicit. */
-  setBackends(releaseKey: string, backends: Backend[]): void;
+  /** Sets (replaces) the backends of a release, and its display id (what the release cookie names). Creating a release is implicit. */
+  setBackends(releaseKey: string, backends: Backend[], releaseId?: string): void;
   /** The one pointer swap: new requests and upgrades go to this release (null: 503 No active release). */
   setActive(releaseKey: string | null): void;
   activeRelease(): string | null;
+  /** Allows or forbids pinned clients (affinity, sticky canaries) to reach a release; becoming active allows it. */
+  setPinnable(releaseKey: string, pinnable: boolean): void;
   /** Counts per release key (zeros for an unknown key). */
   connections(releaseKey: string): ReleaseConnections;
   /** In-flight requests plus WebSockets on one backend (0 when unknown): a replaced process drains on this. */

@@ -155,6 +155,11 @@ export class WsTunnel implements Waiter, Tracked {
       this.clearUpgradeTimer();
       this.upstream = proxySocket;
       stripUpgradeResponseHeaders(proxyRes.headers);
+      const cookie = this.context.affinity.cookie;
+      if (cookie !== null && this.release !== null) {
+        const value = cookie.forResponse(this.req, this.release, this.context.trust);
+        if (value !== null) proxyRes.headers["set-cookie"] = [...(proxyRes.headers["set-cookie"] ?? []), value];
+      }
       if (this.state === "done") {
         proxySocket.destroy();
         return;

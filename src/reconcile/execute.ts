@@ -407,7 +407,7 @@ export class Executor {
         // Replaced processes stay listed (not ready) so their in-flight requests finish and are counted.
         for (const r of inst.retiring) if (r.port !== undefined && r.proc.phase !== "exited") backends.push({ id: inst.instanceId, host, port: r.port, ready: false });
       }
-      this.proxy.setBackends(key, backends);
+      this.proxy.setBackends(key, backends, this.releases.get(key)?.spec.id);
     }
   }
 

@@ -166,6 +166,7 @@ describe("configSchema", () => {
         bodyTimeoutMs: 60000,
         upgradeTimeoutMs: 30000,
         drainCloseCode: 1001,
+        affinity: { mode: "none" },
         trustedProxies: ["127.0.0.0/8", "::1/128"],
         socket: undefined,
         tcp: true,
@@ -214,6 +215,17 @@ describe("configSchema", () => {
     expect(config.processes[0]?.health).toEqual({ path: "/up", timeoutMs: 5000, intervalMs: 50, startDelayMs: 0, ipc: false });
     expect(config.processes[0]?.gracefulStopMs).toBe(2500);
     expect(config.processes[1]?.gracefulStopMs).toBe(100);
+  });
+
+  it.each([
+    ["cookie", { mode: "cookie", cookie: "rb_release" }],
+    [{ cookie: "app_release" }, { mode: "cookie", cookie: "app_release" }],
+    [{ query: "sid" }, { mode: "query", name: "sid", maxSessions: 10000 }],
+    [{ header: "X-Session", maxSessions: 50 }, { mode: "header", name: "X-Session", maxSessions: 50 }],
+    ["none", { mode: "none" }],
+  ])("normalises proxy.affinity %j", (affinity, expected) => {
+    const config = valid({ proxy: { affinity }, processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] });
+    expect(config.proxy.affinity).toEqual(expected);
   });
 
   it("leaves health off for non-proxied processes unless asked, and IPC-only health without a path", () => {
