@@ -12,6 +12,14 @@ import type { Config } from "./config/schema.js";
 import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.js";
 import { createControlServer } from "./control/server.js";
 import { controlRoutes } from "./control/routes.js";
+import type { DaemonApi, LogQuery, RolloutQuery } from "./control/daemon-api.js";
+import type { ApplyResponse, DiffResponse, LogLine, ReconcileResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./control/protocol.js";
+import type { DesiredDocument } from "./config/desired-schema.js";
+import { applyDesired, diffDesired } from "./daemon/apply-desired.js";
+import { followLines, retainedLines } from "./daemon/logs.js";
+import { restart } from "./daemon/restart.js";
+import { rollback } from "./daemon/rollback.js";
+import { rolloutOutcome, rolloutProgress, rolloutTimedOut } from "./daemon/rollout-wait.js";
 import { RollbridgeError, errorMessage } from "./errors.js";
 import { DesiredStore } from "./observe/desired-store.js";
 import { DesiredWatcher } from "./observe/desired-watcher.js";
@@ -26,7 +34,7 @@ import { MemorySupervisor } from "./reconcile/memory-supervisor.js";
 import { plannerConfig } from "./reconcile/planner-config.js";
 import { StateKeeper } from "./reconcile/state-keeper.js";
 import type { Plan } from "./reconcile/types.js";
-import { buildStatus, type StatusDocument, type StatusOptions } from "./reconcile/status.js";
+import { buildStatus } from "./reconcile/status.js";
 import { boundedLineSink } from "./reconcile/event-sink.js";
 import { lookupGid, readTrusted } from "./safe-file.js";
 
@@ -39,7 +47,8 @@ export interface DaemonOptions {
   eventSink?: ((line: string) => void) | null;
 }
 
-export class Daemon {
+/** The running daemon: its parts, wired; the control server reaches it only as a DaemonApi. */
+export class Daemon implements DaemonApi {
   loaded: LoadedConfig;
   readonly events: EventLog;
   readonly store: DesiredStore;
@@ -194,6 +203,51 @@ export class Daemon {
       activeReleaseId: s.activeRelease?.id ?? null,
       reconcile: { passes: this.loop.passes, errors: this.loop.errors },
     });
+  }
+
+  logs(query: LogQuery): LogLine[] {
+    return retainedLines(this, query);
+  }
+
+  followLogs(query: LogQuery, listener: (line: LogLine) => void): () => void {
+    return followLines(this, query, listener);
+  }
+
+  apply(document: unknown, options: { dryRun: boolean }): Promise<ApplyResponse> {
+    return applyDesired(this, document, options);
+  }
+
+  diff(document: DesiredDocument | undefined): Promise<DiffResponse> {
+    return diffDesired(this, document);
+  }
+
+  rollback(releaseId: string | undefined): Promise<RollbackResponse> {
+    return rollback(this, releaseId);
+  }
+
+  restart(request: RestartRequest): RestartResponse {
+    return restart(this, request);
+  }
+
+  async reconcile(): Promise<ReconcileResponse> {
+    const plan = await this.loop.runOnce();
+    return { converged: plan?.converged ?? false };
+  }
+
+  rolloutOutcome(query: RolloutQuery, afterPass: boolean): WaitOutcome | null {
+    return rolloutOutcome(this, query, afterPass);
+  }
+
+  rolloutProgress(query: RolloutQuery): string[] {
+    return rolloutProgress(this, query);
+  }
+
+  rolloutTimedOut(query: RolloutQuery, timeoutMs: number, abort: boolean): Promise<WaitOutcome> {
+    return rolloutTimedOut(this, query, timeoutMs, abort);
+  }
+
+  trigger(reason: string): void {
+    this.loop.trigger(reason);
   }
 
   uptimeMs(): number {

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.js";
 import { request } from "../control/client.js";
-import type { StatusDocument } from "../reconcile/status.js";
+import type { StatusDocument } from "../control/protocol.js";
 import type { DynamicValues } from "./command.js";
 import { endpointFor } from "./context.js";
 

@@ -11,7 +11,7 @@ import { defaultApplication } from "../config/resolved-config.js";
 import { defaultControlCandidates } from "../config/runtime-dir.js";
 import { request, type ControlEndpoint } from "../control/client.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
-import type { StatusDocument } from "../reconcile/status.js";
+import type { StatusDocument } from "../control/protocol.js";
 import type { CommandContext } from "./command.js";
 import { yellow } from "./output.js";
 

@@ -9,7 +9,7 @@ import { errorMessage, isRollbridgeError } from "../errors.js";
 import { resolveDesired } from "../observe/desired-read.js";
 import { isPortFree } from "../process/ports.js";
 import { findOrphans } from "../reconcile/orphans.js";
-import type { StatusDocument } from "../reconcile/status.js";
+import type { StatusDocument } from "../control/protocol.js";
 import { endpointFor } from "./context.js";
 
 export interface DoctorCheck {

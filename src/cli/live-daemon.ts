@@ -4,7 +4,7 @@ import type { Config } from "../config/resolved-config.js";
 import { request } from "../control/client.js";
 import { endpointFor } from "./context.js";
 import { RollbridgeError, errorMessage, isRollbridgeError } from "../errors.js";
-import type { StatusDocument } from "../reconcile/status.js";
+import type { StatusDocument } from "../control/protocol.js";
 
 /** What a running daemon manages. */
 export interface LiveDaemon {

@@ -1,7 +1,7 @@
 // Following a rollout for `apply --wait`, `deploy` and `stop`: each step as it happens.
 import { stream, type ControlTarget } from "../control/client.js";
 import { MAX_TIMEOUT_MS, type ApplyResponse, type ApplyWarning, type WaitOutcome, type WaitProgress } from "../control/protocol.js";
-import type { DaemonEvent } from "../reconcile/events.js";
+import type { DaemonEvent } from "../control/protocol.js";
 import type { CommandContext } from "./command.js";
 import { dim, formatMs, green, printJson, red, usageError, yellow } from "./output.js";
 

@@ -1,5 +1,7 @@
 // The control API's routes and payloads, shared by the server and the CLI's client.
 import type { DesiredDocument } from "../config/desired-schema.js";
+import type { OrphanEntry } from "../reconcile/orphans.js";
+import type { Condition, ReleaseState } from "../reconcile/types.js";
 
 export const API_PREFIX = "/v1";
 
@@ -69,4 +71,180 @@ export interface LogsResponse {
 
 export interface ErrorBody {
   error: { code: string; message: string; fix?: string };
+}
+
+// ---- GET /status ------------------------------------------------------------------------
+
+export type ProcessStatusState = "starting" | "running" | "stopping" | "stopped" | "crashed" | "failed";
+
+export interface ReleaseStatus {
+  id: string;
+  key: string;
+  path: string;
+  requestedPath: string;
+  revision: string | null;
+  state: ReleaseState;
+  createdAt: string;
+  activatedAt: string | null;
+  drainStartedAt: string | null;
+  drainDeadline: string | null;
+  stoppedAt: string | null;
+  connections: { inflight: number; websockets: number };
+  failure: ReleaseFailureStatus | null;
+}
+
+/** Why a release failed and, for the desired release, when the daemon tries it again. */
+export interface ReleaseFailureStatus {
+  reason: string;
+  code: string;
+  instanceId: string | null;
+  output: string[];
+  at: string;
+  /** Failed attempts in a row. */
+  attempts: number;
+  /** When the daemon starts it again (ISO time); null when it will not (it is no longer the desired release). */
+  retryAt: string | null;
+}
+
+export interface ProcessStatus {
+  id: string;
+  instanceId: string;
+  policy: string;
+  releaseId: string;
+  releaseKey: string;
+  state: ProcessStatusState;
+  pid: number | null;
+  port: number | null;
+  health: string;
+  restarts: number;
+  lastStartReason: string;
+  startedAt: string | null;
+  uptimeMs: number | null;
+  exitCode: number | null;
+  exitSignal: string | null;
+  replicaIndex: number;
+  replicaCount: number;
+  /** RSS of the process group, once sampled (every 2 s); null before, and once it has exited. */
+  rssBytes: number | null;
+  /** CPU use of the process group, % of one CPU over the last sample interval (2 s); null until two samples. */
+  cpuPercent: number | null;
+  memoryRestarts: number;
+  lastMemoryRestartAt: string | null;
+  children?: { pid: number; command: string; rssBytes: number }[];
+  /** A restart that was asked for and is in progress (manual, memory, requested). */
+  pendingRestart: string | null;
+  /** Why the last start failed: a spawn failure (`cwd /srv/x does not exist (ENOENT)`) or a failed readiness check; null otherwise. */
+  error: string | null;
+}
+
+export interface StatusDocument {
+  application: string;
+  daemonPid: number;
+  converged: boolean;
+  desired: {
+    releaseId: string | null;
+    path: string | null;
+    requestedPath: string | null;
+    revision: string | null;
+    generation: string | null;
+    stopped: boolean;
+    replicas: Record<string, number>;
+    file: string;
+    error: string | null;
+  };
+  activeRelease: ReleaseStatus | null;
+  releases: ReleaseStatus[];
+  processes: ProcessStatus[];
+  /** host/port: the TCP listener (tcp false: none); socket: the unix-socket listener's path, or null. */
+  proxy: { host: string; port: number; tcp: boolean; socket: string | null; activeReleaseId: string | null };
+  conditions: Condition[];
+  /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
+  orphans: OrphanEntry[];
+  /** Stopped or failed processes of retired releases left out of `processes` (`status --all` lists them). */
+  hiddenProcesses: number;
+}
+
+/** What `status` lists: by default the processes of retired releases that no longer run are left out. */
+export interface StatusOptions {
+  /** List every process, those of retired releases included (`status --all`). */
+  all?: boolean;
+}
+
+// ---- GET /events, /events/follow, the /wait stream --------------------------------------
+
+export type EventLevel = "info" | "warn" | "error";
+
+export interface DaemonEvent {
+  seq: number;
+  at: string;
+  level: EventLevel;
+  type: string;
+  message: string;
+  releaseKey?: string;
+  releaseId?: string;
+  data?: Record<string, unknown>;
+}
+
+// ---- POST /diff, and `changes` of PUT /desired -------------------------------------------
+
+/** One step of the journey from what runs to a desired state, in an operator's words. */
+export interface Change {
+  type: "start-release" | "switch" | "drain" | "stop-release" | "scale" | "resume-release" | "in-progress";
+  message: string;
+}
+
+/** `POST /diff` answers this. */
+export interface DiffResponse {
+  changes: Change[];
+}
+
+// ---- POST /rollback, POST /restart, POST /reconcile, POST /shutdown -----------------------
+
+/** A symlink to re-point: where it is and what it should name (relative when it was). */
+export interface LinkFlip {
+  path: string;
+  target: string;
+}
+
+/** `POST /rollback` answers this: the apply result plus which release it left. */
+export interface RollbackResponse extends ApplyResponse {
+  fromReleaseId: string | null;
+  toReleaseId: string;
+  toState: ReleaseState;
+  /** The symlink the desired file follows, re-pointed at the release (null: none). */
+  link: LinkFlip | null;
+}
+
+/** What `POST /restart` selects: a process id or replica id, and/or a policy (none: everything). */
+export interface RestartRequest {
+  process?: string;
+  policy?: string;
+}
+
+/** One instance a `POST /restart` marked for a restart. */
+export interface RestartTarget {
+  instanceId: string;
+  processId: string;
+  policy: string;
+  releaseId: string;
+  pid: number | null;
+  /** true: replaced new-before-old (the proxied process); false: stopped, then started. */
+  zeroDowntime: boolean;
+}
+
+/** `POST /restart` answers this. */
+export interface RestartResponse {
+  releaseId: string;
+  instances: RestartTarget[];
+}
+
+/** `POST /reconcile` answers this: whether the pass it waited for found nothing left to do. */
+export interface ReconcileResponse {
+  converged: boolean;
+}
+
+/** `POST /shutdown` answers this; the daemon stops once the answer is sent. */
+export interface ShutdownResponse {
+  ok: true;
+  pid: number;
 }

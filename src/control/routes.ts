@@ -1,27 +1,19 @@
-// The control API's endpoints, bound to a running daemon.
+// The control API's endpoints: each reads its request, asks the daemon (DaemonApi), and
+// answers in the wire types of protocol.ts.
 import type http from "node:http";
 import type { DesiredDocument } from "../config/desired-schema.js";
 import { RollbridgeError } from "../errors.js";
-import type { Daemon } from "../main.js";
-import { resolveDesired } from "../observe/desired-store.js";
-import { applyDesired, checkReplicaIds, parseDocument } from "./apply-desired.js";
-import { operationRoutes } from "./operation-routes.js";
-import { describeChanges } from "../reconcile/diff.js";
-import { plannerConfig } from "../reconcile/planner-config.js";
-import { logQuery, retainedLines } from "./logs.js";
-import { namedTarget } from "../reconcile/release-identity.js";
-import { MAX_TIMEOUT_MS, type ApplyRequest, type ApplyResponse, type LogsResponse, type WaitOutcome, type WaitProgress } from "./protocol.js";
-import { describeDrain, drainingReleases, progressLines } from "../reconcile/rollout-progress.js";
-import type { Route } from "./server.js";
-import { abortRollout } from "./abort-rollout.js";
+import type { DaemonApi, RolloutQuery } from "./daemon-api.js";
+import { logQuery } from "./log-query.js";
 import { ndjsonStream } from "./ndjson-stream.js";
-import { SERVICES_KEY } from "../reconcile/types.js";
-import path from "node:path";
+import { operationRoutes } from "./operation-routes.js";
+import { MAX_TIMEOUT_MS, type ApplyRequest, type LogsResponse, type ShutdownResponse, type WaitOutcome, type WaitProgress } from "./protocol.js";
+import type { Route } from "./server.js";
 
 /** How long the wait stream may stay silent while a rollout waits (the issue asks for ≤ 2 s). */
 const PROGRESS_EVERY_MS = 1500;
 
-export function controlRoutes(daemon: Daemon): Route[] {
+export function controlRoutes(daemon: DaemonApi): Route[] {
   return [
     { method: "GET", path: "/status", handler: (_req, _res, url) => daemon.status({ all: url.searchParams.get("all") === "true" }) },
     {
@@ -29,23 +21,20 @@ export function controlRoutes(daemon: Daemon): Route[] {
       path: "/events",
       handler: (_req, _res, url) => ({ events: daemon.events.recent(positiveInt(url.searchParams.get("limit"), 1000)) }),
     },
-    { method: "GET", path: "/logs", handler: (_req, _res, url): LogsResponse => ({ lines: retainedLines(daemon, logQuery(url)) }) },
+    { method: "GET", path: "/logs", handler: (_req, _res, url): LogsResponse => ({ lines: daemon.logs(logQuery(url)) }) },
     { method: "PUT", path: "/desired", handler: (_req, _res, _url, body) => apply(daemon, body as ApplyRequest) },
     { method: "POST", path: "/diff", handler: (_req, _res, _url, body) => diff(daemon, body as { document?: DesiredDocument } | undefined) },
     { method: "GET", path: "/wait", handler: (req, res, url) => wait(daemon, req, res, url) },
     {
       method: "POST",
       path: "/reconcile",
-      handler: async () => {
-        const plan = await daemon.loop.runOnce();
-        return { converged: plan?.converged ?? false };
-      },
+      handler: () => daemon.reconcile(),
     },
     ...operationRoutes(daemon),
     {
       method: "POST",
       path: "/shutdown",
-      handler: (_req, res) => {
+      handler: (_req, res): ShutdownResponse => {
         res.on("finish", () => daemon.requestShutdown("shutdown command"));
         return { ok: true, pid: process.pid };
       },
@@ -60,46 +49,31 @@ function positiveInt(value: string | null, fallback: number): number {
   return n;
 }
 
-async function apply(daemon: Daemon, body: ApplyRequest | undefined): Promise<ApplyResponse> {
+function apply(daemon: DaemonApi, body: ApplyRequest | undefined) {
   if (!body || typeof body !== "object" || !("document" in body)) throw new RollbridgeError("USAGE", "expected {document}");
-  return applyDesired(daemon, body.document, { dryRun: body.dryRun === true });
+  return daemon.apply(body.document, { dryRun: body.dryRun === true });
 }
 
-async function diff(daemon: Daemon, body: { document?: DesiredDocument } | undefined) {
-  const file = daemon.config.desiredPath;
-  let target;
-  if (body?.document !== undefined) {
-    target = await resolveDesired(parseDocument(body.document), path.dirname(file));
-  } else {
-    // The file as it is now (even if the daemon has not adopted it yet); its problem if it has one.
-    target = await daemon.store.peek();
-  }
-  checkReplicaIds(daemon, target.replicas);
-  return { changes: describeChanges(plannerConfig(daemon.config), namedTarget(target, daemon.executor.releases.values()), daemon.executor.observe()) };
-}
-
-/** No process of the release (or a service its rollout started) is still running. */
-function releaseSettled(daemon: Daemon, key: string): boolean {
-  const gone = (phase: string | undefined) => phase === undefined || phase === "exited";
-  const slots = [...(daemon.executor.instances.get(key)?.values() ?? [])];
-  const services = [...(daemon.executor.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
-  return [...slots, ...services].every((i) => gone(i.proc?.phase) && gone(i.successor?.proc?.phase) && i.retiring.every((r) => gone(r.proc.phase)));
+function diff(daemon: DaemonApi, body: { document?: DesiredDocument } | undefined) {
+  return daemon.diff(body?.document);
 }
 
 /** Streams events (NDJSON) until the asked-for rollout converges, fails or times out. */
-function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
-  const generation = url.searchParams.get("generation");
-  const wantStopped = url.searchParams.get("stopped") === "true";
-  // --wait-drained: done only once every older release has drained and stopped too.
-  const wantDrained = url.searchParams.get("drained") === "true";
-  const since = Number(url.searchParams.get("since") ?? daemon.events.lastSeq());
+function wait(daemon: DaemonApi, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+  const query: RolloutQuery = {
+    generation: url.searchParams.get("generation"),
+    stopped: url.searchParams.get("stopped") === "true",
+    // --wait-drained: done only once every older release has drained and stopped too.
+    drained: url.searchParams.get("drained") === "true",
+    sinceSeq: Number(url.searchParams.get("since") ?? daemon.events.lastSeq()),
+    startedAt: Date.now(),
+  };
   const timeoutMs = waitTimeout(url.searchParams.get("timeoutMs"));
-  const startedAt = Date.now();
   // Cut when the CLI falls 1 MiB behind: the wait ends here, the rollout does not.
   let stop = () => {};
   const out = ndjsonStream(res, { what: "apply --wait", fix: "the rollout goes on without this wait: rollbridge status (or rollbridge events) shows how it ends", onCut: () => stop() });
   const write = (value: unknown) => void out.write(value);
-  for (const event of daemon.events.recent()) if (event.seq > since) out.write({ event }, true);
+  for (const event of daemon.events.recent()) if (event.seq > query.sinceSeq) out.write({ event }, true);
 
   return new Promise<void>((resolve) => {
     let done = false;
@@ -117,45 +91,13 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       resolve();
     };
     const check = () => {
-      const plan = daemon.loop.latestPlan();
-      const desired = daemon.store.current();
-      // Superseded only once the daemon has adopted something else since the write (another
-      // writer's different release, stopped, or an invalid file): until then the adopted state
-      // may simply predate our write. A replicas-only change keeps the generation: not superseded.
-      const replaced = replacedSince(daemon, since);
-      if (wantStopped) {
-        if (!desired.target?.stopped) {
-          if (replaced) finish({ outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: desired.target?.release?.id ?? null });
-          return;
-        }
-        if (plan?.converged && daemon.proxy.activeRelease() === null) finish({ outcome: "converged", message: "stopped: no active release", releaseId: null });
-        return;
-      }
-      const rec = generation ? daemon.executor.releases.get(generation) : undefined;
-      const currentGen = desired.target?.stopped ? null : (desired.target?.release?.generation ?? null);
-      if (currentGen !== generation) {
-        if (replaced) finish({ outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: rec?.spec.id ?? null });
-        return;
-      }
-      // Failed: reported once what the rollout started has stopped, so the caller sees the end state.
-      if (rec?.state === "failed" && rec.failure && rec.failure.at >= startedAt - 10 && releaseSettled(daemon, rec.key)) {
-        const f = rec.failure;
-        return finish({ outcome: "failed", message: f.reason, releaseId: rec.spec.id, failure: { reason: f.reason, code: f.code, instanceId: f.instanceId ?? null, output: f.output ?? [] } });
-      }
-      // Another writer's broken file after ours does not undo our rollout: report it, converged.
-      const note = desired.error ? ` (but the desired file now has a problem: ${desired.error.message})` : "";
-      // Done once the release serves all new traffic; the old one drains in the background
-      // (reported), unless --wait-drained asked to see it stopped as well.
-      if (fresh && rec?.state === "active" && (wantDrained ? plan?.converged : plan?.serving === rec.key)) {
-        const draining = plan?.converged ? null : (drainingReleases(daemon.executor.observe()).find((d) => d.key !== rec.key) ?? null);
-        const message = plan?.converged ? `${rec.spec.id} is active and converged${note}` : `${rec.spec.id} serves all new traffic${note}`;
-        finish({ outcome: "converged", message, releaseId: rec.spec.id, draining: draining && { releaseId: draining.releaseId, inflight: draining.inflight, websockets: draining.websockets, deadline: draining.deadline, message: `draining ${describeDrain(draining, Date.now())}` } });
-      }
+      const outcome = daemon.rolloutOutcome(query, fresh);
+      if (outcome) finish(outcome);
     };
     // Between events, at least every 2 s: what the rollout waits for (a pending health check, a drain).
     const progress = () => {
       if (done || Date.now() - lastLineAt < PROGRESS_EVERY_MS) return;
-      const lines = progressLines(daemon.config, daemon.executor, daemon.loop.latestPlan(), wantStopped ? null : generation, Date.now());
+      const lines = daemon.rolloutProgress(query);
       if (lines.length === 0) return;
       lastLineAt = Date.now();
       for (const message of lines) write({ progress: { message } satisfies WaitProgress });
@@ -172,14 +114,7 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       check();
       progress();
     }, 250);
-    const onTimeout = async () => {
-      // apply --wait --timeout abandons a rollout that is still starting (naught's deploy-abort).
-      const aborted = generation && url.searchParams.get("abort") === "true" ? await abortRollout(daemon, generation, `not ready within ${timeoutMs} ms (--timeout)`).catch(() => null) : null;
-      const rec = daemon.executor.releases.get(generation ?? "");
-      const draining = rec?.state === "active" ? drainingReleases(daemon.executor.observe()).find((d) => d.key !== rec.key) : undefined;
-      const message = aborted ?? (draining ? `${rec?.spec.id} serves, but ${draining.releaseId} was still draining after ${timeoutMs} ms` : `not converged within ${timeoutMs} ms`);
-      finish({ outcome: "timeout", message, releaseId: rec?.spec.id ?? null });
-    };
+    const onTimeout = async () => finish(await daemon.rolloutTimedOut(query, timeoutMs, url.searchParams.get("abort") === "true"));
     const timer = timeoutMs > 0 ? setTimeout(() => void onTimeout(), timeoutMs) : null;
     stop = () => {
       if (!done) {
@@ -192,7 +127,7 @@ function wait(daemon: Daemon, req: http.IncomingMessage, res: http.ServerRespons
       }
     };
     req.on("close", stop);
-    daemon.loop.trigger("wait");
+    daemon.trigger("wait");
   });
 }
 
@@ -203,10 +138,4 @@ function waitTimeout(raw: string | null): number {
   if (!Number.isInteger(n) || n < 0) throw new RollbridgeError("USAGE", `timeoutMs "${raw}" is not a non-negative whole number of milliseconds`);
   if (n > MAX_TIMEOUT_MS) throw new RollbridgeError("USAGE", `timeoutMs ${raw} is over ${MAX_TIMEOUT_MS} ms (about 24.8 days), the longest a timer can wait`, { fix: "pass a shorter timeout, or none" });
   return n;
-}
-
-/** What the daemon adopted from the desired file after event `since`, if anything (the latest). */
-function replacedSince(daemon: Daemon, since: number): string | null {
-  const adopted = daemon.events.recent().filter((e) => e.seq > since && (e.type === "desired-changed" || e.type === "desired-invalid"));
-  return adopted.at(-1)?.message ?? null;
 }

@@ -1,7 +1,8 @@
 // Prometheus metrics of the daemon: request counters fed by the proxy's response hook, deploy
 // and restart counters derived from the event log, and gauges read at scrape time, rendered in
 // the text exposition format (version 0.0.4).
-import type { DaemonEvent, EventLog } from "../reconcile/events.js";
+import type { DaemonEvent } from "../control/protocol.js";
+import type { EventLog } from "../reconcile/events.js";
 
 /** What a scrape reads from the daemon at that moment. */
 export interface MetricsSnapshot {

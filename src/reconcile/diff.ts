@@ -3,11 +3,7 @@
 import type { PlannerConfig } from "./planner-config.js";
 import { replicaCount } from "./plan.js";
 import type { DesiredTarget, ObservedState } from "./types.js";
-
-export interface Change {
-  type: "start-release" | "switch" | "drain" | "stop-release" | "scale" | "resume-release" | "in-progress";
-  message: string;
-}
+import type { Change } from "../control/protocol.js";
 
 export function describeChanges(config: PlannerConfig, target: DesiredTarget, observed: ObservedState): Change[] {
   const changes: Change[] = [];

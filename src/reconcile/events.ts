@@ -1,19 +1,7 @@
 // The daemon's structured history: the last 1000 events in memory, each also written as one
 // JSON line to stdout (journald / the daemon log file), and streamed to `apply --wait`.
+import type { DaemonEvent, EventLevel } from "../control/protocol.js";
 import { boundedLineSink } from "./event-sink.js";
-
-export type EventLevel = "info" | "warn" | "error";
-
-export interface DaemonEvent {
-  seq: number;
-  at: string;
-  level: EventLevel;
-  type: string;
-  message: string;
-  releaseKey?: string;
-  releaseId?: string;
-  data?: Record<string, unknown>;
-}
 
 export type EventInput = Omit<DaemonEvent, "seq" | "at" | "level"> & { level?: EventLevel };
 

@@ -1,6 +1,6 @@
 // `rollbridge diff`: what the daemon would do to reach a desired state. Exit 0 no changes,
 // 1 changes, 2 error.
-import type { Change } from "../../reconcile/diff.js";
+import type { Change } from "../../control/protocol.js";
 import type { Command } from "../command.js";
 import { daemonFor } from "../context.js";
 import { request } from "../../control/client.js";

@@ -1,5 +1,5 @@
 // `rollbridge events`: the daemon's structured history.
-import type { DaemonEvent } from "../../reconcile/events.js";
+import type { DaemonEvent } from "../../control/protocol.js";
 import type { Command } from "../command.js";
 import { daemonFor, daemonRequest } from "../context.js";
 import { follow } from "../follow.js";

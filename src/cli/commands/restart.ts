@@ -1,8 +1,8 @@
 // `rollbridge restart`: restart processes of the active release in place (reason `manual`);
 // the proxied process is replaced new-before-old, so no request fails.
 import { request, type ControlTarget } from "../../control/client.js";
-import type { RestartTarget } from "../../control/operation-routes.js";
-import type { StatusDocument } from "../../reconcile/status.js";
+import type { RestartTarget } from "../../control/protocol.js";
+import type { StatusDocument } from "../../control/protocol.js";
 import { RollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { daemonFor } from "../context.js";

@@ -1,7 +1,7 @@
 // `rollbridge rollback`: make a retained release the desired one again (through the desired
 // file, like every imperative change) and follow the rollout like `apply --wait`.
 import { request } from "../../control/client.js";
-import type { RollbackResponse } from "../../control/operation-routes.js";
+import type { RollbackResponse } from "../../control/protocol.js";
 import type { Command } from "../command.js";
 import { daemonFor } from "../context.js";
 import { printError, usageError } from "../output.js";

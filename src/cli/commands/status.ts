@@ -1,5 +1,5 @@
 // `rollbridge status`: desired vs observed — releases, processes, proxy, conditions.
-import type { ReleaseStatus, StatusDocument } from "../../reconcile/status.js";
+import type { ReleaseStatus, StatusDocument } from "../../control/protocol.js";
 import type { Command } from "../command.js";
 import { daemonRequest } from "../context.js";
 import { bold, dim, formatBytes, formatMs, green, printError, printJson, red, table, yellow } from "../output.js";

@@ -5,13 +5,13 @@ import path from "node:path";
 import type { DesiredDocument } from "../config/desired-schema.js";
 import { checkDesiredSize, desiredSchema, serializeDesired } from "../config/desired-schema.js";
 import { RollbridgeError } from "../errors.js";
-import type { Daemon } from "../main.js";
+import type { DaemonParts } from "./parts.js";
 import { resolveDesired } from "../observe/desired-store.js";
 import { describeChanges } from "../reconcile/diff.js";
 import { plannerConfig } from "../reconcile/planner-config.js";
 import { namedTarget } from "../reconcile/release-identity.js";
 import type { DesiredTarget } from "../reconcile/types.js";
-import type { ApplyResponse, ApplyWarning } from "./protocol.js";
+import type { ApplyResponse, ApplyWarning, DiffResponse } from "../control/protocol.js";
 import { followedLink } from "./release-document.js";
 
 /** Validates a desired document received over the socket (the same rules as the file). */
@@ -29,7 +29,7 @@ export function parseDocument(raw: unknown): DesiredDocument {
  * atomically unless `dryRun`, and asks for a reconcile pass. Nothing that runs is touched
  * when the document is invalid.
  */
-export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
+export async function applyDesired(daemon: DaemonParts, raw: unknown, options: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
   const document = parseDocument(raw);
   // The cap of the file, applied to what would be written: the file never goes over it.
   checkDesiredSize(Buffer.byteLength(serializeDesired(document)), "the desired document (as YAML)");
@@ -56,7 +56,7 @@ export async function applyDesired(daemon: Daemon, raw: unknown, options: { dryR
  * directory instead: from then on flips of the link are not followed. Say so, and how to keep
  * following it.
  */
-async function linkWarnings(daemon: Daemon, next: DesiredTarget): Promise<ApplyWarning[]> {
+async function linkWarnings(daemon: DaemonParts, next: DesiredTarget): Promise<ApplyWarning[]> {
   const link = await followedLink(daemon.store.current().target?.release?.requestedPath ?? null);
   const requested = next.release?.requestedPath;
   if (link === null || requested === undefined || requested === link || (await followedLink(requested)) !== null) return [];
@@ -71,7 +71,7 @@ async function linkWarnings(daemon: Daemon, next: DesiredTarget): Promise<ApplyW
 }
 
 /** Every `replicas` key must name a configured process; the proxied one keeps at least one. */
-export function checkReplicaIds(daemon: Daemon, replicas: Record<string, number>): void {
+export function checkReplicaIds(daemon: DaemonParts, replicas: Record<string, number>): void {
   for (const [id, n] of Object.entries(replicas)) {
     const proc = daemon.config.processes.find((p) => p.id === id);
     if (!proc) throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: no process "${id}" in the config`, { fix: `use one of: ${daemon.config.processes.map((p) => p.id).join(", ")}` });
@@ -80,4 +80,12 @@ export function checkReplicaIds(daemon: Daemon, replicas: Record<string, number>
       throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: a ${proc.policy} runs exactly one instance`, { fix: `remove replicas.${id}` });
     }
   }
+}
+
+/** `diff`: the changes `document` (or, without one, the desired file as it is now) would make. */
+export async function diffDesired(daemon: DaemonParts, document: DesiredDocument | undefined): Promise<DiffResponse> {
+  // The file as it is now (even if the daemon has not adopted it yet); its problem if it has one.
+  const target = document !== undefined ? await resolveDesired(parseDocument(document), path.dirname(daemon.config.desiredPath)) : await daemon.store.peek();
+  checkReplicaIds(daemon, target.replicas);
+  return { changes: describeChanges(plannerConfig(daemon.config), namedTarget(target, daemon.executor.releases.values()), daemon.executor.observe()) };
 }

@@ -1,31 +1,14 @@
 // Which output lines `logs` shows: every retained line of the matching processes (a process
 // id, a replica id, or all), merged into one list in time order, then those written since a
-// time, then the last N. `logs --follow` starts with the same selection.
+// time, then the last N. `logs --follow` starts with the same selection, then follows.
 import { RollbridgeError } from "../errors.js";
-import type { Daemon } from "../main.js";
+import type { DaemonParts } from "./parts.js";
 import type { InstanceOutputLine } from "../reconcile/slot-processes.js";
-import type { LogLine } from "./protocol.js";
-
-/** What a logs request asks for (query `process`, `lines`, `since`). */
-export interface LogQuery {
-  process: string | null;
-  /** At most this many lines (the most recent); null: all retained. */
-  lines: number | null;
-  /** Only lines read at or after this time (ms since the epoch). */
-  since: number | null;
-}
-
-/** Reads and checks the query; a malformed value is a USAGE error (400). */
-export function logQuery(url: URL): LogQuery {
-  return {
-    process: url.searchParams.get("process") || null,
-    lines: intParam(url, "lines", 0),
-    since: intParam(url, "since", 0),
-  };
-}
+import type { LogQuery } from "../control/daemon-api.js";
+import type { LogLine } from "../control/protocol.js";
 
 /** The retained lines the query selects, oldest first. Throws UNKNOWN_PROCESS for an id nothing matches. */
-export function retainedLines(daemon: Daemon, query: LogQuery): LogLine[] {
+export function retainedLines(daemon: DaemonParts, query: LogQuery): LogLine[] {
   const matches = (processId: string, instanceId: string) => query.process === null || processId === query.process || instanceId === query.process;
   let found = false;
   const lines: LogLine[] = [];
@@ -55,10 +38,10 @@ export function wireLine(l: InstanceOutputLine): LogLine {
   return { at: new Date(l.at).toISOString(), instanceId: l.instanceId, processId: l.processId, releaseId: l.releaseId, pid: l.pid, stream: l.stream, line: l.line };
 }
 
-function intParam(url: URL, name: string, min: number): number | null {
-  const raw = url.searchParams.get(name);
-  if (raw === null || raw === "") return null;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw new RollbridgeError("USAGE", `${name} must be an integer of at least ${min}, not "${raw}"`);
-  return n;
+/** Every line written from now on by a process the query selects (`logs --follow`). */
+export function followLines(daemon: DaemonParts, query: LogQuery, listener: (line: LogLine) => void): () => void {
+  const filter = query.process;
+  return daemon.executor.onOutput((line) => {
+    if (!filter || line.processId === filter || line.instanceId === filter) listener(wireLine(line));
+  });
 }

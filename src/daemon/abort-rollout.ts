@@ -2,12 +2,12 @@
 // the desired file goes back to what was serving, so the file stays the source of truth.
 import type { DesiredDocument } from "../config/desired-schema.js";
 import { errorMessage } from "../errors.js";
-import type { Daemon } from "../main.js";
+import type { DaemonParts } from "./parts.js";
 import { applyDesired } from "./apply-desired.js";
 import { documentFor, repointLink } from "./release-document.js";
 
 /** Returns what was done, or null when there was nothing to abort (already live, superseded). */
-export async function abortRollout(daemon: Daemon, generation: string, reason: string): Promise<string | null> {
+export async function abortRollout(daemon: DaemonParts, generation: string, reason: string): Promise<string | null> {
   return daemon.loop.exclusive(async () => {
     const rec = daemon.executor.releases.get(generation);
     const desired = daemon.store.current();

@@ -8,7 +8,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { DesiredDocument } from "../config/desired-schema.js";
 import { RollbridgeError, errorMessage } from "../errors.js";
-import type { Daemon } from "../main.js";
+import type { DaemonParts } from "./parts.js";
 import type { ReleaseRecord } from "../reconcile/types.js";
 
 /** A symlink to re-point: where it is and what it should name (relative when it was). */
@@ -32,7 +32,7 @@ export interface ReleaseDocument {
  * only when they were given, never a numbered display id), so it resolves to the same
  * generation and the daemon resumes that record instead of creating a new release.
  */
-export async function documentFor(daemon: Daemon, rec: ReleaseRecord): Promise<ReleaseDocument> {
+export async function documentFor(daemon: DaemonParts, rec: ReleaseRecord): Promise<ReleaseDocument> {
   const current = daemon.store.current();
   const spec = rec.spec;
   const direct: NonNullable<DesiredDocument["release"]> = { path: spec.path };
