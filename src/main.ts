@@ -273,7 +273,14 @@ export class Daemon implements DaemonApi {
     try {
       const next = await loadConfig(this.options.explicitConfigPath ?? this.loaded.path, this.options.cwd ?? process.cwd());
       // After a failed reload, a good file is news even when it equals the running config.
-      if (origin !== "SIGHUP" && !this.reloadFailed && JSON.stringify(next.config) === JSON.stringify(this.config)) return;
+      if (origin !== "SIGHUP" && !this.reloadFailed && JSON.stringify(next.config) === JSON.stringify(this.config)) {
+        // The same config in other text (a comment): the record follows the text, for the CLI's fast path.
+        if (next.fingerprint !== this.loaded.fingerprint) {
+          this.loaded = { ...this.loaded, fingerprint: next.fingerprint };
+          await this.recordConfig();
+        }
+        return;
+      }
       this.reloadFailed = false;
       const refused = listenerChanges(this.config, next.config);
       if (refused.length > 0) {
@@ -282,6 +289,7 @@ export class Daemon implements DaemonApi {
       }
       this.loaded = next;
       this.executor.config = next.config;
+      await this.recordConfig();
       this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path} (${origin})` });
       this.loop.trigger("config-reload");
     } catch (error) {
@@ -323,11 +331,14 @@ export class Daemon implements DaemonApi {
     this.events.emit({ type: "daemon-stopped", message: "daemon stopped" });
   }
 
-  /** Records which socket serves this config file, so a CLI finds it while the file is broken. */
+  /**
+   * Records which socket serves this config file, so a CLI finds it while the file is broken,
+   * and (with the fingerprint of the text) without parsing the file when it is unchanged.
+   */
   private async recordConfig(): Promise<void> {
     const config = this.config;
     try {
-      await writeConfigRecord({ configPath: this.loaded.path, socket: config.control.path, owner: config.control.owner, desiredPath: config.desiredPath, application: config.application, pid: process.pid });
+      await writeConfigRecord({ configPath: this.loaded.path, socket: config.control.path, owner: config.control.owner, desiredPath: config.desiredPath, application: config.application, pid: process.pid, configHash: this.loaded.fingerprint, controlDefault: config.control.defaultPath });
       this.recorded = true;
       await pruneConfigRecords();
     } catch (error) {

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { GLOBAL_OPTIONS, type CommandContext } from "./command.js";
+import { COMMAND_LOADERS } from "./commands/registry.js";
 import { commandHelp, mainHelp } from "./help.js";
 import { printError, usageError } from "./output.js";
 
@@ -23,23 +24,27 @@ export async function main(argv: string[]): Promise<number> {
     stdout(`${version()}\n`);
     return 0;
   }
-  const { COMMANDS } = await import("./commands/index.js");
   if (name === undefined || name === "--help" || name === "-h") {
+    const { COMMANDS } = await import("./commands/index.js");
     stdout(mainHelp(COMMANDS));
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  // Only the named command's module: each loads what it needs (status neither YAML nor zod).
+  const load = Object.hasOwn(COMMAND_LOADERS, name) ? COMMAND_LOADERS[name] : undefined;
+  const command = load === undefined ? undefined : await load();
   const baseCtx: CommandContext = { values: {}, positionals: [], json: rest.includes("--json"), cwd: process.cwd(), stdout, stderr };
   if (!command) {
-    const close = COMMANDS.map((c) => c.name).filter((n) => n.startsWith(name.slice(0, 2)));
+    const close = Object.keys(COMMAND_LOADERS).filter((n) => n.startsWith(name.slice(0, 2)));
     return printError(baseCtx, usageError(`unknown command "${name}"`, close.length ? `did you mean ${close.join(" or ")}? (rollbridge help lists all)` : "rollbridge help lists the commands"), 2);
   }
   let parsed;
   try {
-    const options = Object.fromEntries(Object.entries({ ...GLOBAL_OPTIONS, ...command.options }).map(([k, v]) => {
-      const { description: _d, valueName: _v, complete: _c, ...rest } = v;
-      return [k, rest];
-    }));
+    const options = Object.fromEntries(
+      Object.entries({ ...GLOBAL_OPTIONS, ...command.options }).map(([k, v]) => {
+        const { description: _d, valueName: _v, complete: _c, ...rest } = v;
+        return [k, rest];
+      }),
+    );
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (error) {
     return printError(baseCtx, usageError((error as Error).message.replace(/\. To specify.*$/s, ""), `rollbridge ${name} --help shows its flags`), 2);

@@ -4,23 +4,24 @@
 // (atomically, through safe-file.ts), removed at shutdown; it holds paths and a pid, no secrets.
 import { readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import { z } from "zod";
 import { euid, readTrusted, writeAtomic } from "../safe-file.js";
 import { configRecordCandidates, configRecordPath, ensureBaseDir } from "./runtime-dir.js";
 
-const recordSchema = z.object({
-  version: z.literal(1),
-  configPath: z.string(),
-  socket: z.string(),
-  owner: z.union([z.number(), z.string()]).optional(),
-  desiredPath: z.string(),
-  application: z.string(),
-  pid: z.number().int().positive(),
-  writtenAt: z.string(),
-});
-
 /** What a daemon records about the config it runs. */
-export type ConfigRecord = z.output<typeof recordSchema>;
+export interface ConfigRecord {
+  version: 1;
+  configPath: string;
+  socket: string;
+  owner?: number | string | undefined;
+  desiredPath: string;
+  application: string;
+  pid: number;
+  writtenAt: string;
+  /** configFingerprint (find.ts) of the text the daemon validated; absent for a JS config. */
+  configHash?: string | undefined;
+  /** The socket is the default one (no control.path), found among the default locations. */
+  controlDefault?: boolean | undefined;
+}
 
 /** Writes the record of `record.configPath` (mode 0644: a group member's CLI must read it); returns its path. */
 export async function writeConfigRecord(record: Omit<ConfigRecord, "version" | "writtenAt">): Promise<string> {
@@ -71,6 +72,30 @@ async function readRecord(file: string): Promise<ConfigRecord | null> {
   // Only root's or our own records count: another user could otherwise point us at their socket.
   const read = await readTrusted(file, { owners: [0, euid()], maxBytes: 64 * 1024, purpose: "read the daemon record" });
   if (read === null) return null;
-  const parsed = recordSchema.safeParse(JSON.parse(read.text));
-  return parsed.success ? parsed.data : null;
+  return parseRecord(JSON.parse(read.text));
+}
+
+// Checked by hand, not with zod: the CLI reads records on its fast path (see cli/context.ts).
+function parseRecord(value: unknown): ConfigRecord | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const r = value as Record<string, unknown>;
+  const strings = [r["configPath"], r["socket"], r["desiredPath"], r["application"], r["writtenAt"]];
+  if (r["version"] !== 1 || !strings.every((s) => typeof s === "string")) return null;
+  if (typeof r["pid"] !== "number" || !Number.isInteger(r["pid"]) || r["pid"] <= 0) return null;
+  const owner = r["owner"];
+  if (owner !== undefined && typeof owner !== "number" && typeof owner !== "string") return null;
+  const configHash = typeof r["configHash"] === "string" ? r["configHash"] : undefined;
+  const controlDefault = typeof r["controlDefault"] === "boolean" ? r["controlDefault"] : undefined;
+  return {
+    version: 1,
+    configPath: r["configPath"] as string,
+    socket: r["socket"] as string,
+    owner,
+    desiredPath: r["desiredPath"] as string,
+    application: r["application"] as string,
+    pid: r["pid"],
+    writtenAt: r["writtenAt"] as string,
+    configHash,
+    controlDefault,
+  };
 }

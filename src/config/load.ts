@@ -1,25 +1,17 @@
 // Finding the config file and reading it: YAML, JSON, or a JS module exporting the object
 // (or a sync/async function returning it).
-import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { basename, dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, extname, isAbsolute, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from "yaml";
 import { errorMessage, RollbridgeError } from "../errors.js";
 import { formatIssues, validateConfig } from "./issues.js";
 import { explainYamlError } from "./yaml-errors.js";
+import { CONFIG_FILE_NAMES, configFingerprint, findConfigPath } from "./find.js";
 import type { Config } from "./resolved-config.js";
 
-// Looked up in the working directory, in this order, when --config is not given.
-export const CONFIG_FILE_NAMES: readonly string[] = [
-  "rollbridge.yaml",
-  "rollbridge.yml",
-  "rollbridge.json",
-  "rollbridge.js",
-  "rollbridge.mjs",
-  "rollbridge.cjs",
-];
+export { CONFIG_FILE_NAMES, findConfigPath } from "./find.js";
 
 export interface LoadedConfig {
   config: Config;
@@ -27,34 +19,26 @@ export interface LoadedConfig {
   path: string;
   /** Its directory. */
   dir: string;
-}
-
-// The config file to use: `explicit` (a file, or a directory to search) or the first known name in `cwd`.
-export function findConfigPath(explicit: string | undefined, cwd: string): string {
-  if (explicit !== undefined) {
-    const path = resolve(cwd, explicit);
-    if (!existsSync(path)) {
-      throw new RollbridgeError("CONFIG_NOT_FOUND", `config file not found: ${path}`, {
-        fix: "Check the path given to --config.",
-      });
-    }
-    if (!statSync(path).isDirectory()) return path;
-    return searchDirectory(path, "Pass --config with the config file's path, or create rollbridge.yaml in that directory.");
-  }
-  return searchDirectory(resolve(cwd), "Create rollbridge.yaml in this directory, or pass --config PATH.");
+  /** configFingerprint of the text validated (YAML and JSON files; a JS module has none). */
+  fingerprint?: string;
 }
 
 // Parses a config file into plain data; throws CONFIG_LOAD_FAILED (with the cause) when it cannot.
 export async function loadRawConfig(path: string): Promise<unknown> {
+  return (await readConfigFile(path)).raw;
+}
+
+// The parsed file and, for YAML and JSON, the text it was parsed from.
+async function readConfigFile(path: string): Promise<{ raw: unknown; text?: string }> {
   const extension = extname(path).toLowerCase();
-  if (extension === ".js" || extension === ".mjs" || extension === ".cjs") return importConfigModule(path);
+  if (extension === ".js" || extension === ".mjs" || extension === ".cjs") return { raw: await importConfigModule(path) };
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
     throw new RollbridgeError("CONFIG_LOAD_FAILED", `cannot read ${path}: ${errorMessage(error)}`, { cause: error });
   }
-  if (extension === ".json") return parseJsonText(text, path);
+  if (extension === ".json") return { raw: parseJsonText(text, path), text };
   if (extension === ".yaml" || extension === ".yml") {
     const parsed = parseYamlText(text, isProcessEnvValue);
     if ("error" in parsed) {
@@ -63,7 +47,7 @@ export async function loadRawConfig(path: string): Promise<unknown> {
         fix: parsed.error.fix,
       });
     }
-    return parsed.value;
+    return { raw: parsed.value, text };
   }
   throw new RollbridgeError("CONFIG_LOAD_FAILED", `unsupported config file type "${extension || basename(path)}": ${path}`, {
     fix: `Name the config file with one of: ${CONFIG_FILE_NAMES.map((name) => extname(name)).join(", ")}.`,
@@ -73,7 +57,7 @@ export async function loadRawConfig(path: string): Promise<unknown> {
 // Finds, reads and validates the config; throws CONFIG_INVALID with every issue in `details`.
 export async function loadConfig(explicit: string | undefined, cwd: string): Promise<LoadedConfig> {
   const path = findConfigPath(explicit, cwd);
-  const raw = await loadRawConfig(path);
+  const { raw, text } = await readConfigFile(path);
   const result = validateConfig(raw, { configPath: path });
   if (!result.ok) {
     const shown = relative(resolve(cwd), path);
@@ -83,7 +67,7 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
       fix: result.issues.length === 1 ? result.issues[0]?.fix : "Fix each issue listed above.",
     });
   }
-  return { config: result.config, path, dir: dirname(path) };
+  return { config: result.config, path, dir: dirname(path), ...(text === undefined ? {} : { fingerprint: configFingerprint(text) }) };
 }
 
 export interface YamlSyntaxError {
@@ -97,10 +81,7 @@ export interface YamlSyntaxError {
 
 // Parses YAML (or JSON) text. Scalars at paths chosen by `keepText` keep their source text, so an
 // unquoted `0755` or `1.50` stays a string as written rather than becoming a number.
-export function parseYamlText(
-  text: string,
-  keepText: (path: readonly (string | number)[]) => boolean,
-): { value: unknown } | { error: YamlSyntaxError } {
+export function parseYamlText(text: string, keepText: (path: readonly (string | number)[]) => boolean): { value: unknown } | { error: YamlSyntaxError } {
   const lineCounter = new LineCounter();
   // logLevel "error": problems come back as errors here, never as warnings on the daemon's stderr.
   const document = parseDocument(text, { merge: true, prettyErrors: true, lineCounter, logLevel: "error" });
@@ -125,14 +106,6 @@ function firstAliasOffset(document: ReturnType<typeof parseDocument>): number | 
     },
   });
   return offset;
-}
-
-function searchDirectory(dir: string, fix: string): string {
-  for (const name of CONFIG_FILE_NAMES) {
-    const candidate = join(dir, name);
-    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
-  }
-  throw new RollbridgeError("CONFIG_NOT_FOUND", `no config file in ${dir} (looked for ${CONFIG_FILE_NAMES.join(", ")})`, { fix });
 }
 
 async function importConfigModule(path: string): Promise<unknown> {

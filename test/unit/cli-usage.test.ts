@@ -39,3 +39,11 @@ describe("usage lines", () => {
     expect(flagsIn("rollbridge apply [-f FILE|-] [--replicas id=N]...")).toEqual(["-f", "--replicas"]);
   });
 });
+
+describe("the lazy command registry", () => {
+  it("names every command of the help list, in its order, and each loader returns that command", async () => {
+    const { COMMAND_LOADERS } = await import("../../src/cli/commands/registry.js");
+    expect(Object.keys(COMMAND_LOADERS)).toEqual(COMMANDS.map((c) => c.name));
+    for (const [name, load] of Object.entries(COMMAND_LOADERS)) expect(await load()).toBe(COMMANDS.find((c) => c.name === name));
+  });
+});
