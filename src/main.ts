@@ -36,6 +36,8 @@ import { StateKeeper } from "./reconcile/state-keeper.js";
 import type { Plan } from "./reconcile/types.js";
 import { buildStatus } from "./reconcile/status.js";
 import { boundedLineSink } from "./reconcile/event-sink.js";
+import { takeInheritedListeners, type InheritedListeners } from "./daemon-lifecycle/inherited-listeners.js";
+import { notifyReady, takeNotifySocket } from "./daemon-lifecycle/systemd-notify.js";
 import { lookupGid, readTrusted } from "./safe-file.js";
 
 export interface DaemonOptions {
@@ -45,6 +47,8 @@ export interface DaemonOptions {
   /** Install SIGTERM/SIGINT/SIGHUP handlers (the CLI does; embedded tests may not). */
   handleSignals?: boolean;
   eventSink?: ((line: string) => void) | null;
+  /** Listening sockets passed by systemd socket activation (runDaemon reads them from the environment). */
+  inherited?: InheritedListeners;
 }
 
 /** The running daemon: its parts, wired; the control server reaches it only as a DaemonApi. */
@@ -75,7 +79,10 @@ export class Daemon implements DaemonApi {
   /** Filled in by start() (the group name is looked up then); the proxy reads it when it listens. */
   private readonly proxySocket: ProxySocketOptions = { path: "", mode: 0o660 };
 
-  constructor(loaded: LoadedConfig, private readonly options: DaemonOptions = {}) {
+  constructor(
+    loaded: LoadedConfig,
+    private readonly options: DaemonOptions = {},
+  ) {
     this.loaded = loaded;
     const config = loaded.config;
     this.events = new EventLog(1000, options.eventSink === undefined ? boundedLineSink(process.stdout) : options.eventSink);
@@ -148,8 +155,15 @@ export class Daemon implements DaemonApi {
       this.proxySocket.mode = socket.mode;
       this.proxySocket.gid = socket.group === undefined ? undefined : await resolveId(socket.group, "/etc/group", "proxy.socket.group");
     }
+    const inherited = this.options.inherited;
+    if (inherited?.ignored) this.events.emit({ level: "warn", type: "socket-activation-ignored", message: inherited.ignored });
+    if (inherited?.metrics != null && !config.metrics) {
+      throw new RollbridgeError("CONFIG_INVALID", "a metrics socket was passed (socket activation) but the config has no metrics section", {
+        fix: "add metrics: {host, port} to the config, or drop the metrics ListenStream= from the socket unit",
+      });
+    }
     try {
-      const listeners = await this.proxy.listen();
+      const listeners = await this.proxy.listen({ tcp: fdHandle(inherited?.proxy), socket: fdHandle(inherited?.proxySocket) });
       for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
     } catch (cause) {
       if (cause instanceof RollbridgeError) throw cause;
@@ -160,8 +174,7 @@ export class Daemon implements DaemonApi {
       });
     }
     this.control = createControlServer(controlRoutes(this), {
-      onFailure: (f) =>
-        this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
+      onFailure: (f) => this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
     });
     try {
       await bindControlSocket(this.control, config.control.path, config.control, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
@@ -171,7 +184,7 @@ export class Daemon implements DaemonApi {
     }
     if (config.metrics) {
       try {
-        this.metricsServer = await startMetricsServer(config.metrics.host, config.metrics.port, () => this.renderMetrics());
+        this.metricsServer = await startMetricsServer(config.metrics.host, config.metrics.port, () => this.renderMetrics(), fdHandle(inherited?.metrics));
       } catch (error) {
         this.control.close();
         await fs.unlink(config.control.path).catch(() => undefined);
@@ -182,12 +195,25 @@ export class Daemon implements DaemonApi {
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
-    this.events.emit({ type: "daemon-started", message: `daemon ${process.pid} serving ${proxyListenersText(config.proxy)}, control ${config.control.path}`, data: { pid: process.pid, desiredPath: config.desiredPath } });
+    const activated = inherited !== undefined && (inherited.proxy !== null || inherited.proxySocket !== null || inherited.metrics !== null);
+    this.events.emit({
+      type: "daemon-started",
+      message: `daemon ${process.pid} serving ${proxyListenersText(config.proxy)}${activated ? " (sockets passed by socket activation)" : ""}, control ${config.control.path}`,
+      data: { pid: process.pid, desiredPath: config.desiredPath, socketActivation: activated },
+    });
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
     await this.state.start();
     this.loop.start();
     this.memory.start();
     if (this.options.handleSignals) this.installSignals();
+    if (this.options.handleSignals) void this.tellSystemdReady();
+  }
+
+  /** Type=notify: READY=1 and MAINPID once the listeners and the control socket are up. */
+  private async tellSystemdReady(): Promise<void> {
+    const outcome = await notifyReady(process.pid);
+    if (outcome.sent) this.events.emit({ type: "systemd-notified", message: `told systemd that daemon ${process.pid} is ready (READY=1, MAINPID=${process.pid})` });
+    else if (outcome.reason !== "NOTIFY_SOCKET is not set") this.events.emit({ level: "warn", type: "systemd-notify-failed", message: outcome.reason });
   }
 
   status(options: StatusOptions = {}): StatusDocument {
@@ -342,7 +368,11 @@ export class Daemon implements DaemonApi {
       this.recorded = true;
       await pruneConfigRecords();
     } catch (error) {
-      this.events.emit({ level: "warn", type: "config-record-failed", message: `could not record the control socket of ${this.loaded.path} in the runtime directory (a CLI cannot find this daemon while that file is broken): ${errorMessage(error)}` });
+      this.events.emit({
+        level: "warn",
+        type: "config-record-failed",
+        message: `could not record the control socket of ${this.loaded.path} in the runtime directory (a CLI cannot find this daemon while that file is broken): ${errorMessage(error)}`,
+      });
     }
   }
 
@@ -362,6 +392,10 @@ export class Daemon implements DaemonApi {
     process.once("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => void this.reload());
   }
+}
+
+function fdHandle(fd: number | null | undefined): { fd: number } | null {
+  return fd === null || fd === undefined ? null : { fd };
 }
 
 function controlGid(config: Config): number | undefined {
@@ -389,7 +423,10 @@ async function fetchDaemonPid(socketPath: string): Promise<string> {
 
 /** `rollbridge daemon`: start in the foreground and stay until a signal or `shutdown`. */
 export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<Daemon> {
-  const daemon = new Daemon(loaded, { handleSignals: true, ...options });
+  // Before anything is spawned: managed processes never see LISTEN_* or NOTIFY_SOCKET.
+  const inherited = takeInheritedListeners(process.env, process.pid);
+  takeNotifySocket(process.env);
+  const daemon = new Daemon(loaded, { handleSignals: true, inherited, ...options });
   await daemon.start();
   return daemon;
 }

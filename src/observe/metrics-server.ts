@@ -9,8 +9,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Binds host:port; rejects with CONFIG_INVALID naming the address when it cannot. */
-export async function startMetricsServer(host: string, port: number, render: () => string): Promise<MetricsServer> {
+/**
+ * Binds host:port, or serves on `inherited` (a socket-activation descriptor) instead; rejects
+ * with CONFIG_INVALID naming the address when it cannot.
+ */
+export async function startMetricsServer(host: string, port: number, render: () => string, inherited?: { fd: number } | null): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const pathname = (req.url ?? "/").split("?")[0];
     if (pathname !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
@@ -41,10 +44,12 @@ export async function startMetricsServer(host: string, port: number, render: () 
         }),
       );
     server.once("error", onError);
-    server.listen(port, host, () => {
+    const listening = () => {
       server.off("error", onError);
       resolve();
-    });
+    };
+    if (inherited) server.listen(inherited, listening);
+    else server.listen(port, host, listening);
   });
   return {
     address: { host, port },

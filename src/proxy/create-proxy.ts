@@ -15,7 +15,8 @@ import { reparseAsPlainRequest } from "./plain-upgrade.js";
 import { sendRawStatus } from "./responses.js";
 import { RouteTable } from "./route-table.js";
 import { TrustedPeers, markUnixPeer } from "./trusted-peers.js";
-import type { ProxyListeners, ProxyOptions, ProxyServer, ProxyTimeouts } from "./types.js";
+import { RollbridgeError } from "../errors.js";
+import type { ListenHandle, ProxyListenHandles, ProxyListeners, ProxyOptions, ProxyServer, ProxyTimeouts } from "./types.js";
 import { listenUnix, type BoundUnixSocket } from "./unix-listener.js";
 
 export const DEFAULT_TIMEOUTS: Required<ProxyTimeouts> = {
@@ -69,14 +70,24 @@ export function createProxy(options: ProxyOptions): ProxyServer {
   const servers = [tcpServer, unixServer].filter((server): server is http.Server => server !== null);
 
   return {
-    async listen() {
+    async listen(handles = {}) {
       const listeners: ProxyListeners = { host: "", port: 0, socketPath: null, warnings: [] };
+      refuseUnusable(handles, tcpServer !== null, unixServer !== null);
       if (tcpServer !== null) {
-        const address = await listenTcp(tcpServer, options.port, options.host);
+        const address = handles.tcp ? await listenOn(tcpServer, handles.tcp) : await listenTcp(tcpServer, options.port, options.host);
+        if (typeof address === "string" || address === null) {
+          throw new RollbridgeError("CONFIG_INVALID", "the inherited proxy socket is not a TCP socket", { fix: "pass the unix socket as proxy-socket (FileDescriptorName=proxy-socket), or a TCP ListenStream= as proxy" });
+        }
         listeners.host = address.address;
         listeners.port = address.port;
+        if (handles.tcp && (address.port !== options.port || address.address !== options.host)) {
+          listeners.warnings.push(`the inherited proxy socket listens on ${address.address}:${address.port}, not on proxy.host:proxy.port ${options.host}:${options.port}; serving on the inherited one`);
+        }
       }
-      if (unixServer !== null && options.socket !== undefined) {
+      if (unixServer !== null && handles.socket) {
+        const address = await listenOn(unixServer, handles.socket);
+        listeners.socketPath = typeof address === "string" ? address : String(address);
+      } else if (unixServer !== null && options.socket !== undefined) {
         try {
           bound = await listenUnix(unixServer, options.socket);
         } catch (error) {
@@ -122,12 +133,7 @@ export function createProxy(options: ProxyOptions): ProxyServer {
   };
 }
 
-function createServer(
-  timeouts: Required<ProxyTimeouts>,
-  forwardHttp: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-  ws: WsForwarder,
-  onError: (message: string, data: Record<string, unknown>) => void,
-): http.Server {
+function createServer(timeouts: Required<ProxyTimeouts>, forwardHttp: (req: http.IncomingMessage, res: http.ServerResponse) => void, ws: WsForwarder, onError: (message: string, data: Record<string, unknown>) => void): http.Server {
   const server = http.createServer(
     {
       headersTimeout: timeouts.headersTimeoutMs,
@@ -165,6 +171,26 @@ function createServer(
     if (server.listening) onError("proxy server error", { error: err.message });
   });
   return server;
+}
+
+// An inherited listener: Node adopts the descriptor (its type guessed from the fd) and accepts on it.
+function listenOn(server: http.Server, handle: ListenHandle): Promise<AddressInfo | string | null> {
+  return new Promise((resolve, reject) => {
+    const onListenError = (err: Error) => reject(err);
+    server.once("error", onListenError);
+    server.listen(handle, () => {
+      server.off("error", onListenError);
+      resolve(server.address());
+    });
+  });
+}
+
+// A handed-in listener for a server this config does not have is a setup mistake, said before anything binds.
+function refuseUnusable(handles: ProxyListenHandles, tcp: boolean, unix: boolean): void {
+  if (handles.tcp && !tcp)
+    throw new RollbridgeError("CONFIG_INVALID", "a proxy socket was passed (socket activation) but proxy.tcp is false", { fix: "set proxy.tcp: true, or pass the socket as proxy-socket (FileDescriptorName=proxy-socket)" });
+  if (handles.socket && !unix)
+    throw new RollbridgeError("CONFIG_INVALID", "a proxy-socket was passed (socket activation) but the config has no proxy.socket", { fix: "add proxy.socket to the config, or drop that ListenStream= from the socket unit" });
 }
 
 function listenTcp(server: http.Server, port: number, host: string): Promise<AddressInfo> {

@@ -87,9 +87,23 @@ export interface ProxyListeners {
   warnings: string[];
 }
 
+/** An already listening socket to serve on instead of binding one: a descriptor inherited through socket activation. */
+export interface ListenHandle {
+  fd: number;
+}
+
+/** Listeners that already exist (systemd socket activation): each one given is used instead of binding. */
+export interface ProxyListenHandles {
+  tcp?: ListenHandle | null;
+  socket?: ListenHandle | null;
+}
+
 export interface ProxyServer {
-  /** Binds host:port and the unix socket. Rejects with an Error whose code is EADDRINUSE etc., or a RollbridgeError for the socket. */
-  listen(): Promise<ProxyListeners>;
+  /**
+   * Binds host:port and the unix socket, or serves on the handles given for them. Rejects with an
+   * Error whose code is EADDRINUSE etc., or a RollbridgeError for the socket.
+   */
+  listen(handles?: ProxyListenHandles): Promise<ProxyListeners>;
   /** Sets (replaces) the backends of a release, and its display id (what the release cookie names). Creating a release is implicit. */
   setBackends(releaseKey: string, backends: Backend[], releaseId?: string): void;
   /** The one pointer swap: new requests and upgrades go to this release (null: 503 No active release). */

@@ -1,6 +1,6 @@
 // Starting a real daemon (the built CLI) in a temp dir for integration tests, and stopping
 // it and everything it started, by pid.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { promises as fs } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -56,7 +56,7 @@ export interface CliResult {
 export function runCli(args: string[], options: { cwd?: string; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = execFile(process.execPath, [CLI, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 60_000, env: options.env ?? process.env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? ((error as unknown as { code: number }).code) : 1) : 0;
+      const code = error ? (typeof (error as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? (error as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
     if (options.input !== undefined) child.stdin?.end(options.input);
@@ -81,11 +81,17 @@ export interface DaemonSetup {
   control?: Record<string, string | number>;
   /** Runs after the files are written, before the daemon starts (e.g. to leave a stale socket). */
   beforeStart?: (paths: { dir: string; socket: string; configPath: string }) => Promise<void>;
+  /** The proxy port (default: a free one). */
+  proxyPort?: number;
+  /** Starts the daemon's command instead of a plain spawn (e.g. under a socket holder); its stdout/stderr must be pipes. */
+  spawnDaemon?: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
+  /** Stops the daemon instead of a SIGTERM to the spawned child (which then may not be the daemon). */
+  stopDaemon?: () => Promise<void>;
 }
 
 export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-"));
-  const proxyPort = await freePort();
+  const proxyPort = setup.proxyPort ?? (await freePort());
   const range = portRange();
   const socket = path.join(dir, "control.sock");
   const proxy = { drainTimeoutMs: 5000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000, holdTimeoutMs: 5000, ...setup.proxy };
@@ -117,7 +123,8 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
   await setup.beforeStart?.({ dir, socket, configPath });
 
   const stdout: string[] = [];
-  const child = spawn(process.execPath, [CLI, "daemon", "--config", configPath], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...setup.daemonEnv } });
+  const spawnDaemon = setup.spawnDaemon ?? spawn;
+  const child = spawnDaemon(process.execPath, [CLI, "daemon", "--config", configPath], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...setup.daemonEnv } });
   let buffered = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
     buffered += chunk;
@@ -155,7 +162,9 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
       } catch {
         // daemon already gone
       }
-      if (child.exitCode === null && child.signalCode === null) {
+      if (setup.stopDaemon) {
+        await setup.stopDaemon();
+      } else if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         const exited = await waitForExit(child, 15_000);
         if (!exited) child.kill("SIGKILL");

@@ -9,6 +9,8 @@ export interface LoadStats {
   statuses: Record<number, number>;
   errors: string[];
   byRelease: Record<string, number>;
+  /** Failed requests by error code (ECONNREFUSED, ECONNRESET, …; the message when there is none). */
+  codes: Record<string, number>;
 }
 
 export interface Load {
@@ -19,7 +21,7 @@ export interface Load {
 export function startLoad(port: number, options: { connections?: number; path?: string } = {}): Load {
   const connections = options.connections ?? 32;
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const stats: LoadStats = { sent: 0, ok: 0, failed: 0, non2xx: 0, statuses: {}, errors: [], byRelease: {} };
+  const stats: LoadStats = { sent: 0, ok: 0, failed: 0, non2xx: 0, statuses: {}, errors: [], byRelease: {}, codes: {} };
   let running = true;
   const one = () =>
     new Promise<void>((resolve) => {
@@ -45,15 +47,17 @@ export function startLoad(port: number, options: { connections?: number; path?: 
           }
           resolve();
         });
-        res.on("error", (e) => {
+        res.on("error", (e: NodeJS.ErrnoException) => {
           stats.failed++;
+          stats.codes[e.code ?? e.message] = (stats.codes[e.code ?? e.message] ?? 0) + 1;
           if (stats.errors.length < 20) stats.errors.push(`response: ${e.message}`);
           resolve();
         });
       });
       req.on("timeout", () => req.destroy(new Error("request timeout")));
-      req.on("error", (e) => {
+      req.on("error", (e: NodeJS.ErrnoException) => {
         stats.failed++;
+        stats.codes[e.code ?? e.message] = (stats.codes[e.code ?? e.message] ?? 0) + 1;
         if (stats.errors.length < 20) stats.errors.push(`request: ${e.message}`);
         resolve();
       });
