@@ -83,7 +83,19 @@ export async function finishRollout(ctx: CommandContext, socket: ControlTarget, 
   const result = await followRollout(ctx, socket, query);
   const ok = result.outcome.outcome === "converged";
   if (ctx.json) printJson(ctx, { ok, ...applied, outcome: result.outcome, events: result.events });
-  return ok ? 0 : 1;
+  return waitExitCode(result.outcome);
+}
+
+/**
+ * `--timeout` ran out: exit 124, as timeout(1) does, so a script (or a fleet loop) can tell
+ * "did not finish in time" from "failed" without parsing the output.
+ */
+export const WAIT_TIMEOUT_EXIT = 124;
+
+/** The exit code of a wait: 0 converged (serving), 124 timed out, 1 anything else (failed, rolled back, superseded). */
+export function waitExitCode(outcome: WaitOutcome): number {
+  if (outcome.outcome === "converged") return 0;
+  return outcome.outcome === "timeout" ? WAIT_TIMEOUT_EXIT : 1;
 }
 
 /** The daemon's warnings about a write (e.g. the desired file stops following a symlink), on stderr. */

@@ -1,6 +1,7 @@
 // The control API's routes and payloads, shared by the server and the CLI's client.
 import type { DesiredDocument } from "../config/desired-schema.js";
 import type { OrphanEntry } from "../reconcile/orphans.js";
+import type { RolloutSummary } from "../reconcile/rollout-outcome.js";
 import type { Condition, ReleaseState } from "../reconcile/types.js";
 
 export const API_PREFIX = "/v1";
@@ -158,6 +159,8 @@ export interface StatusDocument {
   /** host/port: the TCP listener (tcp false: none); socket: the unix-socket listener's path, or null. */
   proxy: { host: string; port: number; tcp: boolean; socket: string | null; activeReleaseId: string | null };
   conditions: Condition[];
+  /** The last rollout and its outcome (reconcile/rollout-outcome.ts); null before the first one. */
+  rollout: RolloutSummary | null;
   /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
   orphans: OrphanEntry[];
   /** Stopped or failed processes of retired releases left out of `processes` (`status --all` lists them). */

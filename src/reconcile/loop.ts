@@ -7,6 +7,7 @@ import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import { plan } from "./plan.js";
 import { namedTarget } from "./release-identity.js";
+import { nextRollout, type RolloutSummary } from "./rollout-outcome.js";
 import type { PlannerConfig } from "./planner-config.js";
 import type { Plan } from "./types.js";
 
@@ -28,6 +29,7 @@ export class ReconcileLoop {
   private resyncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastPlan: Plan | null = null;
+  private lastRollout: RolloutSummary | null = null;
   passes = 0;
   errors = 0;
 
@@ -65,6 +67,11 @@ export class ReconcileLoop {
     return this.lastPlan;
   }
 
+  /** The last rollout's outcome as of the latest pass (rollout-outcome.ts); null before any. */
+  latestRollout(): RolloutSummary | null {
+    return this.lastRollout;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.requeueTimer) clearTimeout(this.requeueTimer);
@@ -91,6 +98,8 @@ export class ReconcileLoop {
       const result = plan(this.options.plannerConfig(), target, observed, now());
       await this.options.executor.execute(result.actions);
       this.lastPlan = result;
+      // After the actions ran: a markFailed of this pass already shows in the records.
+      this.lastRollout = nextRollout(this.lastRollout, { target, records: this.options.executor.releases.values(), plan: result, now: now() });
       this.options.onPass?.(result, desired);
       this.schedule(result);
     } catch (error) {

@@ -7,10 +7,11 @@ import type { OrphanEntry } from "./orphans.js";
 import { failedRetryDelay } from "./plan.js";
 import { plannerConfig, type PlannerConfig } from "./planner-config.js";
 import { namedTarget } from "./release-identity.js";
+import type { RolloutSummary } from "./rollout-outcome.js";
 import type { Condition, Plan, ReleaseRecord } from "./types.js";
 import type { ProcessStatus, ProcessStatusState, ReleaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
 
-export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = [], options: StatusOptions = {}): StatusDocument {
+export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = [], options: StatusOptions = {}, rollout: RolloutSummary | null = null): StatusDocument {
   const observed = executor.observe();
   const target = namedTarget(desired.target, executor.releases.values());
   const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
@@ -63,6 +64,7 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
     processes,
     proxy: { host: config.proxy.host, port: config.proxy.port, tcp: config.proxy.tcp, socket: config.proxy.socket?.path ?? null, activeReleaseId: active?.id ?? null },
     conditions,
+    rollout,
     orphans,
     hiddenProcesses,
   };

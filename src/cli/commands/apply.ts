@@ -11,7 +11,7 @@ import { WAIT_DRAINED_OPTION, finishRollout, parseTimeoutFlag, printWarnings } f
 const WAIT_OPTIONS: Record<string, OptionSpec> = {
   wait: { type: "boolean", description: "block until the new release serves all new traffic (exit 0) or the rollout fails (exit 1); the old release drains in the background" },
   "wait-drained": WAIT_DRAINED_OPTION,
-  timeout: { type: "string", description: "with --wait: give up after MS milliseconds (exit 1)", valueName: "MS" },
+  timeout: { type: "string", description: "with --wait: give up after MS milliseconds (exit 124; a rollout still starting is abandoned)", valueName: "MS" },
 };
 
 export const applyCommand: Command = {

@@ -19,7 +19,7 @@ export const deployCommand: Command = {
     "release-id": DESIRED_OPTIONS["release-id"]!,
     replicas: DESIRED_OPTIONS.replicas!,
     "wait-drained": WAIT_DRAINED_OPTION,
-    timeout: { type: "string", description: "give up after MS milliseconds (exit 1)", valueName: "MS" },
+    timeout: { type: "string", description: "give up after MS milliseconds (exit 124)", valueName: "MS" },
     "ensure-daemon": { type: "boolean", description: "start a detached daemon first when none answers (see ensure-daemon)" },
     ...ENSURE_OPTIONS,
   },

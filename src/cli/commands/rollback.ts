@@ -14,7 +14,7 @@ export const rollbackCommand: Command = {
   example: "rollbridge rollback --release-id 20261122090000",
   options: {
     "release-id": { type: "string", description: "the retained release to go back to (rollbridge status lists them)", valueName: "ID", complete: "releases" },
-    timeout: { type: "string", description: "give up waiting after MS milliseconds (exit 1)", valueName: "MS" },
+    timeout: { type: "string", description: "give up waiting after MS milliseconds (exit 124)", valueName: "MS" },
     "no-wait": { type: "boolean", description: "return once the desired file is written" },
     "wait-drained": WAIT_DRAINED_OPTION,
   },

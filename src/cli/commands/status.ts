@@ -31,11 +31,29 @@ function stateColor(state: string): string {
   return state;
 }
 
+function outcomeColor(outcome: NonNullable<StatusDocument["rollout"]>["outcome"]): string {
+  switch (outcome) {
+    case "serving":
+      return green(outcome);
+    case "in-progress":
+      return yellow(outcome);
+    case "failed":
+    case "rolled-back":
+    case "superseded":
+      return red(outcome);
+    default: {
+      const _exhaustive: never = outcome;
+      return _exhaustive;
+    }
+  }
+}
+
 export function renderStatus(s: StatusDocument, now: number = Date.now()): string {
   let out = `${bold(s.application)}  ${s.converged ? green("converged") : yellow("not converged")}  proxy ${proxyListeners(s.proxy)}  daemon pid ${s.daemonPid}\n`;
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
+  if (s.rollout) out += `last rollout: ${s.rollout.releaseId} ${outcomeColor(s.rollout.outcome)}${s.rollout.reason ? `: ${s.rollout.reason}` : ""}\n`;
   for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready")) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
   out += "\n";
   if (s.releases.length) {
