@@ -45,6 +45,7 @@ const benches = [
   { key: "deploy", file: "deploy-latency.mjs", fn: "runDeployLatencyBench", options: { print: true }, quickOptions: { deploys: 3 }, summary: true },
   { key: "rss", file: "daemon-rss.mjs", fn: "runDaemonRssBench", options: { print: true }, quickOptions: { durationSec: 4 }, summary: true },
   { key: "proxy", file: "proxy.mjs", fn: "runProxyBench", options: { resultsDir: null, print: true }, quickOptions: { rounds: 1, durationSec: 3 }, summary: true },
+  { key: "streams", file: "streams.mjs", fn: "runStreamsBench", options: { resultsDir: null, print: true }, quickOptions: { mb: 100, rounds: 1, warmupMb: 16 }, summary: true },
   { key: "nginx", file: "nginx.mjs", fn: "runNginxBench", options: { resultsDir: null, print: true } },
   { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },

@@ -8,7 +8,7 @@ import { fmt, printTable } from "./lib.mjs";
  * result: the strings for the table, `values` (numbers) for comparing runs.
  */
 export function buildSummary(combined) {
-  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...pm2Rows(combined.pm2)];
+  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...pm2Rows(combined.pm2)];
   const judged = rows.filter((r) => r.met !== null);
   return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
 }
@@ -134,6 +134,26 @@ function proxyRows(proxy) {
     });
   }
   return rows;
+}
+
+// Issue 18: a large body through the daemon's proxy vs direct, and the daemon's RSS meanwhile.
+function streamRows(streams) {
+  return ["download", "upload"].map((direction) => {
+    const key = `streams-${direction}`;
+    const row = `streams: a large ${direction} through the daemon vs direct, daemon RSS`;
+    const goal = "≤ 1.3x direct, RSS rise ≤ 20 MB";
+    const s = measured(streams) ? streams.summary.find((x) => x.direction === direction) : undefined;
+    if (!s) return missing(key, row, goal, streams, `direction ${direction} not measured`);
+    return {
+      key,
+      row: row.replace("a large", `a ${streams.meta.mb} MB`),
+      now: `${fmt(s.proxyMs, 0)} ms; RSS ${fmt(s.idleMB, 0)} -> peak ${fmt(s.peakMB, 0)} MB (+${fmt(s.riseMB, 0)})`,
+      goal: `≤ ${streams.meta.goalRatio}x direct, RSS rise ≤ ${streams.meta.goalRiseMB} MB`,
+      ratio: `${x(s.ratio)} direct (${fmt(s.directMs, 0)} ms)`,
+      met: s.ratioMet && s.riseMet,
+      values: { ratio: s.ratio, proxyMs: s.proxyMs, directMs: s.directMs, idleMB: s.idleMB, peakMB: s.peakMB, riseMB: s.riseMB },
+    };
+  });
 }
 
 function pm2Rows(pm2) {
