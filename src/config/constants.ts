@@ -8,6 +8,9 @@ export const PROCESS_POLICIES = ["proxied", "companion", "singleton", "service"]
 export type ProcessPolicy = (typeof PROCESS_POLICIES)[number];
 
 // Signals common to Linux and macOS, fixed here so the generated JSON Schema does not depend on the build host.
+// Signals a drain notice may use: any but those that cannot be caught.
+export const DRAIN_SIGNALS = ["SIGUSR1", "SIGUSR2", "SIGHUP", "SIGWINCH", "SIGURG", "SIGTERM", "SIGINT", "SIGQUIT"] as const;
+
 export const STOP_SIGNALS = [
   "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
   "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN",

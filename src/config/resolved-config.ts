@@ -33,6 +33,8 @@ export interface ResolvedProcess {
   /** Who gets stopSignal: the whole group (default) or the main process only; SIGKILL always goes to the group. */
   stopSignalTarget: StopSignalTarget;
   stopMessage: string | undefined;
+  /** Sent when the release starts draining (before any stop); undefined: IPC notice only. */
+  drainSignal: NodeJS.Signals | undefined;
   nonBlockingDrain: boolean;
   lifecycle: {
     quietCommand: string | undefined;
@@ -178,6 +180,7 @@ function resolveProcess(process: ParsedConfig["processes"][number], proxy: Resol
     stopSignal: process.stopSignal,
     stopSignalTarget: process.stopSignalTarget,
     stopMessage: process.stopMessage,
+    drainSignal: process.drainSignal,
     nonBlockingDrain: process.nonBlockingDrain,
     lifecycle: {
       quietCommand: process.lifecycle?.quietCommand,

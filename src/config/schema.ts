@@ -2,7 +2,7 @@
 // Defaults that depend on other fields (health path, grace period, socket path, absolute paths)
 // are filled by resolveConfig (resolved-config.ts), so the schema stays a faithful description of the input.
 import { z } from "zod";
-import { DEFAULTS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNAL_TARGETS, STOP_SIGNALS } from "./constants.js";
+import { DEFAULTS, DRAIN_SIGNALS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNAL_TARGETS, STOP_SIGNALS } from "./constants.js";
 import { affinitySchema } from "./affinity-schema.js";
 import { proxySocketSchema, trustedProxiesSchema } from "./proxy-edge-schema.js";
 
@@ -223,6 +223,11 @@ const processSchema = z.strictObject({
     examples: ["process"],
   }),
   stopMessage: text().optional().meta({ description: "IPC message sent instead of stopSignal.", examples: ["shutdown"] }),
+  drainSignal: z.enum(DRAIN_SIGNALS).optional().meta({
+    description:
+      'Signal sent (like stopSignal: to the group, or the main process with stopSignalTarget: process) the moment the process\'s release starts draining, before any stop. Node processes with IPC also get {event: "draining"} over IPC.',
+    examples: ["SIGUSR1"],
+  }),
   nonBlockingDrain: z
     .boolean()
     .default(false)

@@ -210,6 +210,16 @@ export class ManagedProcess {
     return this.#stopPromise;
   }
 
+  /**
+   * Sends a notice signal (drainSignal) the way the stop signal goes: to the group, or to the
+   * leader alone with stopSignalTarget: process. Not a stop: nothing else follows from it.
+   */
+  notify(signal: NodeJS.Signals): void {
+    if (this.#leaderExit !== undefined || this.#stopRequested) return;
+    if (this.spec.stopSignalTarget === "process") this.#signalLeader(signal);
+    else this.kill(signal);
+  }
+
   /** Signals the whole group; a group that is already gone is not an error. */
   kill(signal: NodeJS.Signals): void {
     const pid = this.#pid;

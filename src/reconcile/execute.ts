@@ -366,7 +366,8 @@ export class Executor {
     rec.drainStartedAt = now;
     rec.drainDeadline = now + this.config.proxy.drainTimeoutMs;
     const open = this.proxy.connections(key);
-    this.events.emit({ type: "drain-started", message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connection${open.inflight + open.websockets === 1 ? "" : "s"}`, releaseKey: key, releaseId: rec.spec.id, data: { ...open, deadline: new Date(rec.drainDeadline).toISOString() } });
+    const told = this.slots.tellDraining(rec, this.instances.get(key)?.values() ?? [], rec.drainDeadline);
+    this.events.emit({ type: "drain-started", message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connection${open.inflight + open.websockets === 1 ? "" : "s"}`, releaseKey: key, releaseId: rec.spec.id, data: { ...open, deadline: new Date(rec.drainDeadline).toISOString(), told } });
   }
 
   private async markStopped(key: string): Promise<void> {

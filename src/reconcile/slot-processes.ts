@@ -172,6 +172,33 @@ export class SlotProcesses {
     if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
   }
 
+  /**
+   * Tells a release's live processes that its drain began, before anything is stopped: an IPC
+   * `{event: "draining", ...}` where there is a channel, and `drainSignal` where configured.
+   * Returns how many processes heard it (either way).
+   */
+  tellDraining(rec: ReleaseRecord, instances: Iterable<Instance>, deadline: number): number {
+    const config = this.deps.config();
+    const notice = { event: "draining", releaseId: rec.spec.id, deadline: new Date(deadline).toISOString(), deadlineMs: deadline, drainTimeoutMs: config.proxy.drainTimeoutMs };
+    let told = 0;
+    for (const inst of instances) {
+      const managed = inst.proc;
+      if (inst.stopRequested || managed === undefined || managed.phase === "exited" || managed.phase === "stopping") continue;
+      const signal = config.processes.find((p) => p.id === inst.processId)?.drainSignal;
+      let heard = managed.send(notice);
+      if (signal !== undefined) {
+        try {
+          managed.notify(signal);
+          heard = true;
+        } catch (error) {
+          this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): could not send drainSignal ${signal}: ${errorMessage(error)}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+        }
+      }
+      if (heard) told++;
+    }
+    return told;
+  }
+
   /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
   gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
     const proc = this.deps.config().processes.find((p) => p.id === inst.processId);
