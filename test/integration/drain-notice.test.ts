@@ -69,7 +69,12 @@ describe("the drain notice", () => {
     // Both notices came first, the stop signal only after the drain.
     const lines = (await fs.readFile(path.join(v1, "notice.log"), "utf8")).trim().split("\n");
     expect(lines).toHaveLength(3);
-    expect(lines.slice(0, 2).map((line) => line.split(" ")[0]).sort()).toEqual(["SIGUSR2", "message:draining"]);
+    expect(
+      lines
+        .slice(0, 2)
+        .map((line) => line.split(" ")[0])
+        .sort(),
+    ).toEqual(["SIGUSR2", "message:draining"]);
     expect(lines[2]).toBe("SIGTERM");
     const ipc = lines.find((line) => line.startsWith("message:draining"))!.split(" ");
     expect(ipc[1]).toBe("v1");
