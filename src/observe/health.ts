@@ -10,13 +10,7 @@ export interface HealthProbeResult {
 }
 
 /** One GET host:port/path; ok on 2xx. Never rejects: failures and timeouts come back as results. */
-export function probeHttp(
-  host: string,
-  port: number,
-  path: string,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<HealthProbeResult> {
+export function probeHttp(host: string, port: number, path: string, timeoutMs: number, signal?: AbortSignal): Promise<HealthProbeResult> {
   const startedAt = performance.now();
   const elapsed = (): number => Math.round(performance.now() - startedAt);
   return new Promise((resolve) => {
@@ -70,8 +64,18 @@ export interface HealthCheckOptions {
 export type HealthCheckState = "pending" | "ready" | "failed" | "cancelled";
 
 /**
- * Readiness gate for one starting process: after startDelayMs, probes every
- * intervalMs until the first 2xx (ready) or until timeoutMs has passed (failed).
+ * For the first FAST_PROBE_WINDOW_MS of probing, a probe every FAST_PROBE_MS (or intervalMs
+ * when shorter): an app that boots in 300 ms is seen within a few ms of listening rather than
+ * up to a whole intervalMs later, which would be most of a deploy's overhead. A refused
+ * connection costs next to nothing; probes never overlap (each waits for the previous one).
+ */
+export const FAST_PROBE_MS = 20;
+export const FAST_PROBE_WINDOW_MS = 1000;
+
+/**
+ * Readiness gate for one starting process: after startDelayMs, probes every FAST_PROBE_MS
+ * for a second, then every intervalMs, until the first 2xx (ready) or until timeoutMs has
+ * passed (failed).
  */
 export class HealthCheck {
   readonly options: HealthCheckOptions;
@@ -81,6 +85,7 @@ export class HealthCheck {
   #readyAt: number | undefined;
   #lastResult: HealthProbeResult | undefined;
   #started = false;
+  #probes = 0;
   #timer: NodeJS.Timeout | undefined;
   #deadline = 0;
   readonly #abort = new AbortController();
@@ -107,6 +112,11 @@ export class HealthCheck {
     return this.#lastResult;
   }
 
+  /** Probes sent so far. */
+  get probes(): number {
+    return this.#probes;
+  }
+
   /** Epoch ms when probing began (after startDelayMs); undefined before that. */
   get probingSince(): number | undefined {
     return this.#deadline === 0 ? undefined : this.#deadline - Math.max(0, this.options.timeoutMs);
@@ -126,10 +136,13 @@ export class HealthCheck {
   start(): void {
     if (this.#started || this.#state !== "pending") return;
     this.#started = true;
-    this.#timer = setTimeout(() => {
-      this.#deadline = Date.now() + Math.max(0, this.options.timeoutMs);
-      void this.#probeLoop();
-    }, Math.max(0, this.options.startDelayMs));
+    this.#timer = setTimeout(
+      () => {
+        this.#deadline = Date.now() + Math.max(0, this.options.timeoutMs);
+        void this.#probeLoop();
+      },
+      Math.max(0, this.options.startDelayMs),
+    );
   }
 
   /** Stops probing and aborts a probe in flight; a check already decided keeps its state. */
@@ -141,6 +154,7 @@ export class HealthCheck {
 
   async #probeLoop(): Promise<void> {
     const { host, port, path, intervalMs } = this.options;
+    const fastUntil = Date.now() + FAST_PROBE_WINDOW_MS;
     while (this.#state === "pending") {
       const probeStartedAt = Date.now();
       const remaining = this.#deadline - probeStartedAt;
@@ -148,7 +162,9 @@ export class HealthCheck {
         this.#fail();
         return;
       }
+      const period = probeStartedAt < fastUntil ? Math.min(intervalMs, FAST_PROBE_MS) : intervalMs;
       const probeTimeout = Math.min(intervalMs * 4, 2000, remaining);
+      this.#probes += 1;
       const result = await probeHttp(host, port, path, probeTimeout, this.#abort.signal);
       if (this.#state !== "pending") return;
       this.#lastResult = result;
@@ -157,8 +173,8 @@ export class HealthCheck {
         this.#settle("ready");
         return;
       }
-      // The next probe starts intervalMs after this one started (at once if it took longer), never past the deadline.
-      const wait = Math.min(Math.max(0, probeStartedAt + intervalMs - Date.now()), Math.max(0, this.#deadline - Date.now()));
+      // The next probe starts a period after this one started (at once if it took longer), never past the deadline.
+      const wait = Math.min(Math.max(0, probeStartedAt + period - Date.now()), Math.max(0, this.#deadline - Date.now()));
       await new Promise<void>((resolve) => {
         this.#timer = setTimeout(resolve, wait);
       });

@@ -7,7 +7,7 @@
 // proxied process is ready once its group listens on its port.
 import type { ProcessConfig } from "../config/schema.js";
 import type { ErrorCode } from "../errors.js";
-import { HealthCheck } from "../observe/health.js";
+import { FAST_PROBE_MS, FAST_PROBE_WINDOW_MS, HealthCheck } from "../observe/health.js";
 import { checkListener, describeHolders, type ListenerCheck } from "../process/listener-owner.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import { formatEndpoint } from "../process/proc-net.js";
@@ -31,7 +31,7 @@ export interface ReadinessFailure {
   holders?: { endpoint: string; uid: number; pid: number | null }[];
 }
 
-/** How often the listener is looked for while the group has not bound its port yet. */
+/** How often the listener is looked for while the group has not bound its port yet: often in the first second (as health probes are), then every LISTEN_POLL_MS. */
 const LISTEN_POLL_MS = 100;
 
 export function startReadiness(proc: ProcessConfig, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, hooks: ReadinessHooks): void {
@@ -118,19 +118,12 @@ type Verdict = { ok: true; at: number } | { ok: false; reason: string; failure: 
  * the deadline passes with nothing listening. Stops quietly once the process is no longer
  * pending (exited, replaced): its exit is reported elsewhere.
  */
-async function verifyListener(input: {
-  host: string;
-  port: number;
-  managed: ManagedProcess;
-  pending: () => boolean;
-  now: () => number;
-  deadline: number;
-  why: string;
-}): Promise<Verdict> {
+async function verifyListener(input: { host: string; port: number; managed: ManagedProcess; pending: () => boolean; now: () => number; deadline: number; why: string }): Promise<Verdict> {
   const { managed } = input;
   const id = managed.spec.instanceId;
   const pgid = managed.pid;
   if (pgid === undefined) return { ok: false, reason: `${id} has no process to check`, failure: { code: "SPAWN_FAILED" } };
+  const fastUntil = input.now() + FAST_PROBE_WINDOW_MS;
   for (;;) {
     let found: ListenerCheck;
     try {
@@ -150,7 +143,7 @@ async function verifyListener(input: {
         };
       case "none":
         if (input.now() >= input.deadline) return { ok: false, reason: `${id} ${input.why}`, failure: { code: "HEALTH_FAILED" } };
-        await new Promise((resolve) => setTimeout(resolve, LISTEN_POLL_MS));
+        await new Promise((resolve) => setTimeout(resolve, input.now() < fastUntil ? FAST_PROBE_MS : LISTEN_POLL_MS));
         break;
       default: {
         const _exhaustive: never = found;

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { HealthCheck, probeHttp } from "../../src/observe/health.js";
+import { FAST_PROBE_MS, FAST_PROBE_WINDOW_MS, HealthCheck, probeHttp } from "../../src/observe/health.js";
 import { ManagedProcess } from "../../src/process/managed-process.js";
 
 const APP = `"${process.execPath}" "${fileURLToPath(new URL("../fixtures/app.mjs", import.meta.url))}"`;
@@ -115,6 +115,33 @@ describe("HealthCheck", () => {
     expect(hc.reason).toMatch(/did not return 2xx within 700ms \(last: timed out after \d+ms\)$/);
     expect(elapsed).toBeGreaterThanOrEqual(790);
     expect(elapsed).toBeLessThan(1_300);
+  });
+
+  it("probes often in its first second, so an app that answers 503 at first is ready long before intervalMs", async () => {
+    // /ping answers 503 for 200 ms after the app starts, and the interval is a minute: only the
+    // fast first second can see the 200 before the check's 20 s deadline (the next regular probe would be past it).
+    const { port } = await startApp({ HEALTH_DELAY_MS: "200" });
+    const hc = check(port, { intervalMs: 60_000, timeoutMs: 20_000 });
+    const done = settled(hc);
+    hc.start();
+    await done;
+    expect(hc.state).toBe("ready");
+    expect(hc.lastResult).toMatchObject({ ok: true, status: 200 });
+    expect(hc.probes).toBeGreaterThan(1);
+  });
+
+  it("probes every intervalMs once the first second is over", async () => {
+    const { port } = await startApp({ HEALTH_FAIL: "1" });
+    const hc = check(port, { intervalMs: 500, timeoutMs: 2_000 });
+    const done = settled(hc);
+    hc.start();
+    await done;
+    expect(hc.state).toBe("failed");
+    expect(hc.lastResult).toMatchObject({ ok: false, status: 500 });
+    // More than intervalMs alone allows in 2 s (5: at 0, 500, …, 2000): the first second probed every 20 ms…
+    expect(hc.probes).toBeGreaterThan(2_000 / 500 + 1);
+    // …and no more than that second's probes plus the regular ones of the second after it.
+    expect(hc.probes).toBeLessThanOrEqual(FAST_PROBE_WINDOW_MS / FAST_PROBE_MS + 1 + (2_000 - FAST_PROBE_WINDOW_MS) / 500 + 1);
   });
 
   it("stops probing when cancelled and never reports afterwards", async () => {
