@@ -7,7 +7,7 @@ import { pruneConfigRecords, removeConfigRecord, writeConfigRecord } from "./con
 import type { LoadedConfig } from "./config/load.js";
 import { loadConfig } from "./config/load.js";
 import { proxyListenersText } from "./config/resolved-config.js";
-import { defaultPidPath, ensurePrivateDir } from "./config/runtime-dir.js";
+import { defaultPidPath, ensurePrivateDir, runtimeDir } from "./config/runtime-dir.js";
 import type { Config } from "./config/schema.js";
 import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.js";
 import { createControlServer } from "./control/server.js";
@@ -49,6 +49,12 @@ export interface DaemonOptions {
   eventSink?: ((line: string) => void) | null;
   /** Listening sockets passed by systemd socket activation (runDaemon reads them from the environment). */
   inherited?: InheritedListeners;
+  /**
+   * The pid of a live daemon handing its processes over (`rollbridge upgrade`): its state file
+   * is adopted although it still runs. Without it, a state file's processes are adopted only
+   * once the daemon that wrote it is gone.
+   */
+  handoverFrom?: number;
 }
 
 /** The running daemon: its parts, wired; the control server reaches it only as a DaemonApi. */
@@ -78,6 +84,8 @@ export class Daemon implements DaemonApi {
   private readonly startedAt = Date.now();
   /** Filled in by start() (the group name is looked up then); the proxy reads it when it listens. */
   private readonly proxySocket: ProxySocketOptions = { path: "", mode: 0o660 };
+  /** The private directory of the output FIFOs, once start() made it; undefined: pipes. */
+  private outputDir: string | undefined = undefined;
 
   constructor(
     loaded: LoadedConfig,
@@ -109,7 +117,7 @@ export class Daemon implements DaemonApi {
       onError: (message, data) => this.events.emit({ level: "warn", type: "proxy-error", message, data }),
       onResponse: config.metrics ? (key, status) => metrics.countResponse(key, status) : undefined,
     });
-    this.executor = new Executor({ config, proxy: this.proxy, events: this.events, trigger: (reason) => this.loop.trigger(reason) });
+    this.executor = new Executor({ config, proxy: this.proxy, events: this.events, trigger: (reason) => this.loop.trigger(reason), outputDir: () => this.outputDir });
     this.loop = new ReconcileLoop({
       store: this.store,
       executor: this.executor,
@@ -121,7 +129,14 @@ export class Daemon implements DaemonApi {
       },
     });
     this.memory = new MemorySupervisor(this.executor, this.events);
-    this.state = new StateKeeper({ config: () => this.config, executor: this.executor, events: this.events, activeKey: () => this.proxy.activeRelease() });
+    this.state = new StateKeeper({
+      config: () => this.config,
+      executor: this.executor,
+      events: this.events,
+      activeKey: () => this.proxy.activeRelease(),
+      outputDir: () => this.outputDir,
+      handoverFrom: options.handoverFrom,
+    });
     this.passListeners.add(() => this.state.afterPass());
     this.watcher = new DesiredWatcher({
       files: [config.desiredPath],
@@ -201,6 +216,7 @@ export class Daemon implements DaemonApi {
       message: `daemon ${process.pid} serving ${proxyListenersText(config.proxy)}${activated ? " (sockets passed by socket activation)" : ""}, control ${config.control.path}`,
       data: { pid: process.pid, desiredPath: config.desiredPath, socketActivation: activated },
     });
+    await this.prepareOutputDir();
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
     await this.state.start();
     this.loop.start();
@@ -358,6 +374,21 @@ export class Daemon implements DaemonApi {
   }
 
   /**
+   * The output FIFOs' directory, `output/` in the private runtime directory (0700, ours): what
+   * processes write survives the daemon there. When it cannot be made, output goes to pipes.
+   */
+  private async prepareOutputDir(): Promise<void> {
+    const dir = path.join(runtimeDir(this.config.application), OUTPUT_DIR);
+    try {
+      await ensurePrivateDir(path.dirname(dir), { gid: controlGid(this.config) });
+      await ensurePrivateDir(dir);
+      this.outputDir = dir;
+    } catch (error) {
+      this.events.emit({ level: "warn", type: "output-fifo-failed", message: `process output goes to pipes, not FIFOs in ${dir} (it will not survive a daemon crash): ${errorMessage(error)}` });
+    }
+  }
+
+  /**
    * Records which socket serves this config file, so a CLI finds it while the file is broken,
    * and (with the fingerprint of the text) without parsing the file when it is unchanged.
    */
@@ -397,6 +428,9 @@ export class Daemon implements DaemonApi {
 function fdHandle(fd: number | null | undefined): { fd: number } | null {
   return fd === null || fd === undefined ? null : { fd };
 }
+
+/** The output FIFOs' directory inside the private runtime directory. */
+const OUTPUT_DIR = "output";
 
 function controlGid(config: Config): number | undefined {
   return config.control.group === undefined ? undefined : (lookupGid(config.control.group) ?? undefined);

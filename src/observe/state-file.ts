@@ -29,6 +29,8 @@ const snapshotRelease = z.object({
   createdAt: z.number(),
   activatedAt: z.number().optional(),
   drainStartedAt: z.number().optional(),
+  /** When a drain in progress times out: a daemon adopting the release resumes the drain with it. */
+  drainDeadline: z.number().optional(),
   stoppedAt: z.number().optional(),
   failure: z.object({ reason: z.string(), code: z.string(), at: z.number() }).optional(),
   failedAttempts: z.number().int().min(0).default(0),
@@ -53,10 +55,16 @@ const snapshotProcess = z.object({
   startedAt: z.number().nullable(),
   stopSignal: z.string(),
   gracefulStopMs: z.number().min(0),
+  /** What the process is to its slot: the current one, a replacement starting, or a replaced one draining (older files: current). */
+  role: z.enum(["current", "successor", "retiring"]).optional(),
+  replicaIndex: z.number().int().min(0).optional(),
+  replicaCount: z.number().int().min(1).optional(),
+  /** Its output FIFOs (paths only, never output), which the next daemon reopens when it adopts the process. */
+  fifos: z.object({ stdout: z.string(), stderr: z.string() }).optional(),
 });
 
 // An orphan is a process entry of an earlier daemon (without its counters), plus when it was found.
-const snapshotOrphan = snapshotProcess.omit({ restarts: true, lastStartReason: true, startedAt: true }).extend({ detectedAt: z.string() });
+const snapshotOrphan = snapshotProcess.omit({ restarts: true, lastStartReason: true, startedAt: true, role: true, replicaIndex: true, replicaCount: true, fifos: true }).extend({ detectedAt: z.string() });
 
 const snapshotEvent = z.object({
   seq: z.number(),
@@ -74,6 +82,8 @@ const stateSnapshot = z.object({
   /** The daemon that wrote the file: while it lives, its processes are managed, not orphans. */
   daemon: z.object({ pid: z.number().int().positive(), startTime: z.number().nullable() }),
   activeKey: z.string().nullable(),
+  /** The release whose spec the daemon-wide services restart from. */
+  servicesKey: z.string().nullable().optional(),
   releases: z.array(snapshotRelease),
   processes: z.array(snapshotProcess),
   /** Orphans of an earlier daemon, carried forward until they are gone. */

@@ -1,7 +1,12 @@
 // A managed OS process: `/bin/sh -c command` in its own process group, its
 // output kept in a ring buffer, its exit recorded as data. Stopping (or losing)
 // the leader always ends the whole group, so nothing it spawned outlives it.
+// A process an earlier daemon started can be adopted: it is watched through /proc
+// (it is not our child, so its exit status is unknown) and stopped the same way.
 import type { Readable } from "node:stream";
+import { errorMessage } from "../errors.js";
+import { readIdentity } from "./identity.js";
+import { closeChildEnds, openFifosForSpawn, removeOutputFifos, reopenFifos, type OpenedFifos } from "./output-fifo.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForGroupGone } from "./group-liveness.js";
 import { PartialLine, readLines, RingBuffer } from "./output-buffer.js";
@@ -36,6 +41,12 @@ export class ManagedProcess {
   readonly #exitListeners: ((exit: ExitInfo) => void)[] = [];
   readonly #outputListeners: ((line: OutputLine) => void)[] = [];
   readonly #messageListeners: ((message: unknown) => void)[] = [];
+  /** The output FIFOs in use (spec.output, unless they could not be made: then pipes). */
+  #fifos: OpenedFifos | undefined;
+  #outputProblem: string | undefined;
+  /** Set for a process adopted from an earlier daemon: its identity, polled through /proc. */
+  #adopted: { startTime: number } | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
 
   constructor(spec: SpawnSpec) {
     this.spec = spec;
@@ -65,6 +76,58 @@ export class ManagedProcess {
     return this.#spawnError;
   }
 
+  /** The FIFOs its output goes to (recorded in the state file so the next daemon can reopen them); undefined with pipes. */
+  get outputFifos(): { stdout: string; stderr: string } | undefined {
+    return this.#fifos === undefined ? undefined : this.spec.output;
+  }
+
+  /** Why its output is not captured as asked (FIFOs fell back to pipes, or could not be reopened). */
+  get outputProblem(): string | undefined {
+    return this.#outputProblem;
+  }
+
+  /** True for a process adopted from an earlier daemon (not our child). */
+  get adopted(): boolean {
+    return this.#adopted !== undefined;
+  }
+
+  /**
+   * A process an earlier daemon started and this one takes over: `pid` (its group leader, pgid =
+   * pid) with the start time the caller verified. Its output FIFOs (spec.output) are reopened;
+   * its end is noticed by polling /proc every ADOPTED_POLL_MS, reported with an unknown status.
+   */
+  static adopt(spec: SpawnSpec, found: { pid: number; startTime: number; startedAt: number }): ManagedProcess {
+    const managed = new ManagedProcess(spec);
+    managed.#takeOver(found);
+    return managed;
+  }
+
+  #takeOver(found: { pid: number; startTime: number; startedAt: number }): void {
+    this.#started = true;
+    this.#pid = found.pid;
+    this.#startedAt = found.startedAt;
+    this.#adopted = { startTime: found.startTime };
+    if (this.spec.output !== undefined) {
+      try {
+        this.#fifos = reopenFifos(this.spec.output);
+        this.#streamsClosed = this.#readFifos(this.#fifos);
+      } catch (error) {
+        this.#outputProblem = `its output is not captured: ${errorMessage(error)}`;
+      }
+    }
+    let polling = false;
+    this.#pollTimer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      void readIdentity(found.pid)
+        .then((identity) => {
+          if (identity === null || identity.startTime !== found.startTime) this.#onLeaderExit(null, null);
+        })
+        .finally(() => (polling = false));
+    }, ADOPTED_POLL_MS);
+    this.#pollTimer.unref();
+  }
+
   /**
    * Spawns the group; a spawn failure is recorded (spawnError: a SPAWN_FAILED error naming its
    * cause, exitInfo) and reported to onExit, never thrown.
@@ -79,19 +142,29 @@ export class ManagedProcess {
       this.#recordSpawnFailure(problem);
       return;
     }
+    if (this.spec.output !== undefined) {
+      try {
+        this.#fifos = openFifosForSpawn(this.spec.output);
+      } catch (error) {
+        // Output still works through pipes; it just does not outlive the daemon.
+        this.#outputProblem = `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;
+      }
+    }
+    const fifos = this.#fifos;
     let child: ShellChild;
     try {
-      child = spawnShell(this.spec);
+      child = spawnShell(this.spec, fifos?.childFds);
     } catch (error) {
+      this.#dropFifos();
       this.#recordSpawnFailure(spawnFailure(this.spec, error));
       return;
+    } finally {
+      // The child has its own copies now: holding ours would hide its end of output.
+      if (fifos) closeChildEnds(fifos);
     }
     this.#child = child;
     this.#pid = child.pid;
-    this.#streamsClosed = Promise.all([
-      this.#readStream(child.stdout, "stdout"),
-      this.#readStream(child.stderr, "stderr"),
-    ]).then(() => undefined);
+    this.#streamsClosed = fifos ? this.#readFifos(fifos) : Promise.all([this.#readStream(child.stdout, "stdout"), this.#readStream(child.stderr, "stderr")]).then(() => undefined);
     child.on("exit", (code, signal) => this.#onLeaderExit(code, signal));
     child.on("error", () => {
       // Spawn failures arrive through the result below; send/kill errors are handled where they happen.
@@ -246,6 +319,7 @@ export class ManagedProcess {
 
   #onLeaderExit(code: number | null, signal: string | null): void {
     if (this.#leaderExit !== undefined) return;
+    clearInterval(this.#pollTimer);
     const at = Date.now();
     this.#leaderExit = { code, signal, at };
     if (this.#stopRequested && this.#graceTimer !== undefined) {
@@ -285,12 +359,14 @@ export class ManagedProcess {
       // Never let bookkeeping errors escape; the exit is still recorded below.
     }
     clearTimeout(this.#graceTimer);
+    clearInterval(this.#pollTimer);
+    this.#dropFifos();
     // Only a group seen empty stops further signals (its id could be reused); a stuck member can still be killed.
     this.#groupGone = gone;
     this.#partial.stdout.flush((line) => this.#addLine("stdout", line));
     this.#partial.stderr.flush((line) => this.#addLine("stderr", line));
     const leader = this.#leaderExit ?? { code: null, signal: null, at: Date.now() };
-    const exit: ExitInfo = { code: leader.code, signal: leader.signal, at: leader.at, requested: this.#stopRequested };
+    const exit: ExitInfo = { code: leader.code, signal: leader.signal, at: leader.at, requested: this.#stopRequested, ...(this.#adopted ? { unknown: true as const } : {}) };
     this.#exitInfo = exit;
     this.#phase = "exited";
     this.#resolveDone(exit);
@@ -306,6 +382,19 @@ export class ManagedProcess {
     return waitForGroupGone(pid, this.#killAt);
   }
 
+  #readFifos(fifos: OpenedFifos): Promise<void> {
+    return Promise.all([this.#readStream(fifos.readers.stdout, "stdout"), this.#readStream(fifos.readers.stderr, "stderr")]).then(() => undefined);
+  }
+
+  /** Closes the reading ends and removes the FIFOs (the process is gone, or never ran). */
+  #dropFifos(): void {
+    const fifos = this.#fifos;
+    if (fifos === undefined || this.spec.output === undefined) return;
+    fifos.readers.stdout.destroy();
+    fifos.readers.stderr.destroy();
+    removeOutputFifos(this.spec.output);
+  }
+
   #readStream(stream: Readable | null | undefined, name: "stdout" | "stderr"): Promise<void> {
     return readLines(stream, this.#partial[name], (line) => this.#addLine(name, line));
   }
@@ -318,6 +407,8 @@ export class ManagedProcess {
 }
 
 const STREAM_DRAIN_MS = 1_000;
+/** How often an adopted process's pid is looked up in /proc (its exit must be noticed within a second). */
+const ADOPTED_POLL_MS = 200;
 
 /** Calls each listener; a throwing listener must not break the process bookkeeping. */
 function emit<T>(listeners: readonly ((value: T) => void)[], value: T): void {

@@ -7,15 +7,17 @@ import type { SpawnSpec } from "./types.js";
 /** The spawned leader as execa returns it: a child process that is also a promise of its result. */
 export type ShellChild = ReturnType<typeof execa>;
 
-/** Spawns `spec.command` under /bin/sh as the leader of a new process group; a spawn failure may throw or arrive through the result. */
-export function spawnShell(spec: SpawnSpec): ShellChild {
+/** Spawns `spec.command` under /bin/sh as the leader of a new process group, its output to pipes or the given fds; a spawn failure may throw or arrive through the result. */
+export function spawnShell(spec: SpawnSpec, output?: { stdout: number; stderr: number }): ShellChild {
   return execa("/bin/sh", ["-c", shellCommand(spec.command)], {
     cwd: spec.cwd,
     env: spec.env,
     extendEnv: false,
     stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
+    // Output FIFOs (output-fifo.ts) when given: they outlive the daemon, a pipe does not. (Typed
+    // as "pipe" to keep one ShellChild type; with fds, child.stdout and child.stderr are null.)
+    stdout: (output?.stdout ?? "pipe") as "pipe",
+    stderr: (output?.stderr ?? "pipe") as "pipe",
     // Own session and process group: pgid = pid, so -pid reaches everything it spawns.
     detached: true,
     reject: false,

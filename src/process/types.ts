@@ -18,6 +18,8 @@ export interface SpawnSpec {
   gracefulStopMs: number;
   /** Open an IPC channel (for Node children that call process.send). */
   ipc?: boolean;
+  /** stdout and stderr as FIFOs that outlive the daemon (output-fifo.ts); plain pipes when unset. */
+  output?: { stdout: string; stderr: string };
 }
 
 export interface ExitInfo {
@@ -26,6 +28,8 @@ export interface ExitInfo {
   at: number;
   /** True when the exit followed a stop() we requested. */
   requested: boolean;
+  /** The exit status is unknown: an adopted process is not the daemon's child, so only its disappearance is seen. */
+  unknown?: true;
 }
 
 /** One line a process wrote, with when, which stream, and which OS process (a slot has one per restart). */

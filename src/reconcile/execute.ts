@@ -1,7 +1,9 @@
 // The executor: owns release records and process slots, turns them into an ObservedState,
 // and carries out the planner's actions. Every action is idempotent and none waits for a
 // process or a drain: exits and health changes call `trigger` so the loop runs again.
-import type { Config } from "../config/schema.js";
+import type { Config, ProcessConfig } from "../config/schema.js";
+import type { ManagedProcess } from "../process/managed-process.js";
+import type { AdoptedProcess, Adoption } from "./adoption.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
 import { allocatePort } from "../process/ports.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
@@ -22,6 +24,8 @@ export interface ExecutorOptions {
   trigger: (reason: string) => void;
   daemonEnv?: Record<string, string | undefined>;
   now?: () => number;
+  /** The private directory for the output FIFOs (they outlive the daemon); undefined: pipes. */
+  outputDir?: () => string | undefined;
 }
 
 export type { InstanceOutputLine };
@@ -40,6 +44,7 @@ export class Executor {
   private readonly daemonEnv: Record<string, string | undefined>;
   private readonly now: () => number;
   private shuttingDown = false;
+  private readonly outputDir: () => string | undefined;
 
   constructor(options: ExecutorOptions) {
     this.config = options.config;
@@ -48,6 +53,7 @@ export class Executor {
     this.trigger = options.trigger;
     this.daemonEnv = options.daemonEnv ?? process.env;
     this.now = options.now ?? Date.now;
+    this.outputDir = options.outputDir ?? (() => undefined);
     const releaseRef = (key: string) => this.releaseRef(key);
     const syncProxy = () => this.syncProxy();
     this.slots = new SlotProcesses({
@@ -60,11 +66,70 @@ export class Executor {
       syncProxy,
       releaseRef,
       shuttingDown: () => this.shuttingDown,
+      outputDir: this.outputDir,
     });
     this.replacements = new Replacements(
       { config: () => this.config, events: this.events, now: this.now, instances: this.instances, recordFor: (key) => this.recordFor(key), portsInUse: () => this.portsInUse(), syncProxy, releaseRef },
       this.slots,
     );
+  }
+
+  /**
+   * Seeds the records with what an earlier daemon left running (adoption.ts verified it), before
+   * the first pass: its releases in their recorded states, each adopted process in its slot (a
+   * replacement or a replaced process as a retiring one, so the planner drains and stops it),
+   * health checks started, traffic routed to the active release once its processes answer.
+   * Returns each adopted process with its verified identity (the state file records them).
+   */
+  adopt(adoption: Adoption): { managed: ManagedProcess; adopted: AdoptedProcess }[] {
+    const now = this.now();
+    if (adoption.servicesSpec) this.serviceRecord = { key: SERVICES_KEY, spec: adoption.servicesSpec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
+    for (const record of adoption.releases) {
+      if (this.releases.has(record.key)) continue;
+      this.releases.set(record.key, record);
+      this.instances.set(record.key, new Map());
+    }
+    const placed: { inst: Instance; adopted: AdoptedProcess }[] = [];
+    for (const adopted of adoption.processes) {
+      const rec = this.recordFor(adopted.releaseKey);
+      if (!rec || !this.config.processes.some((p) => p.id === adopted.processId)) continue;
+      const slots = this.instances.get(adopted.releaseKey) ?? new Map<string, Instance>();
+      this.instances.set(adopted.releaseKey, slots);
+      let inst = slots.get(adopted.instanceId);
+      if (!inst) {
+        inst = newInstance(adopted.instanceId, adopted.processId, adopted.replicaIndex, adopted.replicaCount, adopted.releaseKey, adopted.lastStartReason);
+        inst.restarts = adopted.restarts;
+        slots.set(inst.instanceId, inst);
+      }
+      // Ports first: every process renders with its siblings' ports ({{ports.<id>}}).
+      if (adopted.role === "current") inst.port = adopted.port;
+      placed.push({ inst, adopted });
+    }
+    const taken: { managed: ManagedProcess; adopted: AdoptedProcess }[] = [];
+    for (const { inst, adopted } of placed) {
+      const rec = this.recordFor(adopted.releaseKey) as ReleaseRecord;
+      const proc = this.config.processes.find((p) => p.id === adopted.processId) as ProcessConfig;
+      const managed = this.slots.adopt(rec, proc, inst, adopted.port, adopted.identity);
+      taken.push({ managed, adopted });
+      if (adopted.role === "current" && !inst.proc) {
+        inst.proc = managed;
+        inst.startedAt = adopted.identity.startedAt;
+        // No IPC channel survives the daemon: readiness is the HTTP check and the listener's owner.
+        const gate: ProcessConfig = proc.health === false ? proc : { ...proc, health: { ...proc.health, ipc: false } };
+        this.slots.watchReadiness(rec, gate, inst, inst, managed, inst.port, () => inst.proc === managed);
+      } else {
+        inst.retiring.push({ proc: managed, ...(adopted.port === undefined ? {} : { port: adopted.port }), since: now, stopRequested: false });
+      }
+      this.events.emit({
+        type: "process-adopted",
+        message: `adopted ${inst.instanceId} (${this.tag(adopted.releaseKey)}, pid ${adopted.identity.pid}${adopted.port === undefined ? "" : `, port ${adopted.port}`}${adopted.role === "current" ? "" : `, ${adopted.role === "successor" ? "an unfinished replacement: it is drained and stopped" : "replaced: it is drained and stopped"}`}) from the daemon that died`,
+        ...this.releaseRef(adopted.releaseKey),
+        data: { instanceId: inst.instanceId, pid: adopted.identity.pid, port: adopted.port, role: adopted.role },
+      });
+    }
+    if (adoption.activeKey !== null && this.releases.has(adoption.activeKey)) this.proxy.setActive(adoption.activeKey);
+    this.syncProxy();
+    return taken;
   }
 
   /** Every output line of every process started from now on (for `logs --follow`). */
@@ -284,7 +349,7 @@ export class Executor {
       const managed = this.slots.spawn(rec, proc, slot, inst.port);
       inst.proc = managed;
       inst.startedAt = this.now();
-      managed.start();
+      this.slots.launch(key, inst, managed);
       if (managed.spawnError) throw managed.spawnError;
       this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (${this.tag(key)}, pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
       this.slots.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);

@@ -40,7 +40,7 @@ export class Replacements {
       const managed = this.slots.spawn(rec, proc, inst, succ.port);
       succ.proc = managed;
       succ.startedAt = this.deps.now();
-      managed.start();
+      this.slots.launch(key, inst, managed);
       if (managed.spawnError) throw managed.spawnError;
       this.deps.events.emit({ type: "process-started", message: `started a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`, ...this.deps.releaseRef(key), data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true } });
       this.slots.watchReadiness(rec, proc, inst, succ, managed, succ.port, () => inst.successor === succ);

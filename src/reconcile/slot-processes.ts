@@ -1,16 +1,17 @@
 // The OS-process side of a slot: rendering and spawning its process, wiring readiness, exits,
 // IPC requests and output (log files, `logs --follow`), and the graceful stop sequence. The
 // executor decides *when*; this decides *how*.
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { Config, ProcessConfig } from "../config/schema.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
 import { RotatingLogFile } from "../process/log-file.js";
 import { ManagedProcess } from "../process/managed-process.js";
 import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequence.js";
-import type { OutputLine } from "../process/types.js";
+import type { ExitInfo, OutputLine, SpawnSpec } from "../process/types.js";
 import type { EventLog } from "./events.js";
 import type { TemplateContext } from "../config/template.js";
-import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks } from "./instance.js";
+import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
 
@@ -32,6 +33,16 @@ export interface SlotProcessDeps {
   syncProxy: () => void;
   releaseRef: (key: string) => { releaseKey: string; releaseId?: string };
   shuttingDown: () => boolean;
+  /** The private directory for output FIFOs; undefined: plain pipes (output then dies with the daemon). */
+  outputDir: () => string | undefined;
+}
+
+/** A process of an earlier daemon that passed every check (adoption.ts), to be taken over. */
+export interface AdoptedIdentity {
+  pid: number;
+  startTime: number;
+  startedAt: number;
+  output?: { stdout: string; stderr: string };
 }
 
 /** How a process line names where it belongs: its release id, or "service" for a daemon-wide one. */
@@ -49,6 +60,49 @@ export class SlotProcesses {
 
   /** Renders and creates (does not start) the OS process for a slot, wired to its callbacks. */
   spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
+    const { rendered, cwd } = this.render(rec, proc, inst, port);
+    const outputDir = this.deps.outputDir();
+    const managed = new ManagedProcess({ ...this.spawnSpec(proc, inst, rendered, cwd), ...(outputDir === undefined ? {} : { output: fifoPaths(outputDir, inst.instanceId) }) });
+    this.wire(rec, proc, inst, managed, rendered, cwd);
+    return managed;
+  }
+
+  /** Starts a spawned process; output that cannot go to FIFOs is reported (it then goes to pipes). */
+  launch(key: string, inst: Instance, managed: ManagedProcess): void {
+    managed.start();
+    if (managed.outputProblem !== undefined) {
+      this.deps.events.emit({
+        level: "warn",
+        type: "output-fifo-failed",
+        message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}): ${managed.outputProblem}`,
+        ...this.deps.releaseRef(key),
+        data: { instanceId: inst.instanceId },
+      });
+    }
+  }
+
+  /**
+   * Takes over a process an earlier daemon started (verified by adoption.ts): rendered again for
+   * its stop hooks and log file, its output FIFOs reopened, wired like one spawned here.
+   */
+  adopt(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined, found: AdoptedIdentity): ManagedProcess {
+    const { rendered, cwd } = this.render(rec, proc, inst, port);
+    const spec = { ...this.spawnSpec(proc, inst, rendered, cwd), ...(found.output === undefined ? {} : { output: found.output }) };
+    const managed = ManagedProcess.adopt(spec, found);
+    this.wire(rec, proc, inst, managed, rendered, cwd);
+    if (managed.outputProblem !== undefined) {
+      this.deps.events.emit({
+        level: "warn",
+        type: "output-fifo-failed",
+        message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}, pid ${found.pid}): ${managed.outputProblem}`,
+        ...this.deps.releaseRef(rec.key),
+        data: { instanceId: inst.instanceId, pid: found.pid },
+      });
+    }
+    return managed;
+  }
+
+  private render(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): { rendered: RenderedProcess; cwd: string } {
     const rendered = renderProcess({
       config: this.deps.config(),
       proc,
@@ -60,8 +114,11 @@ export class SlotProcesses {
       ports: this.deps.portsOf(rec.key),
       daemonEnv: this.deps.daemonEnv,
     });
-    const cwd = path.resolve(rec.spec.path, rendered.cwd);
-    const managed = new ManagedProcess({
+    return { rendered, cwd: path.resolve(rec.spec.path, rendered.cwd) };
+  }
+
+  private spawnSpec(proc: ProcessConfig, inst: Instance, rendered: RenderedProcess, cwd: string): SpawnSpec {
+    return {
       instanceId: inst.instanceId,
       command: rendered.command,
       cwd,
@@ -71,7 +128,11 @@ export class SlotProcesses {
       stopSignalTarget: proc.stopSignalTarget,
       gracefulStopMs: proc.gracefulStopMs,
       ipc: (proc.health !== false && proc.health.ipc) || proc.stopMessage !== undefined || proc.policy === "proxied",
-    });
+    };
+  }
+
+  /** Log file, stop hooks, exit, output and IPC of a slot's process. */
+  private wire(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, managed: ManagedProcess, rendered: RenderedProcess, cwd: string): void {
     if (rendered.logFile && proc.logFile) {
       const file = path.resolve(cwd, rendered.logFile);
       if (inst.logFile?.path !== file) {
@@ -90,7 +151,6 @@ export class SlotProcesses {
     managed.onExit((exit) => this.onExit(rec, inst, managed, exit));
     managed.onOutput((line) => this.emitOutput(rec, inst, line));
     managed.onMessage((message) => this.onMessage(rec, inst, managed, message));
-    return managed;
   }
 
   /** A Node process may ask to be replaced ("offline", {event: "request-restart"}). */
@@ -129,8 +189,7 @@ export class SlotProcesses {
     });
   }
 
-
-  private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: { code: number | null; signal: string | null; requested: boolean }): void {
+  private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: ExitInfo): void {
     const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
     if (role === "current") inst.health?.cancel();
     if (role === "successor") inst.successor?.health?.cancel();
@@ -138,7 +197,7 @@ export class SlotProcesses {
       this.onSpawnFailed(rec, inst, role, managed.spawnError);
       return;
     }
-    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    const how = exit.unknown ? "exit status unknown: an adopted process is not the daemon's child" : exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     const crashed = role === "current" && !exit.requested && !inst.stopRequested;
     const tag = releaseTag(this.deps.releaseRef(rec.key));
     const label = role === "current" ? `${inst.instanceId} (${tag})` : `${inst.instanceId} (${tag}, ${role === "successor" ? "replacement" : "replaced"}, pid ${managed.pid})`;
@@ -251,4 +310,10 @@ export class SlotProcesses {
       }
     }
   }
+}
+
+/** Two FIFO paths for a new process: its instance id (made file-safe) and a random part, so no two processes share one. */
+function fifoPaths(dir: string, instanceId: string): { stdout: string; stderr: string } {
+  const base = `${instanceId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${randomBytes(6).toString("hex")}`;
+  return { stdout: path.join(dir, `${base}.out`), stderr: path.join(dir, `${base}.err`) };
 }

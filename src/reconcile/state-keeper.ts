@@ -1,17 +1,20 @@
 // The daemon's side of `statePath`: at startup it reads the snapshot a crashed daemon left,
-// reports the orphans still alive and takes back the release history (so `rollback` works
-// after a restart); while running it rewrites the snapshot after every pass that changed
-// something and every few seconds; on a clean shutdown it removes the file.
+// adopts the processes that pass verification (adoption.ts), reports the others still alive
+// as orphans and takes back the release history (so `rollback` works after a restart); while
+// running it rewrites the snapshot after every pass that changed something and every few
+// seconds; on a clean shutdown it removes the file.
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import { ensureStateDir, readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
 import type { ManagedProcess } from "../process/managed-process.js";
-import { readIdentity, readUid } from "../process/identity.js";
+import { isSameProcess, readIdentity, readUid } from "../process/identity.js";
+import { removeOutputFifos } from "../process/output-fifo.js";
+import { planAdoption } from "./adoption.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
-import { describe, liveOrphans, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
+import { describe, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
 import { releaseIdFor } from "./release-identity.js";
 import { processesOf, SecretScrubber } from "./state-scrub.js";
 import type { ReleaseSpec } from "./types.js";
@@ -24,6 +27,13 @@ export interface StateKeeperOptions {
   activeKey: () => string | null;
   /** Period of the unconditional rewrite (and orphan re-check). */
   intervalMs?: number;
+  /** The output FIFO directory: only FIFOs in it are reopened for adopted processes. */
+  outputDir?: () => string | undefined;
+  /**
+   * The pid of a live daemon handing its processes over (`rollbridge upgrade`): its state file
+   * is adopted although its writer still runs. Without it, a live writer's processes are its own.
+   */
+  handoverFrom?: number | undefined;
 }
 
 /** Events kept in the snapshot, newest last. */
@@ -75,13 +85,13 @@ export class StateKeeper {
       events.emit({ level: "error", type: "state-file-invalid", message: `${errorMessage(error)}; moved it to ${aside} and starting without it (check for leftover processes by hand)` });
     }
     if (leftover !== null) {
-      this.orphanList = await liveOrphans(leftover);
+      const adopted = await this.adopt(leftover, config);
       const restored = this.restoreReleases(leftover);
       events.emit({
         level: this.orphanList.length > 0 ? "warn" : "info",
         type: "state-restored",
-        message: `read the state file of daemon ${leftover.daemon.pid} (written ${leftover.writtenAt}): ${count(restored.restored, "release")} restored as history, ${count(this.orphanList.length, "orphan")} still running${restored.skipped > 0 ? `, ${count(restored.skipped, "release")} with a desired env left out (env values are never written to disk)` : ""}`,
-        data: { file, previousDaemonPid: leftover.daemon.pid, restored: restored.restored, skipped: restored.skipped, orphans: this.orphanList.length },
+        message: `read the state file of daemon ${leftover.daemon.pid} (written ${leftover.writtenAt}): ${count(adopted, "process", "processes")} adopted, ${count(restored.restored, "release")} restored as history, ${count(this.orphanList.length, "orphan")} still running${restored.skipped > 0 ? `, ${count(restored.skipped, "release")} with a desired env left out (env values are never written to disk)` : ""}`,
+        data: { file, previousDaemonPid: leftover.daemon.pid, adopted, restored: restored.restored, skipped: restored.skipped, orphans: this.orphanList.length },
       });
       for (const orphan of this.orphanList) {
         events.emit({
@@ -97,6 +107,31 @@ export class StateKeeper {
     this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 5000);
     this.timer.unref();
     await this.write();
+  }
+
+  /**
+   * Adopts what passes verification (executor records seeded, identities known for the next
+   * snapshot), keeps the rest as orphans, removes the FIFOs of recorded processes that are gone.
+   */
+  private async adopt(leftover: StateSnapshot, config: Config): Promise<number> {
+    const writer = leftover.daemon;
+    const writerAlive = writer.pid !== process.pid && writer.startTime !== null && (await isSameProcess(writer.pid, writer.startTime));
+    const writerGone = !writerAlive || this.options.handoverFrom === writer.pid;
+    const outputDir = this.options.outputDir?.();
+    const plan = await planAdoption(leftover, config, { writerGone, outputDir });
+    for (const line of plan.refused) {
+      this.options.events.emit({ level: "warn", type: "adoption-refused", message: `not adopting ${line}: left alone` });
+    }
+    const taken = this.options.executor.adopt(plan.adoption);
+    for (const { managed, adopted } of taken) this.identities.set(managed, { pgid: adopted.pgid, startTime: adopted.identity.startTime, uid: adopted.uid });
+    this.orphanList = plan.orphans;
+    if (writerGone && outputDir !== undefined) {
+      const kept = new Set([...taken.map((t) => t.adopted.identity.pid), ...plan.orphans.map((o) => o.pid)]);
+      for (const p of leftover.processes) {
+        if (p.fifos && !kept.has(p.pid) && path.dirname(p.fifos.stdout) === outputDir && path.dirname(p.fifos.stderr) === outputDir) removeOutputFifos(p.fifos);
+      }
+    }
+    return taken.length;
   }
 
   /** After each reconcile pass: rewrite when anything happened since the last write. */
@@ -205,6 +240,7 @@ export class StateKeeper {
       };
       if (rec.activatedAt !== undefined) release.activatedAt = rec.activatedAt;
       if (rec.drainStartedAt !== undefined) release.drainStartedAt = rec.drainStartedAt;
+      if (rec.drainDeadline !== undefined && rec.state === "draining") release.drainDeadline = rec.drainDeadline;
       if (rec.stoppedAt !== undefined) release.stoppedAt = rec.stoppedAt;
       if (rec.failure) release.failure = { reason: scrub(rec.failure.reason), code: rec.failure.code, at: rec.failure.at };
       releases.push(release);
@@ -231,6 +267,10 @@ export class StateKeeper {
             startedAt: inst.startedAt ?? null,
             stopSignal: proc.spec.stopSignal,
             gracefulStopMs: proc.spec.gracefulStopMs,
+            role: proc === inst.proc ? "current" : proc === inst.successor?.proc ? "successor" : "retiring",
+            replicaIndex: inst.replicaIndex,
+            replicaCount: inst.replicaCount,
+            ...(proc.outputFifos === undefined ? {} : { fifos: proc.outputFifos }),
           });
         }
       }
@@ -246,6 +286,7 @@ export class StateKeeper {
       writtenAt: new Date().toISOString(),
       daemon: { pid: process.pid, startTime: this.daemonStartTime },
       activeKey: this.options.activeKey(),
+      servicesKey: executor.serviceRecord?.spec.generation ?? null,
       releases,
       processes,
       orphans: this.orphanList,
@@ -254,8 +295,8 @@ export class StateKeeper {
   }
 
   /**
-   * Puts the crashed daemon's releases back as history: stopped (their processes are orphans,
-   * never adopted) or failed. A release with a desired `env` is left out: its values were never
+   * Puts the crashed daemon's releases that were not adopted back as history: stopped (no
+   * process of theirs was adopted) or failed. A release with a desired `env` is left out: its values were never
    * written, and resuming it without them would run it differently.
    */
   private restoreReleases(snapshot: StateSnapshot): { restored: number; skipped: number } {
@@ -290,6 +331,6 @@ export class StateKeeper {
   }
 }
 
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
 }
