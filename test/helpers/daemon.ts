@@ -1,7 +1,8 @@
 // Starting a real daemon (the built CLI) in a temp dir for integration tests, and stopping
 // it and everything it started, by pid.
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -149,10 +150,12 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
       await fs.mkdir(p, { recursive: true });
       return p;
     },
+    // The same document `rollbridge status --json` prints (it is GET /v1/status verbatim), read
+    // straight from the control socket: a CLI start per poll made the suite minutes slower.
     async status() {
-      const result = await runCli(["status", "--json", "--config", configPath], { cwd: dir });
-      if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
-      return JSON.parse(result.stdout);
+      const document = await controlGet(socket, "/status");
+      await stdoutCaughtUp(socket, stdout);
+      return document;
     },
     async stop() {
       let pids: number[] = [];
@@ -238,12 +241,64 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Is the process alive? Read from /proc: a zombie (PID 1 here does not reap) counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
   } catch {
     return false;
+  }
+}
+
+/** One GET of the daemon's control API (JSON), as the CLI sends it. */
+export function controlGet(socketPath: string, route: string, timeoutMs = 10_000): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath, path: `/v1${route}`, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => {
+        if ((res.statusCode ?? 500) >= 400) return reject(new Error(`GET ${route} answered ${res.statusCode}: ${body}`));
+        try {
+          resolve(JSON.parse(body));
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${route} timed out`)));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Waits (briefly) until the daemon's stdout, as read so far, holds every event it had recorded
+ * when the status was read, so a test that reads status and then `daemonEvents` sees both agree.
+ */
+async function stdoutCaughtUp(socketPath: string, stdout: string[]): Promise<void> {
+  let latest: number;
+  try {
+    const { events } = await controlGet(socketPath, "/events?limit=1");
+    latest = events.at(-1)?.seq ?? 0;
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    for (let i = stdout.length - 1; i >= 0; i--) {
+      try {
+        const seq = (JSON.parse(stdout[i]!) as { seq?: number }).seq;
+        if (typeof seq === "number") {
+          if (seq >= latest) return;
+          break;
+        }
+      } catch {
+        // not an event line
+      }
+    }
+    await sleep(10);
   }
 }
 

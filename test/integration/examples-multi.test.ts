@@ -29,7 +29,10 @@ function exampleProcesses(brokerPort: number): string {
     }
     return copy;
   });
-  const lines = stringify(processes, { lineWidth: 0 }).trimEnd().split("\n").map((line) => `  ${line}`);
+  const lines = stringify(processes, { lineWidth: 0 })
+    .trimEnd()
+    .split("\n")
+    .map((line) => `  ${line}`);
   // The proxied entry is last in the example; its port range goes at its end.
   return [...lines, "    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}"].join("\n");
 }
@@ -48,7 +51,8 @@ describe("examples/multi", () => {
     const deploy = async (name: string) => {
       const release = await d.release(name);
       for (const file of ["web.mjs", "worker.mjs", "scheduler.mjs", "broker.mjs"]) await fs.copyFile(path.join(EXAMPLE, file), path.join(release, file));
-      const result = await d.cli(["deploy", "--release-path", release], { timeoutMs: 60_000 });
+      // --wait-drained: the old workers' exits (after their current job) are what this test reads.
+      const result = await d.cli(["deploy", "--release-path", release, "--wait-drained"], { timeoutMs: 60_000 });
       expect(result.code, result.stdout + result.stderr).toBe(0);
       return d.status();
     };

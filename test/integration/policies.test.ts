@@ -206,7 +206,7 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     // Backoff: 200 ms, then 600 ms.
     expect(starts[1]! - exits[0]!).toBeGreaterThanOrEqual(180);
     expect(starts[2]! - exits[1]!).toBeGreaterThanOrEqual(550);
-    expect(events(daemon).some((e) => e.type === "process-failed" && e.data?.instanceId === "crasher")).toBe(true);
+    await until(() => events(daemon!).some((e) => e.type === "process-failed" && e.data?.instanceId === "crasher"), 5000, "the crasher's process-failed event");
     const s = await daemon.status();
     expect(s.conditions.some((c: { type: string; reason: string }) => c.type === "Degraded" && c.reason === "ProcessFailed")).toBe(true);
   });
@@ -230,7 +230,8 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     expect(after.lastStartReason).toBe("memory");
     expect(after.lastMemoryRestartAt).not.toBeNull();
     expect(after.restarts).toBe(0);
-    expect(typeof after.rssBytes === "number" || after.rssBytes === undefined).toBe(true);
+    // Sampled every few seconds: right after the restart the new process may not have one yet.
+    expect(typeof after.rssBytes === "number" || after.rssBytes === null || after.rssBytes === undefined).toBe(true);
     const all = events(daemon);
     expect(all.some((e) => e.type === "memory-warning")).toBe(true);
     expect(all.some((e) => e.type === "memory-limit")).toBe(true);

@@ -44,9 +44,9 @@ describe("status", () => {
     // CPU % needs two samples (2 s apart); a loaded machine may delay them.
     const s = await until(async () => {
       const doc = await daemon.status();
-      const busy = doc.processes.find((p: Proc) => p.instanceId === "busy" && p.releaseId === "v2");
-      return busy?.cpuPercent !== null && busy?.cpuPercent !== undefined ? doc : null;
-    }, 20_000, "a CPU sample of the busy worker");
+      const running = doc.processes.filter((p: Proc) => p.state === "running" && p.releaseId === "v2");
+      return running.length === 2 && running.every((p: Proc) => typeof p.cpuPercent === "number") ? doc : null;
+    }, 20_000, "a CPU sample of both running processes");
     const running = s.processes.filter((p: Proc) => p.state === "running") as Proc[];
     expect(running.map((p) => `${p.instanceId}@${p.releaseId}`).sort()).toEqual(["busy@v2", "web@v2"]);
     for (const p of running) {
