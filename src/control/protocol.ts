@@ -1,8 +1,9 @@
 // The control API's routes and payloads, shared by the server and the CLI's client.
 import type { DesiredDocument } from "../config/desired-schema.js";
+import type { ErrorCode } from "../errors.js";
 import type { OrphanEntry } from "../reconcile/orphans.js";
 import type { RolloutSummary } from "../reconcile/rollout-outcome.js";
-import type { Condition, ReleaseState } from "../reconcile/types.js";
+import type { Condition, ReleaseState, StartReason } from "../reconcile/types.js";
 
 export const API_PREFIX = "/v1";
 
@@ -37,7 +38,7 @@ export interface WaitOutcome {
   outcome: "converged" | "failed" | "timeout" | "superseded";
   message: string;
   releaseId: string | null;
-  failure?: { reason: string; code: string; instanceId: string | null; output: string[] } | null;
+  failure?: { reason: string; code: ErrorCode; instanceId: string | null; output: string[] } | null;
   /**
    * The release traffic moved off, still finishing its connections in the background when the
    * rollout was done (null when nothing drains; always null with `--wait-drained`).
@@ -97,7 +98,7 @@ export interface ReleaseStatus {
 /** Why a release failed and, for the desired release, when the daemon tries it again. */
 export interface ReleaseFailureStatus {
   reason: string;
-  code: string;
+  code: ErrorCode;
   instanceId: string | null;
   output: string[];
   at: string;
@@ -177,16 +178,82 @@ export interface StatusOptions {
 
 export type EventLevel = "info" | "warn" | "error";
 
-export interface DaemonEvent {
+/** An instance's process, as most process events name it. */
+interface ProcessRef {
+  instanceId: string;
+  pid: number | undefined;
+}
+
+/**
+ * Every event type and the shape of its `data` (undefined: the event has none). Adding an
+ * event means adding it here: `emit` refuses a type or data that is not listed.
+ */
+export interface EventData {
+  "daemon-started": { pid: number; desiredPath: string };
+  "daemon-stopping": undefined;
+  "daemon-stopped": undefined;
+  "config-reloaded": undefined;
+  "config-reload-refused": undefined;
+  "config-reload-failed": undefined;
+  "config-record-failed": undefined;
+  "command-failed": { method: string; path: string; status: number; code: string; message: string };
+  "watch-error": undefined;
+  "proxy-error": Record<string, unknown>;
+  "proxy-socket-unreachable": undefined;
+  "desired-changed": { releaseId: string | null; path: string | null; generation: string | null; replicas: Record<string, number> };
+  "desired-invalid": { code: ErrorCode };
+  "reconcile-error": undefined;
+  "action-failed": { action: string };
+  "rollout-started": { path: string; revision?: string | null; baseId?: string; from?: ReleaseState };
+  "rollout-failed": { reason: string; code: ErrorCode; instanceId?: string; output: string[]; attempts: number };
+  "rollout-aborted": undefined;
+  "rollback-requested": { fromReleaseId: string | null; toState: ReleaseState; link: LinkFlip | null };
+  "traffic-switched": { previousReleaseId: string | null; switchLatencyMs: number; rolloutMs: number };
+  "traffic-stopped": undefined;
+  "drain-started": { inflight: number; websockets: number; deadline: string };
+  "drain-timeout": { inflight: number; websockets: number };
+  "release-stopped": { from: ReleaseState; drainMs: number | undefined };
+  "services-refreshed": undefined;
+  "process-started": ProcessRef & { port: number | undefined; reason: StartReason; replacement?: true };
+  "process-start-failed": { instanceId: string; code?: ErrorCode };
+  "process-healthy": ProcessRef & { ms: number };
+  "health-failed": ProcessRef & { port: number | undefined; code: ErrorCode; holders?: { endpoint: string; uid: number; pid: number | null }[] };
+  "listener-not-owned": ProcessRef & { port: number | undefined; code: ErrorCode; holders?: { endpoint: string; uid: number; pid: number | null }[] };
+  "process-crashed": ProcessRef & { code: number | null; signal: string | null };
+  "process-exited": ProcessRef & { code: number | null; signal: string | null };
+  "process-stopping": ProcessRef & { reason: string };
+  "process-stop-step": ProcessRef & { phase?: string; ok?: boolean; ms?: number };
+  "process-replaced": ProcessRef & { previousPid: number | undefined; reason: StartReason };
+  "process-failed": { instanceId: string };
+  "replacement-failed": { instanceId: string };
+  "restart-requested": { instanceId: string; pid: number | undefined } | { instances: string[]; process: string | null; policy: string | null };
+  "port-moved": { instanceId: string; from: number; to: number; holders: unknown[] };
+  "log-file-error": undefined;
+  "memory-warning": { instanceId: string; rssBytes: number; warnBytes: number };
+  "memory-limit": { instanceId: string; rssBytes: number; limitBytes: number };
+  "state-restored": { file: string; previousDaemonPid: number; restored: number; skipped: number; orphans: number };
+  "state-file-invalid": undefined;
+  "state-write-failed": undefined;
+  "orphan-detected": OrphanEntry;
+  "orphan-gone": { pid: number };
+  /** Written by the stdout sink itself (never in the in-memory history). */
+  "event-lines-dropped": { dropped: number };
+}
+
+export type EventType = keyof EventData;
+
+/** One event: what happened (`type`, with its typed `data`), when, and to which release. */
+export type DaemonEvent = { [T in EventType]: EventOf<T> }[EventType];
+
+type EventOf<T extends EventType> = {
   seq: number;
   at: string;
   level: EventLevel;
-  type: string;
+  type: T;
   message: string;
   releaseKey?: string;
   releaseId?: string;
-  data?: Record<string, unknown>;
-}
+} & (EventData[T] extends undefined ? { data?: undefined } : { data: EventData[T] });
 
 // ---- POST /diff, and `changes` of PUT /desired -------------------------------------------
 

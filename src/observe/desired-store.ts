@@ -10,7 +10,7 @@
 //   delete-and-rewrite is never reported, and never changes what runs;
 // - the daemon's own atomic writes (`rollbridge apply`) are adopted at once.
 // A reported problem never replaces the last good target: it is kept and runs on.
-import { RollbridgeError } from "../errors.js";
+import { RollbridgeError, type ErrorCode } from "../errors.js";
 import { serializeDesired, type DesiredDocument } from "../config/desired-schema.js";
 import type { DesiredTarget } from "../reconcile/types.js";
 import { hash, readDesired, writeDesiredFile, type DesiredRead } from "./desired-read.js";
@@ -23,7 +23,7 @@ export const DESIRED_SETTLE_MS = 300;
 /** Why the desired file is not applied (shown in status.desired.error and a desired-invalid event). */
 export interface DesiredError {
   message: string;
-  code: string;
+  code: ErrorCode;
   /** When the problem was first seen (ISO). */
   at: string;
 }

@@ -3,6 +3,8 @@
 // the text exposition format (version 0.0.4).
 import type { DaemonEvent } from "../control/protocol.js";
 import type { EventLog } from "../reconcile/events.js";
+import { processIdOf } from "../reconcile/planner-config.js";
+import type { StartReason } from "../reconcile/types.js";
 
 /** What a scrape reads from the daemon at that moment. */
 export interface MetricsSnapshot {
@@ -17,7 +19,7 @@ export type DeployResult = "succeeded" | "failed" | "superseded";
 const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
 /** Deploy duration buckets, seconds (rollout start → traffic switched). */
 const DURATION_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
-const RESTART_REASONS = new Set(["crash", "memory", "manual", "requested"]);
+const RESTART_REASONS: ReadonlySet<StartReason> = new Set(["crash", "memory", "manual", "requested"]);
 
 export class Metrics {
   /** Responses per release key (null: no active release), by status class 1xx..5xx. */
@@ -52,23 +54,20 @@ export class Metrics {
   private onEvent(event: DaemonEvent): void {
     if (event.releaseKey !== undefined && event.releaseId !== undefined) this.releaseIds.set(event.releaseKey, event.releaseId);
     switch (event.type) {
-      case "traffic-switched": {
+      case "traffic-switched":
         this.deploys.succeeded += 1;
-        const ms = Number(event.data?.rolloutMs);
-        if (Number.isFinite(ms)) this.observeDuration(ms / 1000);
+        this.observeDuration(event.data.rolloutMs / 1000);
         return;
-      }
       case "rollout-failed":
         this.deploys.failed += 1;
         return;
       case "release-stopped":
-        if (event.data?.from === "starting") this.deploys.superseded += 1;
+        if (event.data.from === "starting") this.deploys.superseded += 1;
         return;
       case "process-started": {
-        const reason = String(event.data?.reason ?? "");
-        const instanceId = String(event.data?.instanceId ?? "");
-        if (!RESTART_REASONS.has(reason) || !instanceId) return;
-        const process = instanceId.split("#")[0] ?? instanceId;
+        const { reason, instanceId } = event.data;
+        if (!RESTART_REASONS.has(reason)) return;
+        const process = processIdOf(instanceId);
         const key = `${process}\u0000${reason}`;
         const entry = this.restarts.get(key) ?? { process, reason, count: 0 };
         entry.count += 1;

@@ -3,7 +3,8 @@
 import type { DaemonEvent, EventLevel } from "../control/protocol.js";
 import { boundedLineSink } from "./event-sink.js";
 
-export type EventInput = Omit<DaemonEvent, "seq" | "at" | "level"> & { level?: EventLevel };
+/** What `emit` takes: an event without its sequence number and time (level defaults to info). */
+export type EventInput = DaemonEvent extends infer E ? (E extends DaemonEvent ? Omit<E, "seq" | "at" | "level"> & { level?: EventLevel } : never) : never;
 
 export class EventLog {
   private readonly items: DaemonEvent[] = [];
@@ -16,10 +17,11 @@ export class EventLog {
   ) {}
 
   emit(input: EventInput): DaemonEvent {
-    const event: DaemonEvent = { seq: ++this.seq, at: new Date().toISOString(), level: input.level ?? "info", type: input.type, message: input.message };
+    // The same key order as ever (seq, at, level, type, message, releaseKey, releaseId, data): one JSON line per event.
+    const event = { seq: ++this.seq, at: new Date().toISOString(), level: input.level ?? "info", type: input.type, message: input.message } as DaemonEvent;
     if (input.releaseKey !== undefined) event.releaseKey = input.releaseKey;
     if (input.releaseId !== undefined) event.releaseId = input.releaseId;
-    if (input.data !== undefined) event.data = input.data;
+    if (input.data !== undefined) (event as { data?: unknown }).data = input.data;
     this.items.push(event);
     if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
     if (this.sink) {

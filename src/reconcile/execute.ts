@@ -15,7 +15,7 @@ import { portForRestart } from "./restart-port.js";
 import { SlotProcesses, releaseTag, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
 import { baseReleaseId, numberedBecause, releaseIdFor } from "./release-identity.js";
-import { SERVICES_KEY, type Action, type ObservedState, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
+import { SERVICES_KEY, type Action, type ObservedState, type ReleaseFailure, type ReleaseRecord, type ReleaseSpec, type StartReason, type StopKind } from "./types.js";
 
 export interface ExecutorOptions {
   config: Config;
@@ -170,7 +170,7 @@ export class Executor {
       case "startProcess":
         return this.startProcess(action.key, action.processId, action.replicaIndex, action.replicaCount, action.reason);
       case "stopProcess":
-        return this.stopProcess(action.key, action.instanceId, action.reason);
+        return this.stopProcess(action.key, action.instanceId, action.kind, action.reason);
       case "forgetProcess":
         this.instances.get(action.key)?.delete(action.instanceId);
         return;
@@ -362,12 +362,11 @@ export class Executor {
     }
   }
 
-  /** Stops a whole slot (process, successor, retiring ones); "restart: ..." keeps the slot. */
-  private async stopProcess(key: string, instanceId: string, reason: string): Promise<void> {
+  /** Stops a slot's process; a "retire" stop ends the slot (successor and retiring ones too), a "restart" keeps it. */
+  private async stopProcess(key: string, instanceId: string, kind: StopKind, reason: string): Promise<void> {
     const inst = this.instances.get(key)?.get(instanceId);
     if (!inst) return;
-    const restart = reason.startsWith("restart:");
-    if (!restart) {
+    if (kind === "retire") {
       inst.stopRequested = true;
       if (inst.successor) this.replacements.abandonSuccessor(key, inst, reason);
       for (const r of inst.retiring) this.replacements.stopRetiring(key, inst, r, reason);
@@ -446,7 +445,7 @@ export class Executor {
     this.events.emit({ type: "release-stopped", message: `${rec.spec.id} stopped${from === "starting" ? " (superseded)" : ""}`, releaseKey: key, releaseId: rec.spec.id, data: { from, drainMs } });
   }
 
-  private markFailed(key: string, failure: { reason: string; code: string; instanceId?: string }): void {
+  private markFailed(key: string, failure: Omit<ReleaseFailure, "at">): void {
     const rec = this.releases.get(key);
     if (!rec || rec.state === "failed") return;
     const inst = failure.instanceId ? this.instances.get(key)?.get(failure.instanceId) : undefined;

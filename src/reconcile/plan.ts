@@ -26,6 +26,7 @@
 //    rollout is done for `apply --wait`; older releases may still be draining, and `converged`
 //    waits for them too.
 // Waiting is never a sleep: the plan asks to be run again after requeueAfterMs.
+import type { ErrorCode } from "../errors.js";
 import { SERVICES_KEY, type Action, type Condition, type DesiredTarget, type ObservedProcess, type ObservedRelease, type ObservedState, type Plan, type ReleaseRecord } from "./types.js";
 import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
 
@@ -203,7 +204,7 @@ class PlanContext {
         this.push({ type: "markFailed", key: rec.key, failure: { ...failure, instanceId: obs.instanceId } });
         this.stopAll(rel, "rollout failed");
         for (const svc of this.observed.services ?? []) {
-          if (svc.startedFor === rec.key && !svc.stopRequested && slotAlive(svc)) this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: svc.instanceId, reason: "rollout failed" });
+          if (svc.startedFor === rec.key && !svc.stopRequested && slotAlive(svc)) this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: svc.instanceId, kind: "retire", reason: "rollout failed" });
         }
         this.requeueIn(0);
         return;
@@ -278,7 +279,7 @@ class PlanContext {
     for (const obs of observed) {
       if (obs.stopRequested && !slotAlive(obs)) this.push({ type: "forgetProcess", key: SERVICES_KEY, instanceId: obs.instanceId });
       else if (!obs.stopRequested && !services.some((p) => p.id === obs.processId) && slotAlive(obs)) {
-        this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: obs.instanceId, reason: "no longer in the config" });
+        this.push({ type: "stopProcess", key: SERVICES_KEY, instanceId: obs.instanceId, kind: "retire", reason: "no longer in the config" });
       }
     }
     const rolling = targetRecord?.state === "starting" ? targetRecord : null;
@@ -342,7 +343,7 @@ class PlanContext {
       }
       for (const obs of live.filter((p) => p.processId === proc.id && p.replicaIndex >= count)) {
         if (obs.phase !== "exited" && obs.phase !== "absent") {
-          this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "scaled down" });
+          this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, kind: "retire", reason: "scaled down" });
         } else {
           this.push({ type: "forgetProcess", key: rec.key, instanceId: obs.instanceId });
         }
@@ -387,7 +388,7 @@ class PlanContext {
     }
     if (proc.gated && obs.health === "failed" && obs.phase !== "stopping") {
       // A restarted instance that never became ready counts as a crash.
-      this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "restart: health check failed" });
+      this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, kind: "restart", reason: "restart: health check failed" });
       this.converged = false;
       return;
     }
@@ -407,7 +408,7 @@ class PlanContext {
     this.converged = false;
     const reason = obs.pendingRestart ?? "manual";
     if (!proc.gated) {
-      if (obs.phase !== "stopping") this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: `restart: ${reason}` });
+      if (obs.phase !== "stopping") this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, kind: "restart", reason: `restart: ${reason}` });
       this.notConverged("Progressing", "Restarting", `restarting ${obs.instanceId} (${reason})`);
       this.requeueIn(DRAIN_POLL_MS);
       return;
@@ -514,7 +515,7 @@ class PlanContext {
       const proc = this.config.processes.find((p) => p.id === obs.processId);
       const early = proc?.nonBlockingDrain || proc?.policy === "singleton";
       if (early && !obs.stopRequested && slotAlive(obs)) {
-        this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, reason: "release retired" });
+        this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, kind: "retire", reason: "release retired" });
       }
     }
     const open = rel.connections.inflight + rel.connections.websockets;
@@ -557,7 +558,7 @@ class PlanContext {
   /** Stops whole slots: the process, a starting successor and retiring predecessors. */
   private stopAll(rel: ObservedRelease, reason: string): void {
     for (const obs of rel.processes) {
-      if (!obs.stopRequested && slotAlive(obs)) this.push({ type: "stopProcess", key: rel.record.key, instanceId: obs.instanceId, reason });
+      if (!obs.stopRequested && slotAlive(obs)) this.push({ type: "stopProcess", key: rel.record.key, instanceId: obs.instanceId, kind: "retire", reason });
     }
   }
 
@@ -608,7 +609,7 @@ function slotAlive(obs: ObservedProcess): boolean {
 }
 
 /** Why a starting instance sinks its rollout, if it does. */
-function startupFailure(obs: ObservedProcess): { reason: string; code: string } | null {
+function startupFailure(obs: ObservedProcess): { reason: string; code: ErrorCode } | null {
   if (obs.spawnError) return { reason: `${obs.instanceId} could not start: ${obs.spawnError}`, code: "SPAWN_FAILED" };
   if (obs.phase === "exited") {
     const how = obs.exit?.signal ? `signal ${obs.exit.signal}` : `code ${obs.exit?.code ?? "unknown"}${shellExitHint(obs.exit?.code)}`;

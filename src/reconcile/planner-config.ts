@@ -54,3 +54,9 @@ export function plannerConfig(config: Config): PlannerConfig {
 export function instanceIdFor(processId: string, replicaIndex: number, replicaCount: number): string {
   return replicaCount > 1 ? `${processId}#${replicaIndex}` : processId;
 }
+
+/** The process id an instance id was made from (the inverse of instanceIdFor; `#` is not allowed in process ids). */
+export function processIdOf(instanceId: string): string {
+  const hash = instanceId.indexOf("#");
+  return hash < 0 ? instanceId : instanceId.slice(0, hash);
+}

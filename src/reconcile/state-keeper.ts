@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, type ErrorCode } from "../errors.js";
 import { ensureStateDir, readStateFile, removeStateFile, writeStateFile, STATE_FILE_VERSION, type SnapshotProcess, type SnapshotRelease, type StateSnapshot } from "../observe/state-file.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import { isSameProcess, readIdentity, readUid } from "../process/identity.js";
@@ -321,7 +321,8 @@ export class StateKeeper {
         createdAt: r.createdAt,
         ...(r.activatedAt === undefined ? {} : { activatedAt: r.activatedAt }),
         stoppedAt: r.stoppedAt ?? Date.parse(snapshot.writtenAt),
-        ...(failed && r.failure ? { failure: { reason: r.failure.reason, code: r.failure.code, at: r.failure.at, output: [] } } : {}),
+        // The code was written by a daemon from an ErrorCode; an unknown one is shown as it was.
+        ...(failed && r.failure ? { failure: { reason: r.failure.reason, code: r.failure.code as ErrorCode, at: r.failure.at, output: [] } } : {}),
         failedAttempts: r.failedAttempts,
       });
       executor.instances.set(r.key, new Map());

@@ -1,11 +1,19 @@
 // The vocabulary of the reconcile loop: what should run (DesiredTarget), what runs
 // (ObservedState), and the steps between them (Action). The planner maps the first two
 // to a Plan without I/O; the executor carries the actions out.
+import type { ErrorCode } from "../errors.js";
 import type { ExitInfo } from "../process/types.js";
 
 export type ReleaseState = "starting" | "active" | "draining" | "stopped" | "failed";
 
 export type StartReason = "deploy" | "crash" | "manual" | "memory" | "scale" | "requested";
+
+/**
+ * What a stop is for. "retire": the slot is done (release retired, scaled down, rollout
+ * failed); its successor and retiring processes are stopped too and it is not started again.
+ * "restart": the slot stays and the next pass starts its process again.
+ */
+export type StopKind = "retire" | "restart";
 
 /** A replacement being started for a slot (new before old), not yet taking traffic. */
 export interface ObservedSuccessor {
@@ -13,7 +21,7 @@ export interface ObservedSuccessor {
   health: HealthState;
   healthReason?: string;
   /** The failure code that goes with healthReason (HEALTH_FAILED, LISTENER_NOT_OWNED). */
-  healthCode?: string;
+  healthCode?: ErrorCode;
   spawnError?: string;
 }
 
@@ -60,7 +68,7 @@ export interface DesiredTarget {
 
 export interface ReleaseFailure {
   reason: string;
-  code: string;
+  code: ErrorCode;
   instanceId?: string;
   output?: string[];
   at: number;
@@ -98,7 +106,7 @@ export interface ObservedProcess {
   health: HealthState;
   healthReason?: string;
   /** The failure code that goes with healthReason (HEALTH_FAILED, LISTENER_NOT_OWNED). */
-  healthCode?: string;
+  healthCode?: ErrorCode;
   /** True once this instance's stop was asked for (deploy retire, scale down, shutdown). */
   stopRequested: boolean;
   exit?: ExitInfo;
@@ -139,7 +147,7 @@ export type Action =
   | { type: "createRelease"; spec: ReleaseSpec }
   | { type: "resumeRelease"; key: string }
   | { type: "startProcess"; key: string; processId: string; replicaIndex: number; replicaCount: number; reason: StartReason }
-  | { type: "stopProcess"; key: string; instanceId: string; reason: string }
+  | { type: "stopProcess"; key: string; instanceId: string; kind: StopKind; reason: string }
   | { type: "forgetProcess"; key: string; instanceId: string }
   | { type: "startService"; processId: string; spec: ReleaseSpec; forKey: string }
   | { type: "adoptServices"; key: string }

@@ -346,7 +346,7 @@ describe("plan: a rollout that fails keeps the previous release active", () => {
       observed: observed("v1", healthy("v1"), release("v2", "starting", [running("worker"), running("web", { health: "failed", healthReason: "GET /ping: 500" })])),
     });
     expect(result.actions[0]).toEqual({ type: "markFailed", key: keyOf("v2"), failure: { reason: "GET /ping: 500", code: "HEALTH_FAILED", instanceId: "web" } });
-    for (const action of result.actions.slice(1)) expect(action).toMatchObject({ type: "stopProcess", key: keyOf("v2"), reason: "rollout failed" });
+    for (const action of result.actions.slice(1)) expect(action).toMatchObject({ type: "stopProcess", key: keyOf("v2"), kind: "retire", reason: "rollout failed" });
   });
 
   it("names the exit code of a process that exited during the rollout", () => {
@@ -363,7 +363,7 @@ describe("plan: a rollout that fails keeps the previous release active", () => {
 });
 
 describe("plan: a failed desired release is retried with backoff", () => {
-  const failedAt = (at: number, failedAttempts = 1) => ({ record: { failedAttempts, failure: { reason: "boom", code: "HEALTH_FAILED", at } } });
+  const failedAt = (at: number, failedAttempts = 1) => ({ record: { failedAttempts, failure: { reason: "boom", code: "HEALTH_FAILED" as const, at } } });
 
   it.each<Row>([
     {
@@ -543,7 +543,7 @@ describe("plan: supervising the active release", () => {
 
   it("asks for the restart-on-unhealthy as a restart, not a retirement", () => {
     const result = run({ desired: desired("v1"), observed: observed("v1", release("v1", "active", [running("worker"), running("web", { health: "failed" })])) });
-    expect(result.actions).toEqual([{ type: "stopProcess", key: keyOf("v1"), instanceId: "web", reason: "restart: health check failed" }]);
+    expect(result.actions).toEqual([{ type: "stopProcess", key: keyOf("v1"), instanceId: "web", kind: "restart", reason: "restart: health check failed" }]);
   });
 
   it("reports a process past its restart limit as Degraded", () => {
@@ -750,7 +750,7 @@ describe("plan: draining the previous release", () => {
 
   it("stops drained instances with reason 'release retired'", () => {
     const result = run({ desired: desired("v2"), observed: observed("v2", healthy("v1", "draining"), healthy("v2")) });
-    for (const action of result.actions) expect(action).toMatchObject({ type: "stopProcess", key: keyOf("v1"), reason: "release retired" });
+    for (const action of result.actions) expect(action).toMatchObject({ type: "stopProcess", key: keyOf("v1"), kind: "retire", reason: "release retired" });
   });
 });
 
