@@ -24,6 +24,7 @@ export type ErrorCode =
   | "NOT_SUPPORTED"
   | "DAEMON_START_FAILED"
   | "ROLLOUT_FAILED"
+  | "ROLLED_BACK"
   | "TIMEOUT"
   | "STATE_FILE_INVALID"
   | "STOP_FAILED"

@@ -185,11 +185,14 @@ interface ProcessRef {
 }
 
 /**
- * Every event type and the shape of its `data` (undefined: the event has none). Adding an
+ * Every event type and the shape of its `data` (undefined: none, or optional with `| undefined`). Adding an
  * event means adding it here: `emit` refuses a type or data that is not listed.
  */
 export interface EventData {
-  "daemon-started": { pid: number; desiredPath: string };
+  "daemon-started": { pid: number; desiredPath: string; socketActivation: boolean };
+  "socket-activation-ignored": undefined;
+  "systemd-notified": undefined;
+  "systemd-notify-failed": undefined;
   "daemon-stopping": undefined;
   "daemon-stopped": undefined;
   "config-reloaded": undefined;
@@ -210,7 +213,7 @@ export interface EventData {
   "rollback-requested": { fromReleaseId: string | null; toState: ReleaseState; link: LinkFlip | null };
   "traffic-switched": { previousReleaseId: string | null; switchLatencyMs: number; rolloutMs: number };
   "traffic-stopped": undefined;
-  "drain-started": { inflight: number; websockets: number; deadline: string };
+  "drain-started": { inflight: number; websockets: number; deadline: string; told: number };
   "drain-timeout": { inflight: number; websockets: number };
   "release-stopped": { from: ReleaseState; drainMs: number | undefined };
   "services-refreshed": undefined;
@@ -231,7 +234,10 @@ export interface EventData {
   "log-file-error": undefined;
   "memory-warning": { instanceId: string; rssBytes: number; warnBytes: number };
   "memory-limit": { instanceId: string; rssBytes: number; limitBytes: number };
-  "state-restored": { file: string; previousDaemonPid: number; restored: number; skipped: number; orphans: number };
+  "state-restored": { file: string; previousDaemonPid: number; adopted: number; restored: number; skipped: number; orphans: number };
+  "adoption-refused": undefined;
+  "process-adopted": { instanceId: string; pid: number; port: number | undefined; role: "current" | "successor" | "retiring" };
+  "output-fifo-failed": { instanceId: string; pid?: number } | undefined;
   "state-file-invalid": undefined;
   "state-write-failed": undefined;
   "orphan-detected": OrphanEntry;
@@ -253,7 +259,7 @@ type EventOf<T extends EventType> = {
   message: string;
   releaseKey?: string;
   releaseId?: string;
-} & (EventData[T] extends undefined ? { data?: undefined } : { data: EventData[T] });
+} & (undefined extends EventData[T] ? { data?: Exclude<EventData[T], undefined> } : { data: EventData[T] });
 
 // ---- POST /diff, and `changes` of PUT /desired -------------------------------------------
 

@@ -15,6 +15,7 @@
 //    rollback, a --timeout abandon), that outcome stays the last rollout's. When it went back
 //    to the active release while the previous rollout was still in progress, that rollout is
 //    superseded. Otherwise a new rollout begins and rule 3 judges it.
+import type { ErrorCode } from "../errors.js";
 import type { Plan, ReleaseRecord, DesiredTarget } from "./types.js";
 
 /** Where the last rollout stands: the one word a playbook branches on. */
@@ -42,7 +43,7 @@ export interface RolloutInput {
 }
 
 /** The failure code of a release rolled back on its live traffic (CONTRACT.md §7). */
-export const ROLLED_BACK_CODE = "ROLLED_BACK";
+export const ROLLED_BACK_CODE: ErrorCode = "ROLLED_BACK";
 
 export function nextRollout(previous: RolloutSummary | null, input: RolloutInput): RolloutSummary | null {
   const { target, plan, now } = input;

@@ -31,7 +31,7 @@ function story(passes: Pass[]): { lines: string[]; last: RolloutSummary | null }
 }
 
 const rolledBack = { failure: { reason: "rolled back: 37 of 120 responses failed (31%) within 4.2 s of the switch", code: ROLLED_BACK_CODE, at: T } };
-const timedOut = { failure: { reason: "rollout of v2 abandoned: not ready within 3000 ms (--timeout)", code: "TIMEOUT", at: T } };
+const timedOut = { failure: { reason: "rollout of v2 abandoned: not ready within 3000 ms (--timeout)", code: "TIMEOUT" as const, at: T } };
 
 describe("the last rollout's outcome", () => {
   const rows: { name: string; passes: Pass[]; expected: string[] }[] = [
