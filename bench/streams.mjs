@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startBenchDaemon } from "./bench-daemon.mjs";
 import { bounded, fmt, median, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
-import { ChildTracker, kbToMB, readMemory } from "./proc.mjs";
+import { ChildTracker, cpuSeconds, kbToMB, readMemory } from "./proc.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
@@ -66,11 +66,19 @@ async function body(options, tracker) {
         const order = round % 2 === 0 ? targets : [...targets].reverse();
         for (const target of order) {
           const memory = target.name === "proxy" ? watchMemory(daemon.daemonPid, options.sampleEveryMs) : null;
+          const cpuBefore = { app: cpuSeconds(app.pid), daemon: cpuSeconds(daemon.daemonPid) };
           const result = await transfer(tracker, direction, target.port, bytes);
           const rss = memory?.stop() ?? null;
-          rounds.push({ round: round + 1, direction, target: target.name, ...result, ...(rss ? { daemonRss: rss } : {}) });
+          // CPU per MiB of each process of the chain: unlike wall time, it hardly depends on other load
+          const perMiB = (seconds) => (seconds * 1000) / options.mb;
+          const cpuMsPerMiB = {
+            client: perMiB(result.cpuSeconds),
+            app: perMiB(cpuSeconds(app.pid) - cpuBefore.app),
+            ...(target.name === "proxy" ? { daemon: perMiB(cpuSeconds(daemon.daemonPid) - cpuBefore.daemon) } : {}),
+          };
+          rounds.push({ round: round + 1, direction, target: target.name, ...result, cpuMsPerMiB, ...(rss ? { daemonRss: rss } : {}) });
           if (options.print) {
-            const mem = rss ? `  daemon RSS ${fmt(rss.beforeMB, 0)} -> peak ${fmt(rss.peakMB, 0)} MB` : "";
+            const mem = rss ? `  daemon RSS ${fmt(rss.beforeMB, 0)} -> peak ${fmt(rss.peakMB, 0)} MB, CPU ${fmt(cpuMsPerMiB.daemon, 2)} ms/MiB` : "";
             console.error(`round ${round + 1} ${direction.padEnd(8)} ${target.name.padEnd(6)} ${fmt(result.ms, 0).padStart(6)} ms  ${fmt(result.mbPerSec, 0).padStart(5)} MB/s${mem}`);
           }
         }
@@ -103,7 +111,7 @@ async function body(options, tracker) {
 
 // --- the client: this file run as `--client <download|upload> <port> <bytes>` ---
 
-/** One transfer by a child client; resolves {bytes, ms, mbPerSec, firstByteMs}. */
+/** One transfer by a child client; resolves {bytes, ms, mbPerSec, firstByteMs, cpuSeconds} (the client's own CPU). */
 function transfer(tracker, direction, port, bytes) {
   return new Promise((resolve, reject) => {
     const child = tracker.spawn(process.execPath, [self, "--client", direction, String(port), String(bytes)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -127,8 +135,12 @@ function transfer(tracker, direction, port, bytes) {
 // waiting for 'drain' (the app answers with the byte count it read).
 function runClient(direction, port, bytes) {
   const startedAt = performance.now();
+  const cpuAtStart = process.cpuUsage();
   let firstByteMs = null;
-  const done = (received) => process.stdout.write(JSON.stringify({ bytes: received, ms: performance.now() - startedAt, firstByteMs }));
+  const done = (received) => {
+    const cpu = process.cpuUsage(cpuAtStart);
+    process.stdout.write(JSON.stringify({ bytes: received, ms: performance.now() - startedAt, firstByteMs, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
+  };
   const fail = (error) => {
     console.error(`${direction} client: ${error.message}`);
     process.exit(1);
@@ -203,14 +215,32 @@ function summarize(rounds, idleMB, options) {
     const ratio = proxy / direct;
     const peakMB = Math.max(...proxied.map((r) => r.daemonRss.peakMB));
     const riseMB = Math.round((peakMB - idleMB) * 10) / 10;
-    return { direction, directMs: direct, proxyMs: proxy, ratio, ratioMet: ratio <= options.goalRatio, idleMB, peakMB, riseMB, riseMet: riseMB <= options.goalRiseMB };
+    // The daemon's CPU against the ends' (client and app) for the same bytes: what the proxy hop
+    // costs when the CPU is the limit (chainCpuRatio: the whole chain's CPU over the direct one's).
+    const daemonCpu = median(proxied.map((r) => r.cpuMsPerMiB.daemon));
+    const endsCpu = median(mine.filter((r) => r.target === "direct").map((r) => r.cpuMsPerMiB.client + r.cpuMsPerMiB.app));
+    const chainCpuRatio = (endsCpu + daemonCpu) / endsCpu;
+    return { direction, directMs: direct, proxyMs: proxy, ratio, ratioMet: ratio <= options.goalRatio, idleMB, peakMB, riseMB, riseMet: riseMB <= options.goalRiseMB, daemonCpuMsPerMiB: daemonCpu, endsCpuMsPerMiB: endsCpu, chainCpuRatio };
   });
 }
 
 function printSummary(summary, options) {
   printTable(
-    ["direction", "direct ms", "proxy ms", "proxy / direct", `≤ ${options.goalRatio}x`, "daemon RSS idle", "peak", "rise", `≤ ${options.goalRiseMB} MB`],
-    summary.map((s) => [s.direction, fmt(s.directMs, 0), fmt(s.proxyMs, 0), `${fmt(s.ratio, 2)}x`, s.ratioMet ? "yes" : "NO", `${fmt(s.idleMB, 0)} MB`, `${fmt(s.peakMB, 0)} MB`, `${fmt(s.riseMB, 0)} MB`, s.riseMet ? "yes" : "NO"]),
+    ["direction", "direct ms", "proxy ms", "proxy / direct", `≤ ${options.goalRatio}x`, "daemon RSS idle", "peak", "rise", `≤ ${options.goalRiseMB} MB`, "CPU ms/MiB daemon", "client+app", "chain CPU"],
+    summary.map((s) => [
+      s.direction,
+      fmt(s.directMs, 0),
+      fmt(s.proxyMs, 0),
+      `${fmt(s.ratio, 2)}x`,
+      s.ratioMet ? "yes" : "NO",
+      `${fmt(s.idleMB, 0)} MB`,
+      `${fmt(s.peakMB, 0)} MB`,
+      `${fmt(s.riseMB, 0)} MB`,
+      s.riseMet ? "yes" : "NO",
+      fmt(s.daemonCpuMsPerMiB, 2),
+      fmt(s.endsCpuMsPerMiB, 2),
+      `${fmt(s.chainCpuRatio, 2)}x`,
+    ]),
   );
 }
 
