@@ -161,6 +161,27 @@ describe("links in README.md and docs/", () => {
   });
 });
 
+/**
+ * The lines of a YAML file, with those inside a block scalar (`key: >-`, `key: |`, an Ansible
+ * playbook's multi-line Jinja) as null: their text is a string, never read as a mapping.
+ */
+function scalarLines(text: string): (string | null)[] {
+  let blockIndent: number | null = null;
+  let keyIndent = 0;
+  return text.split("\n").map((line) => {
+    const indent = line.length - line.trimStart().length;
+    if (blockIndent !== null) {
+      if (line.trim() === "" || indent > keyIndent) return null;
+      blockIndent = null;
+    }
+    if (/:\s*[>|][+-]?\d*\s*(#.*)?$/.test(line)) {
+      blockIndent = indent + 1;
+      keyIndent = indent;
+    }
+    return line;
+  });
+}
+
 describe("YAML shown in README.md, docs/ and examples/", () => {
   const markdown = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
   const yamlFiles = (dir: string): string[] =>
@@ -174,11 +195,15 @@ describe("YAML shown in README.md, docs/ and examples/", () => {
       }
     }
     for (const file of yamlFiles("examples")) {
-      read(file).split("\n").forEach((line, i) => {
-        if (unquotedPlaceholder(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+      scalarLines(read(file)).forEach((line, i) => {
+        if (line !== null && unquotedPlaceholder(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
       });
     }
     expect(offenders).toEqual([]);
+  });
+
+  it("reads the lines of a block scalar (key: >- or |) as text, not as values", () => {
+    expect(scalarLines("a: >-\n  {{ x }}\n  {{ y }}\nb: {{ z }}\n")).toEqual(["a: >-", null, null, "b: {{ z }}", ""]);
   });
 
   it("would notice an unquoted one", () => {
