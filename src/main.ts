@@ -370,6 +370,12 @@ export class Daemon implements DaemonApi {
     }
     await fs.unlink(this.config.control.path).catch(() => undefined);
     await this.forgetRuntimeFiles();
+    // Everything stopped, so no FIFO is left: the output directory goes, and the private
+    // directory too when nothing else is in it (rmdir refuses a directory that is not empty).
+    if (this.outputDir !== undefined) {
+      await fs.rmdir(this.outputDir).catch(() => undefined);
+      await fs.rmdir(path.dirname(this.outputDir)).catch(() => undefined);
+    }
     this.events.emit({ type: "daemon-stopped", message: "daemon stopped" });
   }
 

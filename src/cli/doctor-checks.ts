@@ -83,7 +83,7 @@ export async function environmentChecks(config: Config): Promise<DoctorCheck[]> 
   for (const proc of config.processes) {
     if (proc.port) checks.push(await checkPortRange(proc.id, config.proxy.upstreamHost, proc.port, proc.replicas));
   }
-  checks.push(config.statePath ? await checkWritableDir("state file directory", path.dirname(config.statePath)) : { name: "state file", ok: true, message: "statePath not set: no state file, no orphan detection" });
+  checks.push(config.statePath ? await checkWritableDir("state file directory", path.dirname(config.statePath)) : { name: "state file", ok: true, message: "statePath: false: no state file, no adoption or orphan detection after a crash" });
   checks.push(await checkDesired(config.desiredPath));
   checks.push(await checkOrphans(config));
   return checks;
@@ -203,7 +203,7 @@ async function checkDesired(file: string): Promise<DoctorCheck> {
 
 async function checkOrphans(config: Config): Promise<DoctorCheck> {
   const name = "orphans";
-  if (!config.statePath) return { name, ok: true, message: "statePath not set: orphan detection is off" };
+  if (!config.statePath) return { name, ok: true, message: "statePath: false: orphan detection is off" };
   try {
     const orphans = await findOrphans(config);
     if (orphans.length === 0) return { name, ok: true, message: "no processes left behind by a previous daemon" };

@@ -162,9 +162,10 @@ export function resolveConfig(parsed: ParsedConfig, configPath: string): Resolve
   };
 }
 
-function resolveStatePath(statePath: string | true | undefined, application: string, dir: string): Pick<ResolvedConfig, "statePath" | "statePathSource"> {
-  if (statePath === undefined) return { statePath: undefined, statePathSource: undefined };
-  if (statePath === true) return { statePath: defaultStatePath(application), statePathSource: "default" };
+/** Unset means the private default: adoption after a crash works out of the box; `false` turns the file off. */
+function resolveStatePath(statePath: string | boolean | undefined, application: string, dir: string): Pick<ResolvedConfig, "statePath" | "statePathSource"> {
+  if (statePath === false) return { statePath: undefined, statePathSource: undefined };
+  if (statePath === undefined || statePath === true) return { statePath: defaultStatePath(application), statePathSource: "default" };
   return { statePath: resolve(dir, statePath), statePathSource: isAbsolute(statePath) ? "absolute" : "relative" };
 }
 

@@ -292,12 +292,12 @@ export const configSchema = z
       .prefault({})
       .meta({ description: "How many stopped releases are remembered." }),
     statePath: z
-      .union([z.literal(true), text()])
+      .union([z.boolean(), text()])
       .optional()
       .meta({
         description:
-          "File the daemon persists its state to (orphan detection); true: state.json in the private state directory (/var/lib/rollbridge/<application>/ as root, else ~/.local/state/rollbridge/<application>/). A relative path is resolved against the config file's directory.",
-        examples: [true, "/var/lib/rollbridge/app/state.json"],
+          "File the daemon persists its state to, so that a daemon starting after a crash adopts the processes still running; unset or true: state.json in the private state directory (/var/lib/rollbridge/<application>/ as root, else ~/.local/state/rollbridge/<application>/); false: no state file (a restarted daemon then cannot adopt anything). A relative path is resolved against the config file's directory.",
+        examples: [true, "/var/lib/rollbridge/app/state.json", false],
       }),
     legacyTakeover: z
       .strictObject({

@@ -67,7 +67,8 @@ describe("predeploy-cleanup", () => {
     const tag = `${marker}-managed-web`;
     t.daemon = daemon = await startDaemon({
       processes: WEB("{}").replace("command: node {{APP}}", `command: node {{APP}} ${tag}`),
-      extra: `legacyTakeover:\n  processes:\n    - {name: legacy web, includes: ["${marker}", "--port 8082"]}\n    - {name: too broad, includes: ["${tag}"]}`,
+      // No state file: once the daemon dies, nothing records its web process (no orphan to recover).
+      extra: `statePath: false\nlegacyTakeover:\n  processes:\n    - {name: legacy web, includes: ["${marker}", "--port 8082"]}\n    - {name: too broad, includes: ["${tag}"]}`,
     });
     await deploy(daemon, "v1");
     const result = await daemon.cli(["predeploy-cleanup", "--release-path", await daemon.release("v1"), "--json"]);

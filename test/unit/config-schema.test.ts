@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { validateConfig } from "../../src/config/issues.js";
 import type { Config } from "../../src/config/resolved-config.js";
-import { defaultControlPath } from "../../src/config/runtime-dir.js";
+import { defaultControlPath, defaultStatePath } from "../../src/config/runtime-dir.js";
 import { configSchema } from "../../src/config/schema.js";
 
 const configPath = "/srv/ticket-server/rollbridge.yaml";
@@ -195,8 +195,9 @@ describe("configSchema", () => {
         },
       ],
       releaseRetention: { keep: 10, maxAgeMs: 0 },
-      statePath: undefined,
-      statePathSource: undefined,
+      // Unset: the private default, so a daemon starting after a crash adopts what still runs.
+      statePath: defaultStatePath("ticket-server"),
+      statePathSource: "default",
       legacyTakeover: { screens: [], processes: [] },
       desiredPath: "/srv/ticket-server/desired.yaml",
       metrics: undefined,
@@ -274,6 +275,12 @@ describe("configSchema", () => {
   ])("reads control.mode %j as %d", (mode, expected) => {
     const config = valid({ control: { mode }, processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] });
     expect(config.control.mode).toBe(expected);
+  });
+
+  it("turns the state file off with statePath: false", () => {
+    const config = valid({ statePath: false, processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] });
+    expect(config.statePath).toBeUndefined();
+    expect(config.statePathSource).toBeUndefined();
   });
 
   it("names the application after the config directory by default", () => {

@@ -58,7 +58,7 @@ export async function recover(config: Config, force: boolean, live?: LiveDaemon 
 
 /** The human form of a recover result. */
 export function renderRecover(doc: RecoverDocument, configPath: string): string {
-  if (doc.statePath === null) return `statePath is not set in ${configPath}: no state snapshot is kept, so there are no orphans to find\n`;
+  if (doc.statePath === null) return `statePath is false in ${configPath}: no state snapshot is kept, so there are no orphans to find\n`;
   let out = "";
   if (doc.daemon) out += `daemon ${doc.daemon.pid} is running: what it manages is not an orphan and is never stopped here\n`;
   if (doc.orphans.length === 0) return out + `${green("no orphans")}: nothing is left running by a daemon that died (state file ${doc.statePath})\n`;
