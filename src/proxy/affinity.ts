@@ -68,7 +68,7 @@ export class Affinity<P extends UpstreamPool> {
     const active = this.table.active;
     if (this.cookie !== null) {
       const id = this.cookie.read(req);
-      return id === null ? active : (this.table.pinned(id) ?? active);
+      return id === null ? active : this.routed(this.table.pinned(id), active);
     }
     const sessions = this.sessions;
     if (sessions === null) return active;
@@ -77,11 +77,19 @@ export class Affinity<P extends UpstreamPool> {
     const key = sessions.get(sid);
     if (key !== undefined) {
       const pinned = this.table.pinnedByKey(key);
-      if (pinned !== null) return pinned;
+      if (pinned !== null) return this.routed(pinned, active);
     }
     // First seen (or its release is gone): it belongs to the release serving it now.
     if (active !== null) sessions.set(sid, active.key);
     return active;
+  }
+
+  // A pinned request to a release that is not the active one keeps that release's drain going
+  // (its clients poll in bursts, with moments where nothing is in flight).
+  private routed(pinned: ReleaseSlot<P> | null, active: ReleaseSlot<P> | null): ReleaseSlot<P> | null {
+    if (pinned === null) return active;
+    if (pinned !== active) pinned.lastPinnedAt = Date.now();
+    return pinned;
   }
 }
 

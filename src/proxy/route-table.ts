@@ -87,6 +87,8 @@ export interface ReleaseSlot<P extends UpstreamPool> {
    * release that was never switched to is never reachable by a cookie; gone with the release.
    */
   pinnable: boolean;
+  /** When affinity last routed a request here while another release was active (epoch ms, 0: never). */
+  lastPinnedAt: number;
   backends: BackendSlot<P>[];
   /** The subset of `backends` that may receive traffic, in the order given. */
   ready: BackendSlot<P>[];
@@ -191,7 +193,9 @@ export class RouteTable<P extends UpstreamPool> {
   connections(releaseKey: string): ReleaseConnections {
     const release = this.releases.get(releaseKey);
     if (release === undefined) return { inflight: 0, websockets: 0 };
-    return { inflight: release.inflight.size, websockets: release.websockets.size };
+    const counts: ReleaseConnections = { inflight: release.inflight.size, websockets: release.websockets.size };
+    if (release.lastPinnedAt > 0) counts.lastPinnedAt = release.lastPinnedAt;
+    return counts;
   }
 
   backendOutstanding(releaseKey: string, backendId: string, port: number): number {
@@ -233,7 +237,7 @@ export class RouteTable<P extends UpstreamPool> {
   private ensure(releaseKey: string): ReleaseSlot<P> {
     let release = this.releases.get(releaseKey);
     if (release === undefined) {
-      release = { key: releaseKey, id: releaseKey, pinnable: false, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set() };
+      release = { key: releaseKey, id: releaseKey, pinnable: false, lastPinnedAt: 0, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set() };
       this.releases.set(releaseKey, release);
       this.byId.set(release.id, release);
     }

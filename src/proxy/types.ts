@@ -17,6 +17,8 @@ export interface ReleaseConnections {
   inflight: number;
   /** Open upgraded (WebSocket) connections to this release's backends. */
   websockets: number;
+  /** When a pinned client (affinity) last reached it while it was not the active release (epoch ms); absent: never. */
+  lastPinnedAt?: number;
 }
 
 export interface ProxyTimeouts {

@@ -18,8 +18,9 @@
 //    Asked-for restarts: ungated processes stop and start again; the proxied one is replaced
 //    new-before-old, once the ungated restarts pending with it have been started.
 // 5. A draining release stops its nonBlockingDrain companions and singletons at once, the
-//    rest when its connections reach zero or drainTimeoutMs passes (then its connections are
-//    closed first). A release whose instances have all exited is marked stopped.
+//    rest when its connections reach zero (and, with affinity, no pinned client came for
+//    AFFINITY_IDLE_MS) or drainTimeoutMs passes (then its connections are closed first).
+//    A release whose instances have all exited is marked stopped.
 // 6. Any other starting release (superseded by a newer desired state) is stopped.
 // 7. The desired release *serves* (plan.serving) once it is active, routed, has nothing of
 //    its own still starting or restarting, and has served for `bakeMs`. That is when a
@@ -31,6 +32,9 @@ import { SERVICES_KEY, type Action, type Condition, type DesiredTarget, type Obs
 import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
 
 const DRAIN_POLL_MS = 100;
+// With affinity, a draining release whose pinned clients came back this recently is not idle,
+// even at a moment with nothing in flight (a long-polling client between two polls).
+export const AFFINITY_IDLE_MS = 2000;
 const STARTING_POLL_MS = 1000;
 
 export function plan(config: PlannerConfig, desired: DesiredTarget | null, observed: ObservedState, now: number): Plan {
@@ -520,8 +524,11 @@ class PlanContext {
     }
     const open = rel.connections.inflight + rel.connections.websockets;
     const deadline = rec.drainDeadline ?? this.now;
-    if (open > 0 && this.now < deadline) {
-      this.notConverged("Progressing", "Draining", `draining ${rec.spec.id}: ${open} open connection${open === 1 ? "" : "s"}`);
+    // The drain's start counts as a pinned visit: its clients may be between two requests right then.
+    const lastPinned = Math.max(rel.connections.lastPinnedAt ?? 0, this.config.affinity === true ? (rec.drainStartedAt ?? 0) : 0);
+    const pinned = lastPinned > 0 && this.now - lastPinned < AFFINITY_IDLE_MS;
+    if ((open > 0 || pinned) && this.now < deadline) {
+      this.notConverged("Progressing", "Draining", `draining ${rec.spec.id}: ${open} open connection${open === 1 ? "" : "s"}${pinned ? ", pinned clients still coming" : ""}`);
       this.requeueIn(Math.min(DRAIN_POLL_MS, deadline - this.now));
       return;
     }

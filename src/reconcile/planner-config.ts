@@ -24,6 +24,8 @@ export interface PlannerConfig {
    * 0 until the bake window of CONTRACT.md §7 (`rollout.bakeMs`) exists; this is where it goes.
    */
   bakeMs: number;
+  /** proxy.affinity is on: a drain lasts at least AFFINITY_IDLE_MS, so pinned clients can come back. */
+  affinity?: boolean;
 }
 
 export function plannerConfig(config: Config): PlannerConfig {
@@ -47,6 +49,7 @@ export function plannerConfig(config: Config): PlannerConfig {
     failedRetryBaseMs: 10_000,
     failedRetryMaxMs: 300_000,
     bakeMs: 0,
+    affinity: config.proxy.affinity.mode !== "none",
   };
 }
 

@@ -119,7 +119,7 @@ function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; webs
     drainStartedAt: iso(rec.drainStartedAt),
     drainDeadline: iso(rec.drainDeadline),
     stoppedAt: iso(rec.stoppedAt),
-    connections,
+    connections: { inflight: connections.inflight, websockets: connections.websockets },
     failure: rec.failure
       ? {
           reason: rec.failure.reason,

@@ -129,7 +129,7 @@ export interface ObservedProcess {
 export interface ObservedRelease {
   record: ReleaseRecord;
   processes: ObservedProcess[];
-  connections: { inflight: number; websockets: number };
+  connections: { inflight: number; websockets: number; lastPinnedAt?: number };
 }
 
 export interface ObservedState {

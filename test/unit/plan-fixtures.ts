@@ -126,7 +126,7 @@ export function stopped(processId: string, patch: ProcessPatch = {}): ObservedPr
 
 export interface ReleaseOptions {
   record?: Partial<ReleaseRecord>;
-  connections?: { inflight?: number; websockets?: number };
+  connections?: { inflight?: number; websockets?: number; lastPinnedAt?: number };
 }
 
 export function release(id: string, state: ReleaseState, processes: ObservedProcess[] = [], opts: ReleaseOptions = {}): ObservedRelease {
@@ -147,7 +147,7 @@ export function release(id: string, state: ReleaseState, processes: ObservedProc
   return {
     record,
     processes: processes.map((p) => ({ ...p, releaseKey: key })),
-    connections: { inflight: opts.connections?.inflight ?? 0, websockets: opts.connections?.websockets ?? 0 },
+    connections: { inflight: opts.connections?.inflight ?? 0, websockets: opts.connections?.websockets ?? 0, ...(opts.connections?.lastPinnedAt === undefined ? {} : { lastPinnedAt: opts.connections.lastPinnedAt }) },
   };
 }
 

@@ -1,7 +1,7 @@
 // Table tests for the pure planner: (config, desired, observed, now) → actions, requeue, converged.
 // Each row names a behaviour; `actions` is the exact, ordered plan in describeAction's notation.
 import { describe, expect, it } from "vitest";
-import { failedRetryDelay, plan, replicaCount, restartDecision } from "../../src/reconcile/plan.js";
+import { AFFINITY_IDLE_MS, failedRetryDelay, plan, replicaCount, restartDecision } from "../../src/reconcile/plan.js";
 import type { PlannerConfig, PlannerProcess } from "../../src/reconcile/planner-config.js";
 import type { DesiredTarget, ObservedState, Plan } from "../../src/reconcile/types.js";
 import {
@@ -681,6 +681,47 @@ describe("plan: draining the previous release", () => {
       actions: ["stopProcess v1 worker", "stopProcess v1 web"],
       converged: false,
       requeueAtMostMs: 100,
+    },
+    {
+      name: "keeps draining with nothing in flight while pinned clients came back within AFFINITY_IDLE_MS",
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1", "draining", { connections: { lastPinnedAt: T - AFFINITY_IDLE_MS + 1 } }), healthy("v2")),
+      actions: [],
+      converged: false,
+      requeueAfterMs: 100,
+    },
+    {
+      name: "stops a drained release whose pinned clients stopped coming",
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1", "draining", { connections: { lastPinnedAt: T - AFFINITY_IDLE_MS } }), healthy("v2")),
+      actions: ["stopProcess v1 worker", "stopProcess v1 web"],
+      converged: false,
+      requeueAtMostMs: 100,
+    },
+    {
+      name: "with affinity, gives pinned clients AFFINITY_IDLE_MS after the drain starts to come back",
+      desired: desired("v2"),
+      config: plannerConfig({ affinity: true }),
+      observed: observed("v2", healthy("v1", "draining", { record: { drainStartedAt: T - AFFINITY_IDLE_MS + 1 } }), healthy("v2")),
+      actions: [],
+      converged: false,
+      requeueAfterMs: 100,
+    },
+    {
+      name: "with affinity, ends an idle drain AFFINITY_IDLE_MS after it started",
+      desired: desired("v2"),
+      config: plannerConfig({ affinity: true }),
+      observed: observed("v2", healthy("v1", "draining", { record: { drainStartedAt: T - AFFINITY_IDLE_MS } }), healthy("v2")),
+      actions: ["stopProcess v1 worker", "stopProcess v1 web"],
+      converged: false,
+      requeueAtMostMs: 100,
+    },
+    {
+      name: "ends the drain at the deadline even while pinned clients keep coming",
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1", "draining", { connections: { lastPinnedAt: T }, record: deadline(T - 1) }), healthy("v2")),
+      actions: ["stopProcess v1 worker", "stopProcess v1 web"],
+      converged: false,
     },
     {
       name: "closes the remaining connections first, then stops, once the drain deadline passes",
