@@ -176,6 +176,9 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}`,
         if (Date.now() > deadline) throw new Error(`daemon did not open its control socket within 15 s: ${events.tail()}`);
         await sleep(50);
       }
+      // The process that serves: started without V8 flags, the daemon starts again with its own
+      // (src/cli/daemon-heap.ts), as a child of this one where Node lacks process.execve.
+      daemonPid = (await d.status()).daemonPid;
     } else if (launch === "ensure-daemon") {
       const pidFile = path.join(dir, "daemon.pid");
       const r = await cli(["ensure-daemon", "--daemon-log-path", daemonLog, "--daemon-pid-path", pidFile], 40_000);

@@ -2,6 +2,7 @@
 
 import type { Command } from "../command.js";
 import { configFor } from "../context.js";
+import { followDaemonChild, startWithHeapFlags } from "../daemon-heap.js";
 import { printError } from "../output.js";
 
 export const daemonCommand: Command = {
@@ -11,6 +12,9 @@ export const daemonCommand: Command = {
   example: "rollbridge daemon --config /etc/rollbridge/app.yaml",
   options: {},
   async run(ctx) {
+    // The daemon's own heap flags, when Node was started without them (daemon-heap.ts).
+    const start = startWithHeapFlags();
+    if (start.kind === "child") return followDaemonChild(start.child);
     try {
       const loaded = await configFor(ctx);
       const options: { explicitConfigPath?: string; cwd: string } = { cwd: ctx.cwd };

@@ -1,0 +1,89 @@
+// The daemon's own V8 heap settings. A smaller young generation keeps the daemon's RSS lower at
+// the same throughput (docs/systemd.md#memory), but V8 reads the flag only when Node starts, so
+// `rollbridge daemon` started without it starts again with it, once:
+// - Node with process.execve (22.15+): the process replaces itself, keeping its pid, so a pid
+//   file, LISTEN_PID and systemd's main pid go on naming the process that serves;
+// - older Node, or sockets passed by socket activation (Node's execve keeps only stdio open):
+//   the daemon runs as a child in its own process group, and this process forwards
+//   the signals it gets and ends as the child ends (its exit code, or the signal that killed
+//   it). Passed sockets (LISTEN_FDS) go to the child, which takes LISTEN_PID as its own; the
+//   daemon's pid (status, events, the config record, systemd's MAINPID) is the child's.
+// A flag the user gave (NODE_OPTIONS, node's command line; any value) is theirs and wins, and
+// ROLLBRIDGE_DAEMON_REEXEC set in the environment (to anything, e.g. `off`) starts nothing.
+import { spawn, type ChildProcess } from "node:child_process";
+
+/** What the daemon adds to Node's command line when it is missing. */
+export const DAEMON_HEAP_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+
+/** Set in the restarted daemon's environment (to the pid that restarted it), so it happens once. */
+export const REEXEC_ENV = "ROLLBRIDGE_DAEMON_REEXEC";
+
+/** The signals a parent passes on to the daemon it runs. */
+const FORWARDED: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR2"];
+
+/** The flags of DAEMON_HEAP_FLAGS whose option is in neither `execArgv` nor `nodeOptions` (`--a_b` is `--a-b` to V8). */
+export function missingHeapFlags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].map(optionName);
+  return DAEMON_HEAP_FLAGS.filter((flag) => !given.includes(optionName(flag)));
+}
+
+/** How `rollbridge daemon` goes on: here (flags present, or already restarted), or as this child. */
+export type HeapStart = { kind: "here" } | { kind: "child"; child: ChildProcess };
+
+/**
+ * Restarts the daemon with the heap flags when they are missing (see the header). Returns only
+ * when this process is to run the daemon itself, or when it started the daemon as a child.
+ * In the restarted daemon, removes the marker and adopts LISTEN_PID meant for its parent.
+ */
+export function startWithHeapFlags(env: NodeJS.ProcessEnv = process.env): HeapStart {
+  const marker = env[REEXEC_ENV];
+  if (marker !== undefined) {
+    delete env[REEXEC_ENV];
+    // Started as the child of a parent that was given the sockets: they are ours now.
+    if (marker === String(process.ppid) && env.LISTEN_PID === marker) env.LISTEN_PID = String(process.pid);
+    return { kind: "here" };
+  }
+  const missing = missingHeapFlags(process.execArgv, env.NODE_OPTIONS);
+  const script = process.argv[1];
+  if (missing.length === 0 || script === undefined) return { kind: "here" };
+  const args = [...process.execArgv, ...missing, script, ...process.argv.slice(2)];
+  const childEnv = { ...env, [REEXEC_ENV]: String(process.pid) };
+  const passed = env.LISTEN_PID === String(process.pid) && /^[1-9][0-9]?$/.test(env.LISTEN_FDS ?? "") ? Number(env.LISTEN_FDS) : 0;
+  // Node's execve closes every descriptor but stdio: with passed sockets, a child gets them.
+  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (typeof execve === "function" && passed === 0) execve.call(process, process.execPath, [process.execPath, ...args], childEnv);
+  const child = spawn(process.execPath, args, {
+    // Its own process group: a Ctrl-C reaches it once, through the forwarding below.
+    detached: true,
+    stdio: ["inherit", "inherit", "inherit", ...Array.from({ length: passed }, (_, i) => 3 + i)],
+    env: childEnv,
+  });
+  return { kind: "child", child };
+}
+
+/** Forwards signals to the daemon child until it ends; resolves with its exit code, or ends this process with its signal. */
+export function followDaemonChild(child: ChildProcess): Promise<number> {
+  const handlers = FORWARDED.map((signal) => {
+    const handler = () => void child.kill(signal);
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  return new Promise((resolve) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null) => {
+      for (const [s, handler] of handlers) process.off(s, handler);
+      // Died of a signal: so does this process, for whoever waits on it (a shell shows 143, systemd the signal).
+      if (signal !== null) process.kill(process.pid, signal);
+      resolve(code ?? 1);
+    };
+    child.once("exit", done);
+    child.once("error", (error) => {
+      process.stderr.write(`rollbridge: could not start the daemon with ${DAEMON_HEAP_FLAGS.join(" ")}: ${error.message}\n`);
+      done(1, null);
+    });
+  });
+}
+
+function optionName(arg: string): string {
+  const name = arg.split("=")[0] ?? arg;
+  return name.startsWith("--") ? `--${name.slice(2).replaceAll("_", "-")}` : name;
+}
