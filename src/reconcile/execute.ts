@@ -453,7 +453,8 @@ export class Executor {
     rec.state = "failed";
     rec.failedAttempts += 1;
     rec.failure = { ...failure, output, at: this.now() };
-    this.events.emit({ level: "error", type: "rollout-failed", message: `rollout of ${rec.spec.id} failed: ${failure.reason}`, releaseKey: key, releaseId: rec.spec.id, data: { ...failure, output, attempts: rec.failedAttempts } });
+    const event = this.events.emit({ level: "error", type: "rollout-failed", message: `rollout of ${rec.spec.id} failed: ${failure.reason}`, releaseKey: key, releaseId: rec.spec.id, data: { ...failure, output, attempts: rec.failedAttempts } });
+    rec.failure.seq = event.seq;
   }
 
   /** Pushes every release's backends (proxied instances with a port) and readiness to the proxy. */

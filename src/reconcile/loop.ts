@@ -8,6 +8,7 @@ import type { Executor } from "./execute.js";
 import { plan } from "./plan.js";
 import { namedTarget } from "./release-identity.js";
 import { nextRollout, type RolloutSummary } from "./rollout-outcome.js";
+import type { Adoption } from "./wait-outcome.js";
 import type { PlannerConfig } from "./planner-config.js";
 import type { Plan } from "./types.js";
 
@@ -30,6 +31,7 @@ export class ReconcileLoop {
   private stopped = false;
   private lastPlan: Plan | null = null;
   private lastRollout: RolloutSummary | null = null;
+  private lastAdoption: Adoption | null = null;
   passes = 0;
   errors = 0;
 
@@ -67,6 +69,11 @@ export class ReconcileLoop {
     return this.lastPlan;
   }
 
+  /** The last desired state a pass adopted (or found invalid), with its event: what a wait compares its write with. */
+  latestAdoption(): Adoption | null {
+    return this.lastAdoption;
+  }
+
   /** The last rollout's outcome as of the latest pass (rollout-outcome.ts); null before any. */
   latestRollout(): RolloutSummary | null {
     return this.lastRollout;
@@ -89,10 +96,12 @@ export class ReconcileLoop {
       // The release under the id the daemon gives it (numbered when another release has it).
       const target = namedTarget(desired.target, this.options.executor.releases.values());
       if (desired.changed && desired.error) {
-        this.options.events.emit({ level: "error", type: "desired-invalid", message: `desired state not applied: ${desired.error.message}`, data: { code: desired.error.code } });
+        const event = this.options.events.emit({ level: "error", type: "desired-invalid", message: `desired state not applied: ${desired.error.message}`, data: { code: desired.error.code } });
+        this.lastAdoption = { seq: event.seq, message: event.message };
       } else if (desired.changed && target) {
         const release = target.release;
-        this.options.events.emit({ type: "desired-changed", message: target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`, data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: target.replicas } });
+        const event = this.options.events.emit({ type: "desired-changed", message: target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`, data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: target.replicas } });
+        this.lastAdoption = { seq: event.seq, message: event.message };
       }
       const observed = this.options.executor.observe();
       const result = plan(this.options.plannerConfig(), target, observed, now());

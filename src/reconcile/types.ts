@@ -72,6 +72,8 @@ export interface ReleaseFailure {
   instanceId?: string;
   output?: string[];
   at: number;
+  /** Sequence number of its rollout-failed event: a wait that began before it sees it as its rollout's end. */
+  seq?: number;
 }
 
 /** A release the daemon knows about, and where it stands. Keyed by generation. */
