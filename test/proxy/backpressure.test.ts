@@ -39,13 +39,13 @@ function pump(stream: http.ClientRequest | http.ServerResponse, total: number): 
   return { accepted: () => written, done };
 }
 
-/** Resolves once `read()` stopped changing: the same value on several polls in a row. */
+/** Resolves once `read()` has started and stopped changing: the same non-zero value on several polls in a row. */
 async function settled(read: () => number): Promise<number> {
   let last = -1;
   let same = 0;
   for (;;) {
     const now = read();
-    same = now === last ? same + 1 : 0;
+    same = now !== 0 && now === last ? same + 1 : 0;
     last = now;
     if (same >= 5) return now;
     await sleep(50);
