@@ -3,8 +3,8 @@
 // and {header: NAME} pin by a session id the client sends (Socket.IO's `sid`, an X-Session
 // header), remembered in a bounded LRU.
 import { z } from "zod";
-import type { AffinityOptions } from "../proxy/affinity.js";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_RELEASE_COOKIE } from "../proxy/affinity.js";
+import type { AffinityInput } from "./affinity.js";
 
 // RFC 9110 token: what a cookie name and a header name may contain.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -64,19 +64,6 @@ export const affinitySchema = z
     examples: ["cookie", { query: "sid" }],
   });
 
-export type AffinityInput = z.output<typeof affinitySchema>;
-
-/** The proxy's options for the parsed proxy.affinity. */
-export function resolveAffinity(input: AffinityInput): AffinityOptions {
-  if (input === "none") return { mode: "none" };
-  if (input === "cookie") return { mode: "cookie", cookie: DEFAULT_RELEASE_COOKIE };
-  const maxSessions = input.maxSessions ?? DEFAULT_MAX_SESSIONS;
-  if (input.cookie !== undefined) return { mode: "cookie", cookie: input.cookie };
-  if (input.query !== undefined) return { mode: "query", name: input.query, maxSessions };
-  return { mode: "header", name: input.header ?? "", maxSessions };
-}
-
-/** The release cookie's name for this affinity setting (sticky canaries use it whatever the mode). */
-export function releaseCookieName(affinity: AffinityOptions): string {
-  return affinity.mode === "cookie" ? affinity.cookie : DEFAULT_RELEASE_COOKIE;
-}
+// The schema's output is what resolveAffinity (affinity.ts, zod-free) takes.
+const _sameShape: (input: z.output<typeof affinitySchema>) => AffinityInput = (input) => input;
+void _sameShape;

@@ -3,7 +3,7 @@
 // and makes paths absolute against the config file's directory.
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { AffinityOptions } from "../proxy/affinity.js";
-import { resolveAffinity } from "./affinity-schema.js";
+import { resolveAffinity } from "./affinity.js";
 import { DEFAULTS, type ProcessPolicy, type StopSignalTarget } from "./constants.js";
 import { defaultControlPath, defaultStatePath } from "./runtime-dir.js";
 import type { ParsedConfig } from "./schema.js";

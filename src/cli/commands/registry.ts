@@ -19,6 +19,8 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<Command>>> =
   shutdown: async () => (await import("./shutdown.js")).shutdownCommand,
   recover: async () => (await import("./recover.js")).recoverCommand,
   "predeploy-cleanup": async () => (await import("./predeploy-cleanup.js")).predeployCleanupCommand,
-  completion: async () => (await import("./completion.js")).completionCommand,
-  help: async () => (await import("./help.js")).helpCommand,
+  // These two list every command: load them through the table (index.js), so the table's
+  // modules evaluate before it is built (importing help.js first would hit the table in its TDZ).
+  completion: async () => (await import("./index.js")).COMMANDS.find((c) => c.name === "completion")!,
+  help: async () => (await import("./index.js")).COMMANDS.find((c) => c.name === "help")!,
 };

@@ -53,8 +53,9 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
-  if (s.rollout) out += `last rollout: ${s.rollout.releaseId} ${outcomeColor(s.rollout.outcome)}${s.rollout.reason ? `: ${s.rollout.reason}` : ""}\n`;
   for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready")) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
+  // After the conditions, which stay right under the desired line (the troubleshooting page's order).
+  if (s.rollout) out += `last rollout: ${s.rollout.releaseId} ${outcomeColor(s.rollout.outcome)}${s.rollout.reason ? `: ${s.rollout.reason}` : ""}\n`;
   out += "\n";
   if (s.releases.length) {
     out += table(
