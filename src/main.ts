@@ -207,6 +207,10 @@ export class Daemon implements DaemonApi {
         throw error;
       }
     }
+    await this.prepareOutputDir();
+    // Only now, with the control socket ours, may the leftover snapshot be read and replaced. As
+    // early as that: until an adopted release is active again the proxy answers 503.
+    await this.state.start();
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
@@ -216,9 +220,6 @@ export class Daemon implements DaemonApi {
       message: `daemon ${process.pid} serving ${proxyListenersText(config.proxy)}${activated ? " (sockets passed by socket activation)" : ""}, control ${config.control.path}`,
       data: { pid: process.pid, desiredPath: config.desiredPath, socketActivation: activated },
     });
-    await this.prepareOutputDir();
-    // Only now, with the control socket ours, may the leftover snapshot be read and replaced.
-    await this.state.start();
     this.loop.start();
     this.memory.start();
     if (this.options.handleSignals) this.installSignals();
