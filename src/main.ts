@@ -1,5 +1,7 @@
 // Composition root of the daemon: config → desired store → executor → loop → proxy →
 // control server, plus signals. `rollbridge daemon` calls runDaemon.
+import { restoreDesiredAfterRollback } from "./daemon/rolled-back.js";
+import { rolloutIntent, setPaused } from "./daemon/rollout-control.js";
 import { promises as fs } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
@@ -13,7 +15,7 @@ import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.
 import { createControlServer } from "./control/server.js";
 import { controlRoutes } from "./control/routes.js";
 import type { DaemonApi, LogQuery, RolloutQuery } from "./control/daemon-api.js";
-import type { ApplyResponse, DiffResponse, LogLine, ReconcileResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./control/protocol.js";
+import type { ApplyResponse, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./control/protocol.js";
 import type { DesiredDocument } from "./config/desired-schema.js";
 import { applyDesired, diffDesired } from "./daemon/apply-desired.js";
 import { followLines, retainedLines } from "./daemon/logs.js";
@@ -116,8 +118,17 @@ export class Daemon implements DaemonApi {
       socket: config.proxy.socket === undefined ? undefined : this.proxySocket,
       onError: (message, data) => this.events.emit({ level: "warn", type: "proxy-error", message, data }),
       onResponse: config.metrics ? (key, status) => metrics.countResponse(key, status) : undefined,
+      // A judged release over its error budget: the next pass rolls it back (within milliseconds).
+      onBreach: () => this.loop.trigger("rollout-breach"),
     });
-    this.executor = new Executor({ config, proxy: this.proxy, events: this.events, trigger: (reason) => this.loop.trigger(reason), outputDir: () => this.outputDir });
+    this.executor = new Executor({
+      config,
+      proxy: this.proxy,
+      events: this.events,
+      trigger: (reason) => this.loop.trigger(reason),
+      outputDir: () => this.outputDir,
+      onRolledBack: (fromKey, toKey) => void restoreDesiredAfterRollback(this, fromKey, toKey),
+    });
     this.loop = new ReconcileLoop({
       store: this.store,
       executor: this.executor,
@@ -281,6 +292,14 @@ export class Daemon implements DaemonApi {
     return rolloutOutcome(this, query, afterPass);
   }
 
+  rolloutIntent(kind: "promote" | "abort"): Promise<RolloutIntentResponse> {
+    return rolloutIntent(this, kind);
+  }
+
+  setPaused(paused: boolean): PauseResponse {
+    return setPaused(this, paused);
+  }
+
   rolloutProgress(query: RolloutQuery): string[] {
     return rolloutProgress(this, query);
   }
@@ -402,7 +421,16 @@ export class Daemon implements DaemonApi {
   private async recordConfig(): Promise<void> {
     const config = this.config;
     try {
-      await writeConfigRecord({ configPath: this.loaded.path, socket: config.control.path, owner: config.control.owner, desiredPath: config.desiredPath, application: config.application, pid: process.pid, configHash: this.loaded.fingerprint, controlDefault: config.control.defaultPath });
+      await writeConfigRecord({
+        configPath: this.loaded.path,
+        socket: config.control.path,
+        owner: config.control.owner,
+        desiredPath: config.desiredPath,
+        application: config.application,
+        pid: process.pid,
+        configHash: this.loaded.fingerprint,
+        controlDefault: config.control.defaultPath,
+      });
       this.recorded = true;
       await pruneConfigRecords();
     } catch (error) {

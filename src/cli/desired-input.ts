@@ -2,7 +2,8 @@
 // merged over the current desired file (so replicas and env set earlier are kept).
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { CONTROL_CHARACTERS, MAX_REPLICAS } from "../config/constants.js";
+import { CONTROL_CHARACTERS, MAX_REPLICAS, MAX_TIMER_MS } from "../config/constants.js";
+import { parseCanarySteps, type RolloutOverride } from "../config/rollout-schema.js";
 import { checkDesiredSize, parseDesiredText, type DesiredDocument } from "../config/desired-schema.js";
 import type { CommandContext, OptionSpec } from "./command.js";
 import { usageError } from "./output.js";
@@ -13,7 +14,28 @@ export const DESIRED_OPTIONS: Record<string, OptionSpec> = {
   revision: { type: "string", description: "revision of the release (e.g. a git sha)", valueName: "R" },
   "release-id": { type: "string", description: "release id (default: the basename of the resolved path)", valueName: "ID" },
   replicas: { type: "string", multiple: true, description: "per-process replica count, repeatable", valueName: "id=N" },
+  bake: { type: "string", description: "bake window for this deploy: the old release stays ready this long while the new one is judged", valueName: "MS" },
+  canary: { type: "string", description: "canary steps for this deploy: % of new requests per step, each WEIGHT or WEIGHT:PAUSE_MS (default pause 60000)", valueName: "10,50" },
 };
+
+/** `--bake MS` and `--canary 10,50` as a desired `rollout` section (null: neither given). */
+export function rolloutFromFlags(values: Record<string, unknown>): RolloutOverride | null {
+  const bake = values.bake as string | undefined;
+  const canary = values.canary as string | undefined;
+  if (bake === undefined && canary === undefined) return null;
+  const rollout: RolloutOverride = {};
+  if (bake !== undefined) {
+    const ms = Number(bake);
+    if (!/^\d+$/.test(bake.trim()) || !Number.isSafeInteger(ms) || ms > MAX_TIMER_MS) throw usageError(`--bake ${bake}: expected a whole number of milliseconds (0 to ${MAX_TIMER_MS})`, "for example --bake 60000");
+    rollout.bakeMs = ms;
+  }
+  if (canary !== undefined) {
+    const steps = parseCanarySteps(canary);
+    if (typeof steps === "string") throw usageError(`--canary ${canary}: ${steps}`, "for example --canary 10,50 (10% then 50%, a minute each) or --canary 25:30000");
+    rollout.steps = steps;
+  }
+  return rollout;
+}
 
 /** Returns null when the command was given no desired-state input at all. */
 /** `target.desiredPath` names the current desired file (merged under flags); only asked for when flags are given. */
@@ -22,8 +44,10 @@ export async function desiredFromInput(ctx: CommandContext, target: { desiredPat
   const file = v.file as string | undefined;
   const releasePath = v["release-path"] as string | undefined;
   const replicaFlags = (v.replicas as string[] | undefined) ?? [];
+  const rollout = rolloutFromFlags(v);
   if (file !== undefined) {
-    if (releasePath || v.revision || replicaFlags.length) throw usageError("-f cannot be combined with --release-path, --revision or --replicas", "put everything in the file, or use flags only");
+    if (releasePath || v.revision || replicaFlags.length || rollout)
+      throw usageError("-f cannot be combined with --release-path, --revision, --replicas, --bake or --canary", "put everything in the file (a rollout section for --bake/--canary), or use flags only");
     const text = file === "-" ? await readStdin() : await readCapped(path.resolve(ctx.cwd, file));
     const doc = parseDesiredText(text, file === "-" ? "<stdin>" : file);
     if (doc.release && !path.isAbsolute(doc.release.path)) {
@@ -32,14 +56,21 @@ export async function desiredFromInput(ctx: CommandContext, target: { desiredPat
     }
     return doc;
   }
-  if (!releasePath && !v.revision && !v["release-id"] && replicaFlags.length === 0) return null;
+  if (!releasePath && !v.revision && !v["release-id"] && replicaFlags.length === 0) {
+    if (rollout) throw usageError("--bake and --canary are settings of a deploy: pass --release-path too");
+    return null;
+  }
   for (const flag of ["revision", "release-id"] as const) {
     const value = v[flag];
-    if (typeof value === "string" && CONTROL_CHARACTERS.test(value)) throw usageError(`--${flag} ${JSON.stringify(value)} contains control characters (such as newlines, escapes or NUL)`, `pass a plain ${flag === "revision" ? "revision, e.g. a commit sha" : "release id, e.g. 20261123120000"}`);
+    if (typeof value === "string" && CONTROL_CHARACTERS.test(value))
+      throw usageError(`--${flag} ${JSON.stringify(value)} contains control characters (such as newlines, escapes or NUL)`, `pass a plain ${flag === "revision" ? "revision, e.g. a commit sha" : "release id, e.g. 20261123120000"}`);
   }
   const current = await readCurrent(await target.desiredPath());
   const doc: DesiredDocument = { ...(current ?? {}) };
   delete doc.stopped;
+  // A rollout section is for the deploy that wrote it: flags start without the last one's.
+  delete doc.rollout;
+  if (rollout) doc.rollout = rollout;
   if (releasePath) {
     doc.release = { path: path.resolve(ctx.cwd, releasePath) };
     if (v.revision) doc.release.revision = v.revision as string;

@@ -7,6 +7,7 @@ import { CONTROL_CHARACTERS, MAX_REPLICAS, PROCESS_ID_PATTERN } from "./constant
 import { describeValue } from "./issue-paths.js";
 import type { ConfigIssue } from "./issues.js";
 import { parseYamlText } from "./load.js";
+import { rolloutDesiredSchema, type RolloutOverride } from "./rollout-schema.js";
 import { describeZodIssues } from "./zod-issues.js";
 
 export interface DesiredDocument {
@@ -14,6 +15,8 @@ export interface DesiredDocument {
   replicas?: Record<string, number>;
   env?: Record<string, string>;
   stopped?: boolean;
+  /** This deploy's rollout settings (bake window, canary steps) over the config's. */
+  rollout?: RolloutOverride;
 }
 
 /**
@@ -25,17 +28,26 @@ export const MAX_DESIRED_BYTES = 1024 * 1024;
 // Scalars written unquoted (`id: 20261123120000`, `FEATURE_X: 1`) are taken as strings.
 const textual = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
 const noControl = (what: string) =>
-  z.string().refine((s) => !CONTROL_CHARACTERS.test(s), { error: `${what} must not contain control characters (such as newlines, escapes or NUL)`, params: { fix: `Use a plain ${what.replace(/s$/, "")}: letters, digits and punctuation.` } });
+  z
+    .string()
+    .refine((s) => !CONTROL_CHARACTERS.test(s), { error: `${what} must not contain control characters (such as newlines, escapes or NUL)`, params: { fix: `Use a plain ${what.replace(/s$/, "")}: letters, digits and punctuation.` } });
 
 export const desiredSchema = z
   .strictObject({
     $schema: z.string().optional().meta({ description: "JSON Schema reference for editors; ignored." }),
     release: z
       .strictObject({
-        path: z.string().min(1).meta({ description: "Directory of the release (a symlink is resolved when read).", examples: ["/srv/app/releases/20261123120000"] }),
-        revision: textual.pipe(z.string().min(1)).pipe(noControl("revisions")).optional().meta({ description: "Revision, e.g. a commit; default: the release id.", examples: ["abc123"] }),
+        path: z
+          .string()
+          .min(1)
+          .meta({ description: "Directory of the release (a symlink is resolved when read).", examples: ["/srv/app/releases/20261123120000"] }),
+        revision: textual
+          .pipe(z.string().min(1))
+          .pipe(noControl("revisions"))
+          .optional()
+          .meta({ description: "Revision, e.g. a commit; default: the release id.", examples: ["abc123"] }),
         id: textual
-          .pipe(z.string().regex(/^[^/\s]+$/, { error: "release ids must be non-empty and contain no \"/\" or whitespace" }))
+          .pipe(z.string().regex(/^[^/\s]+$/, { error: 'release ids must be non-empty and contain no "/" or whitespace' }))
           .pipe(noControl("release ids"))
           .optional()
           .meta({ description: "Release id; default: the basename of the resolved path.", examples: ["20261123120000"] }),
@@ -43,20 +55,21 @@ export const desiredSchema = z
       .optional()
       .meta({ description: "The release that should be active. Required unless stopped is true." }),
     replicas: z
-      .record(
-        z.string().regex(PROCESS_ID_PATTERN, { error: "replicas keys must be process ids" }),
-        z.number().int().nonnegative().max(MAX_REPLICAS),
-      )
+      .record(z.string().regex(PROCESS_ID_PATTERN, { error: "replicas keys must be process ids" }), z.number().int().nonnegative().max(MAX_REPLICAS))
       .optional()
       .meta({ description: `Per-process replica counts overriding the config; each at most ${MAX_REPLICAS}.`, examples: [{ worker: 4 }] }),
     env: z
       .record(
-        z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }),
+        z.string().regex(/^[^=\0]+$/, { error: 'environment variable names must be non-empty and contain no "="' }),
         textual.pipe(z.string().refine((value) => !value.includes("\0"), { error: "environment values must not contain NUL characters (the OS cannot pass them)", params: { fix: "Remove the NUL character from the value." } })),
       )
       .optional()
       .meta({ description: "Extra environment for this release's processes.", examples: [{ FEATURE_X: "1" }] }),
-    stopped: z.boolean().optional().meta({ description: "true: no release is active and the proxy answers 503.", examples: [false] }),
+    stopped: z
+      .boolean()
+      .optional()
+      .meta({ description: "true: no release is active and the proxy answers 503.", examples: [false] }),
+    rollout: rolloutDesiredSchema.optional(),
   })
   .refine((doc) => doc.stopped === true || doc.release !== undefined, {
     message: "is required unless stopped is true",
@@ -121,6 +134,7 @@ export function serializeDesired(doc: DesiredDocument): string {
   if (doc.replicas !== undefined && Object.keys(doc.replicas).length > 0) ordered["replicas"] = sortKeys(doc.replicas);
   if (doc.env !== undefined && Object.keys(doc.env).length > 0) ordered["env"] = sortKeys(doc.env);
   if (doc.stopped !== undefined) ordered["stopped"] = doc.stopped;
+  if (doc.rollout !== undefined && Object.keys(doc.rollout).length > 0) ordered["rollout"] = copyRollout(doc.rollout);
   return stringify(ordered, { lineWidth: 0 });
 }
 
@@ -134,7 +148,20 @@ function normalise(data: z.output<typeof desiredSchema>): DesiredDocument {
   if (data.replicas !== undefined) doc.replicas = { ...data.replicas };
   if (data.env !== undefined) doc.env = { ...data.env };
   if (data.stopped !== undefined) doc.stopped = data.stopped;
+  if (data.rollout !== undefined) doc.rollout = copyRollout(data.rollout);
   return doc;
+}
+
+// The rollout keys in their documented order, steps copied.
+function copyRollout(rollout: RolloutOverride): RolloutOverride {
+  const out: RolloutOverride = {};
+  if (rollout.bakeMs !== undefined) out.bakeMs = rollout.bakeMs;
+  if (rollout.maxErrorRate !== undefined) out.maxErrorRate = rollout.maxErrorRate;
+  if (rollout.minRequests !== undefined) out.minRequests = rollout.minRequests;
+  if (rollout.windowMs !== undefined) out.windowMs = rollout.windowMs;
+  if (rollout.steps !== undefined) out.steps = rollout.steps.map((s) => ({ weight: s.weight, pauseMs: s.pauseMs }));
+  if (rollout.sticky !== undefined) out.sticky = rollout.sticky;
+  return out;
 }
 
 function keepsText(path: readonly (string | number)[]): boolean {

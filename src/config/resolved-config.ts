@@ -4,6 +4,7 @@
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { AffinityOptions } from "../proxy/affinity.js";
 import { resolveAffinity } from "./affinity.js";
+import type { RolloutSettings } from "./rollout-schema.js";
 import { DEFAULTS, type ProcessPolicy, type StopSignalTarget } from "./constants.js";
 import { defaultControlPath, defaultStatePath } from "./runtime-dir.js";
 import type { ParsedConfig } from "./schema.js";
@@ -95,6 +96,8 @@ export interface ResolvedConfig {
   desiredPath: string;
   metrics: { host: string; port: number } | undefined;
   resyncIntervalMs: number;
+  /** Bake window, automatic rollback and canary steps (CONTRACT.md §7). */
+  rollout: RolloutSettings;
 }
 
 // The name the rest of the daemon uses for the resolved config.
@@ -159,6 +162,7 @@ export function resolveConfig(parsed: ParsedConfig, configPath: string): Resolve
     desiredPath: resolve(dir, parsed.desiredPath),
     metrics: parsed.metrics === undefined ? undefined : { ...parsed.metrics },
     resyncIntervalMs: parsed.resyncIntervalMs,
+    rollout: { ...parsed.rollout, steps: parsed.rollout.steps.map((step) => ({ ...step })) },
   };
 }
 
@@ -204,11 +208,7 @@ function resolveProcess(process: ParsedConfig["processes"][number], proxy: Resol
   };
 }
 
-function resolveHealth(
-  policy: ProcessPolicy,
-  health: ParsedConfig["processes"][number]["health"],
-  proxy: ResolvedConfig["proxy"],
-): false | HealthConfig {
+function resolveHealth(policy: ProcessPolicy, health: ParsedConfig["processes"][number]["health"], proxy: ResolvedConfig["proxy"]): false | HealthConfig {
   if (health === false) return false;
   // Only the proxied process is checked unless another one asks for it explicitly.
   if (health === undefined && policy !== "proxied") return false;

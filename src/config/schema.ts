@@ -5,6 +5,7 @@ import { z } from "zod";
 import { DEFAULTS, DRAIN_SIGNALS, MAX_REPLICAS, MAX_TIMER_MS, PROCESS_ID_PATTERN, PROCESS_POLICIES, STOP_SIGNAL_TARGETS, STOP_SIGNALS } from "./constants.js";
 import { affinitySchema } from "./affinity-schema.js";
 import { proxySocketSchema, trustedProxiesSchema } from "./proxy-edge-schema.js";
+import { rolloutConfigSchema } from "./rollout-schema.js";
 
 const text = () => z.string().min(1);
 const durationMs = () => z.number().nonnegative();
@@ -12,7 +13,11 @@ const positiveInt = () => z.number().int().positive();
 const nonNegativeInt = () => z.number().int().nonnegative();
 const tcpPort = () => z.number().int().min(1).max(65535);
 // A delay handed to a Node timer: past MAX_TIMER_MS it would fire at once.
-const timerMs = () => z.number().nonnegative().max(MAX_TIMER_MS, { error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days)` });
+const timerMs = () =>
+  z
+    .number()
+    .nonnegative()
+    .max(MAX_TIMER_MS, { error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days)` });
 
 const portRangeSchema = z
   .strictObject({
@@ -32,35 +37,38 @@ const portSchema = z.union([tcpPort(), portRangeSchema]).meta({
 const principalSchema = z.union([nonNegativeInt(), text()]);
 
 const controlSchema = z.strictObject({
-  path: text().optional().meta({
-    description:
-      "Unix socket of the control API. Default: control.sock in the private runtime directory (/run/rollbridge/<application>/ as root, else $XDG_RUNTIME_DIR/rollbridge/<application>/ or ~/.local/state/rollbridge/<application>/).",
-    examples: ["/run/rollbridge/app/control.sock"],
-  }),
+  path: text()
+    .optional()
+    .meta({
+      description:
+        "Unix socket of the control API. Default: control.sock in the private runtime directory (/run/rollbridge/<application>/ as root, else $XDG_RUNTIME_DIR/rollbridge/<application>/ or ~/.local/state/rollbridge/<application>/).",
+      examples: ["/run/rollbridge/app/control.sock"],
+    }),
   mode: z
-    .union([
-      z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: "control.mode must be an octal mode such as \"660\"" }),
-      z.number().int().min(0).max(0o777),
-    ])
+    .union([z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: 'control.mode must be an octal mode such as "660"' }), z.number().int().min(0).max(0o777)])
     .refine((mode) => ((typeof mode === "number" ? mode : Number.parseInt(mode.replace(/^0o/, ""), 8)) & 0o002) === 0, {
       message: "gives every local user write (connect) permission, and whoever can connect runs code as the daemon's user",
       params: { fix: "Use 660 and put the users who deploy into control.group." },
     })
     .optional()
-    .meta({ description: "chmod applied to the socket once bound: an octal string (\"660\") or a number (0o660); others may not have write (connect) permission.", examples: ["660"] }),
+    .meta({ description: 'chmod applied to the socket once bound: an octal string ("660") or a number (0o660); others may not have write (connect) permission.', examples: ["660"] }),
   owner: principalSchema.optional().meta({ description: "chown owner of the socket: uid or user name. The CLI also trusts a socket (and its directory) owned by this user.", examples: ["deploy"] }),
   group: principalSchema.optional().meta({ description: "chown group of the socket: gid or group name.", examples: ["deploy"] }),
 });
 
 const proxySchema = z.strictObject({
-  host: text().default(DEFAULTS.proxy.host).meta({ description: "Address the proxy listens on.", examples: ["127.0.0.1"] }),
-  port: tcpPort().default(DEFAULTS.proxy.port).meta({ description: "Port the proxy listens on (point nginx here).", examples: [8182] }),
+  host: text()
+    .default(DEFAULTS.proxy.host)
+    .meta({ description: "Address the proxy listens on.", examples: ["127.0.0.1"] }),
+  port: tcpPort()
+    .default(DEFAULTS.proxy.port)
+    .meta({ description: "Port the proxy listens on (point nginx here).", examples: [8182] }),
   upstreamHost: text()
     .default(DEFAULTS.proxy.upstreamHost)
     .meta({ description: "Host used to reach managed processes.", examples: ["127.0.0.1"] }),
   healthPath: z
     .string()
-    .regex(/^\//, { error: "health paths must start with \"/\"" })
+    .regex(/^\//, { error: 'health paths must start with "/"' })
     .default(DEFAULTS.proxy.healthPath)
     .meta({ description: "Default HTTP health-check path.", examples: ["/ping"] }),
   healthTimeoutMs: timerMs()
@@ -102,8 +110,7 @@ const proxySchema = z.strictObject({
     .union([z.literal(1001), z.literal(1012)])
     .default(DEFAULTS.proxy.drainCloseCode)
     .meta({
-      description:
-        "The WebSocket close code that WebSockets still open at drainTimeoutMs get, in a close frame to the client and to the app: 1001 (Going Away) or 1012 (Service Restart).",
+      description: "The WebSocket close code that WebSockets still open at drainTimeoutMs get, in a close frame to the client and to the app: 1001 (Going Away) or 1012 (Service Restart).",
       examples: [1012],
     }),
   affinity: affinitySchema,
@@ -118,34 +125,45 @@ const proxySchema = z.strictObject({
 const healthSchema = z.strictObject({
   path: z
     .string()
-    .regex(/^\//, { error: "health paths must start with \"/\"" })
+    .regex(/^\//, { error: 'health paths must start with "/"' })
     .optional()
     .meta({ description: "HTTP path probed on the process's port. Default: proxy.healthPath (none when ipc is true).", examples: ["/ping"] }),
   timeoutMs: timerMs()
     .positive()
     .optional()
     .meta({ description: "Time the process has to become healthy. Default: proxy.healthTimeoutMs.", examples: [30000] }),
-  intervalMs: timerMs().positive().default(DEFAULTS.health.intervalMs).meta({ description: "Probe period.", examples: [200] }),
+  intervalMs: timerMs()
+    .positive()
+    .default(DEFAULTS.health.intervalMs)
+    .meta({ description: "Probe period.", examples: [200] }),
   startDelayMs: timerMs()
     .default(DEFAULTS.health.startDelayMs)
     .meta({ description: "Wait before the first probe (before the timeout starts).", examples: [0] }),
   ipc: z
     .boolean()
     .default(DEFAULTS.health.ipc)
-    .meta({ description: "Ready when the process sends \"online\" or \"ready\" over Node IPC.", examples: [true] }),
+    .meta({ description: 'Ready when the process sends "online" or "ready" over Node IPC.', examples: [true] }),
 });
 
 const lifecycleSchema = z.strictObject({
-  quietCommand: text().optional().meta({ description: "Shell command run first: stop taking new work (templated; values are shell-quoted).", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
-  drainCommand: text().optional().meta({ description: "Shell command that blocks until in-flight work is done (templated; values are shell-quoted).", examples: ["./bin/wait-idle"] }),
+  quietCommand: text()
+    .optional()
+    .meta({ description: "Shell command run first: stop taking new work (templated; values are shell-quoted).", examples: ["kill -TSTP -$ROLLBRIDGE_PID"] }),
+  drainCommand: text()
+    .optional()
+    .meta({ description: "Shell command that blocks until in-flight work is done (templated; values are shell-quoted).", examples: ["./bin/wait-idle"] }),
   drainTimeoutMs: timerMs()
     .default(DEFAULTS.lifecycle.drainTimeoutMs)
     .meta({ description: "Bound of the drain step; 0 skips it.", examples: [60000] }),
-  stopCommand: text().optional().meta({ description: "Shell command run instead of sending stopSignal (templated; values are shell-quoted).", examples: ["./bin/stop"] }),
+  stopCommand: text()
+    .optional()
+    .meta({ description: "Shell command run instead of sending stopSignal (templated; values are shell-quoted).", examples: ["./bin/stop"] }),
 });
 
 const restartSchema = z.strictObject({
-  maxRestarts: nonNegativeInt().optional().meta({ description: "Restarts allowed within windowMs; unset means unlimited, 0 none.", examples: [5] }),
+  maxRestarts: nonNegativeInt()
+    .optional()
+    .meta({ description: "Restarts allowed within windowMs; unset means unlimited, 0 none.", examples: [5] }),
   windowMs: durationMs()
     .default(DEFAULTS.restart.windowMs)
     .meta({ description: "Rolling window for maxRestarts and the backoff; 0 means the process lifetime.", examples: [60000] }),
@@ -175,12 +193,17 @@ const logFileSchema = z.strictObject({
   maxBytes: positiveInt()
     .default(DEFAULTS.logFile.maxBytes)
     .meta({ description: "Size past which the file is rotated.", examples: [10485760] }),
-  keep: nonNegativeInt().default(DEFAULTS.logFile.keep).meta({ description: "Rotated files kept.", examples: [5] }),
-  gzip: z.boolean().default(DEFAULTS.logFile.gzip).meta({ description: "Compress rotated files.", examples: [true] }),
+  keep: nonNegativeInt()
+    .default(DEFAULTS.logFile.keep)
+    .meta({ description: "Rotated files kept.", examples: [5] }),
+  gzip: z
+    .boolean()
+    .default(DEFAULTS.logFile.gzip)
+    .meta({ description: "Compress rotated files.", examples: [true] }),
 });
 
 const envSchema = z.record(
-  z.string().regex(/^[^=\0]+$/, { error: "environment variable names must be non-empty and contain no \"=\"" }),
+  z.string().regex(/^[^=\0]+$/, { error: 'environment variable names must be non-empty and contain no "="' }),
   z
     .union([z.string(), z.number(), z.boolean()])
     .transform((value) => String(value))
@@ -191,24 +214,21 @@ const processSchema = z.strictObject({
   id: z
     .string()
     .regex(PROCESS_ID_PATTERN, {
-      error: (issue) =>
-        typeof issue.input === "string" && issue.input.includes("#")
-          ? "process ids must not contain \"#\" (it marks replica instances such as worker#0)"
-          : "process ids may contain only letters, digits, \".\", \"_\" and \"-\"",
+      error: (issue) => (typeof issue.input === "string" && issue.input.includes("#") ? 'process ids must not contain "#" (it marks replica instances such as worker#0)' : 'process ids may contain only letters, digits, ".", "_" and "-"'),
     })
     .meta({ description: "Unique name of the process.", examples: ["web"] }),
   policy: z.enum(PROCESS_POLICIES).meta({
     description: "proxied: receives the traffic; companion: per-release helper; singleton: never two at once; service: outlives releases.",
     examples: ["companion"],
   }),
-  cwd: text().default(DEFAULTS.process.cwd).meta({ description: "Working directory (templated).", examples: ["{{releasePath}}"] }),
+  cwd: text()
+    .default(DEFAULTS.process.cwd)
+    .meta({ description: "Working directory (templated).", examples: ["{{releasePath}}"] }),
   command: z
     .string()
     .regex(/\S/, { error: "command must not be empty" })
     .meta({ description: "Shell command line (templated; each value is shell-quoted for where it sits).", examples: ["node server.js --port {{port}}"] }),
-  env: envSchema
-    .default({})
-    .meta({ description: "Extra environment variables (values templated); numbers and booleans become strings.", examples: [{ NODE_ENV: "production" }] }),
+  env: envSchema.default({}).meta({ description: "Extra environment variables (values templated); numbers and booleans become strings.", examples: [{ NODE_ENV: "production" }] }),
   port: portSchema.optional(),
   health: z
     .union([z.literal(false), healthSchema])
@@ -218,16 +238,24 @@ const processSchema = z.strictObject({
     .enum(STOP_SIGNALS)
     .default(DEFAULTS.process.stopSignal)
     .meta({ description: "Signal sent to the process group to stop it gracefully.", examples: ["SIGINT"] }),
-  stopSignalTarget: z.enum(STOP_SIGNAL_TARGETS).default(DEFAULTS.process.stopSignalTarget).meta({
-    description: "Who gets stopSignal: the whole process group, or only the main process (a pre-fork server such as gunicorn that stops its workers itself). SIGKILL after gracefulStopMs always goes to the group.",
-    examples: ["process"],
-  }),
-  stopMessage: text().optional().meta({ description: "IPC message sent instead of stopSignal.", examples: ["shutdown"] }),
-  drainSignal: z.enum(DRAIN_SIGNALS).optional().meta({
-    description:
-      'Signal sent (like stopSignal: to the group, or the main process with stopSignalTarget: process) the moment the process\'s release starts draining, before any stop. Node processes with IPC also get {event: "draining"} over IPC.',
-    examples: ["SIGUSR1"],
-  }),
+  stopSignalTarget: z
+    .enum(STOP_SIGNAL_TARGETS)
+    .default(DEFAULTS.process.stopSignalTarget)
+    .meta({
+      description: "Who gets stopSignal: the whole process group, or only the main process (a pre-fork server such as gunicorn that stops its workers itself). SIGKILL after gracefulStopMs always goes to the group.",
+      examples: ["process"],
+    }),
+  stopMessage: text()
+    .optional()
+    .meta({ description: "IPC message sent instead of stopSignal.", examples: ["shutdown"] }),
+  drainSignal: z
+    .enum(DRAIN_SIGNALS)
+    .optional()
+    .meta({
+      description:
+        'Signal sent (like stopSignal: to the group, or the main process with stopSignalTarget: process) the moment the process\'s release starts draining, before any stop. Node processes with IPC also get {event: "draining"} over IPC.',
+      examples: ["SIGUSR1"],
+    }),
   nonBlockingDrain: z
     .boolean()
     .default(false)
@@ -257,9 +285,7 @@ const legacyProcessSchema = z.strictObject({
     .array(text())
     .min(1)
     .meta({ description: "Substrings that must all appear in a process's command line.", examples: [["/srv/app/", "node server.js"]] }),
-  user: principalSchema
-    .optional()
-    .meta({ description: "Only processes running as this user (name or uid) match. Default: any user.", examples: ["app"] }),
+  user: principalSchema.optional().meta({ description: "Only processes running as this user (name or uid) match. Default: any user.", examples: ["app"] }),
 });
 
 // One schema for the whole config file, as written (YAML, JSON or a JS module's export).
@@ -268,7 +294,7 @@ export const configSchema = z
     $schema: z.string().optional().meta({ description: "JSON Schema reference for editors; ignored." }),
     application: z
       .string()
-      .regex(/^[^/\0]+$/, { error: "application must be a non-empty name without \"/\"" })
+      .regex(/^[^/\0]+$/, { error: 'application must be a non-empty name without "/"' })
       .optional()
       .meta({ description: "Name of the application. Default: the config directory's name.", examples: ["ticket-server"] }),
     control: controlSchema.prefault({}).meta({ description: "Control socket of the daemon." }),
@@ -301,7 +327,10 @@ export const configSchema = z
       }),
     legacyTakeover: z
       .strictObject({
-        screens: z.array(text()).default([]).meta({ description: "GNU screen session names to stop.", examples: [["ticket-server"]] }),
+        screens: z
+          .array(text())
+          .default([])
+          .meta({ description: "GNU screen session names to stop.", examples: [["ticket-server"]] }),
         processes: z.array(legacyProcessSchema).default([]).meta({ description: "Legacy processes to stop, matched by command line." }),
       })
       .prefault({})
@@ -311,11 +340,14 @@ export const configSchema = z
       .meta({ description: "Desired-state file the daemon watches, relative to the config file.", examples: ["desired.yaml"] }),
     metrics: z
       .strictObject({
-        host: text().default(DEFAULTS.metricsHost).meta({ description: "Address of the metrics listener.", examples: ["127.0.0.1"] }),
+        host: text()
+          .default(DEFAULTS.metricsHost)
+          .meta({ description: "Address of the metrics listener.", examples: ["127.0.0.1"] }),
         port: tcpPort().meta({ description: "Port of the metrics listener.", examples: [9464] }),
       })
       .optional()
       .meta({ description: "Prometheus metrics at /metrics." }),
+    rollout: rolloutConfigSchema.prefault({}),
     resyncIntervalMs: timerMs()
       .min(100)
       .default(DEFAULTS.resyncIntervalMs)

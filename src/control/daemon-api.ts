@@ -3,7 +3,7 @@
 // answers in the wire types of protocol.ts; domain decisions (which release a rollback goes
 // to, whether a rollout is done) live behind it, not in the routes.
 import type { DesiredDocument } from "../config/desired-schema.js";
-import type { ApplyResponse, DaemonEvent, DiffResponse, LogLine, ReconcileResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./protocol.js";
+import type { ApplyResponse, DaemonEvent, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./protocol.js";
 
 /** Which lines `logs` selects (query `process`, `lines`, `since`). */
 export interface LogQuery {
@@ -56,6 +56,10 @@ export interface DaemonApi {
   rolloutProgress(query: RolloutQuery): string[];
   /** The outcome of a wait that ran out of time; with `abort`, a rollout still starting is abandoned first. */
   rolloutTimedOut(query: RolloutQuery, timeoutMs: number, abort: boolean): Promise<WaitOutcome>;
+  /** `promote` / `abort` the rollout in a canary step or bake window (NO_ROLLOUT when none is). */
+  rolloutIntent(kind: "promote" | "abort"): Promise<RolloutIntentResponse>;
+  /** `pause` (true) / `resume` (false): hold new requests at the proxy, or let them go in order. */
+  setPaused(paused: boolean): PauseResponse;
   /** Calls `listener` after every reconcile pass; returns the unsubscribe. */
   onPass(listener: () => void): () => void;
   /** Asks for a reconcile pass soon (level-triggered: the reason is only for the reader). */

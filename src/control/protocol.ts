@@ -35,7 +35,8 @@ export interface ApplyWarning {
 }
 
 export interface WaitOutcome {
-  outcome: "converged" | "failed" | "timeout" | "superseded";
+  /** rolled-back: the release passed its health check but failed on live traffic (or `abort`); the old one serves again. */
+  outcome: "converged" | "failed" | "timeout" | "superseded" | "rolled-back";
   message: string;
   releaseId: string | null;
   failure?: { reason: string; code: ErrorCode; instanceId: string | null; output: string[] } | null;
@@ -162,10 +163,33 @@ export interface StatusDocument {
   conditions: Condition[];
   /** The last rollout and its outcome (reconcile/rollout-outcome.ts); null before the first one. */
   rollout: RolloutSummary | null;
+  /** The rollout being judged on its live traffic right now (a canary step or a bake window), or null. */
+  rolloutPhase: RolloutPhaseStatus | null;
   /** Processes a crashed daemon left running (statePath); see docs/recovery.md. */
   orphans: OrphanEntry[];
   /** Stopped or failed processes of retired releases left out of `processes` (`status --all` lists them). */
   hiddenProcesses: number;
+}
+
+/** Where a rollout judged on its live traffic stands (CONTRACT.md §7, docs/rollouts.md). */
+export interface RolloutPhaseStatus {
+  releaseId: string;
+  /** The release traffic goes back to on a rollback. */
+  previousReleaseId: string | null;
+  phase: "canary" | "bake";
+  /** 1-based canary step; during the bake window, the number of steps there were. */
+  step: number;
+  steps: number;
+  /** % of new requests the new release gets now (100 during the bake window). */
+  weight: number;
+  /** Until the step or the bake window ends. */
+  leftMs: number;
+  responses: { total: number; failed: number };
+  errorRate: number | null;
+  maxErrorRate: number;
+  minRequests: number;
+  /** `canary 25%, step 1 of 2, 41 s left, 0.4% errors` */
+  message: string;
 }
 
 /** What `status` lists: by default the processes of retired releases that no longer run are left out. */
@@ -210,6 +234,17 @@ export interface EventData {
   "rollout-started": { path: string; revision?: string | null; baseId?: string; from?: ReleaseState };
   "rollout-failed": { reason: string; code: ErrorCode; instanceId?: string; output: string[]; attempts: number };
   "rollout-aborted": undefined;
+  "canary-step": { step: number; steps: number; weight: number; sticky: "cookie" | "ip" | "none"; previousReleaseId: string | null };
+  "bake-started": { bakeMs: number; previousReleaseId: string | null };
+  "rollout-passed": { total?: number; failed?: number };
+  "rollout-superseded": { total?: number; failed?: number };
+  "rolled-back": { previousReleaseId: string; phase: "canary" | "bake" | null; failed: number | null; total: number | null; code: ErrorCode; reason: string };
+  "desired-restored": undefined;
+  "desired-restore-failed": undefined;
+  "rollout-promote-requested": undefined;
+  "rollout-abort-requested": undefined;
+  "traffic-paused": undefined;
+  "traffic-resumed": undefined;
   "rollback-requested": { fromReleaseId: string | null; toState: ReleaseState; link: LinkFlip | null };
   "traffic-switched": { previousReleaseId: string | null; switchLatencyMs: number; rolloutMs: number };
   "traffic-stopped": undefined;
@@ -323,4 +358,22 @@ export interface ReconcileResponse {
 export interface ShutdownResponse {
   ok: true;
   pid: number;
+}
+
+/** What `POST /promote` and `POST /abort` answer: the release and how its rollout ended. */
+export interface RolloutIntentResponse {
+  releaseId: string;
+  previousReleaseId: string | null;
+  /** The phase it was in when asked. */
+  phase: "canary" | "bake";
+  /** After the pass that read the intent: promoted (serves all traffic), rolled-back, or pending. */
+  result: "promoted" | "rolled-back" | "pending";
+  message: string;
+}
+
+/** What `POST /pause` and `POST /resume` answer. */
+export interface PauseResponse {
+  paused: boolean;
+  /** True when the call changed nothing (already paused, or not paused). */
+  unchanged: boolean;
 }

@@ -8,6 +8,7 @@ import { logQuery } from "./log-query.js";
 import { ndjsonStream } from "./ndjson-stream.js";
 import { operationRoutes } from "./operation-routes.js";
 import { MAX_TIMEOUT_MS, type ApplyRequest, type LogsResponse, type ShutdownResponse, type WaitOutcome, type WaitProgress } from "./protocol.js";
+import { rolloutRoutes } from "./rollout-routes.js";
 import type { Route } from "./server.js";
 
 /** How long the wait stream may stay silent while a rollout waits (the issue asks for ≤ 2 s). */
@@ -31,6 +32,7 @@ export function controlRoutes(daemon: DaemonApi): Route[] {
       handler: () => daemon.reconcile(),
     },
     ...operationRoutes(daemon),
+    ...rolloutRoutes(daemon),
     {
       method: "POST",
       path: "/shutdown",

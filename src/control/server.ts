@@ -86,6 +86,7 @@ function statusFor(code: ErrorCode): number {
       return 404;
     case "NO_PREVIOUS_RELEASE":
     case "RELEASE_ALREADY_ACTIVE":
+    case "NO_ROLLOUT":
       return 409;
     case "NOT_SUPPORTED":
       return 501;

@@ -46,6 +46,8 @@ export async function applyDesired(daemon: DaemonParts, raw: unknown, options: {
     const rec = gen ? daemon.executor.releases.get(gen) : undefined;
     // An explicit apply of a failed release is a fresh attempt, not a backed-off retry.
     if (rec?.state === "failed" && rec.failure) rec.failure.at = 0;
+    // Naming a rolled-back release again is asking for it: it may be retried (and judged) anew.
+    if (rec?.failure?.noRetry) delete rec.failure.noRetry;
     daemon.loop.trigger("apply");
   }
   return { file, releaseId: target.release?.id ?? null, generation: target.release?.generation ?? null, stopped: target.stopped, sinceSeq, changes, warnings };

@@ -31,9 +31,10 @@ export function rolloutOutcome(daemon: DaemonParts, query: RolloutQuery, afterPa
       return null;
     case "superseded":
       return decision;
+    case "rolled-back":
     case "failed": {
       const f = decision.failure;
-      return { outcome: "failed", message: f.reason, releaseId: decision.releaseId, failure: { reason: f.reason, code: f.code, instanceId: f.instanceId ?? null, output: f.output ?? [] } };
+      return { outcome: decision.outcome, message: f.reason, releaseId: decision.releaseId, failure: { reason: f.reason, code: f.code, instanceId: f.instanceId ?? null, output: f.output ?? [] } };
     }
     case "converged": {
       const { draining } = decision;

@@ -92,7 +92,10 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
     try {
       resolved = await fs.realpath(requestedPath);
     } catch (cause) {
-      const dangling = await fs.lstat(requestedPath).then((s) => s.isSymbolicLink(), () => false);
+      const dangling = await fs.lstat(requestedPath).then(
+        (s) => s.isSymbolicLink(),
+        () => false,
+      );
       throw new RollbridgeError("DESIRED_INVALID", dangling ? `release.path ${requestedPath} is a symlink to something that does not exist` : `release.path ${requestedPath} does not exist`, {
         cause,
         fix: "unpack the release before pointing the desired file (or the symlink) at it",
@@ -104,7 +107,9 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
     inputs.push(stat, ...(await statsOf(requestedPath)));
     const id = document.release.id ?? path.basename(resolved);
     if (CONTROL_CHARACTERS.test(id)) {
-      throw new RollbridgeError("DESIRED_INVALID", `release.path ${JSON.stringify(resolved)} has control characters in its directory name, which would be the release id`, { fix: "rename the release directory, or set release.id (or --release-id) to a plain name" });
+      throw new RollbridgeError("DESIRED_INVALID", `release.path ${JSON.stringify(resolved)} has control characters in its directory name, which would be the release id`, {
+        fix: "rename the release directory, or set release.id (or --release-id) to a plain name",
+      });
     }
     // Only "/" has an empty basename; an empty id would name nothing in status or logs.
     if (id === "") throw new RollbridgeError("DESIRED_INVALID", `release.path ${resolved} has no directory name to use as the release id`, { fix: "set release.id, or point release.path at the release's own directory" });
@@ -123,7 +128,9 @@ async function resolveWithInputs(document: DesiredDocument, baseDir: string): Pr
   const replicas = sortRecord(document.replicas ?? {});
   const stopped = document.stopped === true;
   if (!release && !stopped) throw new RollbridgeError("DESIRED_INVALID", "release is required unless stopped: true");
-  return { target: { release, replicas, stopped, documentHash: hash({ release: release?.generation ?? null, replicas, stopped }) }, inputs };
+  const rollout = document.rollout;
+  const documentHash = hash({ release: release?.generation ?? null, replicas, stopped, ...(rollout ? { rollout } : {}) });
+  return { target: { release, replicas, stopped, documentHash, ...(rollout ? { rollout } : {}) }, inputs };
 }
 
 /**

@@ -28,6 +28,8 @@ export class Metrics {
   private readonly deploys: Record<DeployResult, number> = { succeeded: 0, failed: 0, superseded: 0 };
   private readonly durationCounts = new Array<number>(DURATION_BUCKETS.length).fill(0);
   private durationSum = 0;
+  /** Releases rolled back on their live traffic (or by `abort`). */
+  private rollbacks = 0;
   private durationCount = 0;
   private readonly restarts = new Map<string, { process: string; reason: string; count: number }>();
   private readonly unsubscribe: () => void;
@@ -60,6 +62,9 @@ export class Metrics {
         return;
       case "rollout-failed":
         this.deploys.failed += 1;
+        return;
+      case "rolled-back":
+        this.rollbacks += 1;
         return;
       case "release-stopped":
         if (event.data.from === "starting") this.deploys.superseded += 1;
@@ -120,6 +125,9 @@ export class Metrics {
     out.family("rollbridge_deploys_total", "counter", "Rollouts by result: succeeded (traffic switched), failed, superseded.");
     for (const result of ["succeeded", "failed", "superseded"] as const) out.sample("rollbridge_deploys_total", { result }, this.deploys[result]);
 
+    out.family("rollbridge_rollbacks_total", "counter", "Releases rolled back after the switch: over their error budget in a canary step or bake window, or by rollbridge abort.");
+    out.sample("rollbridge_rollbacks_total", {}, this.rollbacks);
+
     out.family("rollbridge_deploy_duration_seconds", "histogram", "Time from rollout start to the traffic switch.");
     DURATION_BUCKETS.forEach((le, i) => out.sample("rollbridge_deploy_duration_seconds_bucket", { le: String(le) }, this.durationCounts[i] ?? 0));
     out.sample("rollbridge_deploy_duration_seconds_bucket", { le: "+Inf" }, this.durationCount);
@@ -164,7 +172,10 @@ class Exposition {
     // Label order does not make a series distinct: the identity uses the sorted names.
     const entries = Object.entries(labels).map(([k, v]): [string, string] => [k, escapeLabel(v)]);
     const text = entries.length ? `{${entries.map(([k, v]) => `${k}="${v}"`).join(",")}}` : "";
-    const identity = `${name}\u0000${[...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join("\u0000")}`;
+    const identity = `${name}\u0000${[...entries]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\u0000")}`;
     const seen = this.written.get(identity);
     if (seen !== undefined) {
       const previous = this.values[seen] ?? 0;

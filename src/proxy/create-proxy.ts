@@ -7,12 +7,14 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
-import { Affinity } from "./affinity.js";
+import { Affinity, ReleaseCookie } from "./affinity.js";
+import { CanarySplit } from "./canary.js";
 import { SocketCloser } from "./closing.js";
 import { createHttpForwarder } from "./forward-http.js";
 import { createWsForwarder, isWebSocketUpgrade, type WsForwarder } from "./forward-ws.js";
 import { reparseAsPlainRequest } from "./plain-upgrade.js";
 import { sendRawStatus } from "./responses.js";
+import { ResponseWindow } from "./response-window.js";
 import { RouteTable } from "./route-table.js";
 import { TrustedPeers, markUnixPeer } from "./trusted-peers.js";
 import { RollbridgeError } from "../errors.js";
@@ -110,6 +112,35 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     },
     activeRelease() {
       return table.active?.key ?? null;
+    },
+    setCanary(canary) {
+      if (canary === null) {
+        // A canary that did not become the active release is no longer reachable by its cookie.
+        const ended = table.canary?.release;
+        if (ended !== undefined && ended !== table.active) ended.pinnable = false;
+        table.canary = null;
+        return;
+      }
+      const slot = table.slot(canary.releaseKey);
+      // A weight change keeps the split (its running sum and its sticky sides).
+      if (table.canary?.release === slot && table.canary.sticky === canary.sticky) table.canary.weight = canary.weight;
+      else table.canary = new CanarySplit(slot, canary.weight, canary.sticky, trust, table, affinity.cookie ?? new ReleaseCookie());
+      // A pinned client (the release cookie) may reach the canary while it runs.
+      slot.pinnable = true;
+    },
+    judge(releaseKey, judgeOptions) {
+      const slot = table.slot(releaseKey);
+      const onBreach = options.onBreach;
+      slot.judge = judgeOptions === null ? null : new ResponseWindow(judgeOptions, () => onBreach?.(releaseKey));
+    },
+    responses(releaseKey) {
+      return table.peek(releaseKey)?.judge?.counts();
+    },
+    setPaused(paused) {
+      table.setPaused(paused);
+    },
+    paused() {
+      return table.paused;
     },
     connections(releaseKey) {
       return table.connections(releaseKey);

@@ -33,7 +33,11 @@ export function createHttpForwarder(options: HttpForwarderOptions): (req: Incomi
       sendStatus(res, reject);
       return;
     }
-    const release = options.affinity.choose(req);
+    if (table.paused) {
+      exchange.hold();
+      return;
+    }
+    const release = table.canary?.choose(req) ?? options.affinity.choose(req);
     if (release === null) {
       options.onResponse?.(null, 503);
       sendStatus(res, 503);

@@ -65,13 +65,18 @@ export function createWsForwarder(options: WsForwarderOptions): WsForwarder {
         sendRawStatus(socket, 400);
         return;
       }
-      const release = options.affinity.choose(req);
-      if (release === null) {
+      const table = options.table;
+      const release = table.paused ? null : (table.canary?.choose(req) ?? options.affinity.choose(req));
+      if (release === null && !table.paused) {
         sendRawStatus(socket, 503);
         return;
       }
       req.headers = headers;
       const tunnel = new WsTunnel(req, socket, head, context);
+      if (release === null) {
+        tunnel.hold();
+        return;
+      }
       const backend = options.table.pick(release, null);
       if (backend !== null) tunnel.start(release, backend);
       else tunnel.hold();

@@ -17,18 +17,7 @@ import type { BackendSlot, ReleaseSlot, Tracked, Waiter } from "./route-table.js
 // Only these are replayed on another backend, and only when no request body was sent.
 const RETRYABLE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 // Errors meaning the upstream never produced a response byte: refused, reset or closed early.
-const RETRYABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_DESTROYED",
-]);
+const RETRYABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_DESTROYED"]);
 // The pool was closed before the request was written (its backend was just removed): safe to
 // send elsewhere whatever the method.
 const NEVER_SENT_CODE = "UND_ERR_CLOSED";
@@ -134,7 +123,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   tryRoute(): boolean {
     if (this.state !== "held") return true;
     const table = this.options.table;
-    const release = table.active;
+    if (table.paused) return false;
+    const release = table.canary?.choose(this.req) ?? table.active;
     if (release === null) return false;
     const backend = table.pick(release, null);
     if (backend === null) return false;
@@ -214,11 +204,14 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     if (statusCode < 200) return true; // informational (103 ...): not relayed
     this.state = "streaming";
     this.resumeUpstream = resume;
-    this.options.onResponse?.(this.release?.key ?? null, statusCode);
+    const release = this.release;
+    this.options.onResponse?.(release?.key ?? null, statusCode);
+    if (release !== null && release.judge !== null) release.judge.record(statusCode >= 500);
     const headers = buildResponseHeaders(rawHeaders);
-    const cookie = this.options.affinity.cookie;
-    if (cookie !== null && this.release !== null) {
-      const value = cookie.forResponse(this.req, this.release, this.options.trust);
+    // The release cookie: with proxy.affinity cookie, and during a sticky-cookie canary.
+    const cookie = this.options.affinity.cookie ?? this.options.table.canary?.cookie ?? null;
+    if (cookie !== null && release !== null) {
+      const value = cookie.forResponse(this.req, release, this.options.trust);
       if (value !== null) headers.push("set-cookie", value);
     }
     if (statusText) this.res.writeHead(statusCode, statusText, headers);
@@ -243,7 +236,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   onError(err: Error): void {
     const state = this.state;
     const failed = this.backend;
-    const releaseKey = this.release?.key ?? null;
+    const release = this.release;
+    const releaseKey = release?.key ?? null;
     this.abortUpstream = null;
     this.detach();
     if (state === "done") return;
@@ -269,6 +263,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.state = "done";
     this.report("upstream request failed", err, failed);
     this.options.onResponse?.(releaseKey, 502);
+    if (release !== null && release.judge !== null) release.judge.record(true);
     sendStatus(res, 502);
   }
 
@@ -355,9 +350,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
 
   private giveUp(): void {
     this.state = "done";
-    const active = this.options.table.active;
-    this.options.onResponse?.(active?.key ?? null, active === null ? 503 : 502);
-    sendStatus(this.res, active === null ? 503 : 502);
+    const table = this.options.table;
+    const active = table.active;
+    // Held by `pause` past the hold timeout: 503, the service is unavailable on purpose.
+    const status = active === null || table.paused ? 503 : 502;
+    this.options.onResponse?.(active?.key ?? null, status);
+    sendStatus(this.res, status);
   }
 
   private isRetryable(code: unknown): boolean {

@@ -2,7 +2,9 @@
 // connection tracking, and the requests held while the active release has no ready backend.
 // It knows nothing about HTTP libraries: the adapter passes in how to create an upstream pool.
 
+import type { CanarySplit } from "./canary.js";
 import type { CutOptions } from "./closing.js";
+import type { ResponseWindow } from "./response-window.js";
 import type { Backend, ReleaseConnections } from "./types.js";
 
 /** What the table needs from an upstream connection pool (undici's Pool fits). */
@@ -98,11 +100,17 @@ export interface ReleaseSlot<P extends UpstreamPool> {
   readonly websockets: TrackedList;
   /** Pools of backends removed by setBackends, closing gracefully. */
   readonly retiring: Set<P>;
+  /** Its responses over a sliding window while it is judged (a canary step, its bake window). */
+  judge: ResponseWindow | null;
 }
 
 /** Releases, the active pointer, and held requests; one instance per proxy. */
 export class RouteTable<P extends UpstreamPool> {
   active: ReleaseSlot<P> | null = null;
+  /** A canary step: its release takes a share of new requests beside the active one. */
+  canary: CanarySplit<P> | null = null;
+  /** `rollbridge pause`: new requests and upgrades are held (hold timeout, then 503) until resume. */
+  paused = false;
   private readonly releases = new Map<string, ReleaseSlot<P>>();
   private readonly byId = new Map<string, ReleaseSlot<P>>();
   private readonly waiters = new Set<Waiter>();
@@ -165,6 +173,22 @@ export class RouteTable<P extends UpstreamPool> {
     return release !== undefined && release.pinnable && release.ready.length > 0 ? release : null;
   }
 
+  /** The release slot for a key, if the table has it. */
+  peek(releaseKey: string): ReleaseSlot<P> | undefined {
+    return this.releases.get(releaseKey);
+  }
+
+  /** The release slot for a key (created when unknown). */
+  slot(releaseKey: string): ReleaseSlot<P> {
+    return this.ensure(releaseKey);
+  }
+
+  /** Holds new requests (pause) or lets the held ones go, oldest first (resume). */
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    if (!paused) this.wake();
+  }
+
   /** Least outstanding among the release's ready backends, ties broken round-robin; null if none. */
   pick(release: ReleaseSlot<P>, exclude: readonly BackendSlot<P>[] | null): BackendSlot<P> | null {
     const ready = release.ready;
@@ -214,6 +238,8 @@ export class RouteTable<P extends UpstreamPool> {
     const release = this.releases.get(releaseKey);
     if (release === undefined) return;
     this.forget(release);
+    if (this.canary?.release === release) this.canary = null;
+    release.judge = null;
     for (const tracked of release.inflight.toArray()) tracked.cut(options);
     for (const tracked of release.websockets.toArray()) tracked.cut(options);
     release.inflight.clear();
@@ -231,13 +257,14 @@ export class RouteTable<P extends UpstreamPool> {
     this.releases.clear();
     this.byId.clear();
     this.active = null;
+    this.canary = null;
     await Promise.all(releases.map(destroyRelease));
   }
 
   private ensure(releaseKey: string): ReleaseSlot<P> {
     let release = this.releases.get(releaseKey);
     if (release === undefined) {
-      release = { key: releaseKey, id: releaseKey, pinnable: false, lastPinnedAt: 0, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set() };
+      release = { key: releaseKey, id: releaseKey, pinnable: false, lastPinnedAt: 0, backends: [], ready: [], rr: 0, inflight: new TrackedList(), websockets: new TrackedList(), retiring: new Set(), judge: null };
       this.releases.set(releaseKey, release);
       this.byId.set(release.id, release);
     }

@@ -2,6 +2,7 @@
 // Nothing here knows about processes or the reconcile loop; the executor pushes state in.
 
 import type { AffinityOptions } from "./affinity.js";
+import type { JudgeOptions } from "./response-window.js";
 
 export interface Backend {
   /** Stable id of the backing process instance, e.g. "web" or "web#1". */
@@ -73,7 +74,16 @@ export interface ProxyOptions {
    * For metrics: it must be cheap, it runs on the hot path.
    */
   onResponse?: (releaseKey: string | null, status: number) => void;
+  /**
+   * Called when a judged release (see judge()) is over its error budget: at least minRequests
+   * responses in its window and more than maxErrorRate of them failed. At most every 200 ms
+   * while it lasts; the owner decides what to do (a rollback).
+   */
+  onBreach?: (releaseKey: string) => void;
 }
+
+/** How a canary step sends clients to one side: a cookie, a hash of the client address, or not at all. */
+export type CanaryStickiness = "cookie" | "ip" | "none";
 
 /** The WebSocket close codes a drain deadline may send (RFC 6455 7.4.1, IANA registry). */
 export type DrainCloseCode = 1001 | 1012;
@@ -113,6 +123,18 @@ export interface ProxyServer {
   activeRelease(): string | null;
   /** Allows or forbids pinned clients (affinity, sticky canaries) to reach a release; becoming active allows it. */
   setPinnable(releaseKey: string, pinnable: boolean): void;
+  /**
+   * A canary step: `weight`% of new requests and upgrades go to this release, the rest to the
+   * active one (null: no canary, everything to the active release).
+   */
+  setCanary(canary: { releaseKey: string; weight: number; sticky: CanaryStickiness } | null): void;
+  /** Starts (afresh) or stops counting a release's responses over a sliding window; breaches go to onBreach. */
+  judge(releaseKey: string, options: JudgeOptions | null): void;
+  /** A judged release's responses in its window (undefined when it is not judged). */
+  responses(releaseKey: string): { total: number; failed: number } | undefined;
+  /** `rollbridge pause` (true): new requests and upgrades wait (up to holdTimeoutMs, then 503); false lets them go in order. */
+  setPaused(paused: boolean): void;
+  paused(): boolean;
   /** Counts per release key (zeros for an unknown key). */
   connections(releaseKey: string): ReleaseConnections;
   /** In-flight requests plus WebSockets on one backend (0 when unknown): a replaced process drains on this. */

@@ -88,7 +88,8 @@ export class WsTunnel implements Waiter, Tracked {
   tryRoute(): boolean {
     if (this.state !== "held") return true;
     const table = this.context.table;
-    const release = table.active;
+    if (table.paused) return false;
+    const release = table.canary?.choose(this.req) ?? table.active;
     if (release === null) return false;
     const backend = table.pick(release, null);
     if (backend === null) return false;
@@ -155,7 +156,7 @@ export class WsTunnel implements Waiter, Tracked {
       this.clearUpgradeTimer();
       this.upstream = proxySocket;
       stripUpgradeResponseHeaders(proxyRes.headers);
-      const cookie = this.context.affinity.cookie;
+      const cookie = this.context.affinity.cookie ?? this.context.table.canary?.cookie ?? null;
       if (cookie !== null && this.release !== null) {
         const value = cookie.forResponse(this.req, this.release, this.context.trust);
         if (value !== null) proxyRes.headers["set-cookie"] = [...(proxyRes.headers["set-cookie"] ?? []), value];
@@ -233,7 +234,8 @@ export class WsTunnel implements Waiter, Tracked {
 
   private giveUp(): void {
     this.state = "done";
-    sendRawStatus(this.socket, this.context.table.active === null ? 503 : 502);
+    const table = this.context.table;
+    sendRawStatus(this.socket, table.active === null || table.paused ? 503 : 502);
   }
 
   // Stops counting the tunnel and releases the upstream side (pending handshake or socket);

@@ -4,7 +4,7 @@
 import type { Config, ProcessConfig } from "../config/schema.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { AdoptedProcess, Adoption } from "./adoption.js";
-import { errorMessage, isRollbridgeError } from "../errors.js";
+import { errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
 import { allocatePort } from "../process/ports.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
@@ -26,6 +26,8 @@ export interface ExecutorOptions {
   now?: () => number;
   /** The private directory for the output FIFOs (they outlive the daemon); undefined: pipes. */
   outputDir?: () => string | undefined;
+  /** A release was rolled back on its live traffic: the desired file should name `toKey` again. */
+  onRolledBack?: (fromKey: string, toKey: string) => void;
 }
 
 export type { InstanceOutputLine };
@@ -45,6 +47,9 @@ export class Executor {
   private readonly now: () => number;
   private shuttingDown = false;
   private readonly outputDir: () => string | undefined;
+  /** `promote` / `abort` asked for by hand, read by the next pass (a typed intent; the planner decides). */
+  rolloutIntent: { key: string; kind: "promote" | "abort" } | undefined;
+  private readonly onRolledBack: ((fromKey: string, toKey: string) => void) | undefined;
 
   constructor(options: ExecutorOptions) {
     this.config = options.config;
@@ -54,6 +59,7 @@ export class Executor {
     this.daemonEnv = options.daemonEnv ?? process.env;
     this.now = options.now ?? Date.now;
     this.outputDir = options.outputDir ?? (() => undefined);
+    this.onRolledBack = options.onRolledBack;
     const releaseRef = (key: string) => this.releaseRef(key);
     const syncProxy = () => this.syncProxy();
     this.slots = new SlotProcesses({
@@ -140,13 +146,13 @@ export class Executor {
   observe(): ObservedState {
     const releases = [...this.releases.values()].map((record) => ({
       record,
-      processes: [...(this.instances.get(record.key)?.values() ?? [])].map((inst) =>
-        observeInstance(inst, (port) => (port === undefined ? 0 : this.proxy.backendOutstanding(record.key, inst.instanceId, port))),
-      ),
+      processes: [...(this.instances.get(record.key)?.values() ?? [])].map((inst) => observeInstance(inst, (port) => (port === undefined ? 0 : this.proxy.backendOutstanding(record.key, inst.instanceId, port)))),
       connections: this.proxy.connections(record.key),
+      ...(record.rollout ? { responses: this.proxy.responses(record.key) ?? { total: 0, failed: 0 } } : {}),
     }));
     const services = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].map((inst) => observeInstance(inst));
-    return { releases, activeKey: this.proxy.activeRelease(), services };
+    const intent = this.rolloutIntent;
+    return { releases, activeKey: this.proxy.activeRelease(), services, ...(intent ? { rolloutIntent: { ...intent } } : {}) };
   }
 
   async execute(actions: Action[]): Promise<void> {
@@ -158,6 +164,9 @@ export class Executor {
         this.events.emit({ level: "error", type: "action-failed", message: `${action.type} failed: ${errorMessage(error)}`, data: { action: action.type } });
       }
     }
+    // An intent for a release that is not in a canary step or bake window any more is spent.
+    const intent = this.rolloutIntent;
+    if (intent && !this.releases.get(intent.key)?.rollout) this.rolloutIntent = undefined;
     this.syncProxy();
   }
 
@@ -209,7 +218,13 @@ export class Executor {
       case "closeConnections": {
         const rec = this.releases.get(action.key);
         const open = this.proxy.connections(action.key);
-        this.events.emit({ level: "warn", type: "drain-timeout", message: `drain of ${rec?.spec.id ?? action.key} timed out; closing ${open.inflight} requests and ${open.websockets} WebSockets`, ...this.releaseRef(action.key), data: { ...open } });
+        this.events.emit({
+          level: "warn",
+          type: "drain-timeout",
+          message: `drain of ${rec?.spec.id ?? action.key} timed out; closing ${open.inflight} requests and ${open.websockets} WebSockets`,
+          ...this.releaseRef(action.key),
+          data: { ...open },
+        });
         await this.proxy.closeRelease(action.key);
         return;
       }
@@ -228,6 +243,14 @@ export class Executor {
         this.releases.delete(action.key);
         this.instances.delete(action.key);
         return;
+      case "beginCanary":
+        return this.beginCanary(action);
+      case "beginBake":
+        return this.beginBake(action);
+      case "finishRollout":
+        return this.finishRollout(action.key, action.outcome);
+      case "rollBack":
+        return this.rollBack(action.key, action.previousKey, action.failure);
       default: {
         const _exhaustive: never = action;
         return _exhaustive;
@@ -341,7 +364,13 @@ export class Executor {
       } else if (proc.port && inst.port !== undefined) {
         const moved = await portForRestart(this.config.proxy.upstreamHost, proc.port, inst.port, this.portsInUse(), inst.instanceId, inst.processId);
         if (moved) {
-          this.events.emit({ level: "warn", type: "port-moved", message: `${inst.instanceId} (${this.tag(key)}): its port ${inst.port} is ${moved.heldBy}: restarting on port ${moved.port}`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, from: inst.port, to: moved.port, holders: moved.holders } });
+          this.events.emit({
+            level: "warn",
+            type: "port-moved",
+            message: `${inst.instanceId} (${this.tag(key)}): its port ${inst.port} is ${moved.heldBy}: restarting on port ${moved.port}`,
+            ...this.releaseRef(key),
+            data: { instanceId: inst.instanceId, from: inst.port, to: moved.port, holders: moved.holders },
+          });
           inst.port = moved.port;
         }
       }
@@ -351,7 +380,12 @@ export class Executor {
       inst.startedAt = this.now();
       this.slots.launch(key, inst, managed);
       if (managed.spawnError) throw managed.spawnError;
-      this.events.emit({ type: "process-started", message: `started ${inst.instanceId} (${this.tag(key)}, pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`, ...this.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason } });
+      this.events.emit({
+        type: "process-started",
+        message: `started ${inst.instanceId} (${this.tag(key)}, pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`,
+        ...this.releaseRef(key),
+        data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason },
+      });
       this.slots.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
     } catch (error) {
       inst.spawnError = errorMessage(error);
@@ -398,6 +432,7 @@ export class Executor {
       const rec = this.releases.get(key);
       if (!rec) return;
       this.syncProxy();
+      this.proxy.setCanary(null);
       this.proxy.setActive(key);
       const wasActive = rec.state === "active";
       rec.state = "active";
@@ -422,6 +457,99 @@ export class Executor {
     }
   }
 
+  /** A canary step: the release takes `weight`% of new requests beside the active one, judged from its first step on. */
+  private beginCanary(action: Extract<Action, { type: "beginCanary" }>): void {
+    const rec = this.releases.get(action.key);
+    if (!rec || rec.state !== "starting") return;
+    const now = this.now();
+    const first = rec.rollout === undefined;
+    rec.rollout = { previousKey: action.previousKey, phase: "canary", step: action.step, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now };
+    this.syncProxy();
+    if (first) this.proxy.judge(action.key, action.judge);
+    this.proxy.setCanary({ releaseKey: action.key, weight: action.weight, sticky: action.sticky });
+    const previous = this.releases.get(action.previousKey);
+    this.events.emit({
+      type: "canary-step",
+      message: `canary ${action.weight}% of new requests to ${rec.spec.id} (step ${action.step + 1} of ${action.steps}); ${previous?.spec.id ?? "the active release"} takes the rest`,
+      releaseKey: action.key,
+      releaseId: rec.spec.id,
+      data: { step: action.step + 1, steps: action.steps, weight: action.weight, sticky: action.sticky, previousReleaseId: previous?.spec.id ?? null },
+    });
+  }
+
+  /** After the switch: the previous release stays running and ready while the new one is judged. */
+  private beginBake(action: Extract<Action, { type: "beginBake" }>): void {
+    const rec = this.releases.get(action.key);
+    if (!rec || rec.state !== "active") return;
+    const now = this.now();
+    const judged = rec.rollout !== undefined;
+    rec.rollout = { previousKey: action.previousKey, phase: "bake", step: rec.rollout?.step ?? 0, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now };
+    if (!judged) this.proxy.judge(action.key, action.judge);
+    const previous = this.releases.get(action.previousKey);
+    this.events.emit({
+      type: "bake-started",
+      message: `${rec.spec.id} bakes for ${action.bakeMs / 1000} s; ${previous?.spec.id ?? "the previous release"} stays ready to take traffic back`,
+      releaseKey: action.key,
+      releaseId: rec.spec.id,
+      data: { bakeMs: action.bakeMs, previousReleaseId: previous?.spec.id ?? null },
+    });
+  }
+
+  /** The rollout is decided in the new release's favour, or superseded: it stops being judged (and gets no canary share). */
+  private finishRollout(key: string, outcome: "passed" | "superseded"): void {
+    const rec = this.releases.get(key);
+    if (!rec?.rollout) return;
+    const counts = this.proxy.responses(key);
+    const phase = rec.rollout.phase;
+    delete rec.rollout;
+    this.proxy.judge(key, null);
+    if (phase === "canary" && rec.state === "starting") this.proxy.setCanary(null);
+    if (this.rolloutIntent?.key === key) this.rolloutIntent = undefined;
+    const tally = counts ? `: ${counts.failed} of ${counts.total} responses failed in the window` : "";
+    this.events.emit({
+      type: outcome === "passed" ? "rollout-passed" : "rollout-superseded",
+      message: outcome === "passed" ? `${rec.spec.id} passed${tally}` : `the ${phase === "canary" ? "canary" : "bake window"} of ${rec.spec.id} ends: a newer desired state supersedes it`,
+      releaseKey: key,
+      releaseId: rec.spec.id,
+      data: { ...(counts ?? {}) },
+    });
+  }
+
+  /**
+   * Traffic back to the previous release at once (one pointer swap: it never stopped), the new
+   * release drains and ends failed, not retried by itself; the desired file follows (onRolledBack).
+   */
+  private rollBack(key: string, previousKey: string, failure: { reason: string; code: ErrorCode }): void {
+    const rec = this.releases.get(key);
+    const previous = this.releases.get(previousKey);
+    if (!rec || !previous || (rec.state !== "active" && rec.state !== "starting")) return;
+    const now = this.now();
+    const counts = this.proxy.responses(key);
+    const progress = rec.rollout;
+    this.proxy.setCanary(null);
+    if (this.proxy.activeRelease() !== previousKey) this.proxy.setActive(previousKey);
+    previous.state = "active";
+    this.proxy.judge(key, null);
+    delete rec.rollout;
+    rec.state = "draining";
+    rec.drainStartedAt = now;
+    rec.drainDeadline = now + this.config.proxy.drainTimeoutMs;
+    rec.failedAttempts += 1;
+    rec.failure = { reason: failure.reason, code: failure.code, output: [], at: now, noRetry: true };
+    if (this.rolloutIntent?.key === key) this.rolloutIntent = undefined;
+    if (this.serviceRecord && this.serviceRecord.spec.generation === rec.spec.generation) this.adoptServices(previousKey);
+    const event = this.events.emit({
+      level: "error",
+      type: "rolled-back",
+      message: `${rec.spec.id} ${failure.reason.replace(/^rolled back/, `rolled back to ${previous.spec.id}`)}`,
+      releaseKey: key,
+      releaseId: rec.spec.id,
+      data: { previousReleaseId: previous.spec.id, phase: progress?.phase ?? null, failed: counts?.failed ?? null, total: counts?.total ?? null, code: failure.code, reason: failure.reason },
+    });
+    rec.failure.seq = event.seq;
+    this.onRolledBack?.(key, previousKey);
+  }
+
   private beginDrain(key: string): void {
     const rec = this.releases.get(key);
     if (!rec || rec.state === "draining" || rec.state === "stopped") return;
@@ -431,7 +559,13 @@ export class Executor {
     rec.drainDeadline = now + this.config.proxy.drainTimeoutMs;
     const open = this.proxy.connections(key);
     const told = this.slots.tellDraining(rec, this.instances.get(key)?.values() ?? [], rec.drainDeadline);
-    this.events.emit({ type: "drain-started", message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connection${open.inflight + open.websockets === 1 ? "" : "s"}`, releaseKey: key, releaseId: rec.spec.id, data: { ...open, deadline: new Date(rec.drainDeadline).toISOString(), told } });
+    this.events.emit({
+      type: "drain-started",
+      message: `draining ${rec.spec.id} with ${open.inflight + open.websockets} connection${open.inflight + open.websockets === 1 ? "" : "s"}`,
+      releaseKey: key,
+      releaseId: rec.spec.id,
+      data: { ...open, deadline: new Date(rec.drainDeadline).toISOString(), told },
+    });
   }
 
   private async markStopped(key: string): Promise<void> {
@@ -439,7 +573,8 @@ export class Executor {
     if (!rec || rec.state === "stopped") return;
     const drainMs = rec.drainStartedAt ? this.now() - rec.drainStartedAt : undefined;
     const from = rec.state;
-    rec.state = "stopped";
+    // A rolled-back release ends failed (its failure is why), not merely stopped.
+    rec.state = rec.failure?.noRetry ? "failed" : "stopped";
     rec.stoppedAt = this.now();
     await this.proxy.closeRelease(key);
     this.events.emit({ type: "release-stopped", message: `${rec.spec.id} stopped${from === "starting" ? " (superseded)" : ""}`, releaseKey: key, releaseId: rec.spec.id, data: { from, drainMs } });
@@ -498,7 +633,6 @@ export class Executor {
     await stopGroup(entries(SERVICES_KEY));
   }
 
-
   /** The slot's retained output, oldest first (its `outputLines` most recent lines, across restarts). */
   outputOf(inst: Instance): OutputLine[] {
     const proc = this.config.processes.find((p) => p.id === inst.processId);
@@ -507,7 +641,8 @@ export class Executor {
 
   private portsInUse(): Set<number> {
     const ports = new Set<number>();
-    for (const slots of this.instances.values()) for (const inst of slots.values()) {
+    for (const slots of this.instances.values())
+      for (const inst of slots.values()) {
         // A crashed slot keeps its port for its restart; a stopped one gives it back.
         if (inst.port !== undefined && (!inst.stopRequested || inst.proc?.phase !== "exited")) ports.add(inst.port);
       }
@@ -523,7 +658,6 @@ export class Executor {
     }
     return ports;
   }
-
 
   /** How a process line names its release: the release id, or "service" for daemon-wide services. */
   private tag(key: string): string {

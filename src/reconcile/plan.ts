@@ -26,10 +26,20 @@
 //    its own still starting or restarting, and has served for `bakeMs`. That is when a
 //    rollout is done for `apply --wait`; older releases may still be draining, and `converged`
 //    waits for them too.
+// 8. Rollouts judged on live traffic (CONTRACT.md §7, the config's `rollout` with the desired
+//    file's over it), only when there is an active release to go back to. With canary steps,
+//    a ready release first takes weight% of new requests per step (beginCanary), the old one
+//    staying active; after the last step, the switch. With bakeMs, the switch leaves the old
+//    release running, ready and supervised (standby, not draining) for bakeMs (beginBake).
+//    All along, a release over its error budget (or `abort`) is rolled back: one pointer swap
+//    back (rollBack), then it drains and ends failed, never retried by itself. Passing (or
+//    `promote`) ends the rollout (finishRollout) and only then drains the old release.
 // Waiting is never a sleep: the plan asks to be run again after requeueAfterMs.
 import type { ErrorCode } from "../errors.js";
-import { SERVICES_KEY, type Action, type Condition, type DesiredTarget, type ObservedProcess, type ObservedRelease, type ObservedState, type Plan, type ReleaseRecord } from "./types.js";
+import { SERVICES_KEY, type JudgeSettings, type Action, type Condition, type DesiredTarget, type ObservedProcess, type ObservedRelease, type ObservedState, type Plan, type ReleaseRecord } from "./types.js";
 import type { PlannerConfig, PlannerProcess } from "./planner-config.js";
+import { effectiveRollout, type RolloutSettings } from "../config/rollout-schema.js";
+import { breach, phaseLine, ROLLED_BACK } from "./rollout-judge.js";
 
 const DRAIN_POLL_MS = 100;
 // With affinity, a draining release whose pinned clients came back this recently is not idle,
@@ -84,6 +94,10 @@ class PlanContext {
   private readonly retiring = new Set<string>();
   /** `<release>/<process>` pairs with a replacement under way: one replica at a time. */
   private readonly replacing = new Set<string>();
+  /** The rollout settings of this deploy: the desired file's over the config's. */
+  private readonly settings: RolloutSettings;
+  /** The previous release, kept running and ready while the desired one bakes. */
+  private standbyKey: string | null = null;
 
   constructor(
     private readonly config: PlannerConfig,
@@ -93,6 +107,10 @@ class PlanContext {
   ) {
     for (const rel of observed.releases) this.byKey.set(rel.record.key, rel);
     this.perRelease = config.processes.filter((p) => p.policy !== "service");
+    this.settings = effectiveRollout(config.rollout, desired?.rollout);
+    const target = desired && !desired.stopped && desired.release ? this.byKey.get(desired.release.generation) : undefined;
+    const progress = target?.record.rollout;
+    if (target?.record.state === "active" && progress?.phase === "bake") this.standbyKey = progress.previousKey;
   }
 
   result(): Plan {
@@ -140,6 +158,17 @@ class PlanContext {
 
   private planTarget(rel: ObservedRelease): void {
     const rec = rel.record;
+    if (rec.failure?.noRetry && rec.state !== "starting" && rec.state !== "active") {
+      // Rolled back: it drains, ends failed, and is not tried again until an apply names it anew.
+      this.condition("Degraded", true, "RolledBack", rec.failure.reason);
+      if (rec.state === "draining") this.planDrain(rel);
+      else {
+        this.stopAll(rel, "rolled back");
+        this.converged = false;
+        if (!this.allExited(rel)) this.requeueIn(DRAIN_POLL_MS);
+      }
+      return;
+    }
     switch (rec.state) {
       case "failed": {
         const wait = failedRetryDelay(this.config, rec.failedAttempts) - (this.now - (rec.failure?.at ?? 0));
@@ -163,6 +192,7 @@ class PlanContext {
         this.planRollout(rel);
         return;
       case "active":
+        if (rec.rollout?.phase === "bake" && this.planBake(rel)) return;
         this.supervise(rel);
         return;
       default: {
@@ -173,18 +203,104 @@ class PlanContext {
   }
 
   /**
+   * The bake window of an active release: judged on its responses while the previous release
+   * stands by. Returns true when it was rolled back (then it is not supervised as active).
+   */
+  private planBake(rel: ObservedRelease): boolean {
+    const rec = rel.record;
+    const progress = rec.rollout;
+    if (!progress) return false;
+    this.converged = false;
+    const previous = this.byKey.get(progress.previousKey);
+    const intent = this.observed.rolloutIntent?.key === rec.key ? this.observed.rolloutIntent.kind : null;
+    if (!previous || previous.record.state !== "active") {
+      // Nothing left to go back to: the rollout is decided.
+      this.push({ type: "finishRollout", key: rec.key, outcome: "passed" });
+      this.requeueIn(0);
+      return false;
+    }
+    const why = intent === "abort" ? `rolled back by hand (rollbridge abort) ${seconds(this.now - progress.judgingSince)} after the switch` : breach(this.settings, rel.responses, progress, this.now);
+    if (why) {
+      this.push({ type: "rollBack", key: rec.key, previousKey: previous.record.key, failure: { reason: why, code: ROLLED_BACK } });
+      this.requeueIn(0);
+      return true;
+    }
+    const left = progress.phaseStartedAt + this.settings.bakeMs - this.now;
+    if (left > 0 && intent !== "promote") {
+      this.notConverged("Progressing", "Baking", `${rec.spec.id}: ${phaseLine(this.settings, progress, rel.responses, this.now)}`);
+      this.requeueIn(left);
+      return false;
+    }
+    this.push({ type: "finishRollout", key: rec.key, outcome: "passed" });
+    this.push({ type: "beginDrain", key: previous.record.key });
+    this.notConverged("Progressing", "RolloutPassed", `${rec.spec.id} passed its bake window; draining ${previous.record.spec.id}`);
+    this.requeueIn(0);
+    return false;
+  }
+
+  /**
+   * A canary step of a release that is not active yet: the active (previous) release keeps the
+   * rest of new requests. Judged like the bake window; each step lasts its pauseMs; after the
+   * last one, the switch (and the bake window, if any).
+   */
+  private planCanary(rel: ObservedRelease): void {
+    const rec = rel.record;
+    const progress = rec.rollout;
+    if (!progress) return;
+    this.converged = false;
+    const previous = this.byKey.get(progress.previousKey);
+    const intent = this.observed.rolloutIntent?.key === rec.key ? this.observed.rolloutIntent.kind : null;
+    const backOk = previous?.record.state === "active" && this.observed.activeKey === progress.previousKey;
+    if (backOk && previous) {
+      const why = intent === "abort" ? `rolled back by hand (rollbridge abort) during canary step ${progress.step + 1}` : breach(this.settings, rel.responses, progress, this.now);
+      if (why) {
+        this.push({ type: "rollBack", key: rec.key, previousKey: previous.record.key, failure: { reason: why, code: ROLLED_BACK } });
+        this.requeueIn(0);
+        return;
+      }
+      const step = this.settings.steps[progress.step];
+      const left = step ? progress.phaseStartedAt + step.pauseMs - this.now : 0;
+      if (left > 0 && intent !== "promote") {
+        this.notConverged("Progressing", "Canary", `${rec.spec.id}: ${phaseLine(this.settings, progress, rel.responses, this.now)}`);
+        this.requeueIn(left);
+        return;
+      }
+      const next = this.settings.steps[progress.step + 1];
+      if (next && intent !== "promote") {
+        this.push({ type: "beginCanary", key: rec.key, previousKey: previous.record.key, step: progress.step + 1, ...this.canaryStep(next.weight) });
+        this.notConverged("Progressing", "Canary", `${rec.spec.id}: canary ${next.weight}%, step ${progress.step + 2} of ${this.settings.steps.length}`);
+        this.requeueIn(0);
+        return;
+      }
+    }
+    // The last step passed (or promote, or nothing left to go back to): all new traffic moves.
+    this.push({ type: "switchTraffic", key: rec.key, previousKey: this.observed.activeKey });
+    if ((this.observed.services ?? []).length > 0) this.push({ type: "adoptServices", key: rec.key });
+    if (backOk && previous && this.settings.bakeMs > 0 && intent !== "promote") {
+      this.push({ type: "beginBake", key: rec.key, previousKey: previous.record.key, bakeMs: this.settings.bakeMs, judge: this.judgeSettings() });
+    } else {
+      this.push({ type: "finishRollout", key: rec.key, outcome: "passed" });
+      if (this.observed.activeKey && this.observed.activeKey !== rec.key) this.push({ type: "beginDrain", key: this.observed.activeKey });
+    }
+    this.notConverged("Progressing", "TrafficSwitched", `switching traffic to ${rec.spec.id}`);
+    this.requeueIn(0);
+  }
+
+  private canaryStep(weight: number): { steps: number; weight: number; sticky: RolloutSettings["sticky"]; judge: JudgeSettings } {
+    return { steps: this.settings.steps.length, weight, sticky: this.settings.sticky, judge: this.judgeSettings() };
+  }
+
+  private judgeSettings(): JudgeSettings {
+    return { windowMs: this.settings.windowMs, minRequests: this.settings.minRequests, maxErrorRate: this.settings.maxErrorRate };
+  }
+
+  /**
    * The target release serves all new traffic once it is active, routed, whole (nothing of
    * its own still starting) and has served for the bake window; until then, look again when
    * the window ends.
    */
   private judgeServing(rec: ReleaseRecord): void {
-    if (rec.state !== "active" || this.observed.activeKey !== rec.key) return;
-    const bakeLeft = (rec.activatedAt ?? this.now) + this.config.bakeMs - this.now;
-    if (bakeLeft > 0) {
-      this.notConverged("Progressing", "Baking", `${rec.spec.id} serves; its bake window ends in ${bakeLeft} ms`);
-      this.requeueIn(bakeLeft);
-      return;
-    }
+    if (rec.state !== "active" || this.observed.activeKey !== rec.key || rec.rollout) return;
     this.serving = rec.key;
   }
 
@@ -204,6 +320,12 @@ class PlanContext {
     const ownServices = (this.observed.services ?? []).filter((svc) => svc.startedFor === rec.key && !svc.stopRequested);
     for (const obs of [...live, ...ownServices]) {
       const failure = startupFailure(obs);
+      if (failure && rec.rollout && this.observed.activeKey === rec.rollout.previousKey) {
+        // A canary that crashes has had live traffic: it is rolled back like one over its budget.
+        this.push({ type: "rollBack", key: rec.key, previousKey: rec.rollout.previousKey, failure: { reason: `rolled back: ${failure.reason}`, code: ROLLED_BACK } });
+        this.requeueIn(0);
+        return;
+      }
       if (failure) {
         this.push({ type: "markFailed", key: rec.key, failure: { ...failure, instanceId: obs.instanceId } });
         this.stopAll(rel, "rollout failed");
@@ -216,6 +338,10 @@ class PlanContext {
     }
     if (waitingForStops) {
       this.requeueIn(DRAIN_POLL_MS);
+      return;
+    }
+    if (rec.rollout?.phase === "canary") {
+      this.planCanary(rel);
       return;
     }
 
@@ -242,9 +368,19 @@ class PlanContext {
 
     if (ready) {
       const previous = this.observed.activeKey;
+      // Judged on live traffic only when there is an active release to go back to.
+      const back = previous && previous !== rec.key && this.byKey.get(previous)?.record.state === "active" ? previous : null;
+      const first = this.settings.steps[0];
+      if (back && first) {
+        this.push({ type: "beginCanary", key: rec.key, previousKey: back, step: 0, ...this.canaryStep(first.weight) });
+        this.notConverged("Progressing", "Canary", `${rec.spec.id}: canary ${first.weight}%, step 1 of ${this.settings.steps.length}`);
+        this.requeueIn(0);
+        return;
+      }
       this.push({ type: "switchTraffic", key: rec.key, previousKey: previous });
       if ((this.observed.services ?? []).length > 0) this.push({ type: "adoptServices", key: rec.key });
-      if (previous && previous !== rec.key) this.push({ type: "beginDrain", key: previous });
+      if (back && this.settings.bakeMs > 0) this.push({ type: "beginBake", key: rec.key, previousKey: back, bakeMs: this.settings.bakeMs, judge: this.judgeSettings() });
+      else if (previous && previous !== rec.key) this.push({ type: "beginDrain", key: previous });
       this.requeueIn(0);
       this.notConverged("Progressing", "TrafficSwitched", `switching traffic to ${rec.spec.id}`);
     } else {
@@ -304,16 +440,14 @@ class PlanContext {
 
   private servicesSpawned(): boolean {
     const observed = this.observed.services ?? [];
-    return this.config.processes
-      .filter((p) => p.policy === "service")
-      .every((proc) => observed.some((o) => o.processId === proc.id && !o.stopRequested && (o.phase === "starting" || o.phase === "running")));
+    return this.config.processes.filter((p) => p.policy === "service").every((proc) => observed.some((o) => o.processId === proc.id && !o.stopRequested && (o.phase === "starting" || o.phase === "running")));
   }
 
   /** Keep the active release whole: restart crashes, follow replica counts, move singletons. */
-  private supervise(rel: ObservedRelease): void {
+  private supervise(rel: ObservedRelease, route = true): void {
     const rec = rel.record;
     const isActive = this.observed.activeKey === rec.key;
-    if (!isActive) {
+    if (!isActive && route) {
       // Marked active but not routed (e.g. traffic was switched away): route it again.
       this.push({ type: "switchTraffic", key: rec.key, previousKey: this.observed.activeKey });
       this.converged = false;
@@ -324,9 +458,7 @@ class PlanContext {
       }
     }
     const live = rel.processes.filter((p) => !p.stopRequested);
-    const singletonElsewhere = this.observed.releases.some(
-      (r) => r.record.key !== rec.key && r.processes.some((p) => this.policyOf(p.processId) === "singleton" && p.phase !== "exited" && p.phase !== "absent"),
-    );
+    const singletonElsewhere = this.observed.releases.some((r) => r.record.key !== rec.key && r.processes.some((p) => this.policyOf(p.processId) === "singleton" && p.phase !== "exited" && p.phase !== "absent"));
 
     for (const proc of this.perRelease) {
       const count = replicaCount(this.config, this.desired, proc);
@@ -479,7 +611,9 @@ class PlanContext {
     const rec = rel.record;
     switch (rec.state) {
       case "starting":
-        // Superseded by a newer desired state (or the desired state is now stopped).
+        // Superseded by a newer desired state (or the desired state is now stopped); a canary
+        // step stops sending it requests first.
+        if (rec.rollout) this.push({ type: "finishRollout", key: rec.key, outcome: "superseded" });
         this.stopAll(rel, "superseded");
         this.converged = false;
         if (this.allExited(rel)) this.push({ type: "markStopped", key: rec.key });
@@ -487,8 +621,12 @@ class PlanContext {
         return;
       case "active":
         // Still serving while its successor starts (or stopped: true drains it above).
+        // A bake window cut short by a newer desired state: this release keeps serving until
+        // the newer one switches, and its standby drains.
+        if (rec.rollout) this.push({ type: "finishRollout", key: rec.key, outcome: "superseded" });
         if (this.retiring.has(rec.key)) return;
         if (this.observed.activeKey === rec.key) this.supervise(rel);
+        else if (this.standbyKey === rec.key) this.supervise(rel, false);
         else {
           this.push({ type: "beginDrain", key: rec.key });
           this.converged = false;
@@ -631,4 +769,9 @@ function shellExitHint(code: number | null | undefined): string {
   if (code === 127) return " (the shell could not find a command)";
   if (code === 126) return " (the shell could not execute a command: permission denied)";
   return "";
+}
+
+/** 4200 → "4.2 s". */
+function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 }

@@ -1,4 +1,5 @@
 // The slice of the config the pure planner needs, so planner tables stay small and readable.
+import type { RolloutSettings } from "../config/rollout-schema.js";
 import type { Config } from "../config/schema.js";
 
 export interface PlannerProcess {
@@ -20,10 +21,10 @@ export interface PlannerConfig {
   failedRetryBaseMs: number;
   failedRetryMaxMs: number;
   /**
-   * How long a newly switched release must serve before its rollout counts as done (`serving`).
-   * 0 until the bake window of CONTRACT.md §7 (`rollout.bakeMs`) exists; this is where it goes.
+   * Bake window, error budget and canary steps (CONTRACT.md §7); a desired file's `rollout`
+   * overrides them for its deploy. A release serves (`serving`) once its bake window passed.
    */
-  bakeMs: number;
+  rollout: RolloutSettings;
   /** proxy.affinity is on: a drain lasts at least AFFINITY_IDLE_MS, so pinned clients can come back. */
   affinity?: boolean;
 }
@@ -48,7 +49,7 @@ export function plannerConfig(config: Config): PlannerConfig {
     retention: { keep: config.releaseRetention.keep, maxAgeMs: config.releaseRetention.maxAgeMs },
     failedRetryBaseMs: 10_000,
     failedRetryMaxMs: 300_000,
-    bakeMs: 0,
+    rollout: config.rollout,
     affinity: config.proxy.affinity.mode !== "none",
   };
 }

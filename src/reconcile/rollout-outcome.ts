@@ -57,7 +57,7 @@ export function nextRollout(previous: RolloutSummary | null, input: RolloutInput
     const prevRecord = records.get(previous.key);
     const backToActive = records.get(spec.generation)?.state === "active";
     if (backToActive && (previous.outcome === "failed" || previous.outcome === "rolled-back")) return previous;
-    if (backToActive && prevRecord?.state === "failed") return judge(previous, prevRecord, plan, now);
+    if (backToActive && (prevRecord?.state === "failed" || prevRecord?.failure?.noRetry)) return judge(previous, prevRecord, plan, now);
     if (backToActive && previous.outcome === "in-progress") return decide(previous, "superseded", `the desired state went back to ${spec.id} before ${previous.releaseId} served`, now);
   }
   const current: RolloutSummary =
@@ -68,6 +68,8 @@ export function nextRollout(previous: RolloutSummary | null, input: RolloutInput
 
 /** Rule 3: the outcome of `summary` from its release's record and the plan. */
 function judge(summary: RolloutSummary, record: ReleaseRecord, plan: Plan, now: number): RolloutSummary {
+  // Rolled back: decided at the swap back, while the release still drains its connections.
+  if (record.failure?.noRetry && record.failure.code === ROLLED_BACK_CODE) return decide(summary, "rolled-back", record.failure.reason, now);
   switch (record.state) {
     case "failed": {
       const failure = record.failure;

@@ -8,17 +8,27 @@ import { failedRetryDelay } from "./plan.js";
 import { plannerConfig, type PlannerConfig } from "./planner-config.js";
 import { namedTarget } from "./release-identity.js";
 import type { RolloutSummary } from "./rollout-outcome.js";
-import type { Condition, Plan, ReleaseRecord } from "./types.js";
-import type { ProcessStatus, ProcessStatusState, ReleaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
+import type { Condition, DesiredTarget, ObservedState, Plan, ReleaseRecord } from "./types.js";
+import { effectiveRollout } from "../config/rollout-schema.js";
+import { phaseLine } from "./rollout-judge.js";
+import type { ProcessStatus, ProcessStatusState, ReleaseStatus, RolloutPhaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
 
-export function buildStatus(config: Config, desiredFile: string, desired: DesiredSnapshot, executor: Executor, plan: Plan | null, now: number, orphans: OrphanEntry[] = [], options: StatusOptions = {}, rollout: RolloutSummary | null = null): StatusDocument {
+export function buildStatus(
+  config: Config,
+  desiredFile: string,
+  desired: DesiredSnapshot,
+  executor: Executor,
+  plan: Plan | null,
+  now: number,
+  orphans: OrphanEntry[] = [],
+  options: StatusOptions = {},
+  rollout: RolloutSummary | null = null,
+): StatusDocument {
   const observed = executor.observe();
   const target = namedTarget(desired.target, executor.releases.values());
   const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
   const retry = plannerConfig(config);
-  const releases = observed.releases
-    .map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null))
-    .sort((a, b) => rank(a.state) - rank(b.state) || b.createdAt.localeCompare(a.createdAt));
+  const releases = observed.releases.map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null)).sort((a, b) => rank(a.state) - rank(b.state) || b.createdAt.localeCompare(a.createdAt));
   const active = releases.find((r) => r.key === observed.activeKey) ?? null;
   const processes: ProcessStatus[] = [];
   let hiddenProcesses = 0;
@@ -67,6 +77,31 @@ export function buildStatus(config: Config, desiredFile: string, desired: Desire
     rollout,
     orphans,
     hiddenProcesses,
+    rolloutPhase: rolloutPhase(config, target, observed, now),
+  };
+}
+
+function rolloutPhase(config: Config, target: DesiredTarget | null, observed: ObservedState, now: number): RolloutPhaseStatus | null {
+  const rel = observed.releases.find((r) => r.record.rollout !== undefined && r.record.key === target?.release?.generation) ?? observed.releases.find((r) => r.record.rollout !== undefined);
+  const progress = rel?.record.rollout;
+  if (!rel || !progress) return null;
+  const settings = effectiveRollout(config.rollout, rel.record.key === target?.release?.generation ? target.rollout : undefined);
+  const responses = rel.responses ?? { total: 0, failed: 0 };
+  const step = settings.steps[progress.step];
+  const end = progress.phase === "canary" ? progress.phaseStartedAt + (step?.pauseMs ?? 0) : progress.phaseStartedAt + settings.bakeMs;
+  return {
+    releaseId: rel.record.spec.id,
+    previousReleaseId: observed.releases.find((r) => r.record.key === progress.previousKey)?.record.spec.id ?? null,
+    phase: progress.phase,
+    step: progress.phase === "canary" ? progress.step + 1 : settings.steps.length,
+    steps: settings.steps.length,
+    weight: progress.phase === "canary" ? (step?.weight ?? 0) : 100,
+    leftMs: Math.max(0, end - now),
+    responses,
+    errorRate: responses.total > 0 ? responses.failed / responses.total : null,
+    maxErrorRate: settings.maxErrorRate,
+    minRequests: settings.minRequests,
+    message: phaseLine(settings, progress, responses, now),
   };
 }
 
@@ -129,7 +164,7 @@ function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; webs
           at: new Date(rec.failure.at).toISOString(),
           attempts: rec.failedAttempts,
           // The planner resumes the desired failed release once this backoff has passed (plan.ts).
-          retryAt: retry && rec.state === "failed" ? new Date(rec.failure.at + failedRetryDelay(retry, rec.failedAttempts)).toISOString() : null,
+          retryAt: retry && rec.state === "failed" && !rec.failure.noRetry ? new Date(rec.failure.at + failedRetryDelay(retry, rec.failedAttempts)).toISOString() : null,
         }
       : null,
   };

@@ -2,6 +2,7 @@
 // (ObservedState), and the steps between them (Action). The planner maps the first two
 // to a Plan without I/O; the executor carries the actions out.
 import type { ErrorCode } from "../errors.js";
+import type { RolloutOverride } from "../config/rollout-schema.js";
 import type { ExitInfo } from "../process/types.js";
 
 export type ReleaseState = "starting" | "active" | "draining" | "stopped" | "failed";
@@ -62,8 +63,10 @@ export interface DesiredTarget {
   stopped: boolean;
   release: ReleaseSpec | null;
   replicas: Record<string, number>;
-  /** Hash of the whole resolved document (release generation + replicas + stopped). */
+  /** Hash of the whole resolved document (release generation + replicas + stopped + rollout). */
   documentHash: string;
+  /** This deploy's rollout settings over the config's (the desired file's `rollout`). */
+  rollout?: RolloutOverride;
 }
 
 export interface ReleaseFailure {
@@ -74,6 +77,38 @@ export interface ReleaseFailure {
   at: number;
   /** Sequence number of its rollout-failed event: a wait that began before it sees it as its rollout's end. */
   seq?: number;
+  /** Rolled back on its live traffic: never retried by itself, only by a new apply of it. */
+  noRetry?: boolean;
+}
+
+/**
+ * A rollout being judged on its live traffic (CONTRACT.md §7), kept on the new release's record:
+ * a canary step (the previous release stays the active one and gets the rest of new requests),
+ * or the bake window (the new release is active, the previous one stays running and ready).
+ */
+export interface RolloutProgress {
+  /** The release traffic goes back to on a rollback. */
+  previousKey: string;
+  phase: "canary" | "bake";
+  /** The canary step (0-based) under way; the number of steps during the bake. */
+  step: number;
+  /** When this step or the bake window began. */
+  phaseStartedAt: number;
+  /** When the new release first got traffic (the first canary step, or the switch). */
+  judgingSince: number;
+}
+
+/** How the proxy counts a judged release's responses (the rollout settings' part it needs). */
+export interface JudgeSettings {
+  windowMs: number;
+  minRequests: number;
+  maxErrorRate: number;
+}
+
+/** The new release's responses in the judging window (5xx and upstream errors are failures). */
+export interface ResponseCounts {
+  total: number;
+  failed: number;
 }
 
 /** A release the daemon knows about, and where it stands. Keyed by generation. */
@@ -89,6 +124,8 @@ export interface ReleaseRecord {
   drainDeadline?: number;
   stoppedAt?: number;
   failure?: ReleaseFailure;
+  /** Set while the release is in a canary step or its bake window. */
+  rollout?: RolloutProgress;
   /** Consecutive failed attempts of this generation (drives the retry backoff). */
   failedAttempts: number;
 }
@@ -132,6 +169,8 @@ export interface ObservedRelease {
   record: ReleaseRecord;
   processes: ObservedProcess[];
   connections: { inflight: number; websockets: number; lastPinnedAt?: number };
+  /** Its responses in the judging window, while it is judged (a canary step or its bake window). */
+  responses?: ResponseCounts;
 }
 
 export interface ObservedState {
@@ -140,6 +179,8 @@ export interface ObservedState {
   activeKey: string | null;
   /** Daemon-wide `service` processes (they belong to no release). */
   services?: ObservedProcess[];
+  /** Asked for by hand (`promote`, `abort`) for the rollout of this release key; read by the next pass. */
+  rolloutIntent?: { key: string; kind: "promote" | "abort" };
 }
 
 /** The pseudo-release key under which daemon-wide services run. */
@@ -164,7 +205,11 @@ export type Action =
   | { type: "markStopped"; key: string }
   | { type: "markFailed"; key: string; failure: Omit<ReleaseFailure, "at"> }
   | { type: "markProcessFailed"; key: string; instanceId: string; reason: string }
-  | { type: "pruneRelease"; key: string };
+  | { type: "pruneRelease"; key: string }
+  | { type: "beginCanary"; key: string; previousKey: string; step: number; steps: number; weight: number; sticky: "cookie" | "ip" | "none"; judge: JudgeSettings }
+  | { type: "beginBake"; key: string; previousKey: string; bakeMs: number; judge: JudgeSettings }
+  | { type: "finishRollout"; key: string; outcome: "passed" | "superseded" }
+  | { type: "rollBack"; key: string; previousKey: string; failure: { reason: string; code: ErrorCode } };
 
 export type ConditionType = "Ready" | "Progressing" | "Degraded";
 

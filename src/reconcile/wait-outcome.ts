@@ -4,6 +4,9 @@
 // compared, so a rollout's end is the same whichever order the events came in.
 //
 // Rules, in order, for a wait on generation G written at event `sinceSeq`:
+// 0. G was rolled back on its live traffic (or by abort) after the write: rolled-back at once —
+//    the desired file then goes back to the old release, the daemon's own revert, which is not
+//    a superseding change.
 // 1. The adopted desired state is not G (or, for a stopped write, not stopped): superseded
 //    once the loop has adopted a desired state after the write (a different release, stopped,
 //    or an invalid file), else undecided (what was adopted may predate the write).
@@ -48,6 +51,7 @@ export interface WaitInput {
 export type WaitDecision =
   | { outcome: "superseded"; message: string; releaseId: string | null }
   | { outcome: "failed"; releaseId: string; failure: ReleaseFailure }
+  | { outcome: "rolled-back"; releaseId: string; failure: ReleaseFailure }
   | { outcome: "converged"; message: string; releaseId: string | null; draining: DrainingRelease | null };
 
 export function decideWait(input: WaitInput): WaitDecision | null {
@@ -59,6 +63,7 @@ export function decideWait(input: WaitInput): WaitDecision | null {
     return null;
   }
   const rec = input.generation ? input.records.get(input.generation) : undefined;
+  if (rec?.failure?.noRetry && (rec.failure.seq ?? 0) > input.sinceSeq) return { outcome: "rolled-back", releaseId: rec.spec.id, failure: rec.failure };
   const currentGen = target?.stopped ? null : (target?.release?.generation ?? null);
   if (currentGen !== input.generation) return replaced ? { outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: rec?.spec.id ?? null } : null;
   if (rec?.state === "failed" && rec.failure && (rec.failure.seq ?? 0) > input.sinceSeq && input.settled(rec.key)) return { outcome: "failed", releaseId: rec.spec.id, failure: rec.failure };

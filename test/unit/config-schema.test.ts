@@ -202,6 +202,7 @@ describe("configSchema", () => {
       desiredPath: "/srv/ticket-server/desired.yaml",
       metrics: undefined,
       resyncIntervalMs: 5000,
+      rollout: { bakeMs: 0, maxErrorRate: 0.05, minRequests: 20, windowMs: 30000, steps: [], sticky: "cookie" },
     });
   });
 
@@ -237,11 +238,7 @@ describe("configSchema", () => {
         { id: "sched", policy: "singleton", command: "z", health: { ipc: true } },
       ],
     });
-    expect(config.processes.map((process) => process.health)).toEqual([
-      false,
-      false,
-      { path: undefined, timeoutMs: 30000, intervalMs: 200, startDelayMs: 0, ipc: true },
-    ]);
+    expect(config.processes.map((process) => process.health)).toEqual([false, false, { path: undefined, timeoutMs: 30000, intervalMs: 200, startDelayMs: 0, ipc: true }]);
   });
 
   it("normalises ports, modes, env values and paths", () => {

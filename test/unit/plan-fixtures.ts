@@ -1,8 +1,9 @@
 // Small builders for the planner tables: a config with a proxied `web` and a companion
 // `worker`, desired targets, observed releases and processes with sensible defaults, and a
 // one-line rendering of actions so a table row reads like the plan it expects.
+import { ROLLOUT_DEFAULTS, type RolloutOverride } from "../../src/config/rollout-schema.js";
 import { instanceIdFor, type PlannerConfig, type PlannerProcess } from "../../src/reconcile/planner-config.js";
-import type { Action, DesiredTarget, ObservedProcess, ObservedRelease, ObservedState, ReleaseRecord, ReleaseSpec, ReleaseState } from "../../src/reconcile/types.js";
+import type { Action, DesiredTarget, ObservedProcess, ObservedRelease, ObservedState, ReleaseRecord, ReleaseSpec, ReleaseState, ResponseCounts } from "../../src/reconcile/types.js";
 
 /** The fixed "now" of every table row unless a row says otherwise. */
 export const T = 1_700_000_000_000;
@@ -58,7 +59,7 @@ export function plannerConfig(patch: Partial<PlannerConfig> = {}): PlannerConfig
     retention: { keep: 10, maxAgeMs: 0 },
     failedRetryBaseMs: 10_000,
     failedRetryMaxMs: 300_000,
-    bakeMs: 0,
+    rollout: { ...ROLLOUT_DEFAULTS, steps: [] },
     ...patch,
   };
 }
@@ -78,10 +79,12 @@ export function spec(id: string): ReleaseSpec {
   return { id, requestedId: null, requestedRevision: null, path, requestedPath: path, revision: null, env: {}, generation: keyOf(id) };
 }
 
-export function desired(id: string | null, opts: { replicas?: Record<string, number>; stopped?: boolean } = {}): DesiredTarget {
+export function desired(id: string | null, opts: { replicas?: Record<string, number>; stopped?: boolean; rollout?: RolloutOverride } = {}): DesiredTarget {
   const stopped = opts.stopped ?? false;
   const replicas = opts.replicas ?? {};
-  return { stopped, release: id === null ? null : spec(id), replicas, documentHash: `doc-${id}-${stopped}-${JSON.stringify(replicas)}` };
+  const target: DesiredTarget = { stopped, release: id === null ? null : spec(id), replicas, documentHash: `doc-${id}-${stopped}-${JSON.stringify(replicas)}` };
+  if (opts.rollout) target.rollout = opts.rollout;
+  return target;
 }
 
 export type ProcessPatch = Partial<ObservedProcess> & { replicaCount?: number };
@@ -127,6 +130,8 @@ export function stopped(processId: string, patch: ProcessPatch = {}): ObservedPr
 export interface ReleaseOptions {
   record?: Partial<ReleaseRecord>;
   connections?: { inflight?: number; websockets?: number; lastPinnedAt?: number };
+  /** The proxy's window counts of a judged release (canary step, bake window). */
+  responses?: ResponseCounts;
 }
 
 export function release(id: string, state: ReleaseState, processes: ObservedProcess[] = [], opts: ReleaseOptions = {}): ObservedRelease {
@@ -148,6 +153,7 @@ export function release(id: string, state: ReleaseState, processes: ObservedProc
     record,
     processes: processes.map((p) => ({ ...p, releaseKey: key })),
     connections: { inflight: opts.connections?.inflight ?? 0, websockets: opts.connections?.websockets ?? 0, ...(opts.connections?.lastPinnedAt === undefined ? {} : { lastPinnedAt: opts.connections.lastPinnedAt }) },
+    ...(opts.responses ? { responses: opts.responses } : {}),
   };
 }
 
@@ -196,6 +202,14 @@ export function describeAction(action: Action): string {
       return `switchTraffic ${idOf(action.key)} from ${idOf(action.previousKey)}`;
     case "markFailed":
       return `markFailed ${idOf(action.key)} ${action.failure.code} ${action.failure.instanceId ?? "-"}`;
+    case "beginCanary":
+      return `beginCanary ${idOf(action.key)} step ${action.step + 1}/${action.steps} ${action.weight}% ${action.sticky} back to ${idOf(action.previousKey)}`;
+    case "beginBake":
+      return `beginBake ${idOf(action.key)} ${action.bakeMs} ms back to ${idOf(action.previousKey)}`;
+    case "finishRollout":
+      return `finishRollout ${idOf(action.key)} ${action.outcome}`;
+    case "rollBack":
+      return `rollBack ${idOf(action.key)} to ${idOf(action.previousKey)}: ${action.failure.reason}`;
     default: {
       const _exhaustive: never = action;
       return _exhaustive;

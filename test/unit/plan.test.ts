@@ -4,27 +4,7 @@ import { describe, expect, it } from "vitest";
 import { AFFINITY_IDLE_MS, failedRetryDelay, plan, replicaCount, restartDecision } from "../../src/reconcile/plan.js";
 import type { PlannerConfig, PlannerProcess } from "../../src/reconcile/planner-config.js";
 import type { DesiredTarget, ObservedState, Plan } from "../../src/reconcile/types.js";
-import {
-  HOUR,
-  MINUTE,
-  SECOND,
-  T,
-  allExited,
-  crashed,
-  describeAction,
-  desired,
-  healthy,
-  keyOf,
-  observed,
-  plannerConfig,
-  release,
-  running,
-  singletonProcess,
-  stopped,
-  stopping,
-  webProcess,
-  workerProcess,
-} from "./plan-fixtures.js";
+import { HOUR, MINUTE, SECOND, T, allExited, crashed, describeAction, desired, healthy, keyOf, observed, plannerConfig, release, running, singletonProcess, stopped, stopping, webProcess, workerProcess } from "./plan-fixtures.js";
 
 interface Row {
   name: string;
@@ -92,12 +72,7 @@ describe("plan: steady state", () => {
       desired: desired("v1", { replicas: { worker: 3 } }),
       observed: observed(
         "v1",
-        release("v1", "active", [
-          running("worker", { replicaIndex: 0, replicaCount: 3 }),
-          running("worker", { replicaIndex: 1, replicaCount: 3 }),
-          running("worker", { replicaIndex: 2, replicaCount: 3 }),
-          running("web"),
-        ]),
+        release("v1", "active", [running("worker", { replicaIndex: 0, replicaCount: 3 }), running("worker", { replicaIndex: 1, replicaCount: 3 }), running("worker", { replicaIndex: 2, replicaCount: 3 }), running("web")]),
       ),
       actions: [],
       converged: true,
@@ -248,10 +223,7 @@ describe("plan: rolling out a starting release", () => {
     {
       name: "waits for every proxied replica to be ready before switching",
       desired: desired("v1", { replicas: { web: 2 } }),
-      observed: observed(
-        null,
-        release("v1", "starting", [running("worker"), running("web", { replicaIndex: 0, replicaCount: 2 }), running("web", { replicaIndex: 1, replicaCount: 2, health: "pending" })]),
-      ),
+      observed: observed(null, release("v1", "starting", [running("worker"), running("web", { replicaIndex: 0, replicaCount: 2 }), running("web", { replicaIndex: 1, replicaCount: 2, health: "pending" })])),
       actions: [],
       converged: false,
       requeueAfterMs: 1000,
@@ -529,10 +501,7 @@ describe("plan: supervising the active release", () => {
       desired: desired("v1"),
       observed: observed(
         "v1",
-        release("v1", "active", [
-          running("worker"),
-          running("web", { phase: "absent", pid: undefined, health: "none", spawnError: "no free port in 3000-3010", restarts: 1, restartTimes: [T - 30 * SECOND], startedAt: T - 30 * SECOND }),
-        ]),
+        release("v1", "active", [running("worker"), running("web", { phase: "absent", pid: undefined, health: "none", spawnError: "no free port in 3000-3010", restarts: 1, restartTimes: [T - 30 * SECOND], startedAt: T - 30 * SECOND })]),
       ),
       actions: ["startProcess v1 web[0/1] crash"],
       converged: false,
@@ -584,12 +553,7 @@ describe("plan: replica counts follow the desired file", () => {
       desired: desired("v1", { replicas: { worker: 1 } }),
       observed: observed(
         "v1",
-        release("v1", "active", [
-          running("worker", { replicaIndex: 0, replicaCount: 3 }),
-          running("worker", { replicaIndex: 1, replicaCount: 3 }),
-          running("worker", { replicaIndex: 2, replicaCount: 3 }),
-          running("web"),
-        ]),
+        release("v1", "active", [running("worker", { replicaIndex: 0, replicaCount: 3 }), running("worker", { replicaIndex: 1, replicaCount: 3 }), running("worker", { replicaIndex: 2, replicaCount: 3 }), running("web")]),
       ),
       actions: ["stopProcess v1 worker#1", "stopProcess v1 worker#2"],
       converged: false,
@@ -845,11 +809,7 @@ describe("plan: singletons move only when the old one is gone", () => {
       name: "stops the old singleton at drain start and does not start the new one while it runs",
       config: withSingleton,
       desired: desired("v2"),
-      observed: observed(
-        "v2",
-        release("v1", "draining", [running("worker"), running("web"), running("clock")], { connections: { inflight: 1 } }),
-        release("v2", "active", [running("worker"), running("web")]),
-      ),
+      observed: observed("v2", release("v1", "draining", [running("worker"), running("web"), running("clock")], { connections: { inflight: 1 } }), release("v2", "active", [running("worker"), running("web")])),
       actions: ["stopProcess v1 clock"],
       converged: false,
       requeueAfterMs: 100,
@@ -858,11 +818,7 @@ describe("plan: singletons move only when the old one is gone", () => {
       name: "waits while the old singleton is stopping",
       config: withSingleton,
       desired: desired("v2"),
-      observed: observed(
-        "v2",
-        release("v1", "draining", [running("worker"), running("web"), stopping("clock")], { connections: { inflight: 1 } }),
-        release("v2", "active", [running("worker"), running("web")]),
-      ),
+      observed: observed("v2", release("v1", "draining", [running("worker"), running("web"), stopping("clock")], { connections: { inflight: 1 } }), release("v2", "active", [running("worker"), running("web")])),
       actions: [],
       converged: false,
       requeueAfterMs: 100,
@@ -871,11 +827,7 @@ describe("plan: singletons move only when the old one is gone", () => {
       name: "starts the new singleton once the old one has exited",
       config: withSingleton,
       desired: desired("v2"),
-      observed: observed(
-        "v2",
-        release("v1", "draining", [running("worker"), running("web"), stopped("clock")], { connections: { inflight: 1 } }),
-        release("v2", "active", [running("worker"), running("web")]),
-      ),
+      observed: observed("v2", release("v1", "draining", [running("worker"), running("web"), stopped("clock")], { connections: { inflight: 1 } }), release("v2", "active", [running("worker"), running("web")])),
       actions: ["startProcess v2 clock[0/1] deploy"],
       converged: false,
     },
@@ -966,8 +918,7 @@ describe("plan: the release traffic is leaving is not supervised in the same pas
 });
 
 describe("asked-for restarts and replacements", () => {
-  const webs = (extra: Partial<Parameters<typeof running>[1]>[] = [{}, {}]) =>
-    extra.map((patch, i) => running("web", { replicaIndex: i, replicaCount: extra.length, ...patch }));
+  const webs = (extra: Partial<Parameters<typeof running>[1]>[] = [{}, {}]) => extra.map((patch, i) => running("web", { replicaIndex: i, replicaCount: extra.length, ...patch }));
   const twoWebs = plannerConfig({ processes: [webProcess({ replicas: 2 }), workerProcess()] });
 
   it.each<Row>([
@@ -1180,14 +1131,5 @@ describe("plan: serving (apply --wait is done) before the old release has draine
     { name: "not for a failed desired release", desired: desired("v2"), observed: observed("v1", healthy("v1"), allExited("v2", "failed")) },
   ])("$name", (row) => {
     expect(serving(row)).toBeNull();
-  });
-
-  it("waits out the bake window after the switch, then serves", () => {
-    const config = plannerConfig({ bakeMs: 30 * SECOND });
-    const v2 = (activatedAt: number) => healthy("v2", "active", { record: { activatedAt } });
-    const baking = run({ config, desired: desired("v2"), observed: observed("v2", v2(T - 10 * SECOND)) });
-    expect(baking).toMatchObject({ serving: null, converged: false, requeueAfterMs: 20 * SECOND });
-    expect(baking.conditions).toContainEqual(expect.objectContaining({ type: "Progressing", reason: "Baking" }));
-    expect(run({ config, desired: desired("v2"), observed: observed("v2", v2(T - 30 * SECOND)) })).toMatchObject({ serving: keyOf("v2"), converged: true });
   });
 });

@@ -14,6 +14,7 @@ import { predeployCleanupCommand } from "./predeploy-cleanup.js";
 import { recoverCommand } from "./recover.js";
 import { restartCommand } from "./restart.js";
 import { rollbackCommand } from "./rollback.js";
+import { abortCommand, pauseCommand, promoteCommand, resumeCommand } from "./rollout-control.js";
 import { shutdownCommand } from "./shutdown.js";
 import { statusCommand } from "./status.js";
 import { stopCommand } from "./stop.js";
@@ -31,6 +32,10 @@ export const COMMANDS: Command[] = [
   logsCommand,
   eventsCommand,
   rollbackCommand,
+  promoteCommand,
+  abortCommand,
+  pauseCommand,
+  resumeCommand,
   stopCommand,
   restartCommand,
   shutdownCommand,

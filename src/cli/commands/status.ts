@@ -53,7 +53,9 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
-  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready")) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
+  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready" && !(s.rolloutPhase && (c.reason === "Canary" || c.reason === "Baking")))) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
+  // Older daemons send no rolloutPhase.
+  if (s.rolloutPhase) out += `rollout: ${s.rolloutPhase.releaseId} ${s.rolloutPhase.message}${s.rolloutPhase.previousReleaseId ? ` (${s.rolloutPhase.previousReleaseId} ready to take traffic back)` : ""}\n`;
   // After the conditions, which stay right under the desired line (the troubleshooting page's order).
   if (s.rollout) out += `last rollout: ${s.rollout.releaseId} ${outcomeColor(s.rollout.outcome)}${s.rollout.reason ? `: ${s.rollout.reason}` : ""}\n`;
   out += "\n";
@@ -88,7 +90,10 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
   for (const p of s.processes.filter((p) => p.error)) out += `${red(p.state === "failed" ? "failed" : "error")} ${p.instanceId} (${p.releaseId}): ${p.error}\n`;
   if (s.orphans.length) {
     out += `\n${red(`${s.orphans.length} orphaned process${s.orphans.length === 1 ? "" : "es"}`)} left by a daemon that died (rollbridge recover --force stops them):\n`;
-    out += table(["ORPHAN", "RELEASE", "PID", "PORT", "SINCE"], s.orphans.map((o) => [o.instanceId, o.releaseId, o.pid, o.port, o.detectedAt]));
+    out += table(
+      ["ORPHAN", "RELEASE", "PID", "PORT", "SINCE"],
+      s.orphans.map((o) => [o.instanceId, o.releaseId, o.pid, o.port, o.detectedAt]),
+    );
   }
   if (!s.releases.length && !s.processes.length) out += "nothing deployed yet: rollbridge deploy --release-path P\n";
   return out;
@@ -97,6 +102,7 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
 /** Why a release failed; for the desired one, when it is tried again and how to stop that. */
 function failureLines(id: string, f: NonNullable<ReleaseStatus["failure"]>, s: StatusDocument, now: number): string {
   let out = `${red("failed")} ${id}: ${f.reason}${f.attempts > 1 ? ` (${f.attempts} attempts in a row)` : ""}\n`;
+  if (f.code === "ROLLED_BACK") return `${out}  it is not tried again by itself: apply it again (a fixed one, or the same one) to roll it out anew\n`;
   if (f.retryAt === null) return out;
   const inMs = Date.parse(f.retryAt) - now;
   const when = inMs > 0 ? `at ${f.retryAt} (in ${formatMs(inMs)})` : "now";
