@@ -30,6 +30,7 @@ function story(passes: Pass[]): { lines: string[]; last: RolloutSummary | null }
   return { lines, last: summary };
 }
 
+const rolledBackNow = { failure: { reason: "rolled back: 37 of 120 responses failed (31%) within 4.2 s of the switch", code: ROLLED_BACK_CODE, at: T, noRetry: true } };
 const rolledBack = { failure: { reason: "rolled back: 37 of 120 responses failed (31%) within 4.2 s of the switch", code: ROLLED_BACK_CODE, at: T } };
 const timedOut = { failure: { reason: "rollout of v2 abandoned: not ready within 3000 ms (--timeout)", code: "TIMEOUT" as const, at: T } };
 
@@ -124,6 +125,34 @@ describe("the last rollout's outcome", () => {
           records: [
             ["v1", "active"],
             ["v2", "failed", rolledBack],
+          ],
+          serving: "v1",
+        },
+      ],
+      expected: ["v2 in-progress", "v2 rolled-back", "v2 rolled-back"],
+    },
+    {
+      name: "rolled back, the release still draining when the desired file goes back: rolled-back, not superseded",
+      passes: [
+        {
+          desired: desired("v2"),
+          records: [
+            ["v1", "active"],
+            ["v2", "active"],
+          ],
+        },
+        {
+          desired: desired("v2"),
+          records: [
+            ["v1", "active"],
+            ["v2", "draining", rolledBackNow],
+          ],
+        },
+        {
+          desired: desired("v1"),
+          records: [
+            ["v1", "active"],
+            ["v2", "draining", rolledBackNow],
           ],
           serving: "v1",
         },

@@ -38,6 +38,16 @@ describe("when a wait for a rollout ends", () => {
     { name: "fails on a failure recorded after the write, once its processes stopped", over: { records: records(record("v2", "failed", { failure: { reason: "boom", code: "HEALTH_FAILED", at: 5, seq: 12 } })) }, outcome: "failed" },
     { name: "waits for the failed rollout's processes to stop", over: { settled: () => false, records: records(record("v2", "failed", { failure: { reason: "boom", code: "HEALTH_FAILED", at: 5, seq: 12 } })) }, outcome: null },
     { name: "ignores a failure from before the write (a fresh attempt is starting)", over: { records: records(record("v2", "failed", { failure: { reason: "old", code: "HEALTH_FAILED", at: 5, seq: 3 } })) }, outcome: null },
+    {
+      name: "is rolled-back at once when the release was rolled back after the write, though it still drains and the desired file went back",
+      over: {
+        target: target("v1"),
+        adoption: { seq: 13, message: "desired state: release v1" },
+        records: records(record("v1", "active"), record("v2", "draining", { failure: { reason: "rolled back: 30 of 40 responses failed (75%) within 1.0 s of the switch", code: "ROLLED_BACK", at: 5, seq: 12, noRetry: true } })),
+      },
+      outcome: "rolled-back",
+    },
+    { name: "ignores a rollback from before the write", over: { records: records(record("v2", "failed", { failure: { reason: "rolled back", code: "ROLLED_BACK", at: 5, seq: 3, noRetry: true } })) }, outcome: null },
     { name: "a stopped write is converged when nothing serves", over: { generation: null, stopped: true, target: target(null), plan: plan(null, true), activeKey: null }, outcome: "converged" },
   ])("$name", ({ over, outcome }) => {
     expect(decideWait(input(over))?.outcome ?? null).toBe(outcome);
