@@ -24,9 +24,10 @@ export const LAUNCHES = ["daemon", "ensure-daemon"];
  * - stampListen: run the app with a preload that records when it starts listening (listen.log)
  * - place(command, args): wraps the daemon's command (taskset) when pinning
  * - extraProcesses: YAML list items appended to `processes:` (e.g. a singleton)
+ * - extraConfig: top-level YAML appended to the config (e.g. a `rollout:` section)
  */
 export async function startBenchDaemon(opts) {
-  const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a], extraProcesses = "" } = opts;
+  const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a], extraProcesses = "", extraConfig = "" } = opts;
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
   const proxyPort = await freePort();
@@ -60,7 +61,7 @@ processes:
     port: {from: ${appPortStart}, to: ${appPortStart + 9}}
     health: ${healthYaml}
     gracefulStopMs: ${gracefulStopMs}
-${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}`,
+${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}${extraConfig}`,
   );
 
   const cli = (args, timeoutMs = 60_000) => tracker.execCli([...args, "--config", config], { cwd: dir, timeout: timeoutMs });

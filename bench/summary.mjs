@@ -8,7 +8,7 @@ import { fmt, printTable } from "./lib.mjs";
  * result: the strings for the table, `values` (numbers) for comparing runs.
  */
 export function buildSummary(combined) {
-  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...pm2Rows(combined.pm2)];
+  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...rolloutRows(combined.rollout), ...pm2Rows(combined.pm2)];
   const judged = rows.filter((r) => r.met !== null);
   return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
 }
@@ -154,6 +154,63 @@ function streamRows(streams) {
       values: { ratio: s.ratio, proxyMs: s.proxyMs, directMs: s.directMs, idleMB: s.idleMB, peakMB: s.peakMB, riseMB: s.riseMB },
     };
   });
+}
+
+function rolloutRows(rollout) {
+  const rows = [];
+  const ok = measured(rollout);
+  {
+    const key = "rollout-rollback";
+    const row = "rollback: a release failing every request after its health check, 16 connections";
+    const goal = "≤ 1000 ms after minRequests, old pid unchanged";
+    const b = ok ? rollout.rollback : null;
+    if (!b) rows.push(missing(key, row, goal, rollout));
+    else
+      rows.push({
+        key,
+        row: row.replace("16", String(rollout.meta.connections)),
+        now: `${b.judgeableToBackMs} ms after the ${rollout.meta.minRequests}th answer (${b.firstFailureToBackMs} ms after the first 5xx); ${b.failed} of ${b.answers} requests failed (${fmt(100 * b.failedShare, 2)}%); old pid ${b.oldPidUnchanged ? "unchanged" : "CHANGED"}`,
+        goal,
+        ratio: "absolute (no baseline)",
+        met: b.met,
+        values: { judgeableToBackMs: b.judgeableToBackMs, firstFailureToBackMs: b.firstFailureToBackMs, failed: b.failed, answers: b.answers, failedShare: b.failedShare, oldPidUnchanged: b.oldPidUnchanged },
+      });
+  }
+  {
+    const key = "rollout-canary";
+    const row = "canary: one 25% step over 1000 requests";
+    const goal = "±5 points";
+    const c = ok ? rollout.canary : null;
+    if (!c) rows.push(missing(key, row, goal, rollout));
+    else
+      rows.push({
+        key,
+        row: `canary: one ${c.weight}% step over ${c.requests} requests`,
+        now: `${fmt(c.sharePercent, 1)}% to the new release`,
+        goal,
+        ratio: `${c.offByPoints >= 0 ? "+" : ""}${fmt(c.offByPoints, 1)} points`,
+        met: c.met,
+        values: { sharePercent: c.sharePercent, offByPoints: c.offByPoints, requests: c.requests },
+      });
+  }
+  {
+    const key = "rollout-counting";
+    const row = "error counting: the daemon's proxy with its release judged vs not";
+    const goal = "≤ 3% of a request's CPU";
+    const k = ok && !rollout.counting.skipped ? rollout.counting : null;
+    if (!k) rows.push(missing(key, row, goal, rollout, ok ? rollout.counting.skipped : undefined));
+    else
+      rows.push({
+        key,
+        row,
+        now: `record() ${fmt(k.recordNs, 1)} ns = ${fmt(k.recordShareOfRequestPercent, 2)}% of a request; end to end ${fmt(k.cpuCostPercent, 1)}% CPU per request, ${fmt(k.costPercent, 1)}% req/s`,
+        goal,
+        ratio: `${fmt(k.judged.usPerRequest, 1)} vs ${fmt(k.notJudged.usPerRequest, 1)} µs, ${fmt(k.judged.rps, 0)} vs ${fmt(k.notJudged.rps, 0)} req/s (not judged, same run)`,
+        met: k.met,
+        values: { recordSharePercent: k.recordShareOfRequestPercent, cpuCostPercent: k.cpuCostPercent, rpsCostPercent: k.costPercent, recordNs: k.recordNs, judgedRps: k.judged.rps, notJudgedRps: k.notJudged.rps, judgedUsPerRequest: k.judged.usPerRequest, notJudgedUsPerRequest: k.notJudged.usPerRequest },
+      });
+  }
+  return rows;
 }
 
 function pm2Rows(pm2) {
