@@ -19,7 +19,7 @@ async function processesUsing(dir: string): Promise<string[]> {
 }
 
 describe("the demo", () => {
-  it("narrates two deploys under load, ends with the summary table, and leaves no process behind", async () => {
+  it("narrates two deploys under load and a bad release rolled back by itself, ends with the summary table, and leaves no process behind", async () => {
     const startedAt = Date.now();
     const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(process.execPath, [path.join(ROOT, "scripts/demo.mjs")], { cwd: ROOT, timeout: 90_000 }, (error, stdout, stderr) => {
@@ -31,13 +31,33 @@ describe("the demo", () => {
     expect(elapsedMs).toBeLessThan(60_000);
 
     const out = result.stdout;
-    for (const step of [/starting the daemon/, /deploying v1/, /traffic switched to v1/, /deploying v2 under load/, /traffic switched to v2 from v1/, /draining v1/, /v1 stopped/, /shutting down the daemon/, /daemon stopped/]) {
+    for (const step of [
+      /starting the daemon/,
+      /deploying v1/,
+      /traffic switched to v1/,
+      /deploying v2 under load/,
+      /traffic switched to v2 from v1/,
+      /draining v1/,
+      /v1 stopped/,
+      /deploying v3 under load with a 10 s bake window/,
+      /traffic switched to v3 from v2/,
+      /v3 rolled back to v2: \d+ of \d+ responses failed/,
+      /apply --wait exited 1: rolled-back: rolled back: \d+ of \d+ responses failed/,
+      /v2 kept serving: the same process \(pid \d+\) answered every request after the rollback/,
+      /shutting down the daemon/,
+      /daemon stopped/,
+    ]) {
       expect(out).toMatch(step);
     }
     expect(out).toMatch(/requests sent\s+[1-9]\d*/);
     expect(out).toMatch(/failed \(errors \+ non-2xx\)\s+0\n/);
     expect(out).toMatch(/switch time \(healthy → switched\)\s+\d+ ms/);
     expect(out).toMatch(/drain time \(v1 switched → stopped\)\s+\d+ ms/);
+    expect(out).toMatch(/v3 \(bad release\): outcome\s+rolled-back\n/);
+    const pids = /v2 pid before \/ after v3\s+(\d+) \/ (\d+)/.exec(out);
+    expect(pids).not.toBeNull();
+    expect(pids?.[1]).toBe(pids?.[2]);
+    expect(out).toMatch(/v3 was rolled back by itself; v2 never stopped/);
 
     const dir = /demo directory (\S+)/.exec(out)?.[1];
     expect(dir).toMatch(/rollbridge-demo-/);
