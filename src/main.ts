@@ -18,6 +18,7 @@ import type { DaemonApi, LogQuery, RolloutQuery } from "./control/daemon-api.js"
 import type { ApplyResponse, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./control/protocol.js";
 import type { DesiredDocument } from "./config/desired-schema.js";
 import { applyDesired, diffDesired } from "./daemon/apply-desired.js";
+import { documentFromInput } from "./daemon/desired-input.js";
 import { followLines, retainedLines } from "./daemon/logs.js";
 import { restart } from "./daemon/restart.js";
 import { rollback } from "./daemon/rollback.js";
@@ -265,6 +266,10 @@ export class Daemon implements DaemonApi {
 
   followLogs(query: LogQuery, listener: (line: LogLine) => void): () => void {
     return followLines(this, query, listener);
+  }
+
+  documentFromInput(input: unknown): Promise<unknown> {
+    return documentFromInput(input, this.config.desiredPath);
   }
 
   apply(document: unknown, options: { dryRun: boolean }): Promise<ApplyResponse> {

@@ -4,11 +4,14 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { RollbridgeError } from "../errors.js";
 import { CONTROL_CHARACTERS, MAX_REPLICAS, PROCESS_ID_PATTERN } from "./constants.js";
+import { checkDesiredSize } from "./desired-size.js";
 import { describeValue } from "./issue-paths.js";
 import type { ConfigIssue } from "./issues.js";
 import { parseYamlText } from "./load.js";
 import { rolloutDesiredSchema, type RolloutOverride } from "./rollout-schema.js";
 import { describeZodIssues } from "./zod-issues.js";
+
+export { MAX_DESIRED_BYTES, checkDesiredSize } from "./desired-size.js";
 
 export interface DesiredDocument {
   release?: { path: string; revision?: string; id?: string };
@@ -18,12 +21,6 @@ export interface DesiredDocument {
   /** This deploy's rollout settings (bake window, canary steps) over the config's. */
   rollout?: RolloutOverride;
 }
-
-/**
- * The largest desired file (and desired document over the control socket) accepted: a desired
- * state is a release, a few replica counts and some environment, never megabytes.
- */
-export const MAX_DESIRED_BYTES = 1024 * 1024;
 
 // Scalars written unquoted (`id: 20261123120000`, `FEATURE_X: 1`) are taken as strings.
 const textual = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
@@ -112,14 +109,6 @@ export function parseDesiredText(text: string, source: string): DesiredDocument 
     });
   }
   return normalise(result.data);
-}
-
-/** Refuses a desired file or document (`what`, e.g. "desired file /srv/app/desired.yaml") over MAX_DESIRED_BYTES, naming its size and the cap. */
-export function checkDesiredSize(bytes: number, what: string): void {
-  if (bytes <= MAX_DESIRED_BYTES) return;
-  throw new RollbridgeError("DESIRED_INVALID", `${what} is ${bytes} bytes; the cap is ${MAX_DESIRED_BYTES} bytes (1 MiB)`, {
-    fix: "A desired state names a release, replica counts and a little environment: move large data into the release directory or the config's env.",
-  });
 }
 
 // YAML for a desired document, keys in a fixed order so rewrites produce minimal diffs.

@@ -44,6 +44,8 @@ export interface DaemonApi {
   /** Every output line written from now on by a process the query selects. */
   followLogs(query: LogQuery, listener: (line: LogLine) => void): () => void;
   apply(document: unknown, options: { dryRun: boolean }): Promise<ApplyResponse>;
+  /** The desired document a `DesiredInput` from the CLI stands for (file text parsed, flags merged over the current file); DESIRED_INVALID / USAGE errors as the CLI would give them. */
+  documentFromInput(input: unknown): Promise<unknown>;
   /** The changes a document (or, without one, the desired file as it is now) would make. */
   diff(document: DesiredDocument | undefined): Promise<DiffResponse>;
   rollback(releaseId: string | undefined): Promise<RollbackResponse>;

@@ -1,5 +1,6 @@
 // The control API's routes and payloads, shared by the server and the CLI's client.
 import type { DesiredDocument } from "../config/desired-schema.js";
+import type { RolloutOverride } from "../config/rollout-schema.js";
 import type { ErrorCode } from "../errors.js";
 import type { OrphanEntry } from "../reconcile/orphans.js";
 import type { RolloutSummary } from "../reconcile/rollout-outcome.js";
@@ -11,10 +12,20 @@ export const API_PREFIX = "/v1";
 export { MAX_TIMER_MS as MAX_TIMEOUT_MS } from "../config/constants.js";
 
 export interface ApplyRequest {
-  document: DesiredDocument;
+  /** The desired document itself; or `input`, which the daemon turns into one. */
+  document?: DesiredDocument;
+  input?: DesiredInput;
   /** Only validate and diff; write nothing. */
   dryRun?: boolean;
 }
+
+/**
+ * What the CLI was given, for the daemon to parse (it has the YAML parser and the schema loaded
+ * already, so `apply` starts without them): the text of `-f FILE` / stdin (a relative
+ * `release.path` in it is taken from `cwd`), or `--release-path` and its flags, merged over the
+ * current desired file the way the CLI used to (replicas kept, `stopped` and `rollout` dropped).
+ */
+export type DesiredInput = { text: string; source: string; cwd: string } | { merge: { release: { path: string; revision?: string; id?: string }; replicas?: Record<string, number>; rollout?: RolloutOverride } };
 
 export interface ApplyResponse {
   file: string;

@@ -24,7 +24,7 @@ export function controlRoutes(daemon: DaemonApi): Route[] {
     },
     { method: "GET", path: "/logs", handler: (_req, _res, url): LogsResponse => ({ lines: daemon.logs(logQuery(url)) }) },
     { method: "PUT", path: "/desired", handler: (_req, _res, _url, body) => apply(daemon, body as ApplyRequest) },
-    { method: "POST", path: "/diff", handler: (_req, _res, _url, body) => diff(daemon, body as { document?: DesiredDocument } | undefined) },
+    { method: "POST", path: "/diff", handler: (_req, _res, _url, body) => diff(daemon, body as { document?: DesiredDocument; input?: unknown } | undefined) },
     { method: "GET", path: "/wait", handler: (req, res, url) => wait(daemon, req, res, url) },
     {
       method: "POST",
@@ -51,12 +51,14 @@ function positiveInt(value: string | null, fallback: number): number {
   return n;
 }
 
-function apply(daemon: DaemonApi, body: ApplyRequest | undefined) {
-  if (!body || typeof body !== "object" || !("document" in body)) throw new RollbridgeError("USAGE", "expected {document}");
-  return daemon.apply(body.document, { dryRun: body.dryRun === true });
+async function apply(daemon: DaemonApi, body: ApplyRequest | undefined) {
+  if (!body || typeof body !== "object" || !("document" in body || "input" in body)) throw new RollbridgeError("USAGE", "expected {document} or {input}");
+  const document = "input" in body ? await daemon.documentFromInput(body.input) : body.document;
+  return daemon.apply(document, { dryRun: body.dryRun === true });
 }
 
-function diff(daemon: DaemonApi, body: { document?: DesiredDocument } | undefined) {
+async function diff(daemon: DaemonApi, body: { document?: DesiredDocument; input?: unknown } | undefined) {
+  if (body && typeof body === "object" && "input" in body) return daemon.diff((await daemon.documentFromInput(body.input)) as DesiredDocument);
   return daemon.diff(body?.document);
 }
 

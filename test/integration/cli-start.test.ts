@@ -60,6 +60,21 @@ describe("CLI start", () => {
     for (const name of HEAVY) expect(human.packages).not.toContain(name);
   });
 
+  it("deploys with apply --release-path --wait and apply -f FILE without the parser or the schema (the daemon parses)", async () => {
+    const v1 = await daemon.release("v1");
+    const deploy = await traced(["apply", "--release-path", v1, "--revision", "r1", "--wait", "--config", daemon.configPath], daemon.dir);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    expect(deploy.stdout).toContain("release v1");
+    for (const name of HEAVY) expect(deploy.packages).not.toContain(name);
+    const file = path.join(daemon.dir, "next.yaml");
+    await fs.writeFile(file, `release: {path: ${await daemon.release("v2")}}\n`);
+    const fromFile = await traced(["apply", "-f", file, "--wait", "--config", daemon.configPath], daemon.dir);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(fromFile.stdout).toContain("release v2");
+    for (const name of HEAVY) expect(fromFile.packages).not.toContain(name);
+    expect((await daemon.status()).activeRelease.id).toBe("v2");
+  });
+
   it("loads the config in full when its text is not what the daemon validated, and is fast again once the daemon has read it", async () => {
     const original = await fs.readFile(daemon.configPath, "utf8");
     // Other text, the same config: the daemon's watcher reads it and records the new fingerprint.

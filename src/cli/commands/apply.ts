@@ -26,11 +26,11 @@ export const applyCommand: Command = {
 export async function runApply(ctx: CommandContext, wait: boolean): Promise<number> {
   try {
     const target = await daemonFor(ctx);
-    const document = await desiredFromInput(ctx, target);
-    if (!document) throw usageError("nothing to apply", "pass -f FILE (or - for stdin), --release-path P, or --replicas id=N");
+    const body = await desiredFromInput(ctx, target);
+    if (!body) throw usageError("nothing to apply", "pass -f FILE (or - for stdin), --release-path P, or --replicas id=N");
     const timeoutMs = parseTimeoutFlag(ctx.values.timeout);
     const socket = target.endpoint;
-    const applied = await request<ApplyResponse>(socket, "PUT", "/desired", { document });
+    const applied = await request<ApplyResponse>(socket, "PUT", "/desired", body);
     if (!ctx.json) {
       ctx.stdout(`wrote ${applied.file}: ${applied.stopped ? "stopped" : `release ${applied.releaseId}`}\n`);
       for (const change of applied.changes) ctx.stdout(`  ${change.message}\n`);

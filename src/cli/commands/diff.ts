@@ -16,8 +16,7 @@ export const diffCommand: Command = {
   async run(ctx) {
     try {
       const target = await daemonFor(ctx);
-      const document = await desiredFromInput(ctx, target);
-      const body = document ? { document } : {};
+      const body = (await desiredFromInput(ctx, target)) ?? {};
       const { changes } = await request<{ changes: Change[] }>(target.endpoint, "POST", "/diff", body);
       if (ctx.json) printJson(ctx, { changed: changes.length > 0, changes });
       else if (changes.length === 0) ctx.stdout("no changes: what runs matches that desired state\n");
