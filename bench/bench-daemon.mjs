@@ -24,10 +24,11 @@ export const LAUNCHES = ["daemon", "ensure-daemon"];
  * - stampListen: run the app with a preload that records when it starts listening (listen.log)
  * - place(command, args): wraps the daemon's command (taskset) when pinning
  * - extraProcesses: YAML list items appended to `processes:` (e.g. a singleton)
+ * - proxyYaml: more fields of `proxy:` in flow style (e.g. "affinity: {query: sid}, drainCloseCode: 1012")
  * - extraConfig: top-level YAML appended to the config (e.g. a `rollout:` section)
  */
 export async function startBenchDaemon(opts) {
-  const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a], extraProcesses = "", extraConfig = "" } = opts;
+  const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a], extraProcesses = "", extraConfig = "", proxyYaml = "" } = opts;
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
   const proxyPort = await freePort();
@@ -52,7 +53,7 @@ export async function startBenchDaemon(opts) {
     config,
     `application: bench-${path.basename(dir).slice(-6).toLowerCase()}
 control: {path: ${socket}}
-proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: ${drainTimeoutMs}}
+proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: ${drainTimeoutMs}${proxyYaml ? `, ${proxyYaml}` : ""}}
 processes:
   - id: web
     policy: proxied

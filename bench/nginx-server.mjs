@@ -27,8 +27,9 @@ export function nginxVersion(nginx) {
  * and records the master; `place(command, args)` may wrap it (taskset). Resolves with
  * {port, pids (master and workers), stop()}: stop sends SIGQUIT, then SIGKILL to the master and
  * its workers, and removes the temp directory.
+ * `websocket`: pass Upgrade and Connection through (as docs/nginx.md does), for WebSockets and Socket.IO.
  */
-export async function startNginx({ nginx, appPort, spawnChild, place = (c, a) => [c, a] }) {
+export async function startNginx({ nginx, appPort, spawnChild, place = (c, a) => [c, a], websocket = false }) {
   const tmp = mkdtempSync(join(os.tmpdir(), "rb-nginx-"));
   const port = await freePort();
   for (const dir of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(tmp, dir), { recursive: true });
@@ -45,7 +46,12 @@ http {
   fastcgi_temp_path ${join(tmp, "fastcgi")};
   uwsgi_temp_path ${join(tmp, "uwsgi")};
   scgi_temp_path ${join(tmp, "scgi")};
-  upstream app {
+${
+  websocket
+    ? `  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }
+`
+    : ""
+}  upstream app {
     server 127.0.0.1:${appPort};
     keepalive 64;
   }
@@ -54,7 +60,13 @@ http {
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+${
+  websocket
+    ? `      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 3600s;`
+    : `      proxy_set_header Connection "";`
+}
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;

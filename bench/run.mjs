@@ -46,6 +46,7 @@ const benches = [
   { key: "rss", file: "daemon-rss.mjs", fn: "runDaemonRssBench", options: { print: true }, quickOptions: { durationSec: 4 }, summary: true },
   { key: "proxy", file: "proxy.mjs", fn: "runProxyBench", options: { resultsDir: null, print: true }, quickOptions: { rounds: 1, durationSec: 3 }, summary: true },
   { key: "streams", file: "streams.mjs", fn: "runStreamsBench", options: { resultsDir: null, print: true }, quickOptions: { mb: 100, rounds: 1, warmupMb: 16 }, summary: true },
+  { key: "longLived", file: "long-lived.mjs", fn: "runLongLivedBench", options: { resultsDir: null, print: true }, quickOptions: { deploys: 1, settleMs: 1000, scenarios: ["announce/announce"] }, summary: true },
   { key: "nginx", file: "nginx.mjs", fn: "runNginxBench", options: { resultsDir: null, print: true } },
   { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },

@@ -8,7 +8,7 @@ import { fmt, printTable } from "./lib.mjs";
  * result: the strings for the table, `values` (numbers) for comparing runs.
  */
 export function buildSummary(combined) {
-  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...rolloutRows(combined.rollout), ...pm2Rows(combined.pm2)];
+  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...rolloutRows(combined.rollout), ...longLivedRows(combined.longLived), ...pm2Rows(combined.pm2)];
   const judged = rows.filter((r) => r.met !== null);
   return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
 }
@@ -210,6 +210,31 @@ function rolloutRows(rollout) {
         values: { recordSharePercent: k.recordShareOfRequestPercent, cpuCostPercent: k.cpuCostPercent, rpsCostPercent: k.costPercent, recordNs: k.recordNs, judgedRps: k.judged.rps, notJudgedRps: k.notJudged.rps, judgedUsPerRequest: k.judged.usPerRequest, notJudgedUsPerRequest: k.notJudged.usPerRequest },
       });
   }
+  return rows;
+}
+
+// Issue 18: Socket.IO and raw WebSocket clients across deploys (bench/long-lived.mjs), one row
+// per front (proxy, nginx in front of it) and scenario. disconnect/plain is context: an app that
+// disconnects its clients loses the emits in flight unless the client retries or waits (docs).
+function longLivedRows(longLived) {
+  const goal = "0 broken sessions, 0 lost acks, raw close codes 1001/1012 only";
+  if (!measured(longLived)) return [missing("long-lived", "long-lived: Socket.IO and WebSocket clients across deploys", goal, longLived)];
+  const rows = longLived.runs.map((r) => {
+    const lost = r.polling.lostAcks + r.polling.pendingAtEnd + r.websocket.lostAcks + r.websocket.pendingAtEnd;
+    const broken = r.polling.brokenSessions + r.websocket.brokenSessions;
+    const codes = Object.entries(r.raw.closeCodes).map(([c, n]) => `${c}x${n}`).join(" ") || "none";
+    const codesOk = Object.keys(r.raw.closeCodes).every((c) => c === "1001" || c === "1012");
+    return {
+      key: `long-lived-${r.front}-${r.scenario}`,
+      row: `long-lived via ${r.front}, app/client ${r.scenario}, ${longLived.meta.deploys} deploys`,
+      now: `polling: ${r.polling.brokenSessions} broken, ${r.polling.lostAcks + r.polling.pendingAtEnd} lost of ${r.polling.sent}, max outage ${r.polling.maxOutageMs} ms; websocket: ${r.websocket.brokenSessions} broken, ${r.websocket.lostAcks + r.websocket.pendingAtEnd} lost of ${r.websocket.sent}, max outage ${r.websocket.maxOutageMs} ms; raw close codes ${codes}`,
+      goal: r.scenario === "disconnect/plain" ? "— (context: loses the emits in flight by design)" : goal,
+      ratio: "",
+      met: r.scenario === "disconnect/plain" ? null : broken === 0 && lost === 0 && codesOk,
+      values: { brokenSessions: broken, lostAcks: lost, pollingMaxOutageMs: r.polling.maxOutageMs, websocketMaxOutageMs: r.websocket.maxOutageMs, closeCodes: r.raw.closeCodes },
+    };
+  });
+  if (longLived.nginx?.skipped) rows.push({ key: "long-lived-nginx", row: "long-lived via nginx", now: `not measured (${longLived.nginx.skipped})`, goal, ratio: "", met: null, values: null });
   return rows;
 }
 
