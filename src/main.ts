@@ -246,7 +246,7 @@ export class Daemon implements DaemonApi {
   }
 
   status(options: StatusOptions = {}): StatusDocument {
-    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans(), options, this.loop.latestRollout());
+    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans(), options, this.loop.latestRollout(), this.proxy.paused());
   }
 
   /** The Prometheus exposition: counters plus a status snapshot taken now. */

@@ -169,8 +169,8 @@ export interface StatusDocument {
   activeRelease: ReleaseStatus | null;
   releases: ReleaseStatus[];
   processes: ProcessStatus[];
-  /** host/port: the TCP listener (tcp false: none); socket: the unix-socket listener's path, or null. */
-  proxy: { host: string; port: number; tcp: boolean; socket: string | null; activeReleaseId: string | null };
+  /** host/port: the TCP listener (tcp false: none); socket: the unix-socket listener's path, or null; paused: new requests are held (rollbridge pause). */
+  proxy: { host: string; port: number; tcp: boolean; socket: string | null; activeReleaseId: string | null; paused: boolean };
   conditions: Condition[];
   /** The last rollout and its outcome (reconcile/rollout-outcome.ts); null before the first one. */
   rollout: RolloutSummary | null;

@@ -23,6 +23,7 @@ export function buildStatus(
   orphans: OrphanEntry[] = [],
   options: StatusOptions = {},
   rollout: RolloutSummary | null = null,
+  paused = false,
 ): StatusDocument {
   const observed = executor.observe();
   const target = namedTarget(desired.target, executor.releases.values());
@@ -72,7 +73,7 @@ export function buildStatus(
     activeRelease: active,
     releases,
     processes,
-    proxy: { host: config.proxy.host, port: config.proxy.port, tcp: config.proxy.tcp, socket: config.proxy.socket?.path ?? null, activeReleaseId: active?.id ?? null },
+    proxy: { host: config.proxy.host, port: config.proxy.port, tcp: config.proxy.tcp, socket: config.proxy.socket?.path ?? null, activeReleaseId: active?.id ?? null, paused },
     conditions,
     rollout,
     orphans,

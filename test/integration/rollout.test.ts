@@ -216,6 +216,46 @@ describe("canary steps and rollouts by hand", () => {
     expect((await d.cli(["promote"])).code).toBe(1);
   });
 
+  it("status names the phase while it runs; apply --wait prints each phase as it starts", async () => {
+    daemon = await startDaemon({ processes: WEB(ports()) });
+    const d = daemon;
+    expect((await d.cli(["deploy", "--release-path", await d.release("v1")])).code).toBe(0);
+    const deploying = d.cli(["apply", "--wait", "--canary", "25:10000", "--bake", "3000", "--release-path", await d.release("v2")]);
+    await until(async () => (await d.status()).rolloutPhase?.phase === "canary", 15_000, "canary step");
+    for (let i = 0; i < 8; i++) expect((await httpGet(d.proxyPort, "/hello")).status).toBe(200);
+    const canaryText = await until(
+      async () => {
+        const r = await d.cli(["status"]);
+        return /errors/.test(r.stdout) && !/no responses yet/.test(r.stdout) ? r.stdout : null;
+      },
+      10_000,
+      "a canary line with responses",
+    );
+    expect(canaryText).toMatch(/^rollout: v2 canary 25%, step 1 of 1, \d+ s left, 0\.0% errors \(\d+ of 20 responses needed\) \(v1 ready to take traffic back\)$/m);
+    const bakeText = await until(
+      async () => {
+        const r = await d.cli(["status"]);
+        return /^rollout: v2 baking/m.test(r.stdout) ? r.stdout : null;
+      },
+      15_000,
+      "the bake line",
+    );
+    expect(bakeText).toMatch(/^rollout: v2 baking, \d+ s left, (no responses yet|[\d.]+% errors.*) \(v1 ready to take traffic back\)$/m);
+    const r = await deploying;
+    expect(r.code, r.stderr).toBe(0);
+    // Each phase as it started, in order: the canary step, the switch, the bake window, the verdict.
+    const lines = r.stdout.split("\n");
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    const phases = [/canary 25% of new requests to v2 \(step 1 of 1\); v1 takes the rest/, /traffic switched to v2/, /v2 bakes for 3 s; v1 stays ready to take traffic back/, /v2 passed/];
+    const found = phases.map(at);
+    expect(
+      found.every((i) => i >= 0),
+      r.stdout,
+    ).toBe(true);
+    expect([...found].sort((a, b) => a - b)).toEqual(found);
+    expect((await d.status()).rolloutPhase).toBeNull();
+  });
+
   it("abort during a bake window rolls back at once; apply --wait exits 1 with rolled-back", async () => {
     daemon = await startDaemon({ processes: WEB(ports()) });
     const d = daemon;
@@ -248,6 +288,10 @@ describe("canary steps and rollouts by hand", () => {
     const d = daemon;
     expect((await d.cli(["deploy", "--release-path", await d.release("v1")])).code).toBe(0);
     expect((await d.cli(["pause"])).code).toBe(0);
+    // status shows it, human and JSON, until resume.
+    expect((await d.status()).proxy.paused).toBe(true);
+    const pausedText = await d.cli(["status"]);
+    expect(pausedText.stdout).toMatch(/^paused: new requests are held \(each up to proxy\.holdTimeoutMs, then 503\) until rollbridge resume$/m);
     const order: number[] = [];
     const held = [0, 1, 2].map(async (i) => {
       await new Promise((resolve) => setTimeout(resolve, i * 100));
@@ -261,6 +305,8 @@ describe("canary steps and rollouts by hand", () => {
     expect((await d.cli(["resume"])).code).toBe(0);
     expect(await Promise.all(held)).toEqual([200, 200, 200]);
     expect(order).toEqual([0, 1, 2]);
+    expect((await d.status()).proxy.paused).toBe(false);
+    expect((await d.cli(["status"])).stdout).not.toMatch(/^paused/m);
 
     expect((await d.cli(["pause"])).code).toBe(0);
     const late = await httpGet(d.proxyPort, "/hello");

@@ -53,8 +53,10 @@ export function renderStatus(s: StatusDocument, now: number = Date.now()): strin
   const d = s.desired;
   out += `desired: ${d.stopped ? "stopped" : d.releaseId ? `${d.releaseId} (${d.path}${d.requestedPath && d.requestedPath !== d.path ? ` via ${d.requestedPath}` : ""})` : "none yet"}\n`;
   if (d.error) out += `${red("desired file error:")} ${d.error}\n`;
-  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready" && !(s.rolloutPhase && (c.reason === "Canary" || c.reason === "Baking")))) out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
-  // Older daemons send no rolloutPhase.
+  for (const c of s.conditions.filter((c) => c.status && c.type !== "Ready" && !(s.rolloutPhase && (c.reason === "Canary" || c.reason === "Baking"))))
+    out += `${c.type === "Degraded" ? red(c.type) : yellow(c.type)} (${c.reason}): ${c.message}\n`;
+  // Older daemons send neither proxy.paused nor rolloutPhase.
+  if (s.proxy.paused) out += `${yellow("paused")}: new requests are held (each up to proxy.holdTimeoutMs, then 503) until rollbridge resume\n`;
   if (s.rolloutPhase) out += `rollout: ${s.rolloutPhase.releaseId} ${s.rolloutPhase.message}${s.rolloutPhase.previousReleaseId ? ` (${s.rolloutPhase.previousReleaseId} ready to take traffic back)` : ""}\n`;
   // After the conditions, which stay right under the desired line (the troubleshooting page's order).
   if (s.rollout) out += `last rollout: ${s.rollout.releaseId} ${outcomeColor(s.rollout.outcome)}${s.rollout.reason ? `: ${s.rollout.reason}` : ""}\n`;
