@@ -15,7 +15,21 @@ import { bindControlSocket, refuseIfRunning, resolveId } from "./control/socket.
 import { createControlServer } from "./control/server.js";
 import { controlRoutes } from "./control/routes.js";
 import type { DaemonApi, LogQuery, RolloutQuery } from "./control/daemon-api.js";
-import type { ApplyResponse, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./control/protocol.js";
+import type {
+  UpgradeResponse,
+  ApplyResponse,
+  DiffResponse,
+  LogLine,
+  PauseResponse,
+  ReconcileResponse,
+  RolloutIntentResponse,
+  RestartRequest,
+  RestartResponse,
+  RollbackResponse,
+  StatusDocument,
+  StatusOptions,
+  WaitOutcome,
+} from "./control/protocol.js";
 import type { DesiredDocument } from "./config/desired-schema.js";
 import { applyDesired, diffDesired } from "./daemon/apply-desired.js";
 import { documentFromInput } from "./daemon/desired-input.js";
@@ -40,8 +54,9 @@ import type { Plan } from "./reconcile/types.js";
 import { buildStatus } from "./reconcile/status.js";
 import { boundedLineSink } from "./reconcile/event-sink.js";
 import { takeInheritedListeners, type InheritedListeners } from "./daemon-lifecycle/inherited-listeners.js";
-import { notifyReady, takeNotifySocket } from "./daemon-lifecycle/systemd-notify.js";
-import { lookupGid, readTrusted } from "./safe-file.js";
+import { notifyReady, savedNotifySocket, takeNotifySocket } from "./daemon-lifecycle/systemd-notify.js";
+import { leavePredecessor, startSuccessor, takeHandover, tellPredecessor, type Handover } from "./daemon-lifecycle/handover.js";
+import { lookupGid, readTrusted, writeAtomic } from "./safe-file.js";
 
 export interface DaemonOptions {
   /** Where the config came from, for reloads (SIGHUP). */
@@ -58,7 +73,20 @@ export interface DaemonOptions {
    * once the daemon that wrote it is gone.
    */
   handoverFrom?: number;
+  /**
+   * This daemon is the successor a running one started (`rollbridge upgrade`): it serves on the
+   * descriptors it was handed, adopts the predecessor's processes, and takes over the control
+   * socket and the pid file only once all of that worked.
+   */
+  handover?: Handover;
+  /** The pid file ensure-daemon records this daemon in (default: daemon.pid in the private runtime directory). */
+  pidFile?: string;
 }
+
+/** How long a new daemon started by `upgrade` may take to adopt everything and serve. */
+const UPGRADE_START_TIMEOUT_MS = 60_000;
+/** Set by ensure-daemon: the pid file, so an upgrade's new daemon can take it over. */
+const PID_FILE_ENV = "ROLLBRIDGE_DAEMON_PID_FILE";
 
 /** The running daemon: its parts, wired; the control server reaches it only as a DaemonApi. */
 export class Daemon implements DaemonApi {
@@ -89,6 +117,10 @@ export class Daemon implements DaemonApi {
   private readonly proxySocket: ProxySocketOptions = { path: "", mode: 0o660 };
   /** The private directory of the output FIFOs, once start() made it; undefined: pipes. */
   private outputDir: string | undefined = undefined;
+  /** An upgrade in progress (one at a time). */
+  private upgrading: Promise<UpgradeResponse> | null = null;
+  /** Set once a new daemon took over: this one only finishes its connections and exits. */
+  private retiring: Promise<void> | null = null;
 
   constructor(
     loaded: LoadedConfig,
@@ -174,7 +206,9 @@ export class Daemon implements DaemonApi {
     // The default socket lives in the private runtime directory: created 0700 (0750 with control.group), refused if it is not ours.
     if (config.control.defaultPath) await ensurePrivateDir(path.dirname(config.control.path), { gid: controlGid(config) });
     else await fs.mkdir(path.dirname(config.control.path), { recursive: true });
-    await refuseIfRunning(config.control.path, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
+    const handover = this.options.handover;
+    // A handover: the predecessor answers on control.path until this daemon is ready to replace it.
+    if (handover === undefined) await refuseIfRunning(config.control.path, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
     const socket = config.proxy.socket;
     if (socket !== undefined) {
       // Resolved here: the proxy module reads no system files of its own.
@@ -189,6 +223,7 @@ export class Daemon implements DaemonApi {
         fix: "add metrics: {host, port} to the config, or drop the metrics ListenStream= from the socket unit",
       });
     }
+    if (handover !== undefined) return this.startAsSuccessor(handover);
     try {
       const listeners = await this.proxy.listen({ tcp: fdHandle(inherited?.proxy), socket: fdHandle(inherited?.proxySocket) });
       for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
@@ -236,6 +271,165 @@ export class Daemon implements DaemonApi {
     this.memory.start();
     if (this.options.handleSignals) this.installSignals();
     if (this.options.handleSignals) void this.tellSystemdReady();
+  }
+
+  /**
+   * start() of a successor (see DaemonOptions.handover). The order keeps the predecessor the one
+   * that serves until this daemon can: the control socket is bound beside control.path; the
+   * snapshot the predecessor just wrote is adopted (every process, same pids); only then does the
+   * proxy accept on the handed descriptors (until then connections wait in their backlog, or
+   * reach the predecessor, which still accepts); last, the control socket is renamed over
+   * control.path and the pid file takes this pid. A failure before that rename leaves the
+   * predecessor untouched: it adopted nothing, and nothing it owns was moved.
+   */
+  private async startAsSuccessor(handover: Handover): Promise<void> {
+    const config = this.config;
+    const inherited = handover.listeners;
+    const staging = `${config.control.path}.${process.pid}`;
+    this.control = createControlServer(controlRoutes(this), {
+      onFailure: (f) => this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
+    });
+    try {
+      await bindControlSocket(this.control, staging, config.control, async () => "another process");
+      await this.prepareOutputDir();
+      await this.state.start();
+      const listeners = await this.proxy.listen({ tcp: fdHandle(inherited.proxy), socket: fdHandle(inherited.proxySocket) });
+      for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
+      if (config.metrics) this.metricsServer = await startMetricsServer(config.metrics.host, config.metrics.port, () => this.renderMetrics(), fdHandle(inherited.metrics));
+      await this.recordConfig();
+      await this.watcher.start();
+      await this.configWatcher.start();
+      await fs.rename(staging, config.control.path);
+    } catch (error) {
+      await fs.unlink(staging).catch(() => undefined);
+      throw error;
+    }
+    await this.takeOverPidFile(handover.from);
+    this.events.emit({
+      type: "daemon-started",
+      message: `daemon ${process.pid} took over from daemon ${handover.from}: serving ${proxyListenersText(config.proxy)} on the sockets it handed over, control ${config.control.path}`,
+      data: { pid: process.pid, desiredPath: config.desiredPath, socketActivation: false },
+    });
+    this.loop.start();
+    this.memory.start();
+    if (this.options.handleSignals) this.installSignals();
+    // Awaited here: systemd must know the new main pid before the old one exits.
+    if (this.options.handleSignals) await this.tellSystemdReady();
+  }
+
+  /** The pid file named the predecessor: it names this daemon now (a file naming another pid is left alone). */
+  private async takeOverPidFile(from: number): Promise<void> {
+    const file = this.options.pidFile ?? defaultPidPath(this.config.application);
+    try {
+      const text = await readTrusted(file, { maxBytes: 64 }).catch(() => null);
+      if (text !== null && Number(text.text.trim()) === from) await writeAtomic(file, `${process.pid}\n`, { mode: 0o644, purpose: "write the pid file" });
+    } catch (error) {
+      this.events.emit({ level: "warn", type: "config-record-failed", message: `could not write this daemon's pid to ${file}: ${errorMessage(error)}` });
+    }
+  }
+
+  /**
+   * `rollbridge upgrade` and SIGUSR2: starts a new daemon from the installed code and hands it
+   * the listeners and every process (handover.ts). Runs between reconcile passes: the snapshot
+   * is written and frozen, the new daemon adopts from it, and this daemon's loop never runs
+   * again once the new one is ready. Then this daemon stops accepting, finishes what its
+   * connections still carry (WebSockets until they close or proxy.drainTimeoutMs) and exits,
+   * leaving every process running. When the new daemon fails to start, nothing changed here.
+   */
+  upgrade(origin: string): Promise<UpgradeResponse> {
+    if (this.retiring !== null || this.shutdownPromise !== null) {
+      return Promise.reject(
+        new RollbridgeError("DAEMON_START_FAILED", `daemon ${process.pid} is ${this.retiring !== null ? "already handing over to a new daemon" : "shutting down"}`, {
+          fix: "run rollbridge status: it answers from the daemon that serves now",
+        }),
+      );
+    }
+    this.upgrading ??= this.doUpgrade(origin).finally(() => {
+      this.upgrading = null;
+    });
+    return this.upgrading;
+  }
+
+  private async doUpgrade(origin: string): Promise<UpgradeResponse> {
+    const started = Date.now();
+    const script = process.argv[1];
+    this.events.emit({ type: "upgrade-started", message: `upgrade (${origin}): starting a new daemon from ${script ?? "?"}`, data: { pid: process.pid, origin } });
+    let newPid: number;
+    try {
+      if (script === undefined) throw new RollbridgeError("DAEMON_START_FAILED", "cannot tell which script this daemon was started from");
+      newPid = await this.loop.exclusive(async () => {
+        await this.state.flush();
+        this.state.suspend(true);
+        try {
+          const fds = this.proxy.listenerFds();
+          const successor = await startSuccessor({
+            script,
+            execArgv: process.execArgv,
+            configPath: this.loaded.path,
+            cwd: process.cwd(),
+            env: this.successorEnv(),
+            fds: { proxy: fds.tcp, proxySocket: fds.socket, metrics: this.metricsServer?.fd() ?? null },
+            timeoutMs: UPGRADE_START_TIMEOUT_MS,
+          });
+          // Still between passes: none runs here again, the new daemon reconciles now.
+          this.loop.halt();
+          return successor.pid;
+        } catch (error) {
+          this.state.suspend(false);
+          throw error;
+        }
+      });
+    } catch (error) {
+      const code = error instanceof RollbridgeError ? error.code : "DAEMON_START_FAILED";
+      this.events.emit({ level: "error", type: "upgrade-failed", message: `upgrade failed, daemon ${process.pid} keeps serving: ${errorMessage(error)}`, data: { code } });
+      throw error;
+    }
+    const durationMs = Date.now() - started;
+    this.events.emit({
+      type: "daemon-handed-over",
+      message: `daemon ${newPid} took over the listeners and every process in ${durationMs} ms; daemon ${process.pid} finishes its connections and exits`,
+      data: { oldPid: process.pid, newPid, durationMs },
+    });
+    this.retiring = this.retire();
+    return { ok: true, oldPid: process.pid, newPid, durationMs };
+  }
+
+  /** The new daemon's environment: this one's, plus what was taken out of it at start for the daemon alone. */
+  private successorEnv(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    const notify = savedNotifySocket();
+    if (notify !== undefined) env.NOTIFY_SOCKET = notify;
+    if (this.options.pidFile !== undefined) env[PID_FILE_ENV] = this.options.pidFile;
+    return env;
+  }
+
+  /** After a handover: stop accepting, let the open connections finish (up to drainTimeoutMs), exit. Nothing managed is stopped. */
+  private async retire(): Promise<void> {
+    const started = Date.now();
+    this.memory.stop();
+    this.state.detach();
+    this.executor.releaseAll();
+    this.proxy.stopAccepting();
+    await this.metricsServer?.close().catch(() => undefined);
+    await this.watcher.close().catch(() => undefined);
+    await this.configWatcher.close().catch(() => undefined);
+    this.store.close();
+    const deadline = started + this.config.proxy.drainTimeoutMs;
+    let open = await this.proxy.openConnections();
+    while (open > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = await this.proxy.openConnections();
+    }
+    // What is still open at the deadline is closed as a drain closes it (close frames, last chunks).
+    await this.proxy.close();
+    this.metrics.close();
+    this.events.emit({
+      type: "daemon-retired",
+      message: `daemon ${process.pid} exits after the handover: its connections ${open > 0 ? `were closed at proxy.drainTimeoutMs (${open} still open)` : "all finished"} after ${Date.now() - started} ms`,
+      data: { open, drainMs: Date.now() - started },
+    });
+    // The control socket is never closed here: closing it would unlink the path, which is the new daemon's.
+    if (this.options.handleSignals) setImmediate(() => process.exit(0));
   }
 
   /** Type=notify: READY=1 and MAINPID once the listeners and the control socket are up. */
@@ -366,6 +560,8 @@ export class Daemon implements DaemonApi {
   }
 
   shutdown(reason = "shutdown"): Promise<void> {
+    // Handed over: every process is the new daemon's; this one only finishes its connections.
+    if (this.retiring !== null) return this.retiring;
     if (!this.shutdownPromise) this.shutdownPromise = this.doShutdown(reason);
     return this.shutdownPromise;
   }
@@ -450,7 +646,7 @@ export class Daemon implements DaemonApi {
   /** At shutdown: the config record, and the default pid file when it names this daemon. */
   private async forgetRuntimeFiles(): Promise<void> {
     if (this.recorded) await removeConfigRecord(this.loaded.path, process.pid).catch(() => undefined);
-    const pidFile = defaultPidPath(this.config.application);
+    const pidFile = this.options.pidFile ?? defaultPidPath(this.config.application);
     const text = await readTrusted(pidFile, { maxBytes: 64 }).catch(() => null);
     if (text !== null && Number(text.text.trim()) === process.pid) await fs.unlink(pidFile).catch(() => undefined);
   }
@@ -462,6 +658,8 @@ export class Daemon implements DaemonApi {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => void this.reload());
+    // nginx's convention: SIGUSR2 starts the new binary, which takes over the listeners.
+    process.on("SIGUSR2", () => void this.upgrade("SIGUSR2").catch(() => undefined));
   }
 }
 
@@ -497,10 +695,23 @@ async function fetchDaemonPid(socketPath: string): Promise<string> {
 
 /** `rollbridge daemon`: start in the foreground and stay until a signal or `shutdown`. */
 export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<Daemon> {
-  // Before anything is spawned: managed processes never see LISTEN_* or NOTIFY_SOCKET.
-  const inherited = takeInheritedListeners(process.env, process.pid);
+  // Before anything is spawned: managed processes never see LISTEN_*, NOTIFY_SOCKET or the handover's variables.
+  const handover = takeHandover(process.env, typeof process.send === "function");
+  const activated = takeInheritedListeners(process.env, process.pid);
   takeNotifySocket(process.env);
-  const daemon = new Daemon(loaded, { handleSignals: true, inherited, ...options });
-  await daemon.start();
+  const pidFile = process.env[PID_FILE_ENV];
+  delete process.env[PID_FILE_ENV];
+  const handed: DaemonOptions = handover === null ? { inherited: activated } : { inherited: handover.listeners, handover, handoverFrom: handover.from };
+  const daemon = new Daemon(loaded, { handleSignals: true, ...handed, ...(pidFile !== undefined && path.isAbsolute(pidFile) ? { pidFile } : {}), ...options });
+  try {
+    await daemon.start();
+  } catch (error) {
+    if (handover !== null) await tellPredecessor({ type: "rollbridge-failed", pid: process.pid, message: errorMessage(error) });
+    throw error;
+  }
+  if (handover !== null) {
+    await tellPredecessor({ type: "rollbridge-ready", pid: process.pid });
+    leavePredecessor();
+  }
   return daemon;
 }

@@ -74,7 +74,7 @@ export async function ensureDaemon(loaded: LoadedConfig, options: EnsureOptions 
         const again = await runningPid(own);
         if (again !== null) return await finish({ started: false, pid: again.pid, socket: again.socket, logPath, pidPath }, prepare);
         await prepare(logPath);
-        const pid = await startDetached(loaded, logPath, own, deadline, options.inheritEnv === true);
+        const pid = await startDetached(loaded, logPath, pidPath, own, deadline, options.inheritEnv === true);
         return await finish({ started: true, pid, socket: own.path, logPath, pidPath }, prepare);
       } finally {
         await unlink(lockPath).catch(() => undefined);
@@ -148,7 +148,7 @@ async function takeLock(lockPath: string): Promise<boolean> {
   return false;
 }
 
-async function startDetached(loaded: LoadedConfig, logPath: string, socket: ControlEndpoint, deadline: number, inheritEnv: boolean): Promise<number> {
+async function startDetached(loaded: LoadedConfig, logPath: string, pidPath: string, socket: ControlEndpoint, deadline: number, inheritEnv: boolean): Promise<number> {
   const log = await openAppend(logPath, { mode: 0o600, purpose: "append the daemon's output to" });
   let child;
   try {
@@ -159,7 +159,8 @@ async function startDetached(loaded: LoadedConfig, logPath: string, socket: Cont
       detached: true,
       stdio: ["ignore", log.fd, log.fd],
       cwd: loaded.dir,
-      env: daemonEnvironment(process.env, loaded.config, inheritEnv),
+      // The pid file goes with the daemon, so a new daemon started by `upgrade` takes it over.
+      env: { ...daemonEnvironment(process.env, loaded.config, inheritEnv), ROLLBRIDGE_DAEMON_PID_FILE: pidPath },
     });
   } finally {
     await log.close();

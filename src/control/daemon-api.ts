@@ -3,7 +3,7 @@
 // answers in the wire types of protocol.ts; domain decisions (which release a rollback goes
 // to, whether a rollout is done) live behind it, not in the routes.
 import type { DesiredDocument } from "../config/desired-schema.js";
-import type { ApplyResponse, DaemonEvent, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, WaitOutcome } from "./protocol.js";
+import type { ApplyResponse, DaemonEvent, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, UpgradeResponse, WaitOutcome } from "./protocol.js";
 
 /** Which lines `logs` selects (query `process`, `lines`, `since`). */
 export interface LogQuery {
@@ -66,6 +66,8 @@ export interface DaemonApi {
   onPass(listener: () => void): () => void;
   /** Asks for a reconcile pass soon (level-triggered: the reason is only for the reader). */
   trigger(reason: string): void;
+  /** `rollbridge upgrade`: a new daemon takes over the listeners and every process; resolves once it serves. */
+  upgrade(origin: string): Promise<UpgradeResponse>;
   /** Stops the daemon (its processes too); in CLI mode the process then exits. */
   requestShutdown(reason: string): void;
 }

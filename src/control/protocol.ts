@@ -228,6 +228,10 @@ export interface EventData {
   "socket-activation-ignored": undefined;
   "systemd-notified": undefined;
   "systemd-notify-failed": undefined;
+  "upgrade-started": { pid: number; origin: string };
+  "upgrade-failed": { code: ErrorCode };
+  "daemon-handed-over": { oldPid: number; newPid: number; durationMs: number };
+  "daemon-retired": { open: number; drainMs: number };
   "daemon-stopping": undefined;
   "daemon-stopped": undefined;
   "config-reloaded": undefined;
@@ -366,6 +370,15 @@ export interface ReconcileResponse {
 }
 
 /** `POST /shutdown` answers this; the daemon stops once the answer is sent. */
+/** POST /upgrade: the new daemon serves (the old one finishes its connections and exits). */
+export interface UpgradeResponse {
+  ok: true;
+  oldPid: number;
+  newPid: number;
+  /** From the request to the new daemon being ready (listeners and every process taken over). */
+  durationMs: number;
+}
+
 export interface ShutdownResponse {
   ok: true;
   pid: number;

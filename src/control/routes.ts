@@ -33,6 +33,7 @@ export function controlRoutes(daemon: DaemonApi): Route[] {
     },
     ...operationRoutes(daemon),
     ...rolloutRoutes(daemon),
+    { method: "POST", path: "/upgrade", handler: () => daemon.upgrade("upgrade command") },
     {
       method: "POST",
       path: "/shutdown",

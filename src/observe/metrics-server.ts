@@ -6,6 +6,8 @@ import { RollbridgeError } from "../errors.js";
 
 export interface MetricsServer {
   address: { host: string; port: number };
+  /** The descriptor it accepts on (a handover passes it on), or null. */
+  fd(): number | null;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,10 @@ export async function startMetricsServer(host: string, port: number, render: () 
   });
   return {
     address: { host, port },
+    fd: () => {
+      const handle = (server as { _handle?: { fd?: number } | null })._handle;
+      return server.listening && typeof handle?.fd === "number" && handle.fd >= 0 ? handle.fd : null;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -386,6 +386,17 @@ export class ManagedProcess {
     return Promise.all([this.#readStream(fifos.readers.stdout, "stdout"), this.#readStream(fifos.readers.stderr, "stderr")]).then(() => undefined);
   }
 
+  /**
+   * A handover: the new daemon reads the FIFOs now, so this one closes its reading ends (the
+   * FIFOs stay; the process keeps its own read-write ends, so its writes never fail).
+   */
+  releaseOutput(): void {
+    const fifos = this.#fifos;
+    if (fifos === undefined) return;
+    fifos.readers.stdout.destroy();
+    fifos.readers.stderr.destroy();
+  }
+
   /** Closes the reading ends and removes the FIFOs (the process is gone, or never ran). */
   #dropFifos(): void {
     const fifos = this.#fifos;

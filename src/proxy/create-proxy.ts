@@ -3,8 +3,9 @@
 // http-proxy-3. The only module of ours that knows these libraries (with its helpers
 // forward-http.ts, http-exchange.ts and forward-ws.ts).
 
+import { linkSync, renameSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
 import { Affinity, ReleaseCookie } from "./affinity.js";
@@ -61,7 +62,13 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     onResponse: options.onResponse,
   });
   const ws = createWsForwarder({ table, affinity, trust, holdTimeoutMs: options.holdTimeoutMs, upgradeTimeoutMs: timeouts.upgradeTimeoutMs, onError });
-  const make = () => createServer(timeouts, forwardHttp, ws, onError);
+  // After stopAccepting (a handover), every response asks its client to reconnect (to the new daemon).
+  let keepAlive = true;
+  const serveHttp = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!keepAlive) res.shouldKeepAlive = false;
+    forwardHttp(req, res);
+  };
+  const make = () => createServer(timeouts, serveHttp, ws, onError);
   const tcpServer = options.tcp === false ? null : make();
   const unixServer = options.socket === undefined ? null : make();
   // Prepended: the mark is on the socket before the HTTP parser reads a byte from it.
@@ -151,6 +158,41 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     closeRelease(releaseKey) {
       return table.closeRelease(releaseKey, { closeCode, closer: new SocketCloser() }, closeWaitMs);
     },
+    listenerFds() {
+      return { tcp: fdOf(tcpServer), socket: fdOf(unixServer) };
+    },
+    stopAccepting() {
+      keepAlive = false;
+      // net.Server's own close: http.Server.close would also cut idle keep-alive connections,
+      // racing a request the client is sending on one right now.
+      if (tcpServer?.listening) netClose(tcpServer);
+      if (unixServer?.listening) {
+        // Closing a unix listener bound by path unlinks the path, which the new daemon serves
+        // on now: a hard link keeps the socket, renamed back over the path in the same tick.
+        const socketPath = bound?.path;
+        const keep = socketPath === undefined ? null : `${socketPath}.handover-${process.pid}`;
+        if (socketPath !== undefined && keep !== null) {
+          try {
+            linkSync(socketPath, keep);
+          } catch {
+            // cannot keep it: the path goes with the close, as without a handover
+          }
+        }
+        netClose(unixServer);
+        if (socketPath !== undefined && keep !== null) {
+          try {
+            renameSync(keep, socketPath);
+          } catch {
+            // no link was made
+          }
+        }
+        // The path is the new daemon's now: never unlinked by this one.
+        bound = null;
+      }
+    },
+    openConnections() {
+      return Promise.all(servers.map((server) => new Promise<number>((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count))))).then((counts) => counts.reduce((a, b) => a + b, 0));
+    },
     close() {
       closing ??= (async () => {
         const stopped = servers.map((server) => (server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()));
@@ -202,6 +244,17 @@ function createServer(timeouts: Required<ProxyTimeouts>, forwardHttp: (req: http
     if (server.listening) onError("proxy server error", { error: err.message });
   });
   return server;
+}
+
+/** The descriptor a listening server accepts on, or null. */
+function fdOf(server: http.Server | null): number | null {
+  const handle = (server as { _handle?: { fd?: number } | null } | null)?._handle;
+  return server?.listening && typeof handle?.fd === "number" && handle.fd >= 0 ? handle.fd : null;
+}
+
+/** Stops accepting without touching the open connections (see stopAccepting). */
+function netClose(server: http.Server): void {
+  net.Server.prototype.close.call(server);
 }
 
 // An inherited listener: Node adopts the descriptor (its type guessed from the fd) and accepts on it.

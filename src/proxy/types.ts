@@ -146,6 +146,17 @@ export interface ProxyServer {
    * closed, or closeWaitMs later with the rest destroyed. Then its upstream pools are closed.
    */
   closeRelease(releaseKey: string): Promise<void>;
+  /** The descriptors the listeners accept on (null: none, or not listening): what a handover passes on. */
+  listenerFds(): { tcp: number | null; socket: number | null };
+  /**
+   * A handover's first step on the old daemon: stops accepting (the new daemon accepts on the same
+   * sockets), keeps every open connection, and answers each further request with
+   * `Connection: close` so keep-alive clients reconnect to the new daemon. The unix socket's path
+   * stays (it is the new daemon's).
+   */
+  stopAccepting(): void;
+  /** Client connections still open on the listeners (keep-alive, in flight, WebSockets). */
+  openConnections(): Promise<number>;
   /** Stops listening and closes everything. */
   close(): Promise<void>;
 }

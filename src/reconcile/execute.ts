@@ -612,6 +612,20 @@ export class Executor {
     }
   }
 
+  /**
+   * A handover is done: the new daemon supervises every process now. This executor stops reading
+   * their output and never acts on them again (no restart, no stop).
+   */
+  releaseAll(): void {
+    this.shuttingDown = true;
+    for (const slots of this.instances.values()) {
+      for (const inst of slots.values()) {
+        // Health probes go on: the proxy keeps routing this daemon's last requests to ready backends.
+        for (const p of [inst.proc, inst.successor?.proc, ...inst.retiring.map((r) => r.proc)]) p?.releaseOutput();
+      }
+    }
+  }
+
   /** Stops every process (used on shutdown) and resolves when all have exited. */
   async stopEverything(): Promise<void> {
     this.shuttingDown = true;

@@ -79,6 +79,17 @@ export class ReconcileLoop {
     return this.lastRollout;
   }
 
+  /**
+   * Stops at once, from inside exclusive() too (a handover): no pass starts after this call, and
+   * none is queued. Unlike stop(), it does not wait (the caller may be the queue's current task).
+   */
+  halt(): void {
+    this.stopped = true;
+    if (this.requeueTimer) clearTimeout(this.requeueTimer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.queue.clear();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.requeueTimer) clearTimeout(this.requeueTimer);

@@ -46,6 +46,7 @@ export class StateKeeper {
   private queued = false;
   private writtenSeq = -1;
   private closed = false;
+  private suspended = false;
   private lastError: string | null = null;
   private daemonStartTime: number | null = null;
   /** Fixed at start: a reload (SIGHUP) never splits the state across two files. */
@@ -134,6 +135,28 @@ export class StateKeeper {
     return taken.length;
   }
 
+  /** Writes the snapshot now (a handover: the new daemon reads it at once). */
+  async flush(): Promise<void> {
+    if (this.file === undefined || this.closed) return;
+    await this.writing.catch(() => undefined);
+    await this.writeNow();
+  }
+
+  /**
+   * A handover in progress (true): no writes, so the snapshot the new daemon adopts from stays
+   * the one flush() wrote; false resumes them (the new daemon failed to start).
+   */
+  suspend(suspended: boolean): void {
+    this.suspended = suspended;
+  }
+
+  /** A handover done: the file is the new daemon's now; this one never writes nor removes it again. */
+  detach(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
   /** After each reconcile pass: rewrite when anything happened since the last write. */
   afterPass(): void {
     if (this.file === undefined || this.closed) return;
@@ -184,7 +207,7 @@ export class StateKeeper {
     this.queued = true;
     this.writing = this.writing.then(async () => {
       this.queued = false;
-      if (this.closed) return;
+      if (this.closed || this.suspended) return;
       await this.writeNow();
     });
     return this.writing;

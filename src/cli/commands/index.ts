@@ -18,6 +18,7 @@ import { abortCommand, pauseCommand, promoteCommand, resumeCommand } from "./rol
 import { shutdownCommand } from "./shutdown.js";
 import { statusCommand } from "./status.js";
 import { stopCommand } from "./stop.js";
+import { upgradeCommand } from "./upgrade.js";
 import { validateCommand } from "./validate.js";
 
 export const COMMANDS: Command[] = [
@@ -38,6 +39,7 @@ export const COMMANDS: Command[] = [
   resumeCommand,
   stopCommand,
   restartCommand,
+  upgradeCommand,
   shutdownCommand,
   recoverCommand,
   predeployCleanupCommand,

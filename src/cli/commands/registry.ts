@@ -20,6 +20,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<Command>>> =
   resume: async () => (await import("./rollout-control.js")).resumeCommand,
   stop: async () => (await import("./stop.js")).stopCommand,
   restart: async () => (await import("./restart.js")).restartCommand,
+  upgrade: async () => (await import("./upgrade.js")).upgradeCommand,
   shutdown: async () => (await import("./shutdown.js")).shutdownCommand,
   recover: async () => (await import("./recover.js")).recoverCommand,
   "predeploy-cleanup": async () => (await import("./predeploy-cleanup.js")).predeployCleanupCommand,
