@@ -180,6 +180,24 @@ export interface StatusDocument {
   orphans: OrphanEntry[];
   /** Stopped or failed processes of retired releases left out of `processes` (`status --all` lists them). */
   hiddenProcesses: number;
+  /** Actions that threw and back off, or failed terminally (reconcile/failure-policy.ts); empty when none. */
+  failingActions: FailingActionStatus[];
+}
+
+/** An action of the plan that failed: retried after `nextAttemptInMs`, or not at all (`terminal`) until the desired state or config changes. */
+export interface FailingActionStatus {
+  /** The action's type (`startProcess`, `beginDrain`, …), or `reconcilePass` when the pass itself failed. */
+  action: string;
+  releaseKey: string | null;
+  instanceId: string | null;
+  error: string;
+  code: ErrorCode | null;
+  /** Consecutive failures. */
+  attempts: number;
+  terminal: boolean;
+  lastFailedAt: string;
+  /** null: terminal, not retried. */
+  nextAttemptInMs: number | null;
 }
 
 /** Where a rollout judged on its live traffic stands (CONTRACT.md §7, docs/rollouts.md). */
@@ -244,8 +262,8 @@ export interface EventData {
   "proxy-socket-unreachable": undefined;
   "desired-changed": { releaseId: string | null; path: string | null; generation: string | null; replicas: Record<string, number> };
   "desired-invalid": { code: ErrorCode };
-  "reconcile-error": undefined;
-  "action-failed": { action: string };
+  "reconcile-error": { attempts: number; nextAttemptInMs: number };
+  "action-failed": { action: string; code: ErrorCode | null; attempts: number; terminal: boolean; nextAttemptInMs: number | null };
   "rollout-started": { path: string; revision?: string | null; baseId?: string; from?: ReleaseState };
   "rollout-failed": { reason: string; code: ErrorCode; instanceId?: string; output: string[]; attempts: number };
   "rollout-aborted": undefined;

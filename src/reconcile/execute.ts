@@ -11,6 +11,8 @@ import type { EventLog } from "./events.js";
 import { newInstance, observeInstance, retainOutput, slotOutput, type Instance } from "./instance.js";
 import type { OutputLine } from "../process/types.js";
 import { Replacements } from "./replacements.js";
+import { ActionFailures } from "./failure-policy.js";
+import type { FailingActionStatus } from "../control/protocol.js";
 import { portForRestart } from "./restart-port.js";
 import { SlotProcesses, releaseTag, type InstanceOutputLine } from "./slot-processes.js";
 import { instanceIdFor } from "./planner-config.js";
@@ -33,12 +35,13 @@ export interface ExecutorOptions {
 export type { InstanceOutputLine };
 
 export class Executor {
-  config: Config;
+  private currentConfig: Config;
   readonly releases = new Map<string, ReleaseRecord>();
   readonly instances = new Map<string, Map<string, Instance>>();
   /** Daemon-wide services run from this record's spec: the latest good release (their restart template). */
   serviceRecord: ReleaseRecord | null = null;
   private readonly slots: SlotProcesses;
+  private readonly failures = new ActionFailures();
   private readonly replacements: Replacements;
   private readonly proxy: ProxyServer;
   private readonly events: EventLog;
@@ -52,7 +55,7 @@ export class Executor {
   private readonly onRolledBack: ((fromKey: string, toKey: string) => void) | undefined;
 
   constructor(options: ExecutorOptions) {
-    this.config = options.config;
+    this.currentConfig = options.config;
     this.proxy = options.proxy;
     this.events = options.events;
     this.trigger = options.trigger;
@@ -138,6 +141,16 @@ export class Executor {
     return taken;
   }
 
+  /** The config the actions run with; a reloaded one gives failed actions (terminal ones too) a fresh start. */
+  get config(): Config {
+    return this.currentConfig;
+  }
+
+  set config(next: Config) {
+    this.currentConfig = next;
+    this.failures.clear();
+  }
+
   /** Every output line of every process started from now on (for `logs --follow`). */
   onOutput(listener: (line: InstanceOutputLine) => void): () => void {
     return this.slots.onOutput(listener);
@@ -155,19 +168,55 @@ export class Executor {
     return { releases, activeKey: this.proxy.activeRelease(), services, ...(intent ? { rolloutIntent: { ...intent } } : {}) };
   }
 
-  async execute(actions: Action[]): Promise<void> {
+  /**
+   * Carries out the plan's actions in order, each under the failure policy (failure-policy.ts):
+   * one that threw earlier waits out its backoff (or, terminal, is not run again) while the
+   * others go on. Returns how many actions ran; skipped ones do not make the loop look again at
+   * once, it requeues for the earliest retry instead (nextRetryAt).
+   */
+  async execute(actions: Action[]): Promise<number> {
+    this.failures.retain(actions);
+    let ran = 0;
     for (const action of actions) {
-      if (this.shuttingDown) return;
+      if (this.shuttingDown) return ran;
+      if (!this.failures.mayRun(action, this.now())) continue;
+      ran++;
       try {
         await this.apply(action);
+        this.failures.succeeded(action);
       } catch (error) {
-        this.events.emit({ level: "error", type: "action-failed", message: `${action.type} failed: ${errorMessage(error)}`, data: { action: action.type } });
+        const failure = this.failures.failed(action, error, this.now());
+        const next = failure.nextAttemptAt === null ? null : failure.nextAttemptAt - failure.lastFailedAt;
+        const retry = next === null ? `${failure.code ?? "terminal"}: not retried until the desired state or config changes` : `retrying in ${next} ms (attempt ${failure.attempts})`;
+        this.events.emit({
+          level: "error",
+          type: "action-failed",
+          message: `${action.type} failed: ${failure.error}; ${retry}`,
+          ...(failure.key === null ? {} : this.releaseRef(failure.key)),
+          data: { action: action.type, code: failure.code, attempts: failure.attempts, terminal: failure.terminal, nextAttemptInMs: next },
+        });
       }
     }
     // An intent for a release that is not in a canary step or bake window any more is spent.
     const intent = this.rolloutIntent;
     if (intent && !this.releases.get(intent.key)?.rollout) this.rolloutIntent = undefined;
     this.syncProxy();
+    return ran;
+  }
+
+  /** When the earliest action that backs off may run again; undefined when none does. */
+  nextRetryAt(): number | undefined {
+    return this.failures.nextAttemptAt();
+  }
+
+  /** The failing actions, for status. */
+  failingActions(now: number): FailingActionStatus[] {
+    return this.failures.status(now);
+  }
+
+  /** A new desired state or config: failed actions (terminal ones too) get a fresh start. */
+  forgetFailures(): void {
+    this.failures.clear();
   }
 
   private async apply(action: Action): Promise<void> {
@@ -588,7 +637,14 @@ export class Executor {
     rec.state = "failed";
     rec.failedAttempts += 1;
     rec.failure = { ...failure, output, at: this.now() };
-    const event = this.events.emit({ level: "error", type: "rollout-failed", message: `rollout of ${rec.spec.id} failed: ${failure.reason}`, releaseKey: key, releaseId: rec.spec.id, data: { ...failure, output, attempts: rec.failedAttempts } });
+    const event = this.events.emit({
+      level: "error",
+      type: "rollout-failed",
+      message: `rollout of ${rec.spec.id} failed: ${failure.reason}`,
+      releaseKey: key,
+      releaseId: rec.spec.id,
+      data: { ...failure, output, attempts: rec.failedAttempts },
+    });
     rec.failure.seq = event.seq;
   }
 

@@ -1,7 +1,9 @@
 // The reconcile loop: one pass at a time (p-queue, concurrency 1). A trigger while a pass
 // runs schedules exactly one more pass; waiting is a requeue timer, never a sleep.
 import PQueue from "p-queue";
-import { errorMessage } from "../errors.js";
+import { errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
+import type { FailingActionStatus } from "../control/protocol.js";
+import { backoffDelay } from "./failure-policy.js";
 import type { DesiredSnapshot, DesiredStore } from "../observe/desired-store.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
@@ -32,6 +34,7 @@ export class ReconcileLoop {
   private lastPlan: Plan | null = null;
   private lastRollout: RolloutSummary | null = null;
   private lastAdoption: Adoption | null = null;
+  private passFailure: { error: string; code: ErrorCode | null; attempts: number; at: number; nextAttemptAt: number } | null = null;
   passes = 0;
   errors = 0;
 
@@ -104,6 +107,8 @@ export class ReconcileLoop {
     const now = this.options.now ?? Date.now;
     try {
       const desired = await this.options.store.refresh();
+      // A new desired state: actions that failed (terminally too) may work now.
+      if (desired.changed) this.options.executor.forgetFailures();
       // The release under the id the daemon gives it (numbered when another release has it).
       const target = namedTarget(desired.target, this.options.executor.releases.values());
       if (desired.changed && desired.error) {
@@ -111,29 +116,70 @@ export class ReconcileLoop {
         this.lastAdoption = { seq: event.seq, message: event.message };
       } else if (desired.changed && target) {
         const release = target.release;
-        const event = this.options.events.emit({ type: "desired-changed", message: target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`, data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: target.replicas } });
+        const event = this.options.events.emit({
+          type: "desired-changed",
+          message: target.stopped ? "desired state: stopped" : `desired state: release ${release?.id}`,
+          data: { releaseId: release?.id ?? null, path: release?.path ?? null, generation: release?.generation ?? null, replicas: target.replicas },
+        });
         this.lastAdoption = { seq: event.seq, message: event.message };
       }
       const observed = this.options.executor.observe();
       const result = plan(this.options.plannerConfig(), target, observed, now());
-      await this.options.executor.execute(result.actions);
+      const ran = await this.options.executor.execute(result.actions);
       this.lastPlan = result;
+      this.passFailure = null;
       // After the actions ran: a markFailed of this pass already shows in the records.
       this.lastRollout = nextRollout(this.lastRollout, { target, records: this.options.executor.releases.values(), plan: result, now: now() });
       this.options.onPass?.(result, desired);
-      this.schedule(result);
+      this.schedule(result, ran);
     } catch (error) {
       this.errors++;
-      this.options.events.emit({ level: "error", type: "reconcile-error", message: `reconcile pass failed: ${errorMessage(error)}` });
-      this.scheduleIn(1000);
+      // The pass itself failed (not one action): it backs off like a failing action, 1 s doubling to 30 s.
+      const attempts = (this.passFailure?.attempts ?? 0) + 1;
+      const delay = backoffDelay(attempts);
+      const at = now();
+      this.passFailure = { error: errorMessage(error), code: isRollbridgeError(error) ? error.code : null, attempts, at, nextAttemptAt: at + delay };
+      this.options.events.emit({ level: "error", type: "reconcile-error", message: `reconcile pass failed: ${errorMessage(error)}; retrying in ${delay} ms (attempt ${attempts})`, data: { attempts, nextAttemptInMs: delay } });
+      this.scheduleIn(delay);
     }
   }
 
-  private schedule(result: Plan): void {
+  /** The failing actions of the executor, and the pass itself when it failed (status). */
+  failingActions(): FailingActionStatus[] {
+    const now = (this.options.now ?? Date.now)();
+    const failing = this.options.executor.failingActions(now);
+    const pass = this.passFailure;
+    if (pass)
+      failing.unshift({
+        action: "reconcilePass",
+        releaseKey: null,
+        instanceId: null,
+        error: pass.error,
+        code: pass.code,
+        attempts: pass.attempts,
+        terminal: false,
+        lastFailedAt: new Date(pass.at).toISOString(),
+        nextAttemptInMs: Math.max(0, pass.nextAttemptAt - now),
+      });
+    return failing;
+  }
+
+  private schedule(result: Plan, ran: number): void {
     // Actions change the world: look again almost at once so multi-step transitions don't
     // stall (a few ms, so a planner bug that repeats a no-op action cannot spin a core).
-    if (result.actions.length > 0) return this.scheduleIn(Math.min(result.requeueAfterMs ?? 5, 5));
-    if (result.requeueAfterMs !== undefined) this.scheduleIn(result.requeueAfterMs);
+    if (ran > 0) return this.scheduleIn(Math.min(result.requeueAfterMs ?? 5, 5));
+    if (result.actions.length === 0) {
+      if (result.requeueAfterMs !== undefined) this.scheduleIn(result.requeueAfterMs);
+      return;
+    }
+    // Every action of the plan backs off (failure-policy.ts): nothing changed, so the "at once"
+    // the planner asks for with its actions is moot. The next pass comes at the earliest retry,
+    // or for a wait of the plan's own (a drain, a health timeout), or when something triggers one.
+    const retryAt = this.options.executor.nextRetryAt();
+    const retryIn = retryAt === undefined ? Number.POSITIVE_INFINITY : Math.max(5, retryAt - (this.options.now ?? Date.now)());
+    const wait = result.requeueAfterMs !== undefined && result.requeueAfterMs > 0 ? result.requeueAfterMs : Number.POSITIVE_INFINITY;
+    const next = Math.min(retryIn, wait);
+    if (Number.isFinite(next)) this.scheduleIn(next);
   }
 
   private scheduleIn(ms: number): void {

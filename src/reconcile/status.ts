@@ -11,7 +11,7 @@ import type { RolloutSummary } from "./rollout-outcome.js";
 import type { Condition, DesiredTarget, ObservedState, Plan, ReleaseRecord } from "./types.js";
 import { effectiveRollout } from "../config/rollout-schema.js";
 import { phaseLine } from "./rollout-judge.js";
-import type { ProcessStatus, ProcessStatusState, ReleaseStatus, RolloutPhaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
+import type { FailingActionStatus, ProcessStatus, ProcessStatusState, ReleaseStatus, RolloutPhaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
 
 export function buildStatus(
   config: Config,
@@ -24,6 +24,7 @@ export function buildStatus(
   options: StatusOptions = {},
   rollout: RolloutSummary | null = null,
   paused = false,
+  failingActions: FailingActionStatus[] = executor.failingActions(now),
 ): StatusDocument {
   const observed = executor.observe();
   const target = namedTarget(desired.target, executor.releases.values());
@@ -52,6 +53,8 @@ export function buildStatus(
   // A change read but not adopted yet (still settling): what runs does not match the file.
   const settling = desired.pending?.kind === "change";
   if (desired.pending) conditions.push(pendingCondition(desired.pending));
+  // An action that keeps failing (failure-policy.ts): the loop backs off, or gave up on a terminal error.
+  if (failingActions.length > 0) conditions.push(failingCondition(failingActions));
   const converged = (plan?.converged ?? false) && !desired.error && !settling;
   const ready = conditions.findIndex((c) => c.type === "Ready");
   if (!converged && ready >= 0 && conditions[ready]?.status) conditions[ready] = { type: "Ready", status: false, reason: desired.error ? "DesiredInvalid" : "DesiredSettling", message: "the desired file does not match what runs" };
@@ -79,7 +82,16 @@ export function buildStatus(
     orphans,
     hiddenProcesses,
     rolloutPhase: rolloutPhase(config, target, observed, now),
+    failingActions,
   };
+}
+
+function failingCondition(failing: FailingActionStatus[]): Condition {
+  const first = failing[0] as FailingActionStatus;
+  const terminal = failing.every((f) => f.terminal);
+  const more = failing.length > 1 ? ` (and ${failing.length - 1} more)` : "";
+  const retry = first.nextAttemptInMs === null ? "not retried until the desired state or config changes" : `retried in ${Math.ceil(first.nextAttemptInMs / 1000)} s`;
+  return { type: "Degraded", status: true, reason: terminal ? "ActionFailedTerminally" : "ActionFailing", message: `${first.action} failed ${first.attempts} time${first.attempts === 1 ? "" : "s"}: ${first.error}; ${retry}${more}` };
 }
 
 function rolloutPhase(config: Config, target: DesiredTarget | null, observed: ObservedState, now: number): RolloutPhaseStatus | null {

@@ -1,0 +1,108 @@
+// The reconcile runtime without the binary: a real config file, desired file, proxy (on
+// 127.0.0.1), executor, loop and fixture-app processes in one temp dir, in this test process.
+// Between the planner's table tests and the full daemon: the executor's actions are applied to
+// real processes and sockets, and tests read the world through executor.observe().
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../src/config/load.js";
+import type { Config } from "../../src/config/schema.js";
+import { DesiredStore } from "../../src/observe/desired-store.js";
+import { createProxy } from "../../src/proxy/create-proxy.js";
+import type { ProxyServer } from "../../src/proxy/types.js";
+import { EventLog } from "../../src/reconcile/events.js";
+import { Executor } from "../../src/reconcile/execute.js";
+import { ReconcileLoop } from "../../src/reconcile/loop.js";
+import { plannerConfig } from "../../src/reconcile/planner-config.js";
+import { FIXTURE_APP, freePort, portRange } from "./daemon.js";
+
+export interface TestRuntime {
+  dir: string;
+  config: Config;
+  proxyPort: number;
+  desiredPath: string;
+  events: EventLog;
+  store: DesiredStore;
+  proxy: ProxyServer;
+  executor: Executor;
+  loop: ReconcileLoop;
+  /** A release directory under the temp dir. */
+  release(name: string): Promise<string>;
+  /** Writes the desired file (atomically, by rename) and runs a pass. */
+  desire(text: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface RuntimeSetup {
+  /** YAML for the processes list, {{APP}} replaced by the fixture app. */
+  processes?: string;
+  /** Wraps the real proxy (a test that needs one of its calls to fail wraps it here). */
+  wrapProxy?: (proxy: ProxyServer) => ProxyServer;
+  /** Starts the loop (timers, resync); without it, tests drive passes with loop.runOnce(). */
+  startLoop?: boolean;
+}
+
+export async function startRuntime(setup: RuntimeSetup = {}): Promise<TestRuntime> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-rt-"));
+  const range = portRange();
+  const proxyPort = await freePort();
+  const processes =
+    setup.processes ??
+    `  - id: web
+    policy: proxied
+    command: node {{APP}}
+    port: {from: ${range.from}, to: ${range.to}}
+    health: {path: /ping, intervalMs: 50}
+    restartDelayMs: 200
+    gracefulStopMs: 3000`;
+  const yaml = [
+    `application: rt-${path.basename(dir)}`,
+    `control: {path: ${path.join(dir, "control.sock")}}`,
+    `statePath: false`,
+    `proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: 3000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000}`,
+    `resyncIntervalMs: 1000`,
+    `processes:`,
+    processes.replaceAll("{{APP}}", FIXTURE_APP),
+  ].join("\n");
+  const configPath = path.join(dir, "rollbridge.yaml");
+  await fs.writeFile(configPath, yaml + "\n");
+  const { config } = await loadConfig(configPath, dir);
+  const events = new EventLog(5000, null);
+  // eslint-disable-next-line prefer-const -- the loop and the executor refer to each other
+  let loop: ReconcileLoop;
+  const store = new DesiredStore(config.desiredPath, { settleMs: 0, onWake: () => loop.trigger("desired-settled") });
+  const real = createProxy({ host: "127.0.0.1", port: proxyPort, tcp: true, holdTimeoutMs: config.proxy.holdTimeoutMs, onBreach: () => loop.trigger("rollout-breach") });
+  const proxy = setup.wrapProxy ? setup.wrapProxy(real) : real;
+  const executor = new Executor({ config, proxy, events, trigger: (reason) => loop.trigger(reason) });
+  loop = new ReconcileLoop({ store, executor, events, plannerConfig: () => plannerConfig(config), resyncIntervalMs: 1000 });
+  await real.listen();
+  if (setup.startLoop) loop.start();
+  return {
+    dir,
+    config,
+    proxyPort,
+    desiredPath: config.desiredPath,
+    events,
+    store,
+    proxy: real,
+    executor,
+    loop,
+    async release(name) {
+      const p = path.join(dir, "releases", name);
+      await fs.mkdir(p, { recursive: true });
+      return p;
+    },
+    async desire(text) {
+      const tmp = path.join(dir, `.desired-${process.pid}-${Math.random().toString(36).slice(2)}`);
+      await fs.writeFile(tmp, text);
+      await fs.rename(tmp, config.desiredPath);
+      await loop.runOnce();
+    },
+    async stop() {
+      await loop.stop();
+      await executor.stopEverything();
+      await real.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
