@@ -51,6 +51,7 @@ const benches = [
   { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },
   { key: "daemonCrash", file: "daemon-crash.mjs", fn: "runDaemonCrashBench", options: { print: true }, quickOptions: { beforeSec: 1, afterSec: 1 } },
+  { key: "daemonUpgrade", file: "daemon-upgrade.mjs", fn: "runDaemonUpgradeBench", options: { print: true }, quickOptions: { beforeSec: 1, afterSec: 1 } },
   { key: "rollout", file: "rollout.mjs", fn: "runRolloutBench", options: { print: true }, quickOptions: { rounds: 1, durationSec: 2, canaryRequests: 400 }, summary: true },
   { key: "memory", file: "memory.mjs", fn: "runMemoryBench", options: {} },
   { key: "replicas", file: "replicas.mjs", fn: "runReplicasBench", options: { print: true } },
