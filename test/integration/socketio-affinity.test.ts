@@ -3,6 +3,9 @@
 // which does not know it (400 Session ID unknown), and the client drops; with proxy.affinity
 // ({query: sid}, or the cookie with a client that keeps cookies) the session stays on the
 // draining release, and a new session goes to the new one.
+// And the zero-lost-acks recipe of docs/long-lived-connections.md: an app that disconnects its
+// clients on the drain notice and a client with {ackTimeout, retries} (without retries, the emits
+// in flight at the disconnect fail with "socket has been disconnected").
 import path from "node:path";
 import { io as connect, type Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,7 +22,7 @@ afterEach(async () => {
   daemon = null;
 });
 
-async function deployV1(affinity: string | null): Promise<TestDaemon> {
+async function deployV1(affinity: string | null, env = "{}"): Promise<TestDaemon> {
   const range = portRange();
   daemon = await startDaemon({
     // Long enough that the old release is still draining while the test looks.
@@ -27,6 +30,7 @@ async function deployV1(affinity: string | null): Promise<TestDaemon> {
     processes: `  - id: web
     policy: proxied
     command: node ${SOCKETIO_APP}
+    env: ${env}
     port: {from: ${range.from}, to: ${range.to}}
     health: {path: /ping, intervalMs: 50}
     gracefulStopMs: 3000`,
@@ -92,5 +96,50 @@ describe("Socket.IO polling sessions across a switch", () => {
     expect(client.disconnects).toEqual([]);
     const fresh = await pollingClient(d.proxyPort, true);
     expect(await fresh.which()).toBe("v2");
+  });
+});
+
+describe("Socket.IO acks across a deploy whose app disconnects its clients on the drain notice", () => {
+  it("with client retries, no ack is lost and no session breaks: every emit is acknowledged, by v1 before the move and v2 after", async () => {
+    const d = await deployV1("{query: sid}", "{ON_DRAINING: disconnect}");
+    const reasons: string[] = [];
+    const sockets = ["polling", "websocket"].map((transport) => {
+      const socket = connect(`http://127.0.0.1:${d.proxyPort}`, { forceNew: true, transports: [transport], upgrade: false, reconnectionDelay: 100, ackTimeout: 2000, retries: 3 });
+      clients.push(socket);
+      socket.on("disconnect", (reason) => {
+        reasons.push(reason);
+        if (reason === "io server disconnect") socket.connect();
+      });
+      return socket;
+    });
+    await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.once("connect", () => resolve()))));
+    const acks: Promise<{ n: number; release: string }>[] = [];
+    let n = 0;
+    const emitting = setInterval(() => {
+      for (const socket of sockets) acks.push(socket.emitWithAck("ping", ++n));
+    }, 50);
+    try {
+      await switchToV2(d);
+      // Until the app has moved both clients to v2 (after its drain notice) and they emit there.
+      const seen = new Set<string>();
+      await until(
+        async () => {
+          const settled = await Promise.allSettled(acks.slice(-4));
+          for (const r of settled) if (r.status === "fulfilled") seen.add(r.value.release);
+          return reasons.length >= 2 && seen.has("v2");
+        },
+        20_000,
+        "both clients moved to v2",
+      );
+    } finally {
+      clearInterval(emitting);
+    }
+    const results = await Promise.allSettled(acks);
+    const failed = results.filter((r) => r.status === "rejected");
+    expect(failed).toEqual([]);
+    const releases = new Set(results.map((r) => (r as PromiseFulfilledResult<{ release: string }>).value.release));
+    expect(releases).toEqual(new Set(["v1", "v2"]));
+    // Only the app's own disconnects: no transport error (a cut poll) or ping timeout.
+    expect(reasons.every((r) => r === "io server disconnect")).toBe(true);
   });
 });
