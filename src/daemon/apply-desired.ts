@@ -13,6 +13,7 @@ import { namedTarget } from "../reconcile/release-identity.js";
 import type { DesiredTarget } from "../reconcile/types.js";
 import type { ApplyResponse, ApplyWarning, DiffResponse } from "../control/protocol.js";
 import { followedLink } from "./release-document.js";
+import { processById } from "../config/process-by-id.js";
 
 /** Validates a desired document received over the socket (the same rules as the file). */
 export function parseDocument(raw: unknown): DesiredDocument {
@@ -75,7 +76,7 @@ async function linkWarnings(daemon: DaemonParts, next: DesiredTarget): Promise<A
 /** Every `replicas` key must name a configured process; the proxied one keeps at least one. */
 export function checkReplicaIds(daemon: DaemonParts, replicas: Record<string, number>): void {
   for (const [id, n] of Object.entries(replicas)) {
-    const proc = daemon.config.processes.find((p) => p.id === id);
+    const proc = processById(daemon.config, id);
     if (!proc) throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: no process "${id}" in the config`, { fix: `use one of: ${daemon.config.processes.map((p) => p.id).join(", ")}` });
     if (proc.policy === "proxied" && n < 1) throw new RollbridgeError("DESIRED_INVALID", `replicas.${id}: the proxied process needs at least 1 replica`);
     if ((proc.policy === "singleton" || proc.policy === "service") && n !== 1) {

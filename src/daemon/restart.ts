@@ -4,6 +4,7 @@ import { RollbridgeError } from "../errors.js";
 import type { Instance } from "../reconcile/instance.js";
 import { SERVICES_KEY } from "../reconcile/types.js";
 import type { DaemonParts } from "./parts.js";
+import { processById } from "../config/process-by-id.js";
 
 /**
  * Selects instances of the active release and the daemon-wide services (a process id, a
@@ -17,7 +18,7 @@ export function restart(daemon: DaemonParts, request: RestartRequest): RestartRe
   const activeKey = daemon.proxy.activeRelease();
   const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
   if (!activeKey || !active) throw new RollbridgeError("UNKNOWN_RELEASE", "no active release: nothing to restart", { fix: "deploy a release first (rollbridge deploy --release-path P)" });
-  const policyOf = (processId: string) => daemon.config.processes.find((p) => p.id === processId)?.policy ?? "unknown";
+  const policyOf = (processId: string) => processById(daemon.config, processId)?.policy ?? "unknown";
   const live = (key: string) => [...(daemon.executor.instances.get(key)?.values() ?? [])].filter((i) => !i.stopRequested && !i.failed).map((inst) => ({ key, inst }));
   const candidates: { key: string; inst: Instance }[] = [...live(activeKey), ...live(SERVICES_KEY)];
   const slots = candidates.map((c) => c.inst);

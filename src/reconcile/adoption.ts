@@ -16,6 +16,7 @@ import { readFile } from "node:fs/promises";
 import { liveOrphans, type OrphanRecord } from "./orphans.js";
 import type { AdoptedIdentity } from "./slot-processes.js";
 import { SERVICES_KEY, type ReleaseRecord, type ReleaseSpec, type StartReason } from "./types.js";
+import { processById } from "../config/process-by-id.js";
 
 /** One verified process of the earlier daemon, and where it goes in its slot. */
 export interface AdoptedProcess {
@@ -139,7 +140,7 @@ async function refusal(entry: SnapshotProcess, release: SnapshotRelease | undefi
   if (uid === null || uid !== entry.uid) return `it runs as uid ${uid ?? "?"}, not the recorded uid ${entry.uid ?? "?"}`;
   if (me !== 0 && uid !== me) return `it runs as uid ${uid}, and this daemon (uid ${me}) may only take over its own processes`;
   if (snapshot.application !== config.application) return `the state file is of application ${snapshot.application}, this daemon runs ${config.application}`;
-  const defined = config.processes.find((p) => p.id === entry.processId);
+  const defined = processById(config, entry.processId);
   if (!defined) return `process ${entry.processId} is no longer in the config`;
   if (defined.port !== undefined && entry.port === null) return `process ${entry.processId} now has a port, and this one was started without`;
   if (release === undefined) return entry.releaseKey === SERVICES_KEY ? "the release its services were started from is not in the state file" : "its release is not in the state file";

@@ -18,6 +18,7 @@ import { SlotProcesses, releaseTag, type InstanceOutputLine } from "./slot-proce
 import { instanceIdFor } from "./planner-config.js";
 import { baseReleaseId, numberedBecause, releaseIdFor } from "./release-identity.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseFailure, type ReleaseRecord, type ReleaseSpec, type StartReason, type StopKind } from "./types.js";
+import { processById } from "../config/process-by-id.js";
 
 export interface ExecutorOptions {
   config: Config;
@@ -117,7 +118,7 @@ export class Executor {
     const taken: { managed: ManagedProcess; adopted: AdoptedProcess }[] = [];
     for (const { inst, adopted } of placed) {
       const rec = this.recordFor(adopted.releaseKey) as ReleaseRecord;
-      const proc = this.config.processes.find((p) => p.id === adopted.processId) as ProcessConfig;
+      const proc = processById(this.config, adopted.processId) as ProcessConfig;
       const managed = this.slots.adopt(rec, proc, inst, adopted.port, adopted.identity);
       taken.push({ managed, adopted });
       if (adopted.role === "current" && !inst.proc) {
@@ -254,7 +255,7 @@ export class Executor {
       case "forgetRetired": {
         const inst = this.instances.get(action.key)?.get(action.instanceId);
         if (inst) {
-          const proc = this.config.processes.find((p) => p.id === inst.processId);
+          const proc = processById(this.config, inst.processId);
           for (const r of inst.retiring) if (r.proc.pid === action.pid) retainOutput(inst, r.proc, proc?.outputLines ?? 50);
           inst.retiring = inst.retiring.filter((x) => x.proc.pid !== action.pid);
         }
@@ -377,7 +378,7 @@ export class Executor {
 
   private async startProcess(key: string, processId: string, replicaIndex: number, replicaCount: number, reason: StartReason): Promise<void> {
     const rec = this.recordFor(key);
-    const proc = this.config.processes.find((p) => p.id === processId);
+    const proc = processById(this.config, processId);
     if (!rec || !proc) return;
     const slots = this.instances.get(key) ?? new Map<string, Instance>();
     this.instances.set(key, slots);
@@ -654,7 +655,7 @@ export class Executor {
       const backends: Backend[] = [];
       const host = this.config.proxy.upstreamHost;
       for (const inst of slots.values()) {
-        const proc = this.config.processes.find((p) => p.id === inst.processId);
+        const proc = processById(this.config, inst.processId);
         if (proc?.policy !== "proxied") continue;
         if (inst.port !== undefined) {
           const phase = inst.proc?.phase;
@@ -705,7 +706,7 @@ export class Executor {
 
   /** The slot's retained output, oldest first (its `outputLines` most recent lines, across restarts). */
   outputOf(inst: Instance): OutputLine[] {
-    const proc = this.config.processes.find((p) => p.id === inst.processId);
+    const proc = processById(this.config, inst.processId);
     return slotOutput(inst, proc?.outputLines ?? 50);
   }
 

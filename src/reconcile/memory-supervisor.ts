@@ -8,6 +8,7 @@ import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
 import { releaseTag } from "./slot-processes.js";
+import { processById } from "../config/process-by-id.js";
 
 const TICK_MS = 250;
 /** How often every process's usage is sampled: the window `status` averages CPU % over. */
@@ -47,7 +48,7 @@ export class MemorySupervisor {
       const due: { key: string; inst: Instance; pgid: number; supervised: boolean }[] = [];
       for (const [key, slots] of this.executor.instances) {
         for (const inst of slots.values()) {
-          const spec = this.executor.config.processes.find((p) => p.id === inst.processId);
+          const spec = processById(this.executor.config, inst.processId);
           const pid = inst.proc?.pid;
           if (pid === undefined || inst.proc?.phase === "exited") continue;
           const supervised = spec?.memory !== undefined && !inst.stopRequested && (force || now - (this.lastSample.get(inst) ?? 0) >= spec.memory.checkIntervalMs);
@@ -77,7 +78,7 @@ export class MemorySupervisor {
   }
 
   private check(key: string, inst: Instance, sample: GroupUsage): void {
-    const limits = this.executor.config.processes.find((p) => p.id === inst.processId)?.memory;
+    const limits = processById(this.executor.config, inst.processId)?.memory;
     if (!limits) return;
     const releaseId = this.executor.recordFor(key)?.spec.id;
     const ref = releaseId === undefined ? { releaseKey: key } : { releaseKey: key, releaseId };

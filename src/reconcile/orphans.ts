@@ -9,6 +9,7 @@ import type { Config } from "../config/schema.js";
 import { readStateFile, type SnapshotOrphan, type StateSnapshot } from "../observe/state-file.js";
 import { ofUid, stopGroup, stopProcesses, type GroupStopOutcome, type GroupStopResult, type StopOptions } from "../process/group-stop.js";
 import { environHas, groupMembers, isSameProcess, readIdentity, readUid, selfAndAncestors, type ProcessIdentity } from "../process/identity.js";
+import { processById } from "../config/process-by-id.js";
 
 /** One orphan as `status.orphans`, `doctor` and `recover --json` show it. */
 export interface OrphanEntry {
@@ -156,7 +157,7 @@ export function orphanEntry(orphan: OrphanRecord): OrphanEntry {
 export async function stopOrphans(config: Config, orphans: readonly OrphanRecord[], managed: ReadonlySet<number> = new Set()): Promise<OrphanStopReport[]> {
   const reports = await Promise.all(
     orphans.map(async (orphan): Promise<OrphanStopReport> => {
-      const defined = config.processes.find((p) => p.id === orphan.processId);
+      const defined = processById(config, orphan.processId);
       const signal = (defined?.stopSignal ?? orphan.stopSignal) as NodeJS.Signals;
       const graceMs = defined?.gracefulStopMs ?? orphan.gracefulStopMs;
       const base = { ...orphanEntry(orphan), signal, members: 0, ms: 0 };

@@ -586,7 +586,7 @@ class PlanContext {
   /** A restart asked for an ungated process of this release, or a service, has not been started yet. */
   private ungatedRestartsPending(key: string): boolean {
     const slots = [...(this.byKey.get(key)?.processes ?? []), ...(this.observed.services ?? [])];
-    return slots.some((p) => p.pendingRestart !== undefined && !p.stopRequested && !p.failed && this.config.processes.find((c) => c.id === p.processId)?.gated === false);
+    return slots.some((p) => p.pendingRestart !== undefined && !p.stopRequested && !p.failed && this.processById(p.processId)?.gated === false);
   }
 
   /** Replaced processes finish their requests (up to drainTimeoutMs), then stop. */
@@ -654,7 +654,7 @@ class PlanContext {
     const rec = rel.record;
     this.converged = false;
     for (const obs of rel.processes) {
-      const proc = this.config.processes.find((p) => p.id === obs.processId);
+      const proc = this.processById(obs.processId);
       const early = proc?.nonBlockingDrain || proc?.policy === "singleton";
       if (early && !obs.stopRequested && slotAlive(obs)) {
         this.push({ type: "stopProcess", key: rec.key, instanceId: obs.instanceId, kind: "retire", reason: "release retired" });
@@ -716,7 +716,12 @@ class PlanContext {
   }
 
   private policyOf(processId: string): PlannerProcess["policy"] | undefined {
-    return this.config.processes.find((p) => p.id === processId)?.policy;
+    return this.processById(processId)?.policy;
+  }
+
+  /** The planner's one lookup of a process definition (plan.ts imports types only, so not config/process-by-id.ts). */
+  private processById(processId: string): PlannerProcess | undefined {
+    return this.config.processes.find((p) => p.id === processId);
   }
 
   private push(action: Action): void {

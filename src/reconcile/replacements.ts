@@ -8,6 +8,7 @@ import type { EventLog } from "./events.js";
 import { retainOutput, type Instance, type Retiring, type Successor } from "./instance.js";
 import { releaseTag, type SlotProcesses } from "./slot-processes.js";
 import type { ReleaseRecord } from "./types.js";
+import { processById } from "../config/process-by-id.js";
 
 /** What replacements need from the executor. */
 export interface ReplacementDeps {
@@ -31,7 +32,7 @@ export class Replacements {
   async startSuccessor(key: string, instanceId: string): Promise<void> {
     const rec = this.deps.recordFor(key);
     const inst = this.deps.instances.get(key)?.get(instanceId);
-    const proc = inst && this.deps.config().processes.find((p) => p.id === inst.processId);
+    const proc = inst && processById(this.deps.config(), inst.processId);
     if (!rec || !inst || !proc || inst.successor) return;
     const succ: Successor = { healthState: "none" };
     inst.successor = succ;
@@ -54,7 +55,7 @@ export class Replacements {
   promoteSuccessor(key: string, instanceId: string): void {
     const inst = this.deps.instances.get(key)?.get(instanceId);
     const succ = inst?.successor;
-    const proc = inst && this.deps.config().processes.find((p) => p.id === inst.processId);
+    const proc = inst && processById(this.deps.config(), inst.processId);
     if (!inst || !succ?.proc || succ.healthState !== "ready" || !proc) return;
     const old = inst.proc;
     if (old && old.phase !== "exited") inst.retiring.push({ proc: old, ...(inst.port === undefined ? {} : { port: inst.port }), since: this.deps.now(), stopRequested: false });
@@ -82,7 +83,7 @@ export class Replacements {
     delete inst.successor;
     if (!inst.stopRequested) delete inst.pendingRestart;
     // Why the replacement failed is in its output: keep it for `logs`.
-    retainOutput(inst, succ.proc, this.deps.config().processes.find((p) => p.id === inst.processId)?.outputLines ?? 50);
+    retainOutput(inst, succ.proc, processById(this.deps.config(), inst.processId)?.outputLines ?? 50);
     succ.health?.cancel();
     if (succ.proc && succ.proc.phase !== "exited") void this.slots.gracefulStop(key, inst, succ.proc);
     if (!inst.stopRequested) this.deps.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}) abandoned: ${reason}; the running process stays`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId } });

@@ -5,6 +5,7 @@ import type { Config, ProcessConfig } from "../config/schema.js";
 import type { Executor } from "./execute.js";
 import type { ReadinessTarget } from "./instance.js";
 import type { ObservedState, Plan } from "./types.js";
+import { processById } from "../config/process-by-id.js";
 
 /** A release still finishing its connections after traffic moved off it. */
 export interface DrainingRelease {
@@ -66,7 +67,7 @@ export function pendingReadiness(config: Config, executor: Executor, key: string
   const lines: string[] = [];
   for (const inst of executor.instances.get(key)?.values() ?? []) {
     if (inst.stopRequested) continue;
-    const proc = config.processes.find((p) => p.id === inst.processId);
+    const proc = processById(config, inst.processId);
     if (!proc) continue;
     const label = `${inst.instanceId} (${rec?.spec.id ?? key})`;
     const current = describeWait(proc, inst, inst.startedAt, now);

@@ -14,6 +14,7 @@ import type { TemplateContext } from "../config/template.js";
 import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
+import { processById } from "../config/process-by-id.js";
 
 /** One line of a managed process's output, with where it came from (for `logs --follow`). */
 export interface InstanceOutputLine extends OutputLine {
@@ -243,7 +244,7 @@ export class SlotProcesses {
     for (const inst of instances) {
       const managed = inst.proc;
       if (inst.stopRequested || managed === undefined || managed.phase === "exited" || managed.phase === "stopping") continue;
-      const signal = config.processes.find((p) => p.id === inst.processId)?.drainSignal;
+      const signal = processById(config, inst.processId)?.drainSignal;
       let heard = managed.send(notice);
       if (signal !== undefined) {
         try {
@@ -260,7 +261,7 @@ export class SlotProcesses {
 
   /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
   gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
-    const proc = this.deps.config().processes.find((p) => p.id === inst.processId);
+    const proc = processById(this.deps.config(), inst.processId);
     if (!proc) return managed.stop();
     const options: StopSequenceOptions = {
       lifecycle: { ...this.hooksFor(key, inst, proc, managed), drainTimeoutMs: proc.lifecycle.drainTimeoutMs },

@@ -7,6 +7,7 @@ import type { Config } from "../config/schema.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
+import { processById } from "../config/process-by-id.js";
 
 /** Values shorter than this are not treated as secrets (they would shred ordinary words). */
 const MIN_SECRET_LENGTH = 4;
@@ -29,7 +30,7 @@ export class SecretScrubber {
     for (const rec of executor.releases.values()) for (const value of Object.values(rec.spec.env)) this.add(value);
     for (const slots of executor.instances.values()) {
       for (const inst of slots.values()) {
-        const declared = config.processes.find((p) => p.id === inst.processId)?.env ?? {};
+        const declared = processById(config, inst.processId)?.env ?? {};
         const release = executor.recordFor(inst.releaseKey)?.spec.env ?? {};
         for (const { proc } of processesOf(inst)) {
           this.add(proc.spec.command);

@@ -12,6 +12,7 @@ import type { Condition, DesiredTarget, ObservedState, Plan, ReleaseRecord } fro
 import { effectiveRollout } from "../config/rollout-schema.js";
 import { phaseLine } from "./rollout-judge.js";
 import type { FailingActionStatus, ProcessStatus, ProcessStatusState, ReleaseStatus, RolloutPhaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
+import { processById } from "../config/process-by-id.js";
 
 export function buildStatus(
   config: Config,
@@ -197,7 +198,7 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
   return {
     id: inst.processId,
     instanceId: inst.instanceId,
-    policy: config.processes.find((p) => p.id === inst.processId)?.policy ?? "unknown",
+    policy: processById(config, inst.processId)?.policy ?? "unknown",
     releaseId: rec.spec.id,
     releaseKey: rec.key,
     state,
