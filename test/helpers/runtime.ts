@@ -70,10 +70,14 @@ export async function startRuntime(setup: RuntimeSetup = {}): Promise<TestRuntim
   const events = new EventLog(5000, null);
   // eslint-disable-next-line prefer-const -- the loop and the executor refer to each other
   let loop: ReconcileLoop;
-  const store = new DesiredStore(config.desiredPath, { settleMs: 0, onWake: () => loop.trigger("desired-settled") });
-  const real = createProxy({ host: "127.0.0.1", port: proxyPort, tcp: true, holdTimeoutMs: config.proxy.holdTimeoutMs, onBreach: () => loop.trigger("rollout-breach") });
+  // Without startLoop nothing but the test runs a pass: a process exit or health change does not.
+  const trigger = (reason: string) => {
+    if (setup.startLoop) loop.trigger(reason);
+  };
+  const store = new DesiredStore(config.desiredPath, { settleMs: 0, onWake: () => trigger("desired-settled") });
+  const real = createProxy({ host: "127.0.0.1", port: proxyPort, tcp: true, holdTimeoutMs: config.proxy.holdTimeoutMs, onBreach: () => trigger("rollout-breach") });
   const proxy = setup.wrapProxy ? setup.wrapProxy(real) : real;
-  const executor = new Executor({ config, proxy, events, trigger: (reason) => loop.trigger(reason) });
+  const executor = new Executor({ config, proxy, events, trigger });
   loop = new ReconcileLoop({ store, executor, events, plannerConfig: () => plannerConfig(config), resyncIntervalMs: 1000 });
   await real.listen();
   if (setup.startLoop) loop.start();
