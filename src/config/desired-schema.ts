@@ -11,7 +11,7 @@ import { parseYamlText } from "./load.js";
 import { rolloutDesiredSchema, type RolloutOverride } from "./rollout-schema.js";
 import { describeZodIssues } from "./zod-issues.js";
 
-export { MAX_DESIRED_BYTES, checkDesiredSize } from "./desired-size.js";
+export { checkDesiredSize } from "./desired-size.js";
 
 export interface DesiredDocument {
   release?: { path: string; revision?: string; id?: string };

@@ -15,7 +15,7 @@ import { serializeDesired, type DesiredDocument } from "../config/desired-schema
 import type { DesiredTarget } from "../reconcile/types.js";
 import { hash, readDesired, writeDesiredFile, type DesiredRead } from "./desired-read.js";
 
-export { hash, resolveDesired, writeDesiredFile } from "./desired-read.js";
+export { resolveDesired } from "./desired-read.js";
 
 /** How long a change must stay unchanged before it is adopted (or reported, for a problem). */
 export const DESIRED_SETTLE_MS = 300;

@@ -33,8 +33,6 @@ export interface ExecutorOptions {
   onRolledBack?: (fromKey: string, toKey: string) => void;
 }
 
-export type { InstanceOutputLine };
-
 export class Executor {
   private currentConfig: Config;
   readonly releases = new Map<string, ReleaseRecord>();
