@@ -357,6 +357,12 @@ export class Daemon implements DaemonApi {
     let newPid: number;
     try {
       if (script === undefined) throw new RollbridgeError("DAEMON_START_FAILED", "cannot tell which script this daemon was started from");
+      // The new daemon adopts from the state file: without one it would start every process afresh.
+      if (!this.state.active()) {
+        throw new RollbridgeError("DAEMON_START_FAILED", "upgrade needs the state file (statePath), which this daemon does not keep: the new daemon could not adopt the processes", {
+          fix: "remove statePath: false from the config (the default keeps it in the private state directory), reload or restart the daemon, then upgrade",
+        });
+      }
       newPid = await this.loop.exclusive(async () => {
         await this.state.flush();
         this.state.suspend(true);

@@ -135,6 +135,11 @@ export class StateKeeper {
     return taken.length;
   }
 
+  /** Whether a state file is kept (statePath set and its directory usable): a handover needs one. */
+  active(): boolean {
+    return this.file !== undefined && !this.closed;
+  }
+
   /** Writes the snapshot now (a handover: the new daemon reads it at once). */
   async flush(): Promise<void> {
     if (this.file === undefined || this.closed) return;

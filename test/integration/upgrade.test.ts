@@ -61,7 +61,7 @@ async function openEcho(port: number): Promise<WebSocket> {
 
 function echo(ws: WebSocket, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no echo in 5 s")), 5000);
+    const timer = setTimeout(() => reject(new Error(`no echo in 5 s (readyState ${ws.readyState})`)), 5000);
     ws.once("message", (data) => {
       clearTimeout(timer);
       resolve(String(data));
@@ -92,7 +92,7 @@ describe("rollbridge upgrade", () => {
   it("hands listeners and processes to a new daemon under load: no failed request, same app pids, the WebSocket still echoes; again, and by SIGUSR2", async () => {
     const dir = await t.tempDir("rb-upgrade-");
     const starts = path.join(dir, "starts");
-    const d = (t.daemon = await startDaemon({ processes: `${WEB(`{GREETING: "hi"}`)}\n${TICKER(starts)}`, extra: `statePath: ${STATE}` }));
+    const d = (t.daemon = await startDaemon({ processes: `${WEB(`{GREETING: "hi"}`)}\n${TICKER(starts)}`, extra: `statePath: ${STATE}`, proxy: { drainTimeoutMs: 30_000 } }));
     await deploy(d, "v1");
     const before = await pidsOf(d);
     daemonPids.push(before.daemon);
@@ -105,11 +105,14 @@ describe("rollbridge upgrade", () => {
     const up1 = JSON.parse(first.stdout);
     daemonPids.push(up1.newPid);
     expect(up1.oldPid).toBe(before.daemon);
+    expect(await echo(ws, "right after the upgrade")).toBe("right after the upgrade");
     expect(up1.newPid).not.toBe(before.daemon);
     expect(up1.durationMs).toBeGreaterThan(0);
     await expectTakenOver(d, before, up1.newPid);
-    // The WebSocket opened before stays with the old daemon, which keeps tunnelling it to the same app.
+    // The WebSocket opened before stays with the old daemon, which keeps tunnelling it to the same
+    // app until it closes (here: the client closes it) or drainTimeoutMs.
     expect(await echo(ws, "after first upgrade")).toBe("after first upgrade");
+    ws.close(1000);
     const okAfterFirst = load.stats.ok;
     await until(() => load.stats.ok > okAfterFirst + 200, 15_000, "load flowing through the new daemon");
 
@@ -122,7 +125,7 @@ describe("rollbridge upgrade", () => {
     daemonPids.push(secondPid);
     expect(Number(match![2])).toBe(up1.newPid);
     await expectTakenOver(d, before, secondPid);
-    // The first upgrade's old daemon ends once its connections are gone (the WebSocket: at drainTimeoutMs).
+    // The first upgrade's old daemon ends once its connections are gone (the WebSocket closed above).
     await until(() => !isAlive(before.daemon), 20_000, "the first daemon to exit");
 
     process.kill(secondPid, "SIGUSR2");
