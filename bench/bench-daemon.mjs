@@ -28,7 +28,22 @@ export const LAUNCHES = ["daemon", "ensure-daemon"];
  * - extraConfig: top-level YAML appended to the config (e.g. a `rollout:` section)
  */
 export async function startBenchDaemon(opts) {
-  const { tracker, launch = "daemon", nodeFlags = [], entry = EXAMPLE_APP, env = {}, health = { path: "/ping" }, replicas, drainTimeoutMs = 3000, gracefulStopMs = 5000, stampListen = false, place = (c, a) => [c, a], extraProcesses = "", extraConfig = "", proxyYaml = "" } = opts;
+  const {
+    tracker,
+    launch = "daemon",
+    nodeFlags = [],
+    entry = EXAMPLE_APP,
+    env = {},
+    health = { path: "/ping" },
+    replicas,
+    drainTimeoutMs = 3000,
+    gracefulStopMs = 5000,
+    stampListen = false,
+    place = (c, a) => [c, a],
+    extraProcesses = "",
+    extraConfig = "",
+    proxyYaml = "",
+  } = opts;
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
   const proxyPort = await freePort();
@@ -120,7 +135,10 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}${extraConfig}`
       let listenAt = null;
       if (stampListen) {
         const listenLines = (await fs.readFile(listenLog, "utf8")).split("\n").filter(Boolean);
-        const fresh = listenLines.slice(listenLinesSeen).map((l) => l.split(" ")).filter(([id]) => id === release);
+        const fresh = listenLines
+          .slice(listenLinesSeen)
+          .map((l) => l.split(" "))
+          .filter(([id]) => id === release);
         listenLinesSeen = listenLines.length;
         listenAt = fresh.length ? Number(fresh.at(-1)[2]) : null;
       }

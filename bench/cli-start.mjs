@@ -69,9 +69,7 @@ async function body(options, tracker) {
     const result = {
       meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runs: options.runs, warmup: options.warmup, goalRatio: options.goalRatio, loadAvgAtStart },
       commands: Object.fromEntries(commands.map((c, k) => [c.name, { argv: ["node", ...c.argv.map((a) => (a === CLI ? "dist/cli/main.js" : a))], ms: stats(samples[k]), samplesMs: samples[k].map((x) => Math.round(x * 10) / 10) }])),
-      ratios: Object.fromEntries(
-        commands.slice(1).map((c, k) => [c.name, { median: median(samples[k + 1]) / median(baseline), p90: percentile(samples[k + 1], 90) / percentile(baseline, 90) }]),
-      ),
+      ratios: Object.fromEntries(commands.slice(1).map((c, k) => [c.name, { median: median(samples[k + 1]) / median(baseline), p90: percentile(samples[k + 1], 90) / percentile(baseline, 90) }])),
     };
     if (options.print) print(result);
     writeResult(result, options.resultsDir, "cli", result.meta.date, options.print);

@@ -47,7 +47,18 @@ async function body(options, tracker) {
   const log = (text) => options.print && process.stderr.write(`[rss bench] ${text}\n`);
   if (!wrk) log(`${WRK_MISSING}: measuring idle RSS only`);
   const result = {
-    meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, durationSec: options.durationSec, connections: options.connections, sampleMs: options.sampleMs, peakGoalMB: options.peakGoalMB, idleGoalMB: options.idleGoalMB, loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100), load: wrk ? "wrk" : WRK_MISSING },
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      durationSec: options.durationSec,
+      connections: options.connections,
+      sampleMs: options.sampleMs,
+      peakGoalMB: options.peakGoalMB,
+      idleGoalMB: options.idleGoalMB,
+      loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      load: wrk ? "wrk" : WRK_MISSING,
+    },
     launches: {},
   };
   for (const launch of options.launches) {
@@ -55,7 +66,14 @@ async function body(options, tracker) {
     try {
       await d.deploy("v1");
       const pid = d.daemonPid;
-      const m = { pid, command: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).map((a) => (a === process.execPath ? "node" : a)).join(" ") };
+      const m = {
+        pid,
+        command: readFileSync(`/proc/${pid}/cmdline`, "utf8")
+          .split("\0")
+          .filter(Boolean)
+          .map((a) => (a === process.execPath ? "node" : a))
+          .join(" "),
+      };
       await sleep(1000);
       const idle = readMemory(pid);
       m.idleMB = kbToMB(idle.rssKB);

@@ -105,7 +105,16 @@ async function body(options, tracker, log) {
 
     if (wrkPath) {
       const sampler = startRssSampler(daemonPid, options.rssSampleMs);
-      throughput = await measureThroughput({ options, tracker, log, targets: [{ name: "direct", port: app.port }, { name: "proxy", port: d.proxyPort }], sampler });
+      throughput = await measureThroughput({
+        options,
+        tracker,
+        log,
+        targets: [
+          { name: "direct", port: app.port },
+          { name: "proxy", port: d.proxyPort },
+        ],
+        sampler,
+      });
       const samples = sampler.stop();
       const after = await d.status();
       const appAfter = after.processes.find((p) => p.instanceId === app.instanceId);

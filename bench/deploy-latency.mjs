@@ -50,11 +50,24 @@ async function body(options, tracker) {
       const aloneBootMs = await bootAlone(tracker, d.dir, release, options.bootDelayMs);
       const deploy = await d.deploy(release);
       pairs.push({ aloneBootMs, ...deploy, overheadMs: deploy.cliWallMs - aloneBootMs });
-      if (options.print) process.stderr.write(`[deploy bench] ${String(i + 1).padStart(2)} → ${release}: app alone boots in ${aloneBootMs} ms; apply --wait ${deploy.cliWallMs} ms (boot + ${deploy.cliWallMs - aloneBootMs} ms; switched at ${deploy.cliStartToSwitchedMs} ms)\n`);
+      if (options.print)
+        process.stderr.write(
+          `[deploy bench] ${String(i + 1).padStart(2)} → ${release}: app alone boots in ${aloneBootMs} ms; apply --wait ${deploy.cliWallMs} ms (boot + ${deploy.cliWallMs - aloneBootMs} ms; switched at ${deploy.cliStartToSwitchedMs} ms)\n`,
+        );
     }
     const stat = (key) => stats(pairs.map((p) => p[key]).filter((v) => Number.isFinite(v)));
     const result = {
-      meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, deploys: options.deploys, bootDelayMs: options.bootDelayMs, healthIntervalMs: await loadDefaultIntervalMs(), goalMs: options.goalMs, daemon: "rollbridge daemon (no V8 flags)", loadAvgAtStart },
+      meta: {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: os.cpus().length,
+        deploys: options.deploys,
+        bootDelayMs: options.bootDelayMs,
+        healthIntervalMs: await loadDefaultIntervalMs(),
+        goalMs: options.goalMs,
+        daemon: "rollbridge daemon (no V8 flags)",
+        loadAvgAtStart,
+      },
       // the app alone: spawn → listening
       boot: stat("aloneBootMs"),
       // apply --wait: the CLI's spawn → its exit

@@ -94,10 +94,25 @@ export async function runNginxBench(opts = {}) {
         }
       }
     }
-    const summary = summarize(targets.map((t) => t.name), rounds);
+    const summary = summarize(
+      targets.map((t) => t.name),
+      rounds,
+    );
     const version = nginxVersion(nginx);
     const result = {
-      meta: { date: new Date().toISOString(), node: process.version, nginx: version, cpus: os.cpus().length, pinned: pin, loadGenerator: load.name, rounds: options.rounds, durationSec: options.durationSec, connections: options.connections, threads: options.threads, body: APP_BODY.length },
+      meta: {
+        date: new Date().toISOString(),
+        node: process.version,
+        nginx: version,
+        cpus: os.cpus().length,
+        pinned: pin,
+        loadGenerator: load.name,
+        rounds: options.rounds,
+        durationSec: options.durationSec,
+        connections: options.connections,
+        threads: options.threads,
+        body: APP_BODY.length,
+      },
       rounds,
       summary,
     };
@@ -144,7 +159,18 @@ function summarize(names, rounds) {
 
 function printSummary(summary) {
   const header = ["target", "req/s", "p50 ms", "p99 ms", "req/s vs direct", "p99 vs direct", "req/s vs nginx", "p99 vs nginx", "cpu us/req", "errors"];
-  const rows = summary.map((s) => [s.target, fmt(s.rps, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), `${fmt(s.rpsVsDirect, 2)}x`, `${fmt(s.p99VsDirect, 2)}x`, `${fmt(s.rpsVsNginx, 2)}x`, `${fmt(s.p99VsNginx, 2)}x`, fmt(s.cpuUsPerReq, 1), String(s.errors)]);
+  const rows = summary.map((s) => [
+    s.target,
+    fmt(s.rps, 0),
+    fmt(s.p50Ms, 2),
+    fmt(s.p99Ms, 2),
+    `${fmt(s.rpsVsDirect, 2)}x`,
+    `${fmt(s.p99VsDirect, 2)}x`,
+    `${fmt(s.rpsVsNginx, 2)}x`,
+    `${fmt(s.p99VsNginx, 2)}x`,
+    fmt(s.cpuUsPerReq, 1),
+    String(s.errors),
+  ]);
   printTable(header, rows);
 }
 

@@ -56,7 +56,15 @@ export async function runPm2Bench(opts = {}) {
 async function body(options, tracker) {
   const log = (text) => options.print && process.stderr.write(`[pm2 bench] ${text}\n`);
   const result = {
-    meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, instances: options.instances, reloads: options.reloads, connections: options.connections, loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100) },
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      instances: options.instances,
+      reloads: options.reloads,
+      connections: options.connections,
+      loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    },
   };
   if (!findWrk()) {
     log(`${WRK_MISSING}: skipping the PM2 benchmark`);
@@ -120,7 +128,7 @@ async function measurePm2(tracker, tmp, bin, options, log) {
     const r = await pm2(["jlist"]);
     const text = r.stdout.slice(r.stdout.indexOf("["));
     const list = JSON.parse(text || "[]").map((p) => ({ pid: p.pid, status: p.pm2_env?.status }));
-    for (const w of list) if (w.pid) seen.add(w.pid), tracker.adopt(w.pid);
+    for (const w of list) if (w.pid) (seen.add(w.pid), tracker.adopt(w.pid));
     return list;
   };
   try {
@@ -243,15 +251,31 @@ function print(result) {
   const p = result.pm2;
   if (!p || p.skipped || p.failed) rows.push([`PM2 ${result.meta.pm2 ?? ""}`.trim(), p?.failed ? `failed: ${p.failed}` : `skipped: ${p?.skipped ?? "not run"}`, "", "", ""]);
   else {
-    rows.push([`PM2 ${result.meta.pm2} cluster, \`pm2 reload\``, `${p.load.failed} of ${p.load.requests}`, `${fmt(p.reloadMs.median, 0)} (${fmt(p.reloadMs.min, 0)}–${fmt(p.reloadMs.max, 0)})`, fmt(p.load.rps, 0), `God daemon ${fmt(p.godRss.idleMB, 1)} idle, ${fmt(p.godRss.peakUnderLoadMB, 1)} peak${p.allReplaced ? "" : "; NOT every instance was replaced"}`]);
+    rows.push([
+      `PM2 ${result.meta.pm2} cluster, \`pm2 reload\``,
+      `${p.load.failed} of ${p.load.requests}`,
+      `${fmt(p.reloadMs.median, 0)} (${fmt(p.reloadMs.min, 0)}–${fmt(p.reloadMs.max, 0)})`,
+      fmt(p.load.rps, 0),
+      `God daemon ${fmt(p.godRss.idleMB, 1)} idle, ${fmt(p.godRss.peakUnderLoadMB, 1)} peak${p.allReplaced ? "" : "; NOT every instance was replaced"}`,
+    ]);
   }
   const r = result.rollbridge;
-  if (r) rows.push(["Rollbridge, `apply --wait` via its proxy", `${r.load.failed} of ${r.load.requests}`, `${fmt(r.reloadMs.median, 0)} (${fmt(r.reloadMs.min, 0)}–${fmt(r.reloadMs.max, 0)})`, fmt(r.load.rps, 0), `daemon ${fmt(r.daemonRss.idleMB, 1)} idle, VmHWM ${fmt(r.daemonRss.highWaterMarkMB, 1)}`]);
+  if (r)
+    rows.push([
+      "Rollbridge, `apply --wait` via its proxy",
+      `${r.load.failed} of ${r.load.requests}`,
+      `${fmt(r.reloadMs.median, 0)} (${fmt(r.reloadMs.min, 0)}–${fmt(r.reloadMs.max, 0)})`,
+      fmt(r.load.rps, 0),
+      `daemon ${fmt(r.daemonRss.idleMB, 1)} idle, VmHWM ${fmt(r.daemonRss.highWaterMarkMB, 1)}`,
+    ]);
   printTable(["reload under load", "failed requests", "reload ms median (min–max)", "req/s during", "RSS MB"], rows);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runPm2Bench({ resultsDir: path.join(here, "results"), ...parseNumberFlags(process.argv.slice(2), { "--instances": "instances", "--reloads": "reloads", "--connections": "connections", "--threads": "threads", "--timeout": "timeoutSec" }) }).catch((err) => {
+  runPm2Bench({
+    resultsDir: path.join(here, "results"),
+    ...parseNumberFlags(process.argv.slice(2), { "--instances": "instances", "--reloads": "reloads", "--connections": "connections", "--threads": "threads", "--timeout": "timeoutSec" }),
+  }).catch((err) => {
     console.error(err);
     process.exitCode = 1;
   });

@@ -115,7 +115,10 @@ async function body(options, tracker) {
       }
     }
 
-    const summary = summarize(targets.map((t) => t.name), rounds);
+    const summary = summarize(
+      targets.map((t) => t.name),
+      rounds,
+    );
     const result = {
       meta: {
         date: new Date().toISOString(),
@@ -182,9 +185,7 @@ export function checkTarget(target) {
       .get({ host: "127.0.0.1", port: target.port, path: "/", agent: false }, (res) => {
         let body = "";
         res.on("data", (c) => (body += c));
-        res.on("end", () =>
-          res.statusCode === 200 && body === APP_BODY ? resolve() : reject(new Error(`${target.name}: ${res.statusCode} ${body}`)),
-        );
+        res.on("end", () => (res.statusCode === 200 && body === APP_BODY ? resolve() : reject(new Error(`${target.name}: ${res.statusCode} ${body}`))));
       })
       .on("error", reject);
   });

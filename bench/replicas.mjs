@@ -59,7 +59,10 @@ processes:
         return false;
       }
     });
-    for (const [name, work] of [["trivial", 0], ["cpu-bound", heavyWork]]) {
+    for (const [name, work] of [
+      ["trivial", 0],
+      ["cpu-bound", heavyWork],
+    ]) {
       const desired = path.join(dir, `${name}.yaml`);
       await fs.writeFile(desired, `release: {path: ${release}, id: ${name}}\nenv: {WORK: "${work}"}\nreplicas: {web: 1}\n`);
       cli("apply", "-f", desired, "--wait");
@@ -95,7 +98,6 @@ processes:
   }
   return result;
 }
-
 
 async function waitFor(check, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;

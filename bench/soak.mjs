@@ -117,7 +117,9 @@ export async function runSoak(opts = {}) {
     const result = await cli(["apply", "--release-path", releasePath, "--wait", "--timeout", "60000"]);
     const entry = { release: id, ok: result.code === 0, ms: Date.now() - started, ...(result.code === 0 ? {} : { error: result.stderr.slice(0, 500) }) };
     deploys.push(entry);
-    const status = await cli(["status", "--json"]).then((r) => JSON.parse(r.stdout)).catch(() => null);
+    const status = await cli(["status", "--json"])
+      .then((r) => JSON.parse(r.stdout))
+      .catch(() => null);
     if (status) appPids = [...new Set([...appPids, ...status.processes.map((p) => p.pid).filter((pid) => typeof pid === "number")])];
     log(`deploy ${id}: ${entry.ok ? "ok" : "FAILED"} in ${entry.ms} ms`);
     return status;
@@ -350,7 +352,6 @@ function median(xs) {
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
-
 
 function canConnectUnix(socketPath) {
   return new Promise((resolve) => {

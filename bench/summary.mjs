@@ -8,7 +8,16 @@ import { fmt, printTable } from "./lib.mjs";
  * result: the strings for the table, `values` (numbers) for comparing runs.
  */
 export function buildSummary(combined) {
-  const rows = [...cliRows(combined.cli), deployRow(combined.deploy), ...rssRows(combined.rss), ...proxyRows(combined.proxy), ...streamRows(combined.streams), ...rolloutRows(combined.rollout), ...longLivedRows(combined.longLived), ...pm2Rows(combined.pm2)];
+  const rows = [
+    ...cliRows(combined.cli),
+    deployRow(combined.deploy),
+    ...rssRows(combined.rss),
+    ...proxyRows(combined.proxy),
+    ...streamRows(combined.streams),
+    ...rolloutRows(combined.rollout),
+    ...longLivedRows(combined.longLived),
+    ...pm2Rows(combined.pm2),
+  ];
   const judged = rows.filter((r) => r.met !== null);
   return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
 }
@@ -207,7 +216,16 @@ function rolloutRows(rollout) {
         goal,
         ratio: `${fmt(k.judged.usPerRequest, 1)} vs ${fmt(k.notJudged.usPerRequest, 1)} µs, ${fmt(k.judged.rps, 0)} vs ${fmt(k.notJudged.rps, 0)} req/s (not judged, same run)`,
         met: k.met,
-        values: { recordSharePercent: k.recordShareOfRequestPercent, cpuCostPercent: k.cpuCostPercent, rpsCostPercent: k.costPercent, recordNs: k.recordNs, judgedRps: k.judged.rps, notJudgedRps: k.notJudged.rps, judgedUsPerRequest: k.judged.usPerRequest, notJudgedUsPerRequest: k.notJudged.usPerRequest },
+        values: {
+          recordSharePercent: k.recordShareOfRequestPercent,
+          cpuCostPercent: k.cpuCostPercent,
+          rpsCostPercent: k.costPercent,
+          recordNs: k.recordNs,
+          judgedRps: k.judged.rps,
+          notJudgedRps: k.notJudged.rps,
+          judgedUsPerRequest: k.judged.usPerRequest,
+          notJudgedUsPerRequest: k.notJudged.usPerRequest,
+        },
       });
   }
   return rows;
@@ -222,7 +240,10 @@ function longLivedRows(longLived) {
   const rows = longLived.runs.map((r) => {
     const lost = r.polling.lostAcks + r.polling.pendingAtEnd + r.websocket.lostAcks + r.websocket.pendingAtEnd;
     const broken = r.polling.brokenSessions + r.websocket.brokenSessions;
-    const codes = Object.entries(r.raw.closeCodes).map(([c, n]) => `${c}x${n}`).join(" ") || "none";
+    const codes =
+      Object.entries(r.raw.closeCodes)
+        .map(([c, n]) => `${c}x${n}`)
+        .join(" ") || "none";
     const codesOk = Object.keys(r.raw.closeCodes).every((c) => c === "1001" || c === "1012");
     return {
       key: `long-lived-${r.front}-${r.scenario}`,
@@ -249,11 +270,28 @@ function pm2Rows(pm2) {
     rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `not measured (${why})`, goal: reference, ratio: "", met: null, values: null });
     rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: `not measured (${why})`, goal: reference, ratio: "", met: null, values: null });
   } else {
-    rows.push({ key: "pm2-rss", row: "PM2 God daemon RSS, for reference", now: `idle ${fmt(p.godRss.idleMB, 0)} MB, peak ${fmt(p.godRss.peakUnderLoadMB, 0)} MB under load`, goal: reference, ratio: `PM2 ${pm2.meta.pm2}, ${pm2.meta.instances} cluster instances`, met: null, values: { idleMB: p.godRss.idleMB, peakMB: p.godRss.peakUnderLoadMB } });
-    rows.push({ key: "pm2-reload", row: "PM2 cluster `pm2 reload` under wrk -c50", now: reload(p), goal: reference, ratio: `${fmt(p.load.rps, 0)} req/s during (shared port, no proxy hop)${p.allReplaced ? "" : "; not every instance was replaced"}`, met: null, values: reloadValues(p) });
+    rows.push({
+      key: "pm2-rss",
+      row: "PM2 God daemon RSS, for reference",
+      now: `idle ${fmt(p.godRss.idleMB, 0)} MB, peak ${fmt(p.godRss.peakUnderLoadMB, 0)} MB under load`,
+      goal: reference,
+      ratio: `PM2 ${pm2.meta.pm2}, ${pm2.meta.instances} cluster instances`,
+      met: null,
+      values: { idleMB: p.godRss.idleMB, peakMB: p.godRss.peakUnderLoadMB },
+    });
+    rows.push({
+      key: "pm2-reload",
+      row: "PM2 cluster `pm2 reload` under wrk -c50",
+      now: reload(p),
+      goal: reference,
+      ratio: `${fmt(p.load.rps, 0)} req/s during (shared port, no proxy hop)${p.allReplaced ? "" : "; not every instance was replaced"}`,
+      met: null,
+      values: reloadValues(p),
+    });
   }
   if (!r) rows.push(missing("rollbridge-reload", "the same reload through Rollbridge (`apply --wait`)", reference, pm2));
-  else rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null, values: reloadValues(r) });
+  else
+    rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null, values: reloadValues(r) });
   return rows;
 }
 

@@ -76,10 +76,14 @@ export async function runWebSocketBench(opts = {}) {
         const result = await drive(target.port, options.durationSec);
         result.cpuUsPerMsg = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / result.messages;
         rounds.push({ round: round + 1, target: target.name, ...result });
-        if (options.print) console.error(`round ${round + 1} ${target.name.padEnd(10)} ${fmt(result.perSec, 0).padStart(8)} msg/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerMsg, 1)} us/msg${result.errors ? `  errors ${result.errors}` : ""}`);
+        if (options.print)
+          console.error(`round ${round + 1} ${target.name.padEnd(10)} ${fmt(result.perSec, 0).padStart(8)} msg/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerMsg, 1)} us/msg${result.errors ? `  errors ${result.errors}` : ""}`);
       }
     }
-    const summary = summarize(targets.map((t) => t.name), rounds);
+    const summary = summarize(
+      targets.map((t) => t.name),
+      rounds,
+    );
     const result = {
       meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, pinned: pin, rounds: options.rounds, durationSec: options.durationSec, clients: options.clients, size: options.size },
       rounds,
@@ -114,38 +118,45 @@ async function driveClients(port, clients, durationSec, size) {
   let messages = 0;
   let errors = 0;
   const sockets = await Promise.all(
-    Array.from({ length: clients }, () => new Promise((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`, { perMessageDeflate: false });
-      ws.once("open", () => resolve(ws));
-      ws.once("error", () => {
-        errors++;
-        resolve(null);
-      });
-    })),
+    Array.from(
+      { length: clients },
+      () =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`, { perMessageDeflate: false });
+          ws.once("open", () => resolve(ws));
+          ws.once("error", () => {
+            errors++;
+            resolve(null);
+          });
+        }),
+    ),
   );
   const started = performance.now();
   const endAt = started + durationSec * 1000;
   await Promise.all(
-    sockets.filter(Boolean).map((ws) => new Promise((resolve) => {
-      let sentAt = 0;
-      const send = () => {
-        sentAt = performance.now();
-        ws.send(payload);
-      };
-      ws.on("message", () => {
-        const now = performance.now();
-        messages++;
-        if (latencies.length < 200_000) latencies.push(now - sentAt);
-        if (now < endAt) send();
-        else resolve();
-      });
-      ws.on("close", resolve);
-      ws.on("error", () => {
-        errors++;
-        resolve();
-      });
-      send();
-    })),
+    sockets.filter(Boolean).map(
+      (ws) =>
+        new Promise((resolve) => {
+          let sentAt = 0;
+          const send = () => {
+            sentAt = performance.now();
+            ws.send(payload);
+          };
+          ws.on("message", () => {
+            const now = performance.now();
+            messages++;
+            if (latencies.length < 200_000) latencies.push(now - sentAt);
+            if (now < endAt) send();
+            else resolve();
+          });
+          ws.on("close", resolve);
+          ws.on("error", () => {
+            errors++;
+            resolve();
+          });
+          send();
+        }),
+    ),
   );
   const elapsed = (performance.now() - started) / 1000;
   for (const ws of sockets) ws?.terminate();
@@ -183,7 +194,10 @@ function summarize(names, rounds) {
   const byName = Object.fromEntries(
     names.map((name) => {
       const mine = rounds.filter((r) => r.target === name);
-      return [name, { perSec: median(mine.map((r) => r.perSec)), p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)), cpuUsPerMsg: median(mine.map((r) => r.cpuUsPerMsg)), errors: mine.reduce((n, r) => n + r.errors, 0) }];
+      return [
+        name,
+        { perSec: median(mine.map((r) => r.perSec)), p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)), cpuUsPerMsg: median(mine.map((r) => r.cpuUsPerMsg)), errors: mine.reduce((n, r) => n + r.errors, 0) },
+      ];
     }),
   );
   return names.map((name) => ({ target: name, ...byName[name], ratio: byName[name].perSec / byName.direct.perSec, p99VsDirect: byName[name].p99Ms / byName.direct.p99Ms }));

@@ -7,7 +7,10 @@ import { buildJsonSchemas } from "../dist/config/json-schemas.js";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const schemas = buildJsonSchemas();
 await mkdir(join(root, "schemas"), { recursive: true });
-for (const [name, schema] of [["config", schemas.config], ["desired", schemas.desired]]) {
+for (const [name, schema] of [
+  ["config", schemas.config],
+  ["desired", schemas.desired],
+]) {
   const file = join(root, "schemas", `${name}.schema.json`);
   await writeFile(file, `${JSON.stringify(schema, null, 2)}\n`);
   console.log(`wrote ${file}`);

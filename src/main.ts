@@ -446,7 +446,19 @@ export class Daemon implements DaemonApi {
   }
 
   status(options: StatusOptions = {}): StatusDocument {
-    return buildStatus(this.config, this.config.desiredPath, this.store.current(), this.executor, this.loop.latestPlan(), Date.now(), this.state.orphans(), options, this.loop.latestRollout(), this.proxy.paused(), this.loop.failingActions());
+    return buildStatus(
+      this.config,
+      this.config.desiredPath,
+      this.store.current(),
+      this.executor,
+      this.loop.latestPlan(),
+      Date.now(),
+      this.state.orphans(),
+      options,
+      this.loop.latestRollout(),
+      this.proxy.paused(),
+      this.loop.failingActions(),
+    );
   }
 
   /** The Prometheus exposition: counters plus a status snapshot taken now. */

@@ -206,7 +206,11 @@ function refuseUnexpected(file: string, stat: Stats, rule: OwnerRule, purpose: s
   if (!rule.anyOwner) {
     const owners = rule.owners ?? [euid()];
     if (!owners.includes(stat.uid)) {
-      throw unsafe(file, `it is owned by ${owner}, not by ${owners.map(describeOwner).join(" or ")}, so it was not opened to ${purpose}`, `if it is yours, chown it to ${describeOwner(owners[0] ?? euid())}; otherwise remove it (rm ${file}) — another user created it`);
+      throw unsafe(
+        file,
+        `it is owned by ${owner}, not by ${owners.map(describeOwner).join(" or ")}, so it was not opened to ${purpose}`,
+        `if it is yours, chown it to ${describeOwner(owners[0] ?? euid())}; otherwise remove it (rm ${file}) — another user created it`,
+      );
     }
   }
   if (stat.nlink > 1) {

@@ -49,7 +49,9 @@ function bashScript(commands: readonly Command[]): string {
       flags.push(...flagsOf(spec, name));
       if (spec.type !== "string") continue;
       const kind = valueKind(name, spec);
-      const pattern = flagsOf(spec, name).map((f) => `${c.name}:${f}`).join("|");
+      const pattern = flagsOf(spec, name)
+        .map((f) => `${c.name}:${f}`)
+        .join("|");
       if (kind.kind === "file") valueCases.push(`    ${pattern}) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;`);
       else if (kind.kind === "words") valueCases.push(`    ${pattern}) COMPREPLY=( $(compgen -W "${kind.words.join(" ")}" -- "$cur") ); return 0 ;;`);
       else if (kind.kind === "dynamic") valueCases.push(`    ${pattern}) COMPREPLY=( $(compgen -W "$(_rollbridge_ids ${kind.what})" -- "$cur") ); return 0 ;;`);

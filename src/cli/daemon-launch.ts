@@ -132,10 +132,18 @@ async function takeLock(lockPath: string): Promise<boolean> {
   if (stat === null) return false; // vanished: try again on the next round
   if (!stat.isFile()) throw unsafe(lockPath, `the ensure-daemon lock is ${fileKind(stat)} owned by ${describeOwner(stat.uid)}, not a lock file Rollbridge wrote`, `remove it (rm ${lockPath}), then run ensure-daemon again`);
   if (stat.uid !== euid()) {
-    throw unsafe(lockPath, `the ensure-daemon lock is owned by ${describeOwner(stat.uid)}, not by ${describeOwner(euid())}: not trusted and not taken over`, `if no rollbridge command of that user is running, remove it (rm ${lockPath}); keep control.path in a directory only the daemon's user can write (the default)`);
+    throw unsafe(
+      lockPath,
+      `the ensure-daemon lock is owned by ${describeOwner(stat.uid)}, not by ${describeOwner(euid())}: not trusted and not taken over`,
+      `if no rollbridge command of that user is running, remove it (rm ${lockPath}); keep control.path in a directory only the daemon's user can write (the default)`,
+    );
   }
   if (stat.mtimeMs > Date.now() + LOCK_FUTURE_SLACK_MS) {
-    throw unsafe(lockPath, `the ensure-daemon lock has a modification time in the future (${new Date(stat.mtimeMs).toISOString()}): not trusted and not taken over`, `check the clock, then remove it (rm ${lockPath}) if no rollbridge command is running`);
+    throw unsafe(
+      lockPath,
+      `the ensure-daemon lock has a modification time in the future (${new Date(stat.mtimeMs).toISOString()}): not trusted and not taken over`,
+      `check the clock, then remove it (rm ${lockPath}) if no rollbridge command is running`,
+    );
   }
   const read = await readTrusted(lockPath, { purpose: "read the ensure-daemon lock", maxBytes: 4096 }).catch(() => null);
   if (read === null) return false;
@@ -199,7 +207,11 @@ async function lastLines(file: string, n: number): Promise<string[]> {
       const length = Math.min(size, 64 * 1024);
       const buffer = Buffer.alloc(length);
       await opened.handle.read(buffer, 0, length, size - length);
-      return buffer.toString("utf8").split("\n").filter((l) => l.trim() !== "").slice(-n);
+      return buffer
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .slice(-n);
     } finally {
       await opened.handle.close();
     }

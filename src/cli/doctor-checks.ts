@@ -27,9 +27,7 @@ export const MIN_NODE = [20, 19] as const;
 export function checkNode(version = process.versions.node): DoctorCheck {
   const [major = 0, minor = 0] = version.split(".").map(Number);
   const ok = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
-  return ok
-    ? { name: "node", ok, message: `Node.js ${version} (>= ${MIN_NODE.join(".")})` }
-    : { name: "node", ok, message: `Node.js ${version} is too old`, fix: `install Node.js ${MIN_NODE.join(".")} or newer (22 and 24 work too)` };
+  return ok ? { name: "node", ok, message: `Node.js ${version} (>= ${MIN_NODE.join(".")})` } : { name: "node", ok, message: `Node.js ${version} is too old`, fix: `install Node.js ${MIN_NODE.join(".")} or newer (22 and 24 work too)` };
 }
 
 /** The daemon answering on the control socket, if any: its pid, proxy and health (null fields when it did not say). */
@@ -99,7 +97,13 @@ function checkDaemon(socket: string, daemon: RunningDaemon & { status: NonNullab
   const s = daemon.status;
   const serving = s.activeRelease ? `release ${s.activeRelease.id} active` : s.desired.stopped ? "stopped (no active release)" : "nothing deployed yet";
   const where = `pid ${daemon.pid} answers on ${socket}: ${serving}`;
-  if (s.desired.error) return { name, ok: false, message: `${where}, but it cannot apply the desired file: ${s.desired.error}`, fix: "fix the desired file (the desired file check below says what is wrong); the daemon keeps running the last good state meanwhile" };
+  if (s.desired.error)
+    return {
+      name,
+      ok: false,
+      message: `${where}, but it cannot apply the desired file: ${s.desired.error}`,
+      fix: "fix the desired file (the desired file check below says what is wrong); the daemon keeps running the last good state meanwhile",
+    };
   const degraded = s.conditions.find((c) => c.type === "Degraded" && c.status);
   if (degraded) return { name, ok: false, message: `${where}, degraded (${degraded.reason}): ${degraded.message}`, fix: "rollbridge status and rollbridge events show what happened; rollbridge logs shows the process output" };
   return { name, ok: true, message: `${where}, ${s.converged ? "converged" : "converging"}` };

@@ -47,7 +47,16 @@ function visibleLength(text: string): number {
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? "-" : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => visibleLength(r[i] ?? ""))));
-  return cells.map((r) => r.map((c, i) => (c ?? "") + " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(c ?? "")))).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    cells
+      .map((r) =>
+        r
+          .map((c, i) => (c ?? "") + " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(c ?? ""))))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 /** 1536 → "1.5 KiB". */

@@ -49,7 +49,11 @@ export function valueAt(raw: unknown, path: Path): unknown {
 
 // A path with array indexes written as [] ("processes[].port"), the key of per-field fixes.
 export function patternOf(path: Path): string {
-  return path.map((segment) => (typeof segment === "number" ? "[]" : `.${String(segment)}`)).join("").replace(/^\./, "").replace(/\.\[\]/g, "[]");
+  return path
+    .map((segment) => (typeof segment === "number" ? "[]" : `.${String(segment)}`))
+    .join("")
+    .replace(/^\./, "")
+    .replace(/\.\[\]/g, "[]");
 }
 
 function processLabel(raw: unknown, index: number): string {

@@ -17,10 +17,7 @@ export interface ConfigIssue {
 }
 
 // Checks a config as loaded from its file; on success returns it resolved (defaults, absolute paths).
-export function validateConfig(
-  raw: unknown,
-  ctx: { configPath: string },
-): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
+export function validateConfig(raw: unknown, ctx: { configPath: string }): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
   if (!isRecord(raw)) {
     const empty = raw === undefined || raw === null;
     return {
@@ -39,10 +36,7 @@ export function validateConfig(
   // string, not a mapping"): report it alone for that place.
   const placeholders = unquotedPlaceholderIssues(raw);
   const explained = (issue: ConfigIssue) => placeholders.some((p) => issue.path === p.path || issue.path.startsWith(`${p.path}.`) || issue.path.startsWith(`${p.path}[`));
-  const issues = [
-    ...placeholders,
-    ...[...(parsed.success ? [] : describeZodIssues(parsed.error.issues, configSchema, raw)), ...crossFieldIssues(raw, ctx.configPath)].filter((issue) => !explained(issue)),
-  ];
+  const issues = [...placeholders, ...[...(parsed.success ? [] : describeZodIssues(parsed.error.issues, configSchema, raw)), ...crossFieldIssues(raw, ctx.configPath)].filter((issue) => !explained(issue))];
   const unique = dedupe(issues);
   if (unique.length > 0 || !parsed.success) return { ok: false, issues: unique };
   return { ok: true, config: resolveConfig(parsed.data, ctx.configPath) };

@@ -32,16 +32,11 @@ export const trustedProxiesSchema = z
   .array(cidrSchema)
   .default(() => [...DEFAULTS.proxy.trustedProxies])
   .meta({
-    description:
-      "Peers (IPv4/IPv6 CIDR blocks or addresses) whose X-Forwarded-For/-Proto/-Host are kept and appended to; from any other peer they are replaced by what the proxy sees. Peers on proxy.socket are always trusted.",
+    description: "Peers (IPv4/IPv6 CIDR blocks or addresses) whose X-Forwarded-For/-Proto/-Host are kept and appended to; from any other peer they are replaced by what the proxy sees. Peers on proxy.socket are always trusted.",
     examples: [["127.0.0.0/8", "::1/128", "10.0.0.0/8"]],
   });
 
-const fileModeSchema = (field: string) =>
-  z.union([
-    z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: `${field} must be an octal mode such as "660"` }),
-    z.number().int().min(0).max(0o777),
-  ]);
+const fileModeSchema = (field: string) => z.union([z.string().regex(/^(?:0o?)?[0-7]{1,3}$/, { error: `${field} must be an octal mode such as "660"` }), z.number().int().min(0).max(0o777)]);
 
 export const proxySocketSchema = z
   .strictObject({
@@ -58,6 +53,5 @@ export const proxySocketSchema = z
       .meta({ description: "Group of the socket (name or gid): with mode 660, the group nginx runs as.", examples: ["www-data"] }),
   })
   .meta({
-    description:
-      "A unix socket the proxy also listens on (nginx: proxy_pass http://unix:PATH:). Its peers are trusted; who may connect is decided by its mode and group.",
+    description: "A unix socket the proxy also listens on (nginx: proxy_pass http://unix:PATH:). Its peers are trusted; who may connect is decided by its mode and group.",
   });

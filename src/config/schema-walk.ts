@@ -75,6 +75,9 @@ function inline(value: unknown): string {
     return plain ? value : JSON.stringify(value);
   }
   if (Array.isArray(value)) return `[${value.map(inline).join(", ")}]`;
-  if (isRecord(value)) return `{${Object.entries(value).map(([key, item]) => `${key}: ${inline(item)}`).join(", ")}}`;
+  if (isRecord(value))
+    return `{${Object.entries(value)
+      .map(([key, item]) => `${key}: ${inline(item)}`)
+      .join(", ")}}`;
   return String(value);
 }

@@ -51,9 +51,13 @@ export function quoteForShell(value: string, context: ShellContext, where: strin
       return value.replace(/[\r\n]/g, " ");
     case "restricted":
       if (isSafeWord(value)) return value;
-      throw new RollbridgeError("TEMPLATE_UNSAFE", `{{${name}}} in ${where} sits where its value cannot be quoted (inside \${...}, backticks, a here-document, or after a backslash), and the value has characters other than letters, digits and _ . / : @ % + , -`, {
-        fix: `Move {{${name}}} to a plain word or into "..." in ${where} (use $(...) rather than backticks), or read the value from the environment (e.g. "$ROLLBRIDGE_REVISION").`,
-      });
+      throw new RollbridgeError(
+        "TEMPLATE_UNSAFE",
+        `{{${name}}} in ${where} sits where its value cannot be quoted (inside \${...}, backticks, a here-document, or after a backslash), and the value has characters other than letters, digits and _ . / : @ % + , -`,
+        {
+          fix: `Move {{${name}}} to a plain word or into "..." in ${where} (use $(...) rather than backticks), or read the value from the environment (e.g. "$ROLLBRIDGE_REVISION").`,
+        },
+      );
     default: {
       const _exhaustive: never = context;
       return _exhaustive;
@@ -267,7 +271,8 @@ class ShellLexer {
     }
     this.pos = lineEnd;
     this.pendingHeredocs.shift();
-    if (this.pendingHeredocs.length > 0 && eol >= 0) this.pos += 1; // the next body starts on the next line
+    if (this.pendingHeredocs.length > 0 && eol >= 0)
+      this.pos += 1; // the next body starts on the next line
     else this.pop();
   }
 }

@@ -11,20 +11,7 @@ export interface TemplateContext {
 }
 
 // Variables every process can use, besides `ports.<id>` and `env.<NAME>`.
-export const TEMPLATE_VARIABLES = [
-  "application",
-  "releasePath",
-  "releaseId",
-  "revision",
-  "processId",
-  "instanceId",
-  "replicaIndex",
-  "replicaCount",
-  "port",
-  "proxy.host",
-  "proxy.port",
-  "proxy.upstreamHost",
-] as const;
+export const TEMPLATE_VARIABLES = ["application", "releasePath", "releaseId", "revision", "processId", "instanceId", "replicaIndex", "replicaCount", "port", "proxy.host", "proxy.port", "proxy.upstreamHost"] as const;
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_.-]+)?$/;
@@ -37,7 +24,12 @@ export interface RenderOptions {
 // Replaces every placeholder; `where` names the field in errors (e.g. "processes[web].command").
 export function renderTemplate(template: string, ctx: TemplateContext, where: string, options: RenderOptions = {}): string {
   const sites = [...template.matchAll(PLACEHOLDER)].filter((m) => NAME.test(m[1] ?? ""));
-  const contexts = options.shell ? shellContexts(template, sites.map((m) => ({ start: m.index, end: m.index + m[0].length }))) : [];
+  const contexts = options.shell
+    ? shellContexts(
+        template,
+        sites.map((m) => ({ start: m.index, end: m.index + m[0].length })),
+      )
+    : [];
   let out = "";
   let last = 0;
   sites.forEach((match, i) => {

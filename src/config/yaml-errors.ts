@@ -101,7 +101,10 @@ export function unquotedPlaceholder(line: string): { column: number; key: string
     if (!starts || (before.endsWith(":") && i === before.length)) continue;
     const name = /^\{\{\s*([^{}\s]*)\s*\}\}/.exec(line.slice(i))?.[0] ?? "{{";
     const key = /(?:^|[\s,{[])(?:-\s+)?([^\s:,{}[\]#"']+)\s*:$/.exec(before)?.[1] ?? null;
-    const value = line.slice(i).replace(/\s+#.*$/, "").trimEnd();
+    const value = line
+      .slice(i)
+      .replace(/\s+#.*$/, "")
+      .trimEnd();
     return { column: i + 1, key, name, value };
   }
   return null;
@@ -209,7 +212,10 @@ function overIndentedNext(lines: string[], lineNo: number): YamlProblem | null {
 
 /** `id web` where `id: web` was meant. */
 function missingColon(line: string, lineNo: number, col: number): YamlProblem | null {
-  const content = line.slice(col - 1).replace(/\s+#.*$/, "").trimEnd();
+  const content = line
+    .slice(col - 1)
+    .replace(/\s+#.*$/, "")
+    .trimEnd();
   if (content === "" || /:(\s|$)/.test(content) || /^["'[{]/.test(content)) return null;
   const words = /^(-\s+)?([^\s]+)\s+(.+)$/.exec(content);
   const suggestion = words ? `${words[2]}: ${words[3]}` : `${content}:`;

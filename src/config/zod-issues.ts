@@ -11,9 +11,7 @@ export function describeZodIssues(issues: readonly z.core.$ZodIssue[], root: z.c
   const described = issues.flatMap((issue) => describeZodIssue(issue, [], root, raw));
   // A misspelt key also leaves its intended key missing; the rename fix covers both.
   const renamedTo = new Set(described.flatMap((issue) => (issue.renameTo === undefined ? [] : [issue.renameTo])));
-  return described
-    .filter((issue) => !(issue.missing === true && renamedTo.has(issue.path)))
-    .map(({ path, message, fix }) => ({ path, message, fix }));
+  return described.filter((issue) => !(issue.missing === true && renamedTo.has(issue.path))).map(({ path, message, fix }) => ({ path, message, fix }));
 }
 
 interface DescribedIssue extends ConfigIssue {
@@ -31,7 +29,7 @@ const FIELD_FIXES: Record<string, string> = {
   "proxy.healthPath": 'Start the path with "/", e.g. healthPath: /ping.',
   "processes[].id": 'Use only letters, digits, ".", "_" and "-", e.g. id: web (replica instances are numbered automatically).',
   "processes[].command": "Give the process a command line, e.g. command: node server.js --port {{port}}.",
-  "processes[].env": "Use environment variable names without \"=\", e.g. NODE_ENV.",
+  "processes[].env": 'Use environment variable names without "=", e.g. NODE_ENV.',
   "processes[].health.path": 'Start the path with "/", e.g. path: /ping.',
   "processes[].health": "Write health as a mapping (health: {path: /ping}; {} keeps the defaults) or turn it off with health: false.",
   "processes[].port": "Use a port number (port: 7331) or an ascending range (port: {from: 18182, to: 18299}).",
@@ -68,10 +66,7 @@ function describeZodIssue(issue: z.core.$ZodIssue, prefix: Path, root: z.core.$Z
       const bound = Number(issue.code === "too_small" ? issue.minimum : issue.maximum);
       if (issue.origin === "string") return issueAt(`${label} must not be empty`, fieldFix ?? `Give ${label} a value${eg}.`);
       if (issue.origin === "array") return issueAt(`${label} must list at least ${bound} entr${bound === 1 ? "y" : "ies"}`, `Add an entry to ${label}${eg}.`);
-      const phrase =
-        issue.code === "too_small"
-          ? issue.inclusive === false ? `greater than ${bound}` : `at least ${bound}`
-          : issue.inclusive === false ? `less than ${bound}` : `at most ${bound}`;
+      const phrase = issue.code === "too_small" ? (issue.inclusive === false ? `greater than ${bound}` : `at least ${bound}`) : issue.inclusive === false ? `less than ${bound}` : `at most ${bound}`;
       return issueAt(`${label} must be ${phrase}, not ${describeValue(value)}`, fieldFix ?? `Set ${label} to a number ${phrase}${eg}.`);
     }
     case "invalid_value": {
@@ -118,13 +113,7 @@ function describeZodIssue(issue: z.core.$ZodIssue, prefix: Path, root: z.core.$Z
   }
 }
 
-function describeUnion(
-  issue: z.core.$ZodIssueInvalidUnion,
-  path: Path,
-  root: z.core.$ZodType,
-  raw: unknown,
-  at: { label: string; value: unknown; eg: string; fieldFix: string | undefined },
-): DescribedIssue[] {
+function describeUnion(issue: z.core.$ZodIssueInvalidUnion, path: Path, root: z.core.$ZodType, raw: unknown, at: { label: string; value: unknown; eg: string; fieldFix: string | undefined }): DescribedIssue[] {
   const branches = "errors" in issue ? issue.errors : [];
   // When each option rejects the value's type outright, name the accepted types.
   const expectations = branches.map((errors) => {
@@ -155,14 +144,22 @@ function depth(errors: readonly z.core.$ZodIssue[]): number {
 
 function expectedPhrase(expected: string): string {
   switch (expected) {
-    case "string": return "a string";
-    case "number": return "a number";
-    case "int": return "a whole number";
-    case "boolean": return "true or false";
-    case "object": return "a mapping";
-    case "array": return "a list";
-    case "record": return "a mapping";
-    default: return expected;
+    case "string":
+      return "a string";
+    case "number":
+      return "a number";
+    case "int":
+      return "a whole number";
+    case "boolean":
+      return "true or false";
+    case "object":
+      return "a mapping";
+    case "array":
+      return "a list";
+    case "record":
+      return "a mapping";
+    default:
+      return expected;
   }
 }
 

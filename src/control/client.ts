@@ -54,26 +54,23 @@ export async function request<T>(target: ControlTarget, method: string, route: s
 function send<T>(socketPath: string, method: string, route: string, body: unknown, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      { socketPath, method, path: API_PREFIX + route, headers: payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {} },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : {};
-          } catch {
-            return reject(new RollbridgeError("CONTROL_REQUEST_FAILED", `daemon answered ${res.statusCode} with a non-JSON body`));
-          }
-          parsed = received(parsed);
-          if ((res.statusCode ?? 500) >= 400) return reject(toError(parsed, res.statusCode ?? 500));
-          resolve(parsed as T);
-        });
-        res.on("error", reject);
-      },
-    );
+    const req = http.request({ socketPath, method, path: API_PREFIX + route, headers: payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let parsed: unknown;
+        try {
+          parsed = text ? JSON.parse(text) : {};
+        } catch {
+          return reject(new RollbridgeError("CONTROL_REQUEST_FAILED", `daemon answered ${res.statusCode} with a non-JSON body`));
+        }
+        parsed = received(parsed);
+        if ((res.statusCode ?? 500) >= 400) return reject(toError(parsed, res.statusCode ?? 500));
+        resolve(parsed as T);
+      });
+      res.on("error", reject);
+    });
     req.setTimeout(timeoutMs, () => req.destroy(new RollbridgeError("TIMEOUT", `daemon did not answer ${method} ${route} within ${timeoutMs} ms`)));
     req.on("error", (error) => {
       if (isConnectError(error)) {

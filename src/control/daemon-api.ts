@@ -3,7 +3,22 @@
 // answers in the wire types of protocol.ts; domain decisions (which release a rollback goes
 // to, whether a rollout is done) live behind it, not in the routes.
 import type { DesiredDocument } from "../config/desired-schema.js";
-import type { ApplyResponse, DaemonEvent, DiffResponse, LogLine, PauseResponse, ReconcileResponse, RolloutIntentResponse, RestartRequest, RestartResponse, RollbackResponse, StatusDocument, StatusOptions, UpgradeResponse, WaitOutcome } from "./protocol.js";
+import type {
+  ApplyResponse,
+  DaemonEvent,
+  DiffResponse,
+  LogLine,
+  PauseResponse,
+  ReconcileResponse,
+  RolloutIntentResponse,
+  RestartRequest,
+  RestartResponse,
+  RollbackResponse,
+  StatusDocument,
+  StatusOptions,
+  UpgradeResponse,
+  WaitOutcome,
+} from "./protocol.js";
 
 /** Which lines `logs` selects (query `process`, `lines`, `since`). */
 export interface LogQuery {

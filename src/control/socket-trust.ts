@@ -62,11 +62,19 @@ export async function verifyControlSocket(target: ControlTarget): Promise<void> 
       throw untrusted(socket, `its directory ${dir} cannot be inspected (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`, "check the permissions of the socket's directories");
     }
     if (!trusted.includes(dirInfo.uid)) {
-      throw untrusted(socket, `its directory ${dir} is owned by ${describeOwner(dirInfo.uid)}, who could replace the socket`, `put control.path in a directory owned by root or by the daemon's user (the default is private), or chown ${dir}`);
+      throw untrusted(
+        socket,
+        `its directory ${dir} is owned by ${describeOwner(dirInfo.uid)}, who could replace the socket`,
+        `put control.path in a directory owned by root or by the daemon's user (the default is private), or chown ${dir}`,
+      );
     }
     // The sticky bit (/tmp) keeps others from renaming or removing what they do not own.
     if ((dirInfo.mode & 0o002) !== 0 && (dirInfo.mode & 0o1000) === 0) {
-      throw untrusted(socket, `its directory ${dir} is writable by every user (mode ${(dirInfo.mode & 0o7777).toString(8)}), so anyone could replace the socket`, `chmod o-w ${dir}, or move control.path into a private directory (the default)`);
+      throw untrusted(
+        socket,
+        `its directory ${dir} is writable by every user (mode ${(dirInfo.mode & 0o7777).toString(8)}), so anyone could replace the socket`,
+        `chmod o-w ${dir}, or move control.path into a private directory (the default)`,
+      );
     }
   }
 }

@@ -178,10 +178,13 @@ export class DesiredStore {
   private scheduleWake(ms: number): void {
     if (!this.options.onWake) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = null;
-      this.options.onWake?.();
-    }, Math.max(0, ms) + 5);
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = null;
+        this.options.onWake?.();
+      },
+      Math.max(0, ms) + 5,
+    );
     this.wakeTimer.unref();
   }
 

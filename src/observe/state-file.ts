@@ -109,16 +109,23 @@ export async function readStateFile(file: string): Promise<StateSnapshot | null>
     const read = await readTrusted(file, { owners: trustedStateOwners(), purpose: "read the state file" });
     if (read === null) return null;
     if ((read.stat.mode & 0o022) !== 0) {
-      throw new RollbridgeError("STATE_FILE_INVALID", `refusing state file ${file}: it is writable by ${(read.stat.mode & 0o002) !== 0 ? "every user" : "its group"} (mode ${(read.stat.mode & 0o777).toString(8)}), so anyone could name processes in it: nothing in it was trusted or signalled`, {
-        fix: `if you trust its content, chmod 600 ${file}; otherwise stop leftover processes by hand and delete it`,
-      });
+      throw new RollbridgeError(
+        "STATE_FILE_INVALID",
+        `refusing state file ${file}: it is writable by ${(read.stat.mode & 0o002) !== 0 ? "every user" : "its group"} (mode ${(read.stat.mode & 0o777).toString(8)}), so anyone could name processes in it: nothing in it was trusted or signalled`,
+        {
+          fix: `if you trust its content, chmod 600 ${file}; otherwise stop leftover processes by hand and delete it`,
+        },
+      );
     }
     text = read.text;
     owner = read.stat.uid;
   } catch (cause) {
     if (isRollbridgeError(cause, "STATE_FILE_INVALID")) throw cause;
     if (isRollbridgeError(cause, "UNSAFE_PATH")) {
-      throw new RollbridgeError("STATE_FILE_INVALID", `${cause.message.replace(/^refusing /, "refusing state file ")}: nothing in it was trusted or signalled`, { cause, fix: `the daemon (${describeOwner(euid())}) writes this file itself: remove it (rm ${file}) if you did not put it there` });
+      throw new RollbridgeError("STATE_FILE_INVALID", `${cause.message.replace(/^refusing /, "refusing state file ")}: nothing in it was trusted or signalled`, {
+        cause,
+        fix: `the daemon (${describeOwner(euid())}) writes this file itself: remove it (rm ${file}) if you did not put it there`,
+      });
     }
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new RollbridgeError("STATE_FILE_INVALID", `cannot read state file ${file}: ${errorMessage(cause)}`, { cause, fix: "check the permissions of statePath and its directory" });

@@ -33,7 +33,10 @@ export function parseIdentity(pid: number, text: string): ProcessIdentity | null
   const close = text.lastIndexOf(")");
   if (close < 0) return null;
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   const state = rest[0];
   const ppid = Number(rest[4 - 3]);
   const pgid = Number(rest[5 - 3]);

@@ -350,10 +350,7 @@ export class ManagedProcess {
       gone = await this.#waitForGroupGone();
       // Final output can trail the exit event; the group is gone, so the pipes close promptly.
       const drained = new AbortController();
-      await Promise.race([
-        this.#streamsClosed,
-        sleep(STREAM_DRAIN_MS, undefined, { signal: drained.signal }).catch(() => undefined),
-      ]);
+      await Promise.race([this.#streamsClosed, sleep(STREAM_DRAIN_MS, undefined, { signal: drained.signal }).catch(() => undefined)]);
       drained.abort();
     } catch {
       // Never let bookkeeping errors escape; the exit is still recorded below.

@@ -177,7 +177,10 @@ export function parseStat(pid: number, text: string): ProcStat | null {
   const close = text.lastIndexOf(")");
   if (close < 0) return null;
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   const state = rest[0];
   const pgrp = Number(rest[5 - 3]);
   const startTime = Number(rest[22 - 3]);

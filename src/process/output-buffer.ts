@@ -6,11 +6,7 @@ import type { Readable } from "node:stream";
  * Decodes `stream` as UTF-8 (a character split across chunks is kept whole) into `partial`,
  * calling `onLine` for each line; resolves when the stream closes or fails.
  */
-export function readLines(
-  stream: Readable | null | undefined,
-  partial: PartialLine,
-  onLine: (line: string) => void,
-): Promise<void> {
+export function readLines(stream: Readable | null | undefined, partial: PartialLine, onLine: (line: string) => void): Promise<void> {
   if (stream == null) return Promise.resolve();
   const decoder = new TextDecoder();
   return new Promise((resolve) => {

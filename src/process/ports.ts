@@ -13,11 +13,7 @@ export async function isPortFree(host: string, port: number): Promise<boolean> {
  * releases get different ports and a just-freed port (the old release's) is
  * reused last.
  */
-export async function allocatePort(
-  host: string,
-  range: { from: number; to: number },
-  exclude: ReadonlySet<number>,
-): Promise<number> {
+export async function allocatePort(host: string, range: { from: number; to: number }, exclude: ReadonlySet<number>): Promise<number> {
   const size = range.to - range.from + 1;
   const key = `${host}|${range.from}-${range.to}`;
   const start = (cursors.get(key) ?? 0) % Math.max(size, 1);

@@ -6,22 +6,7 @@
 
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import {
-  CLIENT_IDENTITY,
-  CONNECTION,
-  CONTENT_LENGTH,
-  DROP,
-  HOST,
-  KEEP,
-  TRANSFER_ENCODING,
-  UPGRADE,
-  X_FORWARDED_FOR,
-  X_FORWARDED_HOST,
-  X_FORWARDED_PROTO,
-  classify,
-  collectConnectionTokens,
-  withoutNamed,
-} from "./hop-by-hop.js";
+import { CLIENT_IDENTITY, CONNECTION, CONTENT_LENGTH, DROP, HOST, KEEP, TRANSFER_ENCODING, UPGRADE, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, classify, collectConnectionTokens, withoutNamed } from "./hop-by-hop.js";
 import { isValidHost, transferCodingStatus } from "./request-target.js";
 import { isUnixPeer } from "./trusted-peers.js";
 

@@ -71,7 +71,10 @@ export function isValidHost(value: string): boolean {
 export function transferCodingStatus(values: string, httpVersion: string): 0 | 400 | 501 {
   if (httpVersion === "1.0") return 400;
   if (values.length === 7 && values.toLowerCase() === "chunked") return 0;
-  const codings = values.split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "");
+  const codings = values
+    .split(",")
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== "");
   return codings.length === 1 && codings[0] === "chunked" ? 0 : 501;
 }
 

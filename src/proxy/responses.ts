@@ -57,10 +57,7 @@ export function sendRawStatus(socket: Duplex, status: ProxyStatus | 431): void {
   }
   // Node's own answers to these (header timeout, oversized headers) carry no body either.
   const body = status === 408 || status === 431 ? "" : BODIES[status];
-  socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    () => socket.destroy(),
-  );
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
 function headersFor(status: ProxyStatus): string[] {

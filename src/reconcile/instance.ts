@@ -145,9 +145,7 @@ export function observeInstance(inst: Instance, outstanding: (port: number | und
     restartTimes: inst.restartTimes,
     failed: inst.failed,
     lastStartReason: inst.lastStartReason,
-    retiring: inst.retiring
-      .filter((r) => r.proc.pid !== undefined)
-      .map((r) => ({ pid: r.proc.pid as number, phase: r.proc.phase, outstanding: outstanding(r.port), since: r.since, stopRequested: r.stopRequested })),
+    retiring: inst.retiring.filter((r) => r.proc.pid !== undefined).map((r) => ({ pid: r.proc.pid as number, phase: r.proc.phase, outstanding: outstanding(r.port), since: r.since, stopRequested: r.stopRequested })),
   };
   if (inst.pendingRestart !== undefined) obs.pendingRestart = inst.pendingRestart;
   if (inst.startedFor !== undefined) obs.startedFor = inst.startedFor;

@@ -84,12 +84,24 @@ export class MemorySupervisor {
     const ref = releaseId === undefined ? { releaseKey: key } : { releaseKey: key, releaseId };
     if (limits.warnBytes > 0 && sample.rssBytes > limits.warnBytes && !inst.memoryWarned) {
       inst.memoryWarned = true;
-      this.events.emit({ level: "warn", type: "memory-warning", message: `${inst.instanceId} (${releaseTag(ref)}) uses ${mb(sample.rssBytes)} (warning at ${mb(limits.warnBytes)}, limit ${mb(limits.limitBytes)})`, ...ref, data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, warnBytes: limits.warnBytes } });
+      this.events.emit({
+        level: "warn",
+        type: "memory-warning",
+        message: `${inst.instanceId} (${releaseTag(ref)}) uses ${mb(sample.rssBytes)} (warning at ${mb(limits.warnBytes)}, limit ${mb(limits.limitBytes)})`,
+        ...ref,
+        data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, warnBytes: limits.warnBytes },
+      });
     }
     if (sample.rssBytes > limits.limitBytes && !inst.pendingRestart) {
       inst.memoryRestarts += 1;
       inst.lastMemoryRestartAt = this.now();
-      this.events.emit({ level: "warn", type: "memory-limit", message: `${inst.instanceId} (${releaseTag(ref)}) uses ${mb(sample.rssBytes)}, over its limit of ${mb(limits.limitBytes)}: restarting it`, ...ref, data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, limitBytes: limits.limitBytes } });
+      this.events.emit({
+        level: "warn",
+        type: "memory-limit",
+        message: `${inst.instanceId} (${releaseTag(ref)}) uses ${mb(sample.rssBytes)}, over its limit of ${mb(limits.limitBytes)}: restarting it`,
+        ...ref,
+        data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, limitBytes: limits.limitBytes },
+      });
       this.executor.requestRestart([{ key, instanceId: inst.instanceId }], "memory");
     }
   }

@@ -43,11 +43,22 @@ export class Replacements {
       succ.startedAt = this.deps.now();
       this.slots.launch(key, inst, managed);
       if (managed.spawnError) throw managed.spawnError;
-      this.deps.events.emit({ type: "process-started", message: `started a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`, ...this.deps.releaseRef(key), data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true } });
+      this.deps.events.emit({
+        type: "process-started",
+        message: `started a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`,
+        ...this.deps.releaseRef(key),
+        data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true },
+      });
       this.slots.watchReadiness(rec, proc, inst, succ, managed, succ.port, () => inst.successor === succ);
     } catch (error) {
       succ.spawnError = errorMessage(error);
-      this.deps.events.emit({ level: "error", type: "process-start-failed", message: `could not start a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}): ${succ.spawnError}`, ...this.deps.releaseRef(key), data: { instanceId } });
+      this.deps.events.emit({
+        level: "error",
+        type: "process-start-failed",
+        message: `could not start a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}): ${succ.spawnError}`,
+        ...this.deps.releaseRef(key),
+        data: { instanceId },
+      });
     }
   }
 
@@ -74,7 +85,12 @@ export class Replacements {
     delete inst.pendingRestart;
     delete inst.successor;
     this.deps.syncProxy();
-    this.deps.events.emit({ type: "process-replaced", message: `${instanceId} (${releaseTag(this.deps.releaseRef(key))}) replaced: pid ${succ.proc.pid} takes traffic, pid ${old?.pid ?? "?"} finishes its requests`, ...this.deps.releaseRef(key), data: { instanceId, pid: succ.proc.pid, previousPid: old?.pid, reason: inst.lastStartReason } });
+    this.deps.events.emit({
+      type: "process-replaced",
+      message: `${instanceId} (${releaseTag(this.deps.releaseRef(key))}) replaced: pid ${succ.proc.pid} takes traffic, pid ${old?.pid ?? "?"} finishes its requests`,
+      ...this.deps.releaseRef(key),
+      data: { instanceId, pid: succ.proc.pid, previousPid: old?.pid, reason: inst.lastStartReason },
+    });
   }
 
   abandonSuccessor(key: string, inst: Instance, reason: string): void {
@@ -86,14 +102,26 @@ export class Replacements {
     retainOutput(inst, succ.proc, processById(this.deps.config(), inst.processId)?.outputLines ?? 50);
     succ.health?.cancel();
     if (succ.proc && succ.proc.phase !== "exited") void this.slots.gracefulStop(key, inst, succ.proc);
-    if (!inst.stopRequested) this.deps.events.emit({ level: "warn", type: "replacement-failed", message: `replacement of ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}) abandoned: ${reason}; the running process stays`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId } });
+    if (!inst.stopRequested)
+      this.deps.events.emit({
+        level: "warn",
+        type: "replacement-failed",
+        message: `replacement of ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}) abandoned: ${reason}; the running process stays`,
+        ...this.deps.releaseRef(key),
+        data: { instanceId: inst.instanceId },
+      });
   }
 
   stopRetiring(key: string, inst: Instance, r: Retiring, reason: string): void {
     if (r.stopRequested) return;
     r.stopRequested = true;
     if (r.proc.phase === "exited") return;
-    this.deps.events.emit({ type: "process-stopping", message: `stopping ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${r.proc.pid}, ${reason})`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: r.proc.pid, reason } });
+    this.deps.events.emit({
+      type: "process-stopping",
+      message: `stopping ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${r.proc.pid}, ${reason})`,
+      ...this.deps.releaseRef(key),
+      data: { instanceId: inst.instanceId, pid: r.proc.pid, reason },
+    });
     this.deps.syncProxy();
     void this.slots.gracefulStop(key, inst, r.proc);
   }

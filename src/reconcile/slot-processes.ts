@@ -158,7 +158,12 @@ export class SlotProcesses {
   private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
     const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
     if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
-    this.deps.events.emit({ type: "restart-requested", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}) asked to be replaced`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+    this.deps.events.emit({
+      type: "restart-requested",
+      message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}) asked to be replaced`,
+      ...this.deps.releaseRef(rec.key),
+      data: { instanceId: inst.instanceId, pid: managed.pid },
+    });
     inst.pendingRestart = "requested";
     this.deps.trigger("restart-requested");
   }
@@ -172,7 +177,12 @@ export class SlotProcesses {
       onReady: (readyAt) => {
         if (proc.policy !== "proxied") return;
         const startedAt = managed.startedAt ?? readyAt;
-        this.deps.events.emit({ type: "process-healthy", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}${target === inst ? "" : ", replacement"}) healthy in ${readyAt - startedAt} ms`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt } });
+        this.deps.events.emit({
+          type: "process-healthy",
+          message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}${target === inst ? "" : ", replacement"}) healthy in ${readyAt - startedAt} ms`,
+          ...this.deps.releaseRef(rec.key),
+          data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt },
+        });
         this.deps.syncProxy();
         this.deps.trigger("health");
       },
@@ -214,7 +224,6 @@ export class SlotProcesses {
     if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
   }
 
-
   /**
    * A process that never ran: its start failure (a missing cwd or program) is the news, not an
    * "exit". One that failed while being spawned was reported by the executor already; one whose
@@ -226,7 +235,13 @@ export class SlotProcesses {
       target.spawnError = errorMessage(error);
       const tag = releaseTag(this.deps.releaseRef(rec.key));
       const label = role === "current" ? `${inst.instanceId} (${tag})` : `a replacement for ${inst.instanceId} (${tag})`;
-      this.deps.events.emit({ level: "error", type: "process-start-failed", message: `could not start ${label}: ${target.spawnError}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, code: isRollbridgeError(error) ? error.code : "SPAWN_FAILED" } });
+      this.deps.events.emit({
+        level: "error",
+        type: "process-start-failed",
+        message: `could not start ${label}: ${target.spawnError}`,
+        ...this.deps.releaseRef(rec.key),
+        data: { instanceId: inst.instanceId, code: isRollbridgeError(error) ? error.code : "SPAWN_FAILED" },
+      });
     }
     this.deps.syncProxy();
     if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
@@ -251,7 +266,13 @@ export class SlotProcesses {
           managed.notify(signal);
           heard = true;
         } catch (error) {
-          this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): could not send drainSignal ${signal}: ${errorMessage(error)}`, ...this.deps.releaseRef(rec.key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+          this.deps.events.emit({
+            level: "warn",
+            type: "process-stop-step",
+            message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}): could not send drainSignal ${signal}: ${errorMessage(error)}`,
+            ...this.deps.releaseRef(rec.key),
+            data: { instanceId: inst.instanceId, pid: managed.pid },
+          });
         }
       }
       if (heard) told++;
@@ -271,13 +292,18 @@ export class SlotProcesses {
       cwd: managed.spec.cwd,
       onStep: (step) => {
         if (step.phase === "stop" && step.ok && !proc.lifecycle.quietCommand && !proc.lifecycle.drainCommand && !proc.lifecycle.stopCommand) return;
-        this.deps.events.emit({ level: step.ok ? "info" : "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}) ${step.phase}: ${step.detail}`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms } });
+        this.deps.events.emit({
+          level: step.ok ? "info" : "warn",
+          type: "process-stop-step",
+          message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}) ${step.phase}: ${step.detail}`,
+          ...this.deps.releaseRef(key),
+          data: { instanceId: inst.instanceId, pid: managed.pid, phase: step.phase, ok: step.ok, ms: step.ms },
+        });
       },
     };
     if (proc.stopMessage !== undefined) options.stopMessage = proc.stopMessage;
     return stopGracefully(managed, options);
   }
-
 
   /**
    * The hooks of the config in force now (a reload may have changed them), rendered with the
@@ -289,7 +315,13 @@ export class SlotProcesses {
     try {
       return renderHooks(proc, known.context);
     } catch (error) {
-      this.deps.events.emit({ level: "warn", type: "process-stop-step", message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}): the reloaded lifecycle hooks do not render (${errorMessage(error)}); using the ones it started with`, ...this.deps.releaseRef(key), data: { instanceId: inst.instanceId, pid: managed.pid } });
+      this.deps.events.emit({
+        level: "warn",
+        type: "process-stop-step",
+        message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid}): the reloaded lifecycle hooks do not render (${errorMessage(error)}); using the ones it started with`,
+        ...this.deps.releaseRef(key),
+        data: { instanceId: inst.instanceId, pid: managed.pid },
+      });
       return known.hooks;
     }
   }

@@ -187,8 +187,7 @@ export class StateKeeper {
         await removeStateFile(file);
         // The private default's directory (statePath unset or true) is ours alone: gone when empty.
         if ((this.options.config().statePathSource ?? "absolute") === "default") await fs.rmdir(path.dirname(file)).catch(() => undefined);
-      }
-      else await writeStateFile(file, { ...this.snapshot(), processes: [], activeKey: null, orphans });
+      } else await writeStateFile(file, { ...this.snapshot(), processes: [], activeKey: null, orphans });
     } catch (error) {
       this.options.events.emit({ level: "warn", type: "state-write-failed", message: `could not clean up state file ${file}: ${errorMessage(error)}` });
     }

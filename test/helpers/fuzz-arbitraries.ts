@@ -37,8 +37,19 @@ const processArb = fc.record(
     command: mostly(command),
     cwd: mostly(fc.constantFrom("{{releasePath}}", "/srv/app", "{{releasePath}}/{{nope}}")),
     env: mostly(fc.dictionary(envName, fc.oneof(fc.string({ maxLength: 10 }), fc.integer(), fc.boolean()), { maxKeys: 3 })),
-    port: mostly(fc.oneof(range, fc.integer({ min: 1, max: 65_535 }), range.map(({ from, to }) => ({ from: to, to: from })))),
-    health: mostly(fc.oneof(fc.constant(false), fc.record({ path: mostly(fc.constantFrom("/ping", "ping", "/health")), timeoutMs: mostly(fc.nat(60_000)), intervalMs: mostly(fc.integer({ min: 1, max: 5000 })), ipc: mostly(fc.boolean()) }, { requiredKeys: [] }))),
+    port: mostly(
+      fc.oneof(
+        range,
+        fc.integer({ min: 1, max: 65_535 }),
+        range.map(({ from, to }) => ({ from: to, to: from })),
+      ),
+    ),
+    health: mostly(
+      fc.oneof(
+        fc.constant(false),
+        fc.record({ path: mostly(fc.constantFrom("/ping", "ping", "/health")), timeoutMs: mostly(fc.nat(60_000)), intervalMs: mostly(fc.integer({ min: 1, max: 5000 })), ipc: mostly(fc.boolean()) }, { requiredKeys: [] }),
+      ),
+    ),
     stopSignal: mostly(signal),
     stopMessage: mostly(fc.constantFrom("shutdown", "")),
     nonBlockingDrain: mostly(fc.boolean()),
@@ -67,12 +78,49 @@ export const configArb: fc.Arbitrary<unknown> = withTypo(
   fc.record(
     {
       application: mostly(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/)),
-      control: mostly(fc.record({ path: mostly(fc.constantFrom("/run/rb.sock", "rb.sock", `/tmp/${"x".repeat(120)}.sock`)), mode: mostly(fc.constantFrom("660", "0o600", 0o660, "999")), owner: mostly(fc.constantFrom("deploy", 1000, -1)), group: mostly(fc.constantFrom("deploy", 1000)) }, { requiredKeys: [] })),
-      proxy: mostly(withTypo(fc.record({ host: mostly(fc.constantFrom("127.0.0.1", "::1", "")), port: mostly(fc.integer({ min: 1, max: 65_535 })), upstreamHost: mostly(fc.constant("127.0.0.1")), healthPath: mostly(fc.constantFrom("/ping", "ping")), healthTimeoutMs: mostly(fc.nat(60_000)), drainTimeoutMs: mostly(fc.nat(60_000)), forceStopTimeoutMs: mostly(fc.nat(60_000)), holdTimeoutMs: mostly(fc.nat(60_000)), headersTimeoutMs: mostly(fc.nat(120_000)), requestTimeoutMs: mostly(fc.nat(120_000)), keepAliveTimeoutMs: mostly(fc.nat(60_000)) }, { requiredKeys: [] }))),
+      control: mostly(
+        fc.record(
+          {
+            path: mostly(fc.constantFrom("/run/rb.sock", "rb.sock", `/tmp/${"x".repeat(120)}.sock`)),
+            mode: mostly(fc.constantFrom("660", "0o600", 0o660, "999")),
+            owner: mostly(fc.constantFrom("deploy", 1000, -1)),
+            group: mostly(fc.constantFrom("deploy", 1000)),
+          },
+          { requiredKeys: [] },
+        ),
+      ),
+      proxy: mostly(
+        withTypo(
+          fc.record(
+            {
+              host: mostly(fc.constantFrom("127.0.0.1", "::1", "")),
+              port: mostly(fc.integer({ min: 1, max: 65_535 })),
+              upstreamHost: mostly(fc.constant("127.0.0.1")),
+              healthPath: mostly(fc.constantFrom("/ping", "ping")),
+              healthTimeoutMs: mostly(fc.nat(60_000)),
+              drainTimeoutMs: mostly(fc.nat(60_000)),
+              forceStopTimeoutMs: mostly(fc.nat(60_000)),
+              holdTimeoutMs: mostly(fc.nat(60_000)),
+              headersTimeoutMs: mostly(fc.nat(120_000)),
+              requestTimeoutMs: mostly(fc.nat(120_000)),
+              keepAliveTimeoutMs: mostly(fc.nat(60_000)),
+            },
+            { requiredKeys: [] },
+          ),
+        ),
+      ),
       processes: mostly(fc.array(withTypo(processArb), { maxLength: 4 })),
       releaseRetention: mostly(fc.record({ keep: mostly(fc.nat(20)), maxAgeMs: mostly(fc.nat()) }, { requiredKeys: [] })),
       statePath: mostly(fc.constantFrom("state.json", "/var/lib/rb/state.json")),
-      legacyTakeover: mostly(fc.record({ screens: mostly(fc.array(fc.string({ minLength: 1, maxLength: 8 }), { maxLength: 2 })), processes: mostly(fc.array(fc.record({ name: mostly(fc.constant("old")), includes: mostly(fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 })) }), { maxLength: 2 })) }, { requiredKeys: [] })),
+      legacyTakeover: mostly(
+        fc.record(
+          {
+            screens: mostly(fc.array(fc.string({ minLength: 1, maxLength: 8 }), { maxLength: 2 })),
+            processes: mostly(fc.array(fc.record({ name: mostly(fc.constant("old")), includes: mostly(fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 })) }), { maxLength: 2 })),
+          },
+          { requiredKeys: [] },
+        ),
+      ),
       desiredPath: mostly(fc.constantFrom("desired.yaml", "../desired.yaml", "")),
       metrics: mostly(fc.record({ host: mostly(fc.constant("127.0.0.1")), port: mostly(fc.integer({ min: 1, max: 65_535 })) }, { requiredKeys: [] })),
       resyncIntervalMs: mostly(fc.integer({ min: 0, max: 20_000 })),
@@ -89,7 +137,11 @@ export const validConfigArb: fc.Arbitrary<Record<string, unknown>> = fc
     drainTimeoutMs: fc.nat(100_000),
     headersTimeoutMs: fc.integer({ min: 1, max: 60_000 }),
     requestTimeoutExtra: fc.option(fc.nat(60_000), { nil: undefined }),
-    web: fc.record({ range, replicas: fc.integer({ min: 1, max: 2 }), health: fc.option(fc.record({ path: fc.constantFrom("/ping", "/up"), intervalMs: fc.integer({ min: 10, max: 1000 }), timeoutMs: fc.integer({ min: 100, max: 60_000 }) }), { nil: undefined }) }),
+    web: fc.record({
+      range,
+      replicas: fc.integer({ min: 1, max: 2 }),
+      health: fc.option(fc.record({ path: fc.constantFrom("/ping", "/up"), intervalMs: fc.integer({ min: 10, max: 1000 }), timeoutMs: fc.integer({ min: 100, max: 60_000 }) }), { nil: undefined }),
+    }),
     others: fc.uniqueArray(fc.record({ id: processId.filter((id) => id !== "web"), policy: fc.constantFrom("companion", "singleton", "service"), withPort: fc.boolean(), stopSignal: signal }), { maxLength: 3, selector: (p) => p.id }),
     resyncIntervalMs: fc.option(fc.integer({ min: 100, max: 10_000 }), { nil: undefined }),
   })
@@ -98,7 +150,13 @@ export const validConfigArb: fc.Arbitrary<Record<string, unknown>> = fc
     proxy: { port: c.port, drainTimeoutMs: c.drainTimeoutMs, headersTimeoutMs: c.headersTimeoutMs, requestTimeoutMs: c.requestTimeoutExtra === undefined ? 0 : c.headersTimeoutMs + c.requestTimeoutExtra },
     processes: [
       { id: "web", policy: "proxied", command: "node server.js --port {{port}}", port: c.web.range, replicas: c.web.replicas, ...(c.web.health ? { health: c.web.health } : {}) },
-      ...c.others.map((p, i) => ({ id: p.id, policy: p.policy, command: p.withPort ? "node side.js --port {{port}} --web {{ports.web}}" : "node worker.js {{releaseId}}", stopSignal: p.stopSignal, ...(p.withPort ? { port: { from: 61_000 + i * 10, to: 61_005 + i * 10 } } : {}) })),
+      ...c.others.map((p, i) => ({
+        id: p.id,
+        policy: p.policy,
+        command: p.withPort ? "node side.js --port {{port}} --web {{ports.web}}" : "node worker.js {{releaseId}}",
+        stopSignal: p.stopSignal,
+        ...(p.withPort ? { port: { from: 61_000 + i * 10, to: 61_005 + i * 10 } } : {}),
+      })),
     ],
     ...(c.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: c.resyncIntervalMs }),
   }));
@@ -130,7 +188,17 @@ export function validDesiredArb(base: string): fc.Arbitrary<Record<string, unkno
 /** Desired documents: valid, nearly valid (a hostile field or a typo), or any JSON value. */
 export const desiredObjectArb: fc.Arbitrary<unknown> = fc.oneof(
   validDesiredArb("/srv/app/releases"),
-  withTypo(fc.record({ release: mostly(fc.record({ path: mostly(fc.constantFrom("/srv/a", "", "rel")), revision: mostly(fc.string({ maxLength: 6 })), id: mostly(fc.constantFrom("v1", "a b", "x/y", "")) }, { requiredKeys: [] })), replicas: mostly(fc.dictionary(fc.string({ maxLength: 6 }), mostly(fc.nat(4)), { maxKeys: 2 })), env: mostly(fc.dictionary(fc.string({ maxLength: 6 }), mostly(fc.string({ maxLength: 6 })), { maxKeys: 2 })), stopped: mostly(fc.boolean()) }, { requiredKeys: [] })),
+  withTypo(
+    fc.record(
+      {
+        release: mostly(fc.record({ path: mostly(fc.constantFrom("/srv/a", "", "rel")), revision: mostly(fc.string({ maxLength: 6 })), id: mostly(fc.constantFrom("v1", "a b", "x/y", "")) }, { requiredKeys: [] })),
+        replicas: mostly(fc.dictionary(fc.string({ maxLength: 6 }), mostly(fc.nat(4)), { maxKeys: 2 })),
+        env: mostly(fc.dictionary(fc.string({ maxLength: 6 }), mostly(fc.string({ maxLength: 6 })), { maxKeys: 2 })),
+        stopped: mostly(fc.boolean()),
+      },
+      { requiredKeys: [] },
+    ),
+  ),
   fc.jsonValue({ maxDepth: 3 }),
 );
 

@@ -64,7 +64,10 @@ export async function startNginx(nginx: string, prefix: string, configPath: stri
     child,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      const workers = await fs.readFile(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").then((text) => text.split(/\s+/).filter(Boolean).map(Number), () => []);
+      const workers = await fs.readFile(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").then(
+        (text) => text.split(/\s+/).filter(Boolean).map(Number),
+        () => [],
+      );
       child.kill("SIGTERM"); // fast shutdown: the master stops its workers, then exits
       if (!(await waitForExit(child, 10_000))) child.kill("SIGKILL");
       // a worker left behind by a killed master is ended by its pid, never by name

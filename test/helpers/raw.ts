@@ -9,10 +9,7 @@ import type { TestDaemon } from "./daemon.js";
 
 /** A WebSocket handshake request for `path`, as raw bytes. */
 export function upgradeRequest(path: string): string {
-  return (
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`
-  );
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` + `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
 }
 
 /** Sends `bytes` on a fresh connection and resolves with everything received until the server closes it (or the time is up). */

@@ -47,10 +47,14 @@ export class Started {
     this.daemons.push(child);
     let stderr = "";
     child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    await until(async () => {
-      if (child.exitCode !== null) throw new Error(`second daemon exited ${child.exitCode}: ${stderr}`);
-      return (await d.cli(["status", "--json"])).code === 0;
-    }, 15_000, "second daemon answering");
+    await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`second daemon exited ${child.exitCode}: ${stderr}`);
+        return (await d.cli(["status", "--json"])).code === 0;
+      },
+      15_000,
+      "second daemon answering",
+    );
     return child;
   }
 
@@ -92,10 +96,14 @@ export async function readState(d: TestDaemon): Promise<any | null> {
 
 /** Waits until the snapshot lists `pid` (it is written right after the pass that started it). */
 export async function stateLists(d: TestDaemon, pid: number): Promise<any> {
-  return until(async () => {
-    const state = await readState(d);
-    return state?.processes.some((p: { pid: number }) => p.pid === pid) ? state : null;
-  }, 10_000, `state file listing pid ${pid}`);
+  return until(
+    async () => {
+      const state = await readState(d);
+      return state?.processes.some((p: { pid: number }) => p.pid === pid) ? state : null;
+    },
+    10_000,
+    `state file listing pid ${pid}`,
+  );
 }
 
 export async function killDaemonHard(d: TestDaemon): Promise<void> {
@@ -113,11 +121,15 @@ export async function json(result: { code: number; stdout: string; stderr: strin
 
 /** The pid of the grandchild the fixture prints with SPAWN_CHILD=1. */
 export async function childPidOf(d: TestDaemon): Promise<number> {
-  return until(async (): Promise<number> => {
-    const logs = await json(await d.cli(["logs", "--json"]));
-    const line = logs.lines.map((l: { line: string }) => l.line).find((l: string) => /^child pid \d+/.test(l));
-    return line ? Number(/child pid (\d+)/.exec(line)![1]) : 0;
-  }, 10_000, "the fixture's child pid");
+  return until(
+    async (): Promise<number> => {
+      const logs = await json(await d.cli(["logs", "--json"]));
+      const line = logs.lines.map((l: { line: string }) => l.line).find((l: string) => /^child pid \d+/.test(l));
+      return line ? Number(/child pid (\d+)/.exec(line)![1]) : 0;
+    },
+    10_000,
+    "the fixture's child pid",
+  );
 }
 
 /** Alive and not a zombie: an orphan's reaper (PID 1 here) may take a while to reap it. */

@@ -104,7 +104,15 @@ describe("a broken config on disk", () => {
     const own = JSON.parse(await until(() => fs.readFile(configRecordPath(d.configPath), "utf8"), 10_000, "the daemon's record"));
     expect(own).toMatchObject({ configPath: d.configPath, socket: d.socket, pid: d.child.pid });
     expect((await fs.stat(configRecordPath(d.configPath))).mode & 0o777).toBe(0o644);
-    await until(async () => !(await fs.access(ghost).then(() => true, () => false)), 10_000, "the stale record removed");
+    await until(
+      async () =>
+        !(await fs.access(ghost).then(
+          () => true,
+          () => false,
+        )),
+      10_000,
+      "the stale record removed",
+    );
     expect((await d.cli(["shutdown"])).code).toBe(0);
     expect(await waitForExit(d.child, 20_000)).toBe(true);
     await expect(fs.access(configRecordPath(d.configPath))).rejects.toThrow();

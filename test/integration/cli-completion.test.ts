@@ -137,7 +137,11 @@ describe("fish", () => {
     const complete = async (line: string) => {
       const r = await shell("fish", ["--no-config", "-c", `source '${file}'; complete -C '${line}'`]);
       expect(r.stderr).toBe("");
-      return r.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]!).sort();
+      return r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.split("\t")[0]!)
+        .sort();
     };
     expect(await complete("rollbridge rol")).toEqual(["rollback"]);
     expect(await complete("rollbridge deploy --ensure")).toEqual(["--ensure-daemon"]);

@@ -30,11 +30,15 @@ describe("daemon killed mid-rollout", () => {
     const v2 = await d.release("v2");
     const applied = await d.cli(["apply", "-f", "-"], { input: `release: {path: ${v2}}\nenv: {BOOT_DELAY_MS: "1500"}\n` });
     expect(applied.code, applied.stderr).toBe(0);
-    const starting = await until(async () => {
-      const s = await quickStatus(d.socket);
-      const proc = s.processes.find((p: { releaseId: string; pid: number | null }) => p.releaseId === "v2" && p.pid !== null);
-      return proc && s.activeRelease?.id === "v1" ? s : null;
-    }, 10_000, "v2 starting while v1 is active");
+    const starting = await until(
+      async () => {
+        const s = await quickStatus(d.socket);
+        const proc = s.processes.find((p: { releaseId: string; pid: number | null }) => p.releaseId === "v2" && p.pid !== null);
+        return proc && s.activeRelease?.id === "v1" ? s : null;
+      },
+      10_000,
+      "v2 starting while v1 is active",
+    );
     const orphans: number[] = starting.processes.map((p: { pid: number | null }) => p.pid).filter((pid: number | null): pid is number => pid !== null);
     expect(orphans).toHaveLength(2);
 
@@ -49,11 +53,15 @@ describe("daemon killed mid-rollout", () => {
     let stderr = "";
     successor.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     const next = successor;
-    const converged = await until(async () => {
-      if (next.exitCode !== null) throw new Error(`the new daemon exited: ${stderr}`);
-      const s = await quickStatus(d.socket).catch(() => null);
-      return s?.converged && s.activeRelease?.id === "v2" ? s : null;
-    }, 20_000, "the new daemon to converge to v2");
+    const converged = await until(
+      async () => {
+        if (next.exitCode !== null) throw new Error(`the new daemon exited: ${stderr}`);
+        const s = await quickStatus(d.socket).catch(() => null);
+        return s?.converged && s.activeRelease?.id === "v2" ? s : null;
+      },
+      20_000,
+      "the new daemon to converge to v2",
+    );
     expect(converged.daemonPid).toBe(next.pid);
     const res = await get(d.proxyPort);
     expect(res.status).toBe(200);

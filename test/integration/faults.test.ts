@@ -112,5 +112,3 @@ describe("faults during deploys", () => {
     await expectDaemonServes(d, "v1");
   });
 });
-
-

@@ -37,12 +37,29 @@ afterAll(async () => {
 describe(`generated input against the daemon and the CLI (seed ${seed})`, () => {
   it("keeps serving its release through a burst of generated desired files and PUT /v1/desired bodies", async () => {
     const load = startLoad(daemon.proxyPort, { connections: 4 });
-    const texts = sample(fc.oneof(desiredObjectArb.map((doc) => stringify(doc)), desiredObjectArb.map((doc) => JSON.stringify(doc) ?? "null"), mutatedText(desiredObjectArb.map((doc) => stringify(doc))), fc.string({ unit: "binary", maxLength: 100 })), 60, 1).filter((text) => !stops(text));
+    const texts = sample(
+      fc.oneof(
+        desiredObjectArb.map((doc) => stringify(doc)),
+        desiredObjectArb.map((doc) => JSON.stringify(doc) ?? "null"),
+        mutatedText(desiredObjectArb.map((doc) => stringify(doc))),
+        fc.string({ unit: "binary", maxLength: 100 }),
+      ),
+      60,
+      1,
+    ).filter((text) => !stops(text));
     for (const text of texts) {
       await fs.writeFile(daemon.desiredPath, text);
       await sleep(15);
     }
-    const bodies = sample(fc.oneof(desiredObjectArb.map((document) => JSON.stringify({ document })), hostileValue.map((value) => JSON.stringify(value) ?? "null"), fc.string({ maxLength: 60 })), 60, 2).filter((body) => !stops(body));
+    const bodies = sample(
+      fc.oneof(
+        desiredObjectArb.map((document) => JSON.stringify({ document })),
+        hostileValue.map((value) => JSON.stringify(value) ?? "null"),
+        fc.string({ maxLength: 60 }),
+      ),
+      60,
+      2,
+    ).filter((body) => !stops(body));
     for (const body of bodies) {
       const answer = await control(daemon.socket, "PUT", "/desired", body);
       expect(answer.status, `seed ${seed}: PUT ${body}`).toBeGreaterThanOrEqual(400);
@@ -57,16 +74,27 @@ describe(`generated input against the daemon and the CLI (seed ${seed})`, () => 
 
     // The last good state ran all along; a valid file is adopted again and clears the error.
     await fs.writeFile(daemon.desiredPath, `release: {path: ${v1}}\n`);
-    const status = await until(async () => {
-      const s = await quickStatus(daemon.socket);
-      return s.desired.error === null && s.converged ? s : null;
-    }, 10_000, "the valid desired file adopted");
+    const status = await until(
+      async () => {
+        const s = await quickStatus(daemon.socket);
+        return s.desired.error === null && s.converged ? s : null;
+      },
+      10_000,
+      "the valid desired file adopted",
+    );
     expect(status.activeRelease.id).toBe("v1");
     expect(status.releases.map((r: { id: string }) => r.id)).toEqual(["v1"]);
   });
 
   it("answers `rollbridge diff` on generated desired files with 0, 1 or 2 and a clear message", async () => {
-    const texts = sample(fc.oneof(desiredObjectArb.map((doc) => stringify(doc)), mutatedText(desiredObjectArb.map((doc) => stringify(doc)))), 10, 3);
+    const texts = sample(
+      fc.oneof(
+        desiredObjectArb.map((doc) => stringify(doc)),
+        mutatedText(desiredObjectArb.map((doc) => stringify(doc))),
+      ),
+      10,
+      3,
+    );
     const results = await inBatches(texts, 5, async (text, i) => {
       const file = path.join(daemon.dir, `fuzz-desired-${i}.yaml`);
       await fs.writeFile(file, text);
@@ -82,7 +110,11 @@ describe(`generated input against the daemon and the CLI (seed ${seed})`, () => 
 
   it("answers `rollbridge validate` on generated config files with 0 or 1 and a clear message", async () => {
     const configs = [
-      ...sample(validConfigArb.map((raw) => ({ ext: "yaml", text: stringify(raw) })), 3, 4),
+      ...sample(
+        validConfigArb.map((raw) => ({ ext: "yaml", text: stringify(raw) })),
+        3,
+        4,
+      ),
       ...sample(
         fc.oneof(
           { weight: 4, arbitrary: configArb.map((raw) => ({ ext: "yaml", text: stringify(raw) })) },
@@ -116,5 +148,3 @@ async function inBatches<T, R>(items: T[], size: number, run: (item: T, index: n
   for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map((item, j) => run(item, i + j)))));
   return out;
 }
-
-

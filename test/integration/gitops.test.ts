@@ -18,16 +18,18 @@ afterEach(async () => {
   daemon = null;
 });
 
-
-
 const idsOf = (list: DaemonEvent[]) => list.map((e) => e.releaseId);
 
 /** Waits until status is converged and `check` holds; returns that status. */
 function convergedOn(d: TestDaemon, check: (s: any) => boolean, what: string, timeoutMs = 20_000): Promise<any> {
-  return until(async () => {
-    const s = await d.status();
-    return s.converged && check(s) ? s : null;
-  }, timeoutMs, what);
+  return until(
+    async () => {
+      const s = await d.status();
+      return s.converged && check(s) ? s : null;
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 const activeIs = (d: TestDaemon, id: string, timeoutMs?: number) => convergedOn(d, (s) => s.activeRelease?.id === id && s.desired.releaseId === id, `${id} active and converged`, timeoutMs);
@@ -104,10 +106,14 @@ describe("bad desired files", () => {
   it("garbage YAML, a missing release path and a deleted file change nothing that runs, are reported, and a fix is picked up", async () => {
     const d = await withV1();
     const reported = async (pattern: RegExp) => {
-      const s = await until(async () => {
-        const st = await d.status();
-        return pattern.test(st.desired.error ?? "") ? st : null;
-      }, 10_000, `desired error ${pattern}`);
+      const s = await until(
+        async () => {
+          const st = await d.status();
+          return pattern.test(st.desired.error ?? "") ? st : null;
+        },
+        10_000,
+        `desired error ${pattern}`,
+      );
       expect(s.activeRelease.id).toBe("v1");
       expect(s.converged).toBe(false);
       expect(s.conditions).toContainEqual(expect.objectContaining({ type: "Degraded", reason: "DesiredInvalid" }));
@@ -173,11 +179,15 @@ describe("superseded rollouts and apply --wait", () => {
     const v2 = await d.release("v2");
     const applied = await d.cli(["apply", "-f", "-"], { input: `release: {path: ${v2}}\nenv: {BOOT_DELAY_MS: "20000"}\n` });
     expect(applied.code, applied.stderr).toBe(0);
-    const starting = await until(async () => {
-      const s = await d.status();
-      const proc = s.processes.find((p: any) => p.releaseId === "v2" && p.pid !== null);
-      return proc ? { s, pid: proc.pid as number } : null;
-    }, 10_000, "v2 booting");
+    const starting = await until(
+      async () => {
+        const s = await d.status();
+        const proc = s.processes.find((p: any) => p.releaseId === "v2" && p.pid !== null);
+        return proc ? { s, pid: proc.pid as number } : null;
+      },
+      10_000,
+      "v2 booting",
+    );
     // Not converged, and status says why.
     expect(starting!.s.converged).toBe(false);
     expect(starting!.s.conditions).toContainEqual(expect.objectContaining({ type: "Progressing", status: true, reason: "RolloutInProgress" }));

@@ -24,7 +24,10 @@ function exampleProcess(extra: Record<string, unknown> = {}): string {
   const config = parse(readFileSync(path.join(EXAMPLE, "rollbridge.yaml"), "utf8")) as { processes: Record<string, unknown>[] };
   const { port: _port, health, ...web } = config.processes.find((p) => p["policy"] === "proxied")!;
   const entry = { ...web, health: { ...(health as object), intervalMs: 50 }, ...extra };
-  const lines = stringify([entry], { lineWidth: 0 }).trimEnd().split("\n").map((line) => `  ${line}`);
+  const lines = stringify([entry], { lineWidth: 0 })
+    .trimEnd()
+    .split("\n")
+    .map((line) => `  ${line}`);
   return [...lines, "    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}"].join("\n");
 }
 
@@ -83,7 +86,10 @@ describe("a gunicorn app", () => {
 
     // Each replaced master ran its graceful stop (SIGTERM → exit 0, not SIGKILL) and took its workers with it.
     const events = JSON.parse((await d.cli(["events", "--json", "--limit", "1000"])).stdout).events as { type: string; releaseId?: string; data?: { code: number | null; signal: string | null } }[];
-    for (const [name, proc] of [["v1", v1], ["v2", v2]] as const) {
+    for (const [name, proc] of [
+      ["v1", v1],
+      ["v2", v2],
+    ] as const) {
       const exit = events.find((e) => e.type === "process-exited" && e.releaseId === name);
       expect(exit?.data, `${name} exit`).toMatchObject({ code: 0, signal: null });
       expect(isAlive(proc.pid)).toBe(false);

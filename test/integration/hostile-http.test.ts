@@ -61,9 +61,7 @@ describe("hostile HTTP through the daemon", () => {
   });
 
   it("forwards requests announcing trailers and answers responses carrying them", async () => {
-    const request =
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nTE: trailers\r\nConnection: close\r\n\r\n" +
-      "5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n";
+    const request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nTE: trailers\r\nConnection: close\r\n\r\n" + "5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n";
     const posted = await rawExchange(daemon.proxyPort, request);
     expect(posted.text).toMatch(/^HTTP\/1\.1 200 /);
     const echoed = JSON.parse(posted.text.slice(posted.text.indexOf("\r\n\r\n") + 4)) as { headers: Record<string, string> };
@@ -107,24 +105,32 @@ describe("hostile HTTP through the daemon", () => {
     await until(async () => (await appSockets(appPort)).streaming === 0, 5000, "no stream yet");
     const before = (await appSockets(appPort)).connections;
     const aborted = await Promise.all(
-      Array.from({ length: 20 }, () => new Promise<number>((resolve, reject) => {
-        const req = http.get({ host: "127.0.0.1", port: daemon.proxyPort, path: "/stream?ms=50", agent: false }, (res) => {
-          res.once("data", () => {
-            req.destroy();
-            resolve(res.statusCode ?? 0);
-          });
-        });
-        req.on("error", (error) => (req.destroyed ? undefined : reject(error)));
-      })),
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const req = http.get({ host: "127.0.0.1", port: daemon.proxyPort, path: "/stream?ms=50", agent: false }, (res) => {
+              res.once("data", () => {
+                req.destroy();
+                resolve(res.statusCode ?? 0);
+              });
+            });
+            req.on("error", (error) => (req.destroyed ? undefined : reject(error)));
+          }),
+      ),
     );
     expect(aborted.every((status) => status === 200)).toBe(true);
     // and 10 more that give up before the response starts
     await Promise.all(
-      Array.from({ length: 10 }, () => new Promise<void>((resolve) => {
-        const req = http.get({ host: "127.0.0.1", port: daemon.proxyPort, path: "/slow?ms=3000", agent: false });
-        req.on("error", () => resolve());
-        setTimeout(() => req.destroy(), 200);
-      })),
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<void>((resolve) => {
+            const req = http.get({ host: "127.0.0.1", port: daemon.proxyPort, path: "/slow?ms=3000", agent: false });
+            req.on("error", () => resolve());
+            setTimeout(() => req.destroy(), 200);
+          }),
+      ),
     );
     // Without the upstream abort the app would stream to nobody, forever.
     await until(async () => (await appSockets(appPort)).streaming === 0, 3000, "every upstream stream ended");

@@ -201,8 +201,7 @@ describe("traffic only to processes Rollbridge started", () => {
 });
 
 describe("a proxied process without a health check", () => {
-  const noHealth = (extra: string[]) =>
-    ["  - id: web", "    policy: proxied", "    command: node {{APP}}", "    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}", "    health: false", ...extra.map((line) => `    ${line}`)].join("\n");
+  const noHealth = (extra: string[]) => ["  - id: web", "    policy: proxied", "    command: node {{APP}}", "    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}", "    health: false", ...extra.map((line) => `    ${line}`)].join("\n");
 
   it("gets traffic once its own process listens on its port, not when it is spawned", async () => {
     daemon = await startDaemon({ processes: noHealth(["env: {BOOT_DELAY_MS: '1500'}"]) });

@@ -271,7 +271,6 @@ function exited(proc: ManagedProcess, timeoutMs = 10_000): Promise<ExitInfo> {
   return withTimeout(new Promise<ExitInfo>((resolve) => proc.onExit(resolve)), timeoutMs, "process did not exit");
 }
 
-
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -286,8 +285,6 @@ async function grandchildPid(proc: ManagedProcess): Promise<number> {
   extraPids.push(pid);
   return pid;
 }
-
-
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -86,5 +86,3 @@ describe("parseStat", () => {
     expect(parseStat(4243, text)).toEqual({ pid: 4243, state: "S", pgrp: 4242, startTime: 987654, rssPages: 2560, cpuTicks: 13 });
   });
 });
-
-

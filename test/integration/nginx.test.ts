@@ -60,9 +60,7 @@ describe("nginx examples", () => {
     );
     if (!made) ctx.skip("openssl could not make a test certificate (apt-get install -y openssl): skipping the TLS example check");
     const shipped = await fs.readFile(TLS_EXAMPLE, "utf8");
-    const site = shipped
-      .replace("/etc/letsencrypt/live/shop.example.com/fullchain.pem", path.join(dir, "fullchain.pem"))
-      .replace("/etc/letsencrypt/live/shop.example.com/privkey.pem", path.join(dir, "privkey.pem"));
+    const site = shipped.replace("/etc/letsencrypt/live/shop.example.com/fullchain.pem", path.join(dir, "fullchain.pem")).replace("/etc/letsencrypt/live/shop.example.com/privkey.pem", path.join(dir, "privkey.pem"));
     expect(site).not.toBe(shipped);
     await fs.writeFile(path.join(dir, "site.conf"), site);
     await fs.writeFile(path.join(dir, "nginx.conf"), mainConfig(dir, path.join(dir, "site.conf")));

@@ -99,10 +99,14 @@ describe("logs", () => {
     const before = await logs("--process", "worker#1");
     const oldPid = before[0]!.pid;
     process.kill(oldPid, "SIGKILL");
-    const after = await until(async () => {
-      const lines = await logs("--process", "worker#1");
-      return lines.some((l) => l.pid !== oldPid && l.line === "worker worker 1 started") ? lines : null;
-    }, 10_000, "the restarted worker's first line");
+    const after = await until(
+      async () => {
+        const lines = await logs("--process", "worker#1");
+        return lines.some((l) => l.pid !== oldPid && l.line === "worker worker 1 started") ? lines : null;
+      },
+      10_000,
+      "the restarted worker's first line",
+    );
     const newPid = after.find((l) => l.line === "worker worker 1 started" && l.pid !== oldPid)!.pid;
     // Every line the earlier process wrote keeps its own time, pid and stream after the restart.
     const kept = before.filter((b) => after.some((a) => a.at === b.at && a.line === b.line));

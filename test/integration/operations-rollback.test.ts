@@ -142,10 +142,14 @@ describe("releaseRetention", () => {
       const r = await deploy(daemon, name);
       expect(r.code, r.stderr).toBe(0);
     }
-    const releases = await until(async () => {
-      const s = await daemon!.status();
-      return s.releases.length === 3 ? s.releases : null;
-    }, 20_000, "three retained releases");
+    const releases = await until(
+      async () => {
+        const s = await daemon!.status();
+        return s.releases.length === 3 ? s.releases : null;
+      },
+      20_000,
+      "three retained releases",
+    );
     expect(releases.map((r: { id: string; state: string }) => `${r.id}:${r.state}`)).toEqual(["v4:active", "v3:stopped", "v2:stopped"]);
     const gone = await daemon.cli(["rollback", "--release-id", "v1"]);
     expect(gone.code).toBe(1);

@@ -12,8 +12,6 @@ afterEach(async () => {
   daemon = null;
 });
 
-
-
 function started(d: TestDaemon, instanceId: string): DaemonEvent[] {
   return events(d).filter((e) => e.type === "process-started" && e.data?.instanceId === instanceId);
 }
@@ -64,10 +62,14 @@ ${WEB}`,
     // Its restart template follows the latest good release.
     expect(events(daemon).some((e) => e.type === "services-refreshed" && e.releaseId === "v3")).toBe(true);
     process.kill(after[0].pid, "SIGKILL");
-    const restarted = await until(async () => {
-      const b = (await daemon!.status()).processes.find((p: { id: string }) => p.id === "broker");
-      return b?.state === "running" && b.pid !== after[0].pid ? b : null;
-    }, 10_000, "broker restarted");
+    const restarted = await until(
+      async () => {
+        const b = (await daemon!.status()).processes.find((p: { id: string }) => p.id === "broker");
+        return b?.state === "running" && b.pid !== after[0].pid ? b : null;
+      },
+      10_000,
+      "broker restarted",
+    );
     expect(restarted.releaseId).toBe("v3");
     expect(restarted.port).toBe(before.port);
     expect(restarted.lastStartReason).toBe("crash");
@@ -127,8 +129,16 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     await deploy(daemon, "v1");
     let s = await daemon.status();
     const workers = () => s.processes.filter((p: { id: string; pid: number | null }) => p.id === "worker" && p.pid !== null);
-    expect(workers().map((p: { instanceId: string }) => p.instanceId).sort()).toEqual(["worker#0", "worker#1", "worker#2"]);
-    expect(workers().map((p: { replicaIndex: number }) => p.replicaIndex).sort()).toEqual([0, 1, 2]);
+    expect(
+      workers()
+        .map((p: { instanceId: string }) => p.instanceId)
+        .sort(),
+    ).toEqual(["worker#0", "worker#1", "worker#2"]);
+    expect(
+      workers()
+        .map((p: { replicaIndex: number }) => p.replicaIndex)
+        .sort(),
+    ).toEqual([0, 1, 2]);
     const logs = JSON.parse((await daemon.cli(["logs", "--process", "worker#2", "--json"])).stdout);
     expect(logs.lines.map((l: { line: string }) => l.line).join("\n")).toMatch(/worker worker 2 started/);
     const webPid = s.processes.find((p: { id: string }) => p.id === "web").pid;
@@ -143,8 +153,16 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
 
     expect((await daemon.cli(["apply", "--replicas", "worker=2", "--wait"])).code).toBe(0);
     s = await daemon.status();
-    expect(workers().map((p: { instanceId: string }) => p.instanceId).sort()).toEqual(["worker#0", "worker#1"]);
-    expect(workers().map((p: { pid: number }) => p.pid).sort()).toEqual([originalPids.get("worker#0"), originalPids.get("worker#1")].sort());
+    expect(
+      workers()
+        .map((p: { instanceId: string }) => p.instanceId)
+        .sort(),
+    ).toEqual(["worker#0", "worker#1"]);
+    expect(
+      workers()
+        .map((p: { pid: number }) => p.pid)
+        .sort(),
+    ).toEqual([originalPids.get("worker#0"), originalPids.get("worker#1")].sort());
     // No new release, the web process untouched.
     expect(s.releases).toHaveLength(1);
     expect(s.processes.find((p: { id: string }) => p.id === "web").pid).toBe(webPid);
@@ -188,20 +206,30 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     await deploy(daemon, "v1");
     const killed = (await daemon.status()).processes.find((p: { instanceId: string }) => p.instanceId === "worker#1");
     process.kill(killed.pid, "SIGKILL");
-    const back = await until(async () => {
-      const p = (await daemon!.status()).processes.find((x: { instanceId: string }) => x.instanceId === "worker#1");
-      return p.state === "running" && p.pid !== killed.pid ? p : null;
-    }, 10_000, "worker#1 restarted");
+    const back = await until(
+      async () => {
+        const p = (await daemon!.status()).processes.find((x: { instanceId: string }) => x.instanceId === "worker#1");
+        return p.state === "running" && p.pid !== killed.pid ? p : null;
+      },
+      10_000,
+      "worker#1 restarted",
+    );
     expect(back.lastStartReason).toBe("crash");
     expect(back.restarts).toBe(1);
 
-    const crasher = await until(async () => {
-      const p = (await daemon!.status()).processes.find((x: { id: string }) => x.id === "crasher");
-      return p.state === "failed" ? p : null;
-    }, 20_000, "crasher failed");
+    const crasher = await until(
+      async () => {
+        const p = (await daemon!.status()).processes.find((x: { id: string }) => x.id === "crasher");
+        return p.state === "failed" ? p : null;
+      },
+      20_000,
+      "crasher failed",
+    );
     expect(crasher.restarts).toBe(2);
     const starts = started(daemon, "crasher").map((e) => Date.parse(e.at));
-    const exits = events(daemon).filter((e) => e.type === "process-crashed" && e.data?.instanceId === "crasher").map((e) => Date.parse(e.at));
+    const exits = events(daemon)
+      .filter((e) => e.type === "process-crashed" && e.data?.instanceId === "crasher")
+      .map((e) => Date.parse(e.at));
     expect(starts).toHaveLength(3);
     // Backoff: 200 ms, then 600 ms.
     expect(starts[1]! - exits[0]!).toBeGreaterThanOrEqual(180);
@@ -223,10 +251,14 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     });
     await deploy(daemon, "v1");
     const first = (await daemon.status()).processes.find((p: { id: string }) => p.id === "leaky");
-    const after = await until(async () => {
-      const p = (await daemon!.status()).processes.find((x: { id: string }) => x.id === "leaky");
-      return p.memoryRestarts >= 1 && p.state === "running" && p.pid !== first.pid ? p : null;
-    }, 20_000, "memory restart");
+    const after = await until(
+      async () => {
+        const p = (await daemon!.status()).processes.find((x: { id: string }) => x.id === "leaky");
+        return p.memoryRestarts >= 1 && p.state === "running" && p.pid !== first.pid ? p : null;
+      },
+      20_000,
+      "memory restart",
+    );
     expect(after.lastStartReason).toBe("memory");
     expect(after.lastMemoryRestartAt).not.toBeNull();
     expect(after.restarts).toBe(0);
@@ -252,10 +284,14 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
 ${WEB.replace(/    env: .*\n?/, "")}`,
       });
       await deploy(daemon, "v1");
-      const logs = await until(async () => {
-        const out = JSON.parse((await daemon!.cli(["logs", "--process", "worker", "--json"])).stdout);
-        return out.lines.map((l: { line: string }) => l.line).find((l: string) => /child pid \d+/.test(l));
-      }, 5000, "grandchild pid");
+      const logs = await until(
+        async () => {
+          const out = JSON.parse((await daemon!.cli(["logs", "--process", "worker", "--json"])).stdout);
+          return out.lines.map((l: { line: string }) => l.line).find((l: string) => /child pid \d+/.test(l));
+        },
+        5000,
+        "grandchild pid",
+      );
       const grandchild = Number(/child pid (\d+)/.exec(logs)![1]);
       expect(isAlive(grandchild)).toBe(true);
       await deploy(daemon, "v2");

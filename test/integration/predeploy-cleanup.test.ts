@@ -108,10 +108,7 @@ describe("predeploy-cleanup", () => {
       await until(() => sessions().includes(`.${name}\t`) && sessions().includes(`.${keep}\t`), 5000, "screen sessions up");
       await fs.mkdir(path.join(dir, "releases/v1"), { recursive: true });
       const configPath = path.join(dir, "rollbridge.yaml");
-      await fs.writeFile(
-        configPath,
-        `application: screen-test\ncontrol: {path: ${path.join(dir, "control.sock")}}\nprocesses:\n  - {id: web, policy: proxied, command: 'true', port: 20997}\nlegacyTakeover:\n  screens: [${name}]\n`,
-      );
+      await fs.writeFile(configPath, `application: screen-test\ncontrol: {path: ${path.join(dir, "control.sock")}}\nprocesses:\n  - {id: web, policy: proxied, command: 'true', port: 20997}\nlegacyTakeover:\n  screens: [${name}]\n`);
       const result = await runCli(["predeploy-cleanup", "--release-path", path.join(dir, "releases/v1"), "--config", configPath, "--json"]);
       expect(result.code, result.stderr).toBe(0);
       const report = await json(result);

@@ -50,10 +50,14 @@ describe("proxy timeouts through the daemon", () => {
     const applied = await daemon.cli(["apply", "--release-path", v2]);
     expect(applied.code, applied.stderr).toBe(0);
     // Without the timeout v1 would drain for DRAIN_TIMEOUT_MS (30 s).
-    const v1Stopped = await until(async () => {
-      const v1 = (await quickStatus(daemon.socket)).releases.find((r: { id: string }) => r.id === "v1");
-      return v1?.state === "stopped" ? Date.now() : null;
-    }, DRAIN_TIMEOUT_MS - 10_000, "v1 stopped");
+    const v1Stopped = await until(
+      async () => {
+        const v1 = (await quickStatus(daemon.socket)).releases.find((r: { id: string }) => r.id === "v1");
+        return v1?.state === "stopped" ? Date.now() : null;
+      },
+      DRAIN_TIMEOUT_MS - 10_000,
+      "v1 stopped",
+    );
     const closedAt = await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 502 /);
     expect(closedAt - opened).toBeGreaterThanOrEqual(UPGRADE_TIMEOUT_MS - 100);

@@ -64,10 +64,14 @@ describe("crash recovery", () => {
 
     // A new daemon converges to the desired file on its own, and a clean shutdown removes the snapshot.
     await t.daemonAgain(daemon);
-    const served = await until(async () => {
-      const res = await get(daemon!.proxyPort);
-      return res.status === 200 ? JSON.parse(res.body) : null;
-    }, 15_000, "the new daemon serving v1");
+    const served = await until(
+      async () => {
+        const res = await get(daemon!.proxyPort);
+        return res.status === 200 ? JSON.parse(res.body) : null;
+      },
+      15_000,
+      "the new daemon serving v1",
+    );
     expect(served.release).toBe("v1");
     const status = await daemon.status();
     expect(status.orphans).toEqual([]);
@@ -92,10 +96,14 @@ describe("crash recovery", () => {
     const config = await fs.readFile(daemon.configPath, "utf8");
     await fs.writeFile(daemon.configPath, config.replace(/^application: (.*)$/m, "application: $1-renamed"));
     await t.daemonAgain(daemon);
-    const status = await until(async () => {
-      const s = await daemon!.status();
-      return s.activeRelease?.id === "v2" && s.converged ? s : null;
-    }, 20_000, "v2 served by the new daemon");
+    const status = await until(
+      async () => {
+        const s = await daemon!.status();
+        return s.activeRelease?.id === "v2" && s.converged ? s : null;
+      },
+      20_000,
+      "v2 served by the new daemon",
+    );
     const fresh = status.processes.find((p: { releaseId: string; pid: number | null }) => p.releaseId === "v2" && p.pid !== null);
     expect(fresh.pid).not.toBe(orphan.pid);
     expect(fresh.port).not.toBe(orphan.port);
@@ -155,8 +163,7 @@ describe("crash recovery", () => {
       events: [],
     });
     const write = (file: string, value: unknown) => fs.writeFile(path.join(dir, file), JSON.stringify(value));
-    const config = (state: string) =>
-      `application: recover-test\ncontrol: {path: ${path.join(dir, "control.sock")}}\nstatePath: ${state}\nprocesses:\n  - {id: web, policy: proxied, command: "true", port: 20999}\n`;
+    const config = (state: string) => `application: recover-test\ncontrol: {path: ${path.join(dir, "control.sock")}}\nstatePath: ${state}\nprocesses:\n  - {id: web, policy: proxied, command: "true", port: 20999}\n`;
     // A dead writer (the pid of a process that has exited) with one recycled and one genuine orphan.
     const dead = spawnSync("true").pid!;
     await write("crashed.json", snapshot(dead, 1, [await entry("web-reused", reused, (await startTimeOf(reused.pid!)) + 4242), await entry("web-real", real)]));

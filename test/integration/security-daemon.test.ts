@@ -43,7 +43,12 @@ ${extra}`,
 /** What /proc/<pid>/environ holds, as a map. */
 async function environOf(pid: number): Promise<Record<string, string>> {
   const raw = await fs.readFile(`/proc/${pid}/environ`, "utf8");
-  return Object.fromEntries(raw.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    raw
+      .split("\0")
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
 }
 
 async function stopPid(pid: number): Promise<void> {
@@ -86,7 +91,7 @@ describe("ensure-daemon records only a pid it can vouch for", () => {
 
 describe("the daemon's environment", () => {
   it("is minimal: PATH, HOME, LANG, TZ and the variables the config refers to; the shell's secrets stay out, also of managed processes", async () => {
-    const s = await setup("    env: {GREETING: \"{{env.RB_NEEDED}}\"}\n");
+    const s = await setup('    env: {GREETING: "{{env.RB_NEEDED}}"}\n');
     const env = { ...process.env, RB_NEEDED: "hello from the config", RB_DEPLOY_SECRET: "s3cr3t-ci-token", LANG: "C.UTF-8", TZ: "UTC" };
     const started = await runCli(["ensure-daemon", "--config", s.configPath, "--daemon-log-path", path.join(s.dir, "d.log"), "--daemon-pid-path", path.join(s.dir, "d.pid"), "--json"], { env });
     expect(started.code, started.stderr).toBe(0);
@@ -96,7 +101,11 @@ describe("the daemon's environment", () => {
     const daemonEnv = await environOf(daemonPid);
     expect(daemonEnv).toMatchObject({ RB_NEEDED: "hello from the config", LANG: "C.UTF-8", TZ: "UTC", PATH: process.env.PATH });
     expect(daemonEnv).not.toHaveProperty("RB_DEPLOY_SECRET");
-    expect(Object.keys(daemonEnv).sort().filter((k) => !["PATH", "HOME", "LANG", "TZ", "RB_NEEDED", "XDG_RUNTIME_DIR", "XDG_STATE_HOME"].includes(k) && !k.startsWith("LC_"))).toEqual([]);
+    expect(
+      Object.keys(daemonEnv)
+        .sort()
+        .filter((k) => !["PATH", "HOME", "LANG", "TZ", "RB_NEEDED", "XDG_RUNTIME_DIR", "XDG_STATE_HOME"].includes(k) && !k.startsWith("LC_")),
+    ).toEqual([]);
 
     const release = path.join(s.dir, "releases", "v1");
     await fs.mkdir(release, { recursive: true });

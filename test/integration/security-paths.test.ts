@@ -242,7 +242,24 @@ describe.skipIf(secondUserUnavailable !== null)(`a second local user against a r
       daemon: { pid: 999_999, startTime: null },
       activeKey: null,
       releases: [],
-      processes: [{ instanceId: "web", processId: "web", releaseKey: "k", releaseId: "v1", pid: victim.pid, pgid: victim.pid, uid: 0, startTime, port: null, restarts: 0, lastStartReason: "deploy", startedAt: 1, stopSignal: "SIGKILL", gracefulStopMs: 0 }],
+      processes: [
+        {
+          instanceId: "web",
+          processId: "web",
+          releaseKey: "k",
+          releaseId: "v1",
+          pid: victim.pid,
+          pgid: victim.pid,
+          uid: 0,
+          startTime,
+          port: null,
+          restarts: 0,
+          lastStartReason: "deploy",
+          startedAt: 1,
+          stopSignal: "SIGKILL",
+          gracefulStopMs: 0,
+        },
+      ],
     };
     const json = JSON.stringify(forged).replaceAll("'", "");
     expect((await other.run("sh", ["-c", `printf '%s' '${json}' > ${statePath}`])).code).toBe(0);

@@ -49,10 +49,14 @@ describe("declarative deploys", () => {
     const tmp = path.join(daemon.dir, ".desired.tmp");
     await fs.writeFile(tmp, `release:\n  path: ${v3}\n  revision: r3\n`);
     await fs.rename(tmp, daemon.desiredPath);
-    await until(async () => {
-      const s = await daemon!.status();
-      return s.activeRelease?.id === "v3" && s.converged;
-    }, 20_000, "v3 active and converged");
+    await until(
+      async () => {
+        const s = await daemon!.status();
+        return s.activeRelease?.id === "v3" && s.converged;
+      },
+      20_000,
+      "v3 active and converged",
+    );
 
     // 3. a release that never becomes healthy: refused, v3 keeps serving
     const v4 = await daemon.release("v4");
@@ -143,10 +147,14 @@ describe("declarative deploys", () => {
     expect((await deploy(daemon, "v1")).code).toBe(0);
     const before = (await daemon.status()).processes[0];
     process.kill(before.pid, "SIGKILL");
-    const after = await until(async () => {
-      const p = (await daemon!.status()).processes[0];
-      return p.state === "running" && p.pid !== before.pid && p.restarts === 1 ? p : null;
-    }, 10_000, "web restarted");
+    const after = await until(
+      async () => {
+        const p = (await daemon!.status()).processes[0];
+        return p.state === "running" && p.pid !== before.pid && p.restarts === 1 ? p : null;
+      },
+      10_000,
+      "web restarted",
+    );
     expect(after.lastStartReason).toBe("crash");
     expect(after.port).toBe(before.port);
     const res = await get(daemon.proxyPort);
@@ -174,10 +182,7 @@ describe("validate", () => {
     const dir = await fs.mkdtemp(path.join((await import("node:os")).tmpdir(), "rb-validate-"));
     try {
       const file = path.join(dir, "rollbridge.yaml");
-      await fs.writeFile(
-        file,
-        ["application: bad", "proxy: {port: 99999}", "processes:", "  - {id: web, policy: companion, command: x}", "  - {id: web, policy: companion, command: y, replicaz: 2}"].join("\n"),
-      );
+      await fs.writeFile(file, ["application: bad", "proxy: {port: 99999}", "processes:", "  - {id: web, policy: companion, command: x}", "  - {id: web, policy: companion, command: y, replicaz: 2}"].join("\n"));
       const result = await runCli(["validate", "--config", file]);
       expect(result.code).toBe(1);
       const numbered = result.stderr.match(/^\d+\. /gm) ?? [];

@@ -42,11 +42,15 @@ afterAll(async () => {
 describe("status", () => {
   it("shows CPU % and RSS of every running process, in the table and in --json", async () => {
     // CPU % needs two samples (2 s apart); a loaded machine may delay them.
-    const s = await until(async () => {
-      const doc = await daemon.status();
-      const running = doc.processes.filter((p: Proc) => p.state === "running" && p.releaseId === "v2");
-      return running.length === 2 && running.every((p: Proc) => typeof p.cpuPercent === "number") ? doc : null;
-    }, 20_000, "a CPU sample of both running processes");
+    const s = await until(
+      async () => {
+        const doc = await daemon.status();
+        const running = doc.processes.filter((p: Proc) => p.state === "running" && p.releaseId === "v2");
+        return running.length === 2 && running.every((p: Proc) => typeof p.cpuPercent === "number") ? doc : null;
+      },
+      20_000,
+      "a CPU sample of both running processes",
+    );
     const running = s.processes.filter((p: Proc) => p.state === "running") as Proc[];
     expect(running.map((p) => `${p.instanceId}@${p.releaseId}`).sort()).toEqual(["busy@v2", "web@v2"]);
     for (const p of running) {

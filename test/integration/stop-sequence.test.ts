@@ -87,7 +87,10 @@ describe("stopGracefully", () => {
     const exit = await stopGracefully(proc, options(proc, steps, { lifecycle: { quietCommand: `echo quiet >> "$SIGNAL_LOG"; echo quieted`, drainTimeoutMs: 0 } }));
     expect(await logLines()).toEqual(["quiet", "SIGTERM"]);
     expect(exit).toMatchObject({ code: 0, requested: true });
-    expect(steps.map((s) => [s.phase, s.ok])).toEqual([["quiet", true], ["stop", true]]);
+    expect(steps.map((s) => [s.phase, s.ok])).toEqual([
+      ["quiet", true],
+      ["stop", true],
+    ]);
     expect(steps[0]?.detail).toBe("exit 0; output: quieted");
     expect(steps[1]?.detail).toMatch(/^sent SIGTERM; exited after \d+ ms$/);
   });
@@ -109,7 +112,10 @@ describe("stopGracefully", () => {
     const elapsed = Date.now() - startedAt;
     expect(exit).toMatchObject({ code: 0, signal: null, requested: true });
     expect(await logLines()).toEqual(["SIGTERM"]);
-    expect(steps.map((s) => [s.phase, s.ok])).toEqual([["quiet", true], ["drain", true]]);
+    expect(steps.map((s) => [s.phase, s.ok])).toEqual([
+      ["quiet", true],
+      ["drain", true],
+    ]);
     expect(steps[1]?.detail).toMatch(/^process exited by itself after \d+ ms$/);
     expect(elapsed).toBeGreaterThanOrEqual(500);
     expect(elapsed).toBeLessThan(2_500);
@@ -129,16 +135,16 @@ describe("stopGracefully", () => {
     const hookPidFile = path.join(dir, "hook.pid");
     const steps: StopStep[] = [];
     const startedAt = Date.now();
-    const exit = await stopGracefully(
-      proc,
-      options(proc, steps, { gracefulStopMs: 1_000, lifecycle: { drainCommand: `echo $$ > "${hookPidFile}"; echo draining; sleep 30; echo never`, drainTimeoutMs: 300 } }),
-    );
+    const exit = await stopGracefully(proc, options(proc, steps, { gracefulStopMs: 1_000, lifecycle: { drainCommand: `echo $$ > "${hookPidFile}"; echo draining; sleep 30; echo never`, drainTimeoutMs: 300 } }));
     const elapsed = Date.now() - startedAt;
     const hookGroup = Number((await readFile(hookPidFile, "utf8")).trim());
     extraGroups.push(hookGroup);
     expect(exit).toMatchObject({ code: 0, requested: true });
     expect(elapsed).toBeLessThan(2_000);
-    expect(steps.map((s) => [s.phase, s.ok])).toEqual([["drain", false], ["stop", true]]);
+    expect(steps.map((s) => [s.phase, s.ok])).toEqual([
+      ["drain", false],
+      ["stop", true],
+    ]);
     expect(steps[0]?.detail).toMatch(/^timed out after \d+ ms; hook killed; output: draining$/);
     expect(await groupHasLiveMembers(hookGroup)).toBe(false);
     expect(await logLines()).toEqual(["SIGTERM"]);
@@ -158,17 +164,17 @@ describe("stopGracefully", () => {
     const hookPidFile = path.join(dir, "hook.pid");
     const steps: StopStep[] = [];
     const startedAt = Date.now();
-    const exit = await stopGracefully(
-      proc,
-      options(proc, steps, { gracefulStopMs: 800, lifecycle: { stopCommand: `echo $$ > "${hookPidFile}"; kill -TERM -$ROLLBRIDGE_PID; sleep 30`, drainTimeoutMs: 0 } }),
-    );
+    const exit = await stopGracefully(proc, options(proc, steps, { gracefulStopMs: 800, lifecycle: { stopCommand: `echo $$ > "${hookPidFile}"; kill -TERM -$ROLLBRIDGE_PID; sleep 30`, drainTimeoutMs: 0 } }));
     const elapsed = Date.now() - startedAt;
     const hookGroup = Number((await readFile(hookPidFile, "utf8")).trim());
     extraGroups.push(hookGroup);
     expect(exit).toMatchObject({ signal: "SIGKILL", requested: true });
     expect(elapsed).toBeGreaterThanOrEqual(750);
     expect(elapsed).toBeLessThan(1_600);
-    expect(steps.map((s) => [s.phase, s.ok])).toEqual([["stop", false], ["kill", true]]);
+    expect(steps.map((s) => [s.phase, s.ok])).toEqual([
+      ["stop", false],
+      ["kill", true],
+    ]);
     expect(steps[0]?.detail).toMatch(/^timed out after \d+ ms; hook killed/);
     expect(await groupHasLiveMembers(hookGroup)).toBe(false);
     expect(proc.output().some((l) => l.line === "ignoring SIGTERM")).toBe(true);
@@ -187,17 +193,17 @@ describe("stopGracefully", () => {
     const hangSteps: StopStep[] = [];
     const startedAt = Date.now();
     const hookPidFile = path.join(dir, "hook.pid");
-    const exit = await stopGracefully(
-      hanging,
-      options(hanging, hangSteps, { gracefulStopMs: 400, lifecycle: { quietCommand: `echo $$ > "${hookPidFile}"; sleep 30`, drainTimeoutMs: 0 } }),
-    );
+    const exit = await stopGracefully(hanging, options(hanging, hangSteps, { gracefulStopMs: 400, lifecycle: { quietCommand: `echo $$ > "${hookPidFile}"; sleep 30`, drainTimeoutMs: 0 } }));
     const elapsed = Date.now() - startedAt;
     const hookGroup = Number((await readFile(hookPidFile, "utf8")).trim());
     extraGroups.push(hookGroup);
     expect(await groupHasLiveMembers(hookGroup)).toBe(false);
     expect(elapsed).toBeLessThan(1_500);
     expect(exit).toMatchObject({ code: 0, requested: true });
-    expect(hangSteps.map((s) => [s.phase, s.ok])).toEqual([["quiet", false], ["stop", true]]);
+    expect(hangSteps.map((s) => [s.phase, s.ok])).toEqual([
+      ["quiet", false],
+      ["stop", true],
+    ]);
   });
 
   it("delivers stopMessage over IPC instead of the signal", async () => {
@@ -334,6 +340,3 @@ async function logLines(): Promise<string[]> {
     return [];
   }
 }
-
-
-

@@ -42,10 +42,14 @@ async function capistrano(d: TestDaemon): Promise<string> {
 const flip = (app: string, to: string, absolute = false) => sh(`ln -s ${absolute ? path.join(app, "releases", to) : `releases/${to}`} .current.tmp && mv -T .current.tmp current`, app);
 
 function activeIs(d: TestDaemon, id: string, timeoutMs = 20_000): Promise<any> {
-  return until(async () => {
-    const s = await d.status();
-    return s.converged && s.activeRelease?.id === id && s.desired.releaseId === id ? s : null;
-  }, timeoutMs, `${id} active and converged`);
+  return until(
+    async () => {
+      const s = await d.status();
+      return s.converged && s.activeRelease?.id === id && s.desired.releaseId === id ? s : null;
+    },
+    timeoutMs,
+    `${id} active and converged`,
+  );
 }
 
 const served = async (d: TestDaemon) => JSON.parse((await get(d.proxyPort)).body).release as string;

@@ -13,8 +13,6 @@ afterEach(async () => {
   daemon = null;
 });
 
-
-
 async function deploy(d: TestDaemon, release: string) {
   const result = await d.cli(["apply", "--release-path", await d.release(release), "--wait"]);
   expect(result.code, result.stderr).toBe(0);
@@ -62,10 +60,14 @@ describe("proxied replicas", () => {
     const before = (await daemon.status()).processes.filter((p: { id: string }) => p.id === "web");
     const restart = await daemon.cli(["restart", "--process", "web"]);
     expect(restart.code, restart.stderr).toBe(0);
-    await until(async () => {
-      const now = (await daemon!.status()).processes.filter((p: { id: string; pid: number | null }) => p.id === "web" && p.pid !== null);
-      return now.length === 2 && now.every((p: { pid: number; lastStartReason: string }) => p.lastStartReason === "manual" && !before.some((b: { pid: number }) => b.pid === p.pid));
-    }, 20_000, "both workers replaced");
+    await until(
+      async () => {
+        const now = (await daemon!.status()).processes.filter((p: { id: string; pid: number | null }) => p.id === "web" && p.pid !== null);
+        return now.length === 2 && now.every((p: { pid: number; lastStartReason: string }) => p.lastStartReason === "manual" && !before.some((b: { pid: number }) => b.pid === p.pid));
+      },
+      20_000,
+      "both workers replaced",
+    );
     await sleep(300);
     const stats = await load.stop();
     expect(stats.errors).toEqual([]);
@@ -127,10 +129,14 @@ describe("app signals", () => {
     for (let i = 0; i < 2; i++) {
       const victim = (await daemon.status()).processes[0];
       process.kill(victim.pid, "SIGKILL");
-      await until(async () => {
-        const p = (await daemon!.status()).processes[0];
-        return p.state === "running" && p.pid !== victim.pid;
-      }, 10_000, "web restarted");
+      await until(
+        async () => {
+          const p = (await daemon!.status()).processes[0];
+          return p.state === "running" && p.pid !== victim.pid;
+        },
+        10_000,
+        "web restarted",
+      );
       await sleep(300);
     }
     const stats = await load.stop();
@@ -153,14 +159,21 @@ ${web()}`,
     const dir = path.join(daemon.dir, "logs");
     // The writer is asynchronous: once the last line is in the current file, every rotation
     // (gzip included) before it has finished, so the listing below is final.
-    const current = await until(async () => {
-      const text = await fs.readFile(path.join(dir, "chatty-0.log"), "utf8").catch(() => "");
-      const lines = text.trim().split("\n");
-      return /^line 1999 x+$/.test(lines.at(-1) ?? "") ? lines : null;
-    }, 10_000, "the last line in the log file");
+    const current = await until(
+      async () => {
+        const text = await fs.readFile(path.join(dir, "chatty-0.log"), "utf8").catch(() => "");
+        const lines = text.trim().split("\n");
+        return /^line 1999 x+$/.test(lines.at(-1) ?? "") ? lines : null;
+      },
+      10_000,
+      "the last line in the log file",
+    );
     const files = (await fs.readdir(dir)).sort();
     expect(files).toEqual(["chatty-0.log", "chatty-0.log.1.gz", "chatty-0.log.2.gz", "chatty-0.log.3.gz"]);
-    const rotated = gunzipSync(await fs.readFile(path.join(dir, "chatty-0.log.1.gz"))).toString("utf8").trim().split("\n");
+    const rotated = gunzipSync(await fs.readFile(path.join(dir, "chatty-0.log.1.gz")))
+      .toString("utf8")
+      .trim()
+      .split("\n");
     expect(rotated.length).toBeGreaterThan(100);
     expect(Buffer.byteLength(rotated.join("\n"))).toBeLessThanOrEqual(20000);
     // Lines stay in order across the rotation boundary.
@@ -179,10 +192,14 @@ describe("deploy abort", () => {
     expect(result.code).toBe(124);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(result.stderr).toMatch(/abandoned/);
-    const s = await until(async () => {
-      const st = await daemon!.status();
-      return st.converged ? st : null;
-    }, 10_000, "converged back on v1");
+    const s = await until(
+      async () => {
+        const st = await daemon!.status();
+        return st.converged ? st : null;
+      },
+      10_000,
+      "converged back on v1",
+    );
     expect(s.activeRelease.id).toBe("v1");
     expect(s.desired.releaseId).toBe("v1");
     expect(s.releases.find((r: { id: string }) => r.id === "v2").state).toBe("failed");

@@ -73,12 +73,7 @@ describe("a non-WebSocket Upgrade is a plain request", () => {
     const { proxy, port } = await startProxy({ timeouts: { keepAliveTimeoutMs: 300 } });
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setActive("a");
-    const raw = await rawExchange(
-      port,
-      "GET /first?ms=400 HTTP/1.1\r\nHost: h\r\n\r\n" +
-        "GET /h2c HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" +
-        "GET /slow?ms=900 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-    );
+    const raw = await rawExchange(port, "GET /first?ms=400 HTTP/1.1\r\nHost: h\r\n\r\n" + "GET /h2c HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + "GET /slow?ms=900 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
     expect([...raw.matchAll(/done (\S+?);/g)].map((m) => m[1])).toEqual(["/first?ms=400", "/h2c", "/slow?ms=900"]);
     expect(seen).toHaveLength(3);
   });
@@ -87,8 +82,7 @@ describe("a non-WebSocket Upgrade is a plain request", () => {
     const { port, seen } = await recordingProxy();
     const raw = await rawExchange(
       port,
-      "PUT /up HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: foo/2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" +
-        "GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+      "PUT /up HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: foo/2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" + "GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     );
     expect(raw).toMatch(/^HTTP\/1\.1 200 /);
     const [after, up] = byUrl(seen);
@@ -106,11 +100,7 @@ describe("a non-WebSocket Upgrade is a plain request", () => {
     const { proxy, port } = await startProxy();
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setActive("a");
-    const raw = await rawExchange(
-      port,
-      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-      /\r\n\r\n/,
-    );
+    const raw = await rawExchange(port, "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", /\r\n\r\n/);
     expect(raw).toMatch(/^HTTP\/1\.1 101 /);
   });
 });
@@ -132,11 +122,7 @@ describe("Host", () => {
     const ws = await startProxy();
     ws.proxy.setBackends("a", [upstream.backend("web")]);
     ws.proxy.setActive("a");
-    const raw = await rawExchange(
-      ws.port,
-      "GET /ws HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade, Host\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-      /\r\n\r\n/,
-    );
+    const raw = await rawExchange(ws.port, "GET /ws HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade, Host\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", /\r\n\r\n/);
     expect(raw).toMatch(/^HTTP\/1\.1 101 /);
     expect(handshakes[0]?.host).toBe("chat.example");
   });
@@ -151,15 +137,7 @@ describe("Host", () => {
 
   it("answers 400 to several Host lines or an invalid Host, without reaching the app", async () => {
     const { port, seen } = await recordingProxy();
-    const cases = [
-      "Host: a.example\r\nHost: b.example",
-      "Host: a b",
-      "Host: a/b",
-      "Host: ",
-      "Host: a.example:80x",
-      "Host: [::1",
-      "Host: a@b",
-    ];
+    const cases = ["Host: a.example\r\nHost: b.example", "Host: a b", "Host: a/b", "Host: ", "Host: a.example:80x", "Host: [::1", "Host: a@b"];
     for (const host of cases) {
       const raw = await rawExchange(port, `GET / HTTP/1.1\r\n${host}\r\n\r\n`);
       expect(raw, host).toMatch(/^HTTP\/1\.1 400 /);

@@ -189,10 +189,16 @@ describe("upstream errors", () => {
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setBackends("b", []);
     proxy.setActive("a");
-    const inflight = request(port).then(() => "answered", () => "closed");
+    const inflight = request(port).then(
+      () => "answered",
+      () => "closed",
+    );
     await waitFor(async () => (await upstream.connections()) === 1);
     proxy.setActive("b");
-    const held = request(port).then(() => "answered", () => "closed");
+    const held = request(port).then(
+      () => "answered",
+      () => "closed",
+    );
     await sleep(50);
     await proxy.close();
     expect(await inflight).toBe("closed");

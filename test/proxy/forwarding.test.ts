@@ -55,10 +55,7 @@ describe("HTTP forwarding", () => {
   it("forwards a chunked request body without a content-length", async () => {
     const upstream = await echoUpstream();
     const { port } = await proxyTo(upstream);
-    const reply = await rawExchange(
-      port,
-      "POST /upload HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-    );
+    const reply = await rawExchange(port, "POST /upload HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     expect(reply).toMatch(/^HTTP\/1.1 200/);
     const echo = JSON.parse(reply.slice(reply.indexOf("{"), reply.lastIndexOf("}") + 1)) as Echo;
     expect(echo.body).toBe("hello world");
@@ -182,19 +179,7 @@ describe("HTTP forwarding", () => {
   it("strips hop-by-hop response headers and those named by Connection", async () => {
     const upstream = await startUpstream((req, _res) => {
       req.socket.write(
-        [
-          "HTTP/1.1 200 OK",
-          "Connection: x-foo, keep-alive",
-          "X-Foo: private",
-          "Keep-Alive: timeout=30",
-          "Proxy-Authenticate: Basic",
-          "Trailer: X-Checksum",
-          "Upgrade: h2c",
-          "X-Bar: public",
-          "Content-Length: 2",
-          "",
-          "ok",
-        ].join("\r\n"),
+        ["HTTP/1.1 200 OK", "Connection: x-foo, keep-alive", "X-Foo: private", "Keep-Alive: timeout=30", "Proxy-Authenticate: Basic", "Trailer: X-Checksum", "Upgrade: h2c", "X-Bar: public", "Content-Length: 2", "", "ok"].join("\r\n"),
       );
     });
     const { port } = await proxyTo(upstream);

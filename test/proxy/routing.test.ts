@@ -68,7 +68,7 @@ describe("routing", () => {
     const pending = request(port);
     await sleep(50);
     proxy.setBackends("b", [b.backend("web", true)]);
-    expect((await Promise.race([pending, sleep(100).then(() => "still held")]))).toBe("still held");
+    expect(await Promise.race([pending, sleep(100).then(() => "still held")])).toBe("still held");
     proxy.setActive("b");
     expect((await pending).body).toBe("b");
   });
@@ -139,7 +139,10 @@ describe("routing", () => {
   it("spreads requests across 3 backends by least outstanding requests", async () => {
     const ups = await Promise.all([namedUpstream("x"), namedUpstream("y"), namedUpstream("z")]);
     const { proxy, port } = await startProxy();
-    proxy.setBackends("a", ups.map((u, i) => u.backend(`web#${i}`)));
+    proxy.setBackends(
+      "a",
+      ups.map((u, i) => u.backend(`web#${i}`)),
+    );
     proxy.setActive("a");
     // 9 slow requests: least-outstanding gives each backend exactly 3
     const slow = Array.from({ length: 9 }, (_, i) => request(port, { path: `/slow${i}` }));

@@ -220,10 +220,7 @@ describe("WebSocket handshake timeout", () => {
     proxy.setBackends("a", [{ id: "web", host: "127.0.0.1", port: silent.port, ready: true }]);
     proxy.setActive("a");
     const started = Date.now();
-    const pending = rawExchange(
-      port,
-      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    );
+    const pending = rawExchange(port, "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
     await waitFor(() => silent.open() === 1);
     expect(proxy.connections("a").websockets).toBe(1);
     const answer = await pending;

@@ -161,11 +161,7 @@ describe("WebSocket forwarding", () => {
     const { proxy, port } = await startProxy();
     proxy.setBackends("a", [{ id: "raw", host: "127.0.0.1", port: upstreamPort, ready: true }]);
     proxy.setActive("a");
-    const reply = await rawExchange(
-      port,
-      "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-      /\r\n\r\n/,
-    );
+    const reply = await rawExchange(port, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", /\r\n\r\n/);
     expect(reply).toMatch(/^HTTP\/1.1 101 /);
     expect(reply).toMatch(/^connection: upgrade/im);
     expect(reply).toMatch(/^upgrade: websocket/im);
@@ -287,11 +283,7 @@ describe("WebSocket forwarding", () => {
     const { proxy, port } = await startProxy();
     proxy.setBackends("a", [upstream.backend("web")]);
     proxy.setActive("a");
-    const reply = await rawExchange(
-      port,
-      "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
-      /plain \S+ \S+$/,
-    );
+    const reply = await rawExchange(port, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n", /plain \S+ \S+$/);
     expect(reply).toMatch(/^HTTP\/1.1 200 /);
     expect(reply).toMatch(/plain none none/);
   });

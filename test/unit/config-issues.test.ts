@@ -52,12 +52,42 @@ const cases: Case[] = [
   { rule: "stopSignal without SIG prefix is guessed", raw: withProcesses({ ...web, stopSignal: "QUIT" }), path: "processes[web].stopSignal", message: "accepted values", fix: 'Did you mean "SIGQUIT"?' },
   { rule: "nonBlockingDrain is for companions", raw: withProcesses({ ...web, nonBlockingDrain: true }), path: "processes[web].nonBlockingDrain", message: "only to companion", fix: "Remove nonBlockingDrain" },
   { rule: "nonBlockingDrain is a boolean", raw: withProcesses(web, { ...worker, nonBlockingDrain: "yes" }), path: "processes[worker].nonBlockingDrain", message: "true or false", fix: "nonBlockingDrain: true" },
-  { rule: "drainCommand needs a positive drainTimeoutMs", raw: withProcesses(web, { ...worker, lifecycle: { drainCommand: "./wait" } }), path: "processes[worker].lifecycle.drainTimeoutMs", message: "drainCommand needs a positive", fix: "drainTimeoutMs: 60000" },
-  { rule: "stopCommand and a custom stopSignal exclude each other", raw: withProcesses(web, { ...worker, stopSignal: "SIGINT", lifecycle: { stopCommand: "./stop" } }), path: "processes[worker].stopSignal", message: "would never be sent", fix: "Remove stopSignal" },
-  { rule: "stopSignalTarget is group or process", raw: withProcesses({ ...web, stopSignalTarget: "master" }), path: "processes[web].stopSignalTarget", message: "must be one of \"group\", \"process\"", fix: "process" },
-  { rule: "stopSignalTarget: process never applies with a stopCommand", raw: withProcesses(web, { ...worker, stopSignalTarget: "process", lifecycle: { stopCommand: "./stop" } }), path: "processes[worker].stopSignalTarget", message: "would never apply", fix: "Remove stopSignalTarget" },
-  { rule: "stopMessage and stopCommand exclude each other", raw: withProcesses(web, { ...worker, stopMessage: "shutdown", lifecycle: { stopCommand: "./stop" } }), path: "processes[worker].stopMessage", message: "both replace", fix: "Keep either" },
-  { rule: "stopMessage and a custom stopSignal exclude each other", raw: withProcesses(web, { ...worker, stopMessage: "shutdown", stopSignal: "SIGINT" }), path: "processes[worker].stopSignal", message: "stopMessage is sent instead", fix: "Remove stopSignal" },
+  {
+    rule: "drainCommand needs a positive drainTimeoutMs",
+    raw: withProcesses(web, { ...worker, lifecycle: { drainCommand: "./wait" } }),
+    path: "processes[worker].lifecycle.drainTimeoutMs",
+    message: "drainCommand needs a positive",
+    fix: "drainTimeoutMs: 60000",
+  },
+  {
+    rule: "stopCommand and a custom stopSignal exclude each other",
+    raw: withProcesses(web, { ...worker, stopSignal: "SIGINT", lifecycle: { stopCommand: "./stop" } }),
+    path: "processes[worker].stopSignal",
+    message: "would never be sent",
+    fix: "Remove stopSignal",
+  },
+  { rule: "stopSignalTarget is group or process", raw: withProcesses({ ...web, stopSignalTarget: "master" }), path: "processes[web].stopSignalTarget", message: 'must be one of "group", "process"', fix: "process" },
+  {
+    rule: "stopSignalTarget: process never applies with a stopCommand",
+    raw: withProcesses(web, { ...worker, stopSignalTarget: "process", lifecycle: { stopCommand: "./stop" } }),
+    path: "processes[worker].stopSignalTarget",
+    message: "would never apply",
+    fix: "Remove stopSignalTarget",
+  },
+  {
+    rule: "stopMessage and stopCommand exclude each other",
+    raw: withProcesses(web, { ...worker, stopMessage: "shutdown", lifecycle: { stopCommand: "./stop" } }),
+    path: "processes[worker].stopMessage",
+    message: "both replace",
+    fix: "Keep either",
+  },
+  {
+    rule: "stopMessage and a custom stopSignal exclude each other",
+    raw: withProcesses(web, { ...worker, stopMessage: "shutdown", stopSignal: "SIGINT" }),
+    path: "processes[worker].stopSignal",
+    message: "stopMessage is sent instead",
+    fix: "Remove stopSignal",
+  },
   { rule: "lifecycle drainTimeoutMs is non-negative", raw: withProcesses(web, { ...worker, lifecycle: { drainTimeoutMs: -1 } }), path: "processes[worker].lifecycle.drainTimeoutMs", message: "at least 0", fix: "drainTimeoutMs: 60000" },
   { rule: "gracefulStopMs is non-negative", raw: withProcesses({ ...web, gracefulStopMs: -5 }), path: "processes[web].gracefulStopMs", message: "at least 0", fix: "gracefulStopMs:" },
   { rule: "maxRestarts is a non-negative integer", raw: withProcesses({ ...web, restart: { maxRestarts: -1 } }), path: "processes[web].restart.maxRestarts", message: "at least 0", fix: "maxRestarts: 5" },
@@ -83,8 +113,20 @@ const cases: Case[] = [
   { rule: "unknown template variables are caught", raw: withProcesses({ ...web, command: "node s.js --port {{prot}}" }), path: "processes[web].command", message: "unknown template variable {{prot}}", fix: "Did you mean {{port}}?" },
   { rule: "{{port}} needs a port", raw: withProcesses(web, { ...worker, command: "node w.js --port {{port}}" }), path: "processes[worker].command", message: "worker has no port", fix: "Add a port to worker" },
   { rule: "{{ports.id}} names a process", raw: withProcesses(web, { ...worker, env: { WEB: "{{ports.wbe}}" } }), path: "processes[worker].env.WEB", message: 'no process "wbe"', fix: "{{ports.web}}" },
-  { rule: "{{ports.id}} names a process with a port", raw: withProcesses(web, { ...worker, id: "w2" }, { ...worker, command: "x {{ports.w2}}" }), path: "processes[worker].command", message: "process w2 has no port", fix: "Add a port to w2" },
-  { rule: "templates in lifecycle hooks are checked", raw: withProcesses({ ...web, lifecycle: { stopCommand: "kill -TERM {{pid}}" } }), path: "processes[web].lifecycle.stopCommand", message: "unknown template variable {{pid}}", fix: "Known variables" },
+  {
+    rule: "{{ports.id}} names a process with a port",
+    raw: withProcesses(web, { ...worker, id: "w2" }, { ...worker, command: "x {{ports.w2}}" }),
+    path: "processes[worker].command",
+    message: "process w2 has no port",
+    fix: "Add a port to w2",
+  },
+  {
+    rule: "templates in lifecycle hooks are checked",
+    raw: withProcesses({ ...web, lifecycle: { stopCommand: "kill -TERM {{pid}}" } }),
+    path: "processes[web].lifecycle.stopCommand",
+    message: "unknown template variable {{pid}}",
+    fix: "Known variables",
+  },
   { rule: "replica counts are bounded", raw: withProcesses(web, { ...worker, replicas: 5000 }), path: "processes[worker].replicas", message: "at most 1024", fix: "replicas" },
   { rule: "env values have no NUL", raw: withProcesses({ ...web, env: { A: "x\0y" } }), path: "processes[web].env.A", message: "NUL", fix: "Remove the NUL" },
   { rule: "templates in logFile.path are checked", raw: withProcesses({ ...web, logFile: { path: "/var/log/{{proccessId}}.log" } }), path: "processes[web].logFile.path", message: "{{proccessId}}", fix: "{{processId}}" },
@@ -103,20 +145,50 @@ const cases: Case[] = [
   { rule: "gracefulStopMs fits a Node timer", raw: withProcesses({ ...web, gracefulStopMs: 2 ** 32 }), path: "processes[web].gracefulStopMs", message: "at most 2147483647", fix: "gracefulStopMs" },
   { rule: "proxy.drainCloseCode is 1001 or 1012", raw: { proxy: { drainCloseCode: 1000 }, processes: [web] }, path: "proxy.drainCloseCode", message: "must be 1001 or 1012, not 1000", fix: "drainCloseCode: 1012" },
   { rule: "proxy.affinity is none, cookie or a mapping", raw: { proxy: { affinity: "sticky" }, processes: [web] }, path: "proxy.affinity", message: 'must be "none" or "cookie" or a mapping, not "sticky"', fix: "affinity: {query: sid}" },
-  { rule: "proxy.affinity names one way", raw: { proxy: { affinity: { query: "sid", header: "X-Session" } }, processes: [web] }, path: "proxy.affinity", message: "names query and header: only one of them may be given", fix: "affinity: {header: X-Session}" },
+  {
+    rule: "proxy.affinity names one way",
+    raw: { proxy: { affinity: { query: "sid", header: "X-Session" } }, processes: [web] },
+    path: "proxy.affinity",
+    message: "names query and header: only one of them may be given",
+    fix: "affinity: {header: X-Session}",
+  },
   { rule: "proxy.affinity keys are checked for typos", raw: { proxy: { affinity: { querry: "sid" } }, processes: [web] }, path: "proxy.affinity.querry", message: "is not a known setting", fix: 'Did you mean "query"?' },
   { rule: "proxy.affinity cookie names are tokens", raw: { proxy: { affinity: { cookie: "rb release" } }, processes: [web] }, path: "proxy.affinity.cookie", message: "must be a token", fix: "cookie: rb_release" },
   { rule: "proxy.affinity.maxSessions is positive", raw: { proxy: { affinity: { query: "sid", maxSessions: 0 } }, processes: [web] }, path: "proxy.affinity.maxSessions", message: "at least 1", fix: "maxSessions: 10000" },
-  { rule: "proxy.affinity.maxSessions is not for cookies", raw: { proxy: { affinity: { cookie: "rb", maxSessions: 5 } }, processes: [web] }, path: "proxy.affinity.maxSessions", message: "only applies to query and header affinity", fix: "Remove maxSessions" },
+  {
+    rule: "proxy.affinity.maxSessions is not for cookies",
+    raw: { proxy: { affinity: { cookie: "rb", maxSessions: 5 } }, processes: [web] },
+    path: "proxy.affinity.maxSessions",
+    message: "only applies to query and header affinity",
+    fix: "Remove maxSessions",
+  },
   { rule: "proxy.upgradeTimeoutMs is non-negative", raw: { proxy: { upgradeTimeoutMs: -1 }, processes: [web] }, path: "proxy.upgradeTimeoutMs", message: "at least 0", fix: "upgradeTimeoutMs: 30000" },
-  { rule: "trustedProxies entries are addresses or CIDR blocks", raw: { proxy: { trustedProxies: ["10.0.0.0/8", "proxy.internal"] }, processes: [web] }, path: "proxy.trustedProxies[1]", message: '"proxy.internal" is neither an IP address nor a CIDR block', fix: '"10.0.0.0/8"' },
-  { rule: "trustedProxies prefix lengths fit the family", raw: { proxy: { trustedProxies: ["10.0.0.0/33", "::1/129"] }, processes: [web] }, path: "proxy.trustedProxies[0]", message: "prefix length of an IPv4 block is 0 to 32", fix: "2001:db8::/32" },
+  {
+    rule: "trustedProxies entries are addresses or CIDR blocks",
+    raw: { proxy: { trustedProxies: ["10.0.0.0/8", "proxy.internal"] }, processes: [web] },
+    path: "proxy.trustedProxies[1]",
+    message: '"proxy.internal" is neither an IP address nor a CIDR block',
+    fix: '"10.0.0.0/8"',
+  },
+  {
+    rule: "trustedProxies prefix lengths fit the family",
+    raw: { proxy: { trustedProxies: ["10.0.0.0/33", "::1/129"] }, processes: [web] },
+    path: "proxy.trustedProxies[0]",
+    message: "prefix length of an IPv4 block is 0 to 32",
+    fix: "2001:db8::/32",
+  },
   { rule: "trustedProxies IPv6 prefix lengths fit", raw: { proxy: { trustedProxies: ["::1/129"] }, processes: [web] }, path: "proxy.trustedProxies[0]", message: "IPv6 block is 0 to 128", fix: "e.g." },
   { rule: "trustedProxies is a list", raw: { proxy: { trustedProxies: "127.0.0.1" }, processes: [web] }, path: "proxy.trustedProxies", message: "must be a list", fix: "trustedProxies:" },
   { rule: "proxy.socket needs a path", raw: { proxy: { socket: { mode: "660" } }, processes: [web] }, path: "proxy.socket.path", message: "is required", fix: "path:" },
   { rule: "proxy.socket.mode as an unquoted YAML number", raw: { proxy: { socket: { path: "/run/p.sock", mode: 660 } }, processes: [web] }, path: "proxy.socket.mode", message: "at most 511", fix: 'mode: "660"' },
   { rule: "proxy.socket.path fits in sun_path", raw: { proxy: { socket: { path: `/run/${"s".repeat(120)}.sock` } }, processes: [web] }, path: "proxy.socket.path", message: "unix sockets allow at most", fix: "shorter proxy.socket.path" },
-  { rule: "proxy.socket is not the control socket", raw: { control: { path: "/run/rb/c.sock" }, proxy: { socket: { path: "/run/rb/c.sock" } }, processes: [web] }, path: "proxy.socket.path", message: "is also control.path", fix: "path of its own" },
+  {
+    rule: "proxy.socket is not the control socket",
+    raw: { control: { path: "/run/rb/c.sock" }, proxy: { socket: { path: "/run/rb/c.sock" } }, processes: [web] },
+    path: "proxy.socket.path",
+    message: "is also control.path",
+    fix: "path of its own",
+  },
   { rule: "proxy.tcp false needs a socket", raw: { proxy: { tcp: false }, processes: [web] }, path: "proxy.tcp", message: "would not listen anywhere", fix: "proxy.socket" },
   { rule: "a process may not take the proxy's port", raw: withProcesses(web, { ...worker, policy: "service", port: 8182 }), path: "processes[worker].port", message: "used by proxy.port", fix: "port of its own" },
   { rule: "metrics needs a port", raw: { metrics: { host: "0.0.0.0" }, processes: [web] }, path: "metrics.port", message: "is required", fix: "port: 9464" },
@@ -160,16 +232,11 @@ describe("validateConfig", () => {
 
   it("names processes by index when their ids are duplicated or invalid", () => {
     const issues = issuesOf(withProcesses(web, { ...worker, id: "web", outputLines: 0 }, { ...worker, id: "a b", outputLines: 0 }));
-    expect(issues.map((issue) => issue.path)).toEqual(
-      expect.arrayContaining(["processes[1].outputLines", "processes[2].outputLines", "processes[2].id", "processes[1].id"]),
-    );
+    expect(issues.map((issue) => issue.path)).toEqual(expect.arrayContaining(["processes[1].outputLines", "processes[2].outputLines", "processes[2].id", "processes[1].id"]));
   });
 
   it("accepts stopCommand with the default stopSignal and shell braces that are not variables", () => {
-    const result = validateConfig(
-      withProcesses(web, { ...worker, stopSignal: "SIGTERM", command: "docker ps --format '{{.Names}}' {{ json . }}", lifecycle: { stopCommand: "./stop" } }),
-      { configPath: "/srv/app/rollbridge.yaml" },
-    );
+    const result = validateConfig(withProcesses(web, { ...worker, stopSignal: "SIGTERM", command: "docker ps --format '{{.Names}}' {{ json . }}", lifecycle: { stopCommand: "./stop" } }), { configPath: "/srv/app/rollbridge.yaml" });
     expect(result.ok).toBe(true);
   });
 });
@@ -214,11 +281,7 @@ describe("formatIssues", () => {
       { path: "processes", message: "the config must define exactly one proxied process; found 0", fix: "Set policy: proxied." },
       { path: "processes[1].id", message: 'duplicate process id "web"', fix: "Rename one." },
     ]);
-    expect(text).toBe(
-      "Found 2 configuration issues in rollbridge.yaml:\n\n" +
-        "1. the config must define exactly one proxied process; found 0\n   Fix: Set policy: proxied.\n\n" +
-        '2. duplicate process id "web"\n   Fix: Rename one.',
-    );
+    expect(text).toBe("Found 2 configuration issues in rollbridge.yaml:\n\n" + "1. the config must define exactly one proxied process; found 0\n   Fix: Set policy: proxied.\n\n" + '2. duplicate process id "web"\n   Fix: Rename one.');
   });
 
   it("uses the singular for one issue", () => {

@@ -97,10 +97,7 @@ describe("loadRawConfig", () => {
   });
 
   it("keeps YAML env values as written and supports merge keys", async () => {
-    const path = await write(
-      "rollbridge.yaml",
-      "base: &base\n  command: node s.js\nprocesses:\n  - <<: *base\n    id: web\n    env: {UMASK: 0022, RATIO: 1.50, ON: true, N: 3}\n",
-    );
+    const path = await write("rollbridge.yaml", "base: &base\n  command: node s.js\nprocesses:\n  - <<: *base\n    id: web\n    env: {UMASK: 0022, RATIO: 1.50, ON: true, N: 3}\n");
     const raw = (await loadRawConfig(path)) as { processes: { command: string; env: Record<string, unknown> }[] };
     expect(raw.processes[0]?.command).toBe("node s.js");
     expect(raw.processes[0]?.env).toEqual({ UMASK: "0022", RATIO: "1.50", ON: "true", N: "3" });
@@ -171,15 +168,51 @@ describe("YAML syntax errors point at the mistake", () => {
   const cases: { mistake: string; text: string; at: string; message: RegExp; fix: RegExp }[] = [
     { mistake: "a missing colon", text: "application: shop\nprocesses:\n  - id web\n    policy: proxied\n", at: ":3:5:", message: /"id web" has no colon/, fix: /id: web/ },
     { mistake: "a missing colon on a top-level key", text: "application shop\nprocesses:\n  - id: web\n", at: ":1:1:", message: /"application shop" has no colon/, fix: /application: shop/ },
-    { mistake: "a line indented too far", text: "application: shop\nprocesses:\n  - id: web\n    policy: proxied\n     command: node s.js\n", at: ":5:6:", message: /indented 5 spaces, more than "policy" on line 4/, fix: /Indent line 5 by 4 spaces/ },
-    { mistake: "a line indented too little", text: "application: shop\nprocesses:\n  - id: web\n    policy: proxied\n   command: node s.js\n", at: ":5:4:", message: /indented 3 spaces, which matches no level above it/, fix: /Indent line 5 by 4 spaces/ },
+    {
+      mistake: "a line indented too far",
+      text: "application: shop\nprocesses:\n  - id: web\n    policy: proxied\n     command: node s.js\n",
+      at: ":5:6:",
+      message: /indented 5 spaces, more than "policy" on line 4/,
+      fix: /Indent line 5 by 4 spaces/,
+    },
+    {
+      mistake: "a line indented too little",
+      text: "application: shop\nprocesses:\n  - id: web\n    policy: proxied\n   command: node s.js\n",
+      at: ":5:4:",
+      message: /indented 3 spaces, which matches no level above it/,
+      fix: /Indent line 5 by 4 spaces/,
+    },
     { mistake: "a tab as indentation", text: "application: shop\nproxy:\n\tport: 8182\n", at: ":3:1:", message: /a tab indents this line/, fix: /spaces/ },
-    { mistake: "an unclosed double quote", text: 'application: shop\nprocesses:\n  - id: web\n    command: "node server.js\n    policy: proxied\n  - id: worker\n', at: ":4:14:", message: /double quote opened here is never closed/, fix: /command: "node server\.js"/ },
+    {
+      mistake: "an unclosed double quote",
+      text: 'application: shop\nprocesses:\n  - id: web\n    command: "node server.js\n    policy: proxied\n  - id: worker\n',
+      at: ":4:14:",
+      message: /double quote opened here is never closed/,
+      fix: /command: "node server\.js"/,
+    },
     { mistake: "an unclosed single quote", text: "application: 'shop\nproxy:\n  port: 8182\n", at: ":1:14:", message: /single quote opened here is never closed/, fix: /application: 'shop'/ },
-    { mistake: "an unclosed flow mapping", text: "processes:\n  - id: web\n    port: {from: 18200, to: 18299\n    policy: proxied\n", at: ":3:11:", message: /"\{" opened here is never closed with "\}"/, fix: /port: \{from: 18200, to: 18299\}/ },
+    {
+      mistake: "an unclosed flow mapping",
+      text: "processes:\n  - id: web\n    port: {from: 18200, to: 18299\n    policy: proxied\n",
+      at: ":3:11:",
+      message: /"\{" opened here is never closed with "\}"/,
+      fix: /port: \{from: 18200, to: 18299\}/,
+    },
     { mistake: "a key given twice", text: "application: a\nproxy: {port: 1}\napplication: b\n", at: ":3:1:", message: /application is set twice in the same mapping \(first on line 1\)/, fix: /Keep one application/ },
-    { mistake: "a value that starts with an unquoted placeholder", text: "processes:\n  - id: web\n    policy: proxied\n    cwd: {{releasePath}}/app\n", at: ":4:10:", message: /cwd starts with \{\{releasePath\}\}; unquoted, YAML reads "\{" as the start of a mapping/, fix: /cwd: "\{\{releasePath\}\}\/app"/ },
-    { mistake: "a command that starts with an unquoted placeholder", text: "processes:\n  - id: web\n    command: {{releasePath}}/bin/start --port {{port}}  # the app\n", at: ":3:14:", message: /command starts with \{\{releasePath\}\}/, fix: /command: "\{\{releasePath\}\}\/bin\/start --port \{\{port\}\}"/ },
+    {
+      mistake: "a value that starts with an unquoted placeholder",
+      text: "processes:\n  - id: web\n    policy: proxied\n    cwd: {{releasePath}}/app\n",
+      at: ":4:10:",
+      message: /cwd starts with \{\{releasePath\}\}; unquoted, YAML reads "\{" as the start of a mapping/,
+      fix: /cwd: "\{\{releasePath\}\}\/app"/,
+    },
+    {
+      mistake: "a command that starts with an unquoted placeholder",
+      text: "processes:\n  - id: web\n    command: {{releasePath}}/bin/start --port {{port}}  # the app\n",
+      at: ":3:14:",
+      message: /command starts with \{\{releasePath\}\}/,
+      fix: /command: "\{\{releasePath\}\}\/bin\/start --port \{\{port\}\}"/,
+    },
   ];
 
   it.each(cases)("$mistake", async ({ text, at, message, fix }) => {

@@ -223,7 +223,10 @@ describe("configSchema", () => {
     ["cookie", { mode: "cookie", cookie: "rb_release" }],
     [{ cookie: "app_release" }, { mode: "cookie", cookie: "app_release" }],
     [{ query: "sid" }, { mode: "query", name: "sid", maxSessions: 10000 }],
-    [{ header: "X-Session", maxSessions: 50 }, { mode: "header", name: "X-Session", maxSessions: 50 }],
+    [
+      { header: "X-Session", maxSessions: 50 },
+      { mode: "header", name: "X-Session", maxSessions: 50 },
+    ],
     ["none", { mode: "none" }],
   ])("normalises proxy.affinity %j", (affinity, expected) => {
     const config = valid({ proxy: { affinity }, processes: [{ id: "web", policy: "proxied", command: "x", port: 3000 }] });

@@ -120,9 +120,12 @@ describe("docs/cli.md", () => {
     const section = bySection.get(name);
     expect(section, `docs/cli.md needs a "## ${name}" section`).toBeDefined();
     // A flag counts as named by its long form (--release-path) or its short one (-f FILE).
-    const named = (flag: string, short: string | undefined) =>
-      section!.includes(`--${flag}`) || (short !== undefined && new RegExp(`(^|[\\s\\[\`(])-${short}\\b`).test(section!));
-    expect(Object.entries(command.options).filter(([flag, spec]) => !named(flag, spec.short)).map(([flag]) => `--${flag}`)).toEqual([]);
+    const named = (flag: string, short: string | undefined) => section!.includes(`--${flag}`) || (short !== undefined && new RegExp(`(^|[\\s\\[\`(])-${short}\\b`).test(section!));
+    expect(
+      Object.entries(command.options)
+        .filter(([flag, spec]) => !named(flag, spec.short))
+        .map(([flag]) => `--${flag}`),
+    ).toEqual([]);
   });
 
   it("gives every command a usage line and an example for --help", () => {
@@ -136,12 +139,15 @@ describe("docs/cli.md", () => {
 });
 
 describe("links in README.md and docs/", () => {
-  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+  const files = [
+    "README.md",
+    ...readdirSync(path.join(ROOT, "docs"))
+      .filter((f) => f.endsWith(".md"))
+      .map((f) => `docs/${f}`),
+  ];
 
   it("derives heading anchors the way GitHub does", () => {
-    expect(anchors("# Where the daemon's log goes\n## `proxy`\n## Crash loops\n```\n# not a heading\n```\n## Crash loops\n")).toEqual(
-      new Set(["where-the-daemons-log-goes", "proxy", "crash-loops", "crash-loops-1"]),
-    );
+    expect(anchors("# Where the daemon's log goes\n## `proxy`\n## Crash loops\n```\n# not a heading\n```\n## Crash loops\n")).toEqual(new Set(["where-the-daemons-log-goes", "proxy", "crash-loops", "crash-loops-1"]));
   });
 
   it.each(files)("%s links only to files and headings that exist", (file) => {
@@ -183,9 +189,13 @@ function scalarLines(text: string): (string | null)[] {
 }
 
 describe("YAML shown in README.md, docs/ and examples/", () => {
-  const markdown = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
-  const yamlFiles = (dir: string): string[] =>
-    readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? yamlFiles(`${dir}/${e.name}`) : /\.ya?ml$/.test(e.name) ? [`${dir}/${e.name}`] : []));
+  const markdown = [
+    "README.md",
+    ...readdirSync(path.join(ROOT, "docs"))
+      .filter((f) => f.endsWith(".md"))
+      .map((f) => `docs/${f}`),
+  ];
+  const yamlFiles = (dir: string): string[] => readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? yamlFiles(`${dir}/${e.name}`) : /\.ya?ml$/.test(e.name) ? [`${dir}/${e.name}`] : []));
 
   it("quotes every value that starts with a placeholder", () => {
     const offenders: string[] = [];
@@ -218,14 +228,23 @@ describe("YAML shown in README.md, docs/ and examples/", () => {
 // examples names a command that exists and only flags that command takes.
 describe("rollbridge command lines in README.md, docs/ and examples/", () => {
   const SCRIPT = /\.(sh|ya?ml|service|conf)$/;
-  const walk = (dir: string): string[] =>
-    readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
-  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`), ...walk("examples").filter((f) => f.endsWith(".md") || SCRIPT.test(f))];
+  const walk = (dir: string): string[] => readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
+  const files = [
+    "README.md",
+    ...readdirSync(path.join(ROOT, "docs"))
+      .filter((f) => f.endsWith(".md"))
+      .map((f) => `docs/${f}`),
+    ...walk("examples").filter((f) => f.endsWith(".md") || SCRIPT.test(f)),
+  ];
 
   /** The code a reader runs: fenced blocks and inline code of markdown, the non-comment lines of scripts. */
   function codeOf(file: string, text: string): string[] {
     const joined = text.replace(/\\\n\s*/g, " ");
-    if (SCRIPT.test(file)) return joined.split("\n").filter((line) => !/^\s*#/.test(line)).map((line) => line.replace(/\s#\s.*$/, ""));
+    if (SCRIPT.test(file))
+      return joined
+        .split("\n")
+        .filter((line) => !/^\s*#/.test(line))
+        .map((line) => line.replace(/\s#\s.*$/, ""));
     // Shell comments in code blocks are prose (`# or use the copy in node_modules`).
     const blocks = [...joined.matchAll(/```[^\n]*\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split("\n")).map((line) => line.replace(/(^|\s)#.*$/, ""));
     const prose = joined.replace(/```[\s\S]*?```/g, "");
@@ -277,7 +296,11 @@ describe("rollbridge command lines in README.md, docs/ and examples/", () => {
 
   it("never installs rollbridge from the npm registry, where it is not published yet", () => {
     const registry = /\bnpm\s+(install|i|add)\s+(-g\s+|--global\s+)?rollbridge(@\S*)?(\s|$)|\bnpx\s+(-y\s+)?rollbridge@/;
-    const bad = files.flatMap((file) => codeOf(file, read(file)).filter((line) => registry.test(line)).map((line) => `${file}: ${line.trim()}`));
+    const bad = files.flatMap((file) =>
+      codeOf(file, read(file))
+        .filter((line) => registry.test(line))
+        .map((line) => `${file}: ${line.trim()}`),
+    );
     expect(bad).toEqual([]);
   });
 

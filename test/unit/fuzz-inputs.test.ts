@@ -45,22 +45,31 @@ function expectCleanValidation(raw: unknown): ReturnType<typeof validateConfig> 
 
 describe("validateConfig under fuzzing", () => {
   it("never throws on garbage, and reports each problem with a message and a fix", () => {
-    fc.assert(fc.property(fc.oneof(fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true, withObjectString: true, withSparseArray: true, withTypedArray: true }), hostileValue), (raw) => {
-      expectCleanValidation(raw);
-    }), params(1000));
+    fc.assert(
+      fc.property(fc.oneof(fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true, withObjectString: true, withSparseArray: true, withTypedArray: true }), hostileValue), (raw) => {
+        expectCleanValidation(raw);
+      }),
+      params(1000),
+    );
   });
 
   it("never throws on nearly valid configs", () => {
-    fc.assert(fc.property(configArb, (raw) => {
-      expectCleanValidation(raw);
-    }), params(600));
+    fc.assert(
+      fc.property(configArb, (raw) => {
+        expectCleanValidation(raw);
+      }),
+      params(600),
+    );
   });
 
   it("accepts every valid config", () => {
-    fc.assert(fc.property(validConfigArb, (raw) => {
-      const result = expectCleanValidation(raw);
-      expect(result.ok ? [] : result.issues).toEqual([]);
-    }), params(300));
+    fc.assert(
+      fc.property(validConfigArb, (raw) => {
+        const result = expectCleanValidation(raw);
+        expect(result.ok ? [] : result.issues).toEqual([]);
+      }),
+      params(300),
+    );
   });
 });
 
@@ -75,18 +84,24 @@ describe("parseDesiredText under fuzzing", () => {
       desiredObjectArb.map((doc) => JSON.stringify(doc) ?? "null"),
       mutatedText(desiredObjectArb.map((doc) => stringify(doc))),
     );
-    fc.assert(fc.property(texts, (text) => {
-      const result = parse(text);
-      if (result instanceof RollbridgeError) expect(result.code).toBe("DESIRED_INVALID");
-      else expect(typeof result).toBe("object");
-    }), params(800));
+    fc.assert(
+      fc.property(texts, (text) => {
+        const result = parse(text);
+        if (result instanceof RollbridgeError) expect(result.code).toBe("DESIRED_INVALID");
+        else expect(typeof result).toBe("object");
+      }),
+      params(800),
+    );
   });
 
   it("accepts every valid desired document", () => {
-    fc.assert(fc.property(validDesiredArb("/srv/app/releases"), fc.boolean(), (doc, asJson) => {
-      const result = parse(asJson ? JSON.stringify(doc) : stringify(doc));
-      expect(result).not.toBeInstanceOf(RollbridgeError);
-    }), params(400));
+    fc.assert(
+      fc.property(validDesiredArb("/srv/app/releases"), fc.boolean(), (doc, asJson) => {
+        const result = parse(asJson ? JSON.stringify(doc) : stringify(doc));
+        expect(result).not.toBeInstanceOf(RollbridgeError);
+      }),
+      params(400),
+    );
   });
 });
 
@@ -116,10 +131,7 @@ describe("resolveDesired under fuzzing", () => {
     await fs.symlink(path.join(dir, "gone"), path.join(dir, "dangling"));
     await fs.symlink(path.join(dir, "loop-b"), path.join(dir, "loop-a"));
     await fs.symlink(path.join(dir, "loop-a"), path.join(dir, "loop-b"));
-    paths = [
-      path.join(dir, "releases", "v1"), "releases/v1", "current", path.join(dir, "current"), "dangling", "loop-a", "a-file",
-      "missing", "/", ".", "..", "releases/v1/", "releases//v1", `${"x/".repeat(3000)}v1`, "bad\0path", " ", "~",
-    ];
+    paths = [path.join(dir, "releases", "v1"), "releases/v1", "current", path.join(dir, "current"), "dangling", "loop-a", "a-file", "missing", "/", ".", "..", "releases/v1/", "releases//v1", `${"x/".repeat(3000)}v1`, "bad\0path", " ", "~"];
   });
   afterAll(async () => {
     await fs.rm(dir, { recursive: true, force: true });
@@ -128,21 +140,27 @@ describe("resolveDesired under fuzzing", () => {
   it("resolves a parsed document to a target or rejects it with a RollbridgeError", async () => {
     const docs = fc.oneof(
       validDesiredArb("."),
-      fc.record({ release: fc.record({ path: fc.constantFrom(...paths), id: fc.option(fc.constantFrom("v1", "x", "2026"), { nil: undefined }) }, { requiredKeys: ["path"] }), stopped: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: [] }),
+      fc.record(
+        { release: fc.record({ path: fc.constantFrom(...paths), id: fc.option(fc.constantFrom("v1", "x", "2026"), { nil: undefined }) }, { requiredKeys: ["path"] }), stopped: fc.option(fc.boolean(), { nil: undefined }) },
+        { requiredKeys: [] },
+      ),
     );
-    await fc.assert(fc.asyncProperty(docs, async (raw) => {
-      const parsed = onlyClearErrors(() => parseDesiredText(JSON.stringify(raw), "desired.yaml"));
-      if (parsed instanceof RollbridgeError) return;
-      try {
-        const target = await resolveDesired(parsed, dir);
-        if (target.release) {
-          expect(target.release.id.length).toBeGreaterThan(0);
-          expect(path.isAbsolute(target.release.path)).toBe(true);
-        } else expect(target.stopped).toBe(true);
-      } catch (error) {
-        expect(error).toBeInstanceOf(RollbridgeError);
-        expect((error as RollbridgeError).message.length).toBeGreaterThan(0);
-      }
-    }), params(400));
+    await fc.assert(
+      fc.asyncProperty(docs, async (raw) => {
+        const parsed = onlyClearErrors(() => parseDesiredText(JSON.stringify(raw), "desired.yaml"));
+        if (parsed instanceof RollbridgeError) return;
+        try {
+          const target = await resolveDesired(parsed, dir);
+          if (target.release) {
+            expect(target.release.id.length).toBeGreaterThan(0);
+            expect(path.isAbsolute(target.release.path)).toBe(true);
+          } else expect(target.stopped).toBe(true);
+        } catch (error) {
+          expect(error).toBeInstanceOf(RollbridgeError);
+          expect((error as RollbridgeError).message.length).toBeGreaterThan(0);
+        }
+      }),
+      params(400),
+    );
   });
 });

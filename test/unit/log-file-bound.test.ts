@@ -19,7 +19,9 @@ describe("the log file queue", () => {
     await log.flush();
     log.write("after");
     await log.flush();
-    const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+    const lines = readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l !== "");
     const written = lines.filter((l) => l === line).length;
     // The cap, plus the first line (taken by the writer at once) and the one that crossed it.
     expect(written * 1024).toBeLessThanOrEqual(MAX_QUEUED_BYTES + 2 * 1024);
@@ -37,6 +39,10 @@ describe("the log file queue", () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await log.flush();
-    expect(readFileSync(file, "utf8").split("\n").filter((l) => l !== "").length).toBe(4000);
+    expect(
+      readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l !== "").length,
+    ).toBe(4000);
   });
 });

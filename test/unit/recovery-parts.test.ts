@@ -31,9 +31,7 @@ function snapshot(): StateSnapshot {
     daemon: { pid: 42, startTime: 7 },
     activeKey: "k1",
     releases: [{ key: "k1", id: "v1", path: "/srv/v1", requestedPath: "/srv/current", revision: null, state: "active", createdAt: 1, failedAttempts: 0, envKeys: [] }],
-    processes: [
-      { instanceId: "web", processId: "web", releaseKey: "k1", releaseId: "v1", pid: 100, pgid: 100, startTime: 5, port: 18000, restarts: 0, lastStartReason: "deploy", startedAt: 1, stopSignal: "SIGTERM", gracefulStopMs: 1000 },
-    ],
+    processes: [{ instanceId: "web", processId: "web", releaseKey: "k1", releaseId: "v1", pid: 100, pgid: 100, startTime: 5, port: 18000, restarts: 0, lastStartReason: "deploy", startedAt: 1, stopSignal: "SIGTERM", gracefulStopMs: 1000 }],
     orphans: [],
     events: [],
   };
@@ -101,12 +99,7 @@ describe("process identity", () => {
 
 describe("screen -ls", () => {
   it("lists sessions by pid and name, names with dots included", () => {
-    const text = [
-      "There are screens on:",
-      "\t24256.ticket-server\t(11/23/26 16:20:17)\t(Detached)",
-      "\t31337.app.v2\t(Attached)",
-      "2 Sockets in /run/screen/S-root.",
-    ].join("\n");
+    const text = ["There are screens on:", "\t24256.ticket-server\t(11/23/26 16:20:17)\t(Detached)", "\t31337.app.v2\t(Attached)", "2 Sockets in /run/screen/S-root."].join("\n");
     expect(parseScreenList(text)).toEqual([
       { id: "24256.ticket-server", pid: 24256, name: "ticket-server" },
       { id: "31337.app.v2", pid: 31337, name: "app.v2" },

@@ -4,17 +4,7 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  configRecordName,
-  defaultControlCandidates,
-  defaultControlPath,
-  defaultDaemonLogPath,
-  defaultPidPath,
-  defaultStatePath,
-  ensurePrivateDir,
-  runtimeBase,
-  type PathContext,
-} from "../../src/config/runtime-dir.js";
+import { configRecordName, defaultControlCandidates, defaultControlPath, defaultDaemonLogPath, defaultPidPath, defaultStatePath, ensurePrivateDir, runtimeBase, type PathContext } from "../../src/config/runtime-dir.js";
 import { isRollbridgeError } from "../../src/errors.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -63,7 +53,10 @@ describe("default paths", () => {
   });
 
   it("never puts a default in /tmp", () => {
-    for (const ctx of [{ uid: 0, env: {}, home: "/root" }, { uid: 54321, env: {}, home: "/home/x" }] satisfies PathContext[]) {
+    for (const ctx of [
+      { uid: 0, env: {}, home: "/root" },
+      { uid: 54321, env: {}, home: "/home/x" },
+    ] satisfies PathContext[]) {
       for (const p of [defaultControlPath("a", ctx), defaultPidPath("a", ctx), defaultDaemonLogPath("a", ctx), defaultStatePath("a", ctx)]) expect(p).not.toMatch(/^\/tmp\//);
     }
   });
@@ -96,14 +89,20 @@ describe("ensurePrivateDir", () => {
     const open = path.join(base, "open");
     await fs.mkdir(open);
     await fs.chmod(open, 0o777);
-    const error = await ensurePrivateDir(open).then(() => null, (e: unknown) => e);
+    const error = await ensurePrivateDir(open).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isRollbridgeError(error, "UNSAFE_PATH")).toBe(true);
     expect((error as Error).message).toMatch(/world-writable/);
 
     const elsewhere = await tempDir();
     const link = path.join(base, "linked");
     await fs.symlink(elsewhere, link);
-    const linkError = await ensurePrivateDir(link).then(() => null, (e: unknown) => e);
+    const linkError = await ensurePrivateDir(link).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isRollbridgeError(linkError, "UNSAFE_PATH")).toBe(true);
     expect((linkError as Error).message).toMatch(/symbolic link/);
   });
@@ -112,7 +111,10 @@ describe("ensurePrivateDir", () => {
     const dir = path.join(await tempDir(), "shop");
     await fs.mkdir(dir, { mode: 0o700 });
     await fs.chown(dir, 54321, 54321);
-    const error = await ensurePrivateDir(dir).then(() => null, (e: unknown) => e);
+    const error = await ensurePrivateDir(dir).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isRollbridgeError(error, "UNSAFE_PATH")).toBe(true);
     expect((error as Error).message).toMatch(/owned by uid 54321/);
   });

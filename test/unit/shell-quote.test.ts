@@ -91,7 +91,7 @@ describe("template values in shell text", () => {
   });
 
   it("quote a path with spaces and quotes so the command still finds it", () => {
-    const release = mkdtempSync(path.join(dir, "my app's \"v2\" "));
+    const release = mkdtempSync(path.join(dir, 'my app\'s "v2" '));
     try {
       const ctx: TemplateContext = { vars: { releasePath: release }, env: {} };
       expect(sh(renderTemplate(`cd {{releasePath}} && pwd`, ctx, "c", { shell: true })).trim()).toBe(release);

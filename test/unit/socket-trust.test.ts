@@ -47,7 +47,10 @@ describe("verifyControlSocket", () => {
     const dir = await tempDir();
     const { socket } = await listening(dir);
     await verifyControlSocket(socket);
-    const missing = await verifyControlSocket(path.join(dir, "none.sock")).then(() => null, (e: unknown) => e);
+    const missing = await verifyControlSocket(path.join(dir, "none.sock")).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isRollbridgeError(missing, "DAEMON_NOT_RUNNING")).toBe(true);
   });
 

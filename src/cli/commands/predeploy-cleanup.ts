@@ -54,7 +54,12 @@ export const predeployCleanupCommand: Command = {
       const dryRun = Boolean(ctx.values["dry-run"]);
       const daemon = await liveDaemon(config);
       const orphans = await recover(config, !dryRun, daemon);
-      const legacy = await takeOver(config, daemon, dryRun, orphans.records.flatMap((o) => [o.pid, o.pgid]));
+      const legacy = await takeOver(
+        config,
+        daemon,
+        dryRun,
+        orphans.records.flatMap((o) => [o.pid, o.pgid]),
+      );
       const ok = orphans.ok && legacyOk(legacy);
       const document = { releasePath, dryRun, daemon: daemon ? { pid: daemon.pid, activeReleaseId: daemon.activeReleaseId } : null, orphans: orphans.document, legacy };
       if (ctx.json) printJson(ctx, { ok, ...document });

@@ -61,9 +61,7 @@ async function waitRestarted(socket: ControlTarget, result: RestartResult, deadl
   for (;;) {
     const status = await request<StatusDocument>(socket, "GET", "/status");
     for (const i of result.instances) {
-      const now = status.processes.find(
-        (p) => p.instanceId === i.instanceId && p.releaseId === i.releaseId && p.state === "running" && p.pid !== null && p.pid !== i.pid && p.lastStartReason === "manual",
-      );
+      const now = status.processes.find((p) => p.instanceId === i.instanceId && p.releaseId === i.releaseId && p.state === "running" && p.pid !== null && p.pid !== i.pid && p.lastStartReason === "manual");
       if (now?.pid) done.set(i.instanceId, now.pid);
     }
     if (done.size === result.instances.length) return done;
