@@ -426,7 +426,9 @@ export class Daemon implements DaemonApi {
       await new Promise((r) => setTimeout(r, 100));
       open = await this.proxy.openConnections();
     }
-    // What is still open at the deadline is closed as a drain closes it (close frames, last chunks).
+    // What is still open at the deadline is closed as a drain closes it (close frames both ways,
+    // last chunks, 504 for unanswered requests); only then is the rest torn down.
+    await this.proxy.closeEveryRelease();
     await this.proxy.close();
     this.metrics.close();
     this.events.emit({

@@ -158,6 +158,9 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     closeRelease(releaseKey) {
       return table.closeRelease(releaseKey, { closeCode, closer: new SocketCloser() }, closeWaitMs);
     },
+    async closeEveryRelease() {
+      await Promise.all(table.releaseKeys().map((key) => table.closeRelease(key, { closeCode, closer: new SocketCloser() }, closeWaitMs)));
+    },
     listenerFds() {
       return { tcp: fdOf(tcpServer), socket: fdOf(unixServer) };
     },

@@ -248,6 +248,11 @@ export class RouteTable<P extends UpstreamPool> {
     await destroyRelease(release);
   }
 
+  /** The keys of every release the table still has (active, canary, draining). */
+  releaseKeys(): string[] {
+    return [...this.releases.keys()];
+  }
+
   /** Ends everything: held requests, every release, every pool. */
   async closeAll(): Promise<void> {
     const held = [...this.waiters];

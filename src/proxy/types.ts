@@ -146,6 +146,8 @@ export interface ProxyServer {
    * closed, or closeWaitMs later with the rest destroyed. Then its upstream pools are closed.
    */
   closeRelease(releaseKey: string): Promise<void>;
+  /** closeRelease for every release at once: a retiring daemon's last step before close, so nothing it still tunnels ends in a bare reset. */
+  closeEveryRelease(): Promise<void>;
   /** The descriptors the listeners accept on (null: none, or not listening): what a handover passes on. */
   listenerFds(): { tcp: number | null; socket: number | null };
   /**

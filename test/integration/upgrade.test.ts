@@ -157,6 +157,25 @@ describe("rollbridge upgrade", () => {
     await until(() => [...before.apps.values()].every(({ pid }) => !isAlive(pid)), 20_000, "every app stopped with it");
   }, 180_000);
 
+  it("closes a WebSocket still open at the old daemon's drainTimeoutMs with a close frame (1001), never a bare reset", async () => {
+    const d = (t.daemon = await startDaemon({ extra: `statePath: ${STATE}`, proxy: { drainTimeoutMs: 1500 } }));
+    await deploy(d, "v1");
+    const before = await pidsOf(d);
+    daemonPids.push(before.daemon);
+    const ws = await openEcho(d.proxyPort);
+    const closed = new Promise<{ code: number; at: number }>((resolve) => ws.once("close", (code) => resolve({ code, at: Date.now() })));
+
+    const result = await d.cli(["upgrade", "--json"], { timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const up = JSON.parse(result.stdout);
+    daemonPids.push(up.newPid);
+    expect(await echo(ws, "still tunnelled by the old daemon")).toBe("still tunnelled by the old daemon");
+    const { code } = await Promise.race([closed, sleep(30_000).then(() => ({ code: -1, at: 0 }))]);
+    expect(code).toBe(1001);
+    await until(() => !isAlive(before.daemon), 20_000, "the old daemon to exit");
+    await expectTakenOver(d, before, up.newPid);
+  }, 120_000);
+
   it("keeps the old daemon serving, untouched, when the new one fails to start", async () => {
     const d = (t.daemon = await startDaemon({ extra: `statePath: ${STATE}` }));
     await deploy(d, "v1");
