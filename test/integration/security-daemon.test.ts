@@ -105,7 +105,10 @@ describe("the daemon's environment", () => {
       Object.keys(daemonEnv)
         .sort()
         .filter((k) => !["PATH", "HOME", "LANG", "TZ", "RB_NEEDED", "XDG_RUNTIME_DIR", "XDG_STATE_HOME"].includes(k) && !k.startsWith("LC_")),
-    ).toEqual([]);
+    ).toEqual(["ROLLBRIDGE_DAEMON_PID_FILE"]);
+    // That one is Rollbridge's own (the pid file ensure-daemon keeps, which a successor started by
+    // `upgrade` takes over): the daemon takes it out of its environment at start, so no app gets it.
+    expect(daemonEnv.ROLLBRIDGE_DAEMON_PID_FILE).toBe(path.join(s.dir, "d.pid"));
 
     const release = path.join(s.dir, "releases", "v1");
     await fs.mkdir(release, { recursive: true });
@@ -115,6 +118,7 @@ describe("the daemon's environment", () => {
     const web = await environOf(status.processes[0].pid);
     expect(web.GREETING).toBe("hello from the config");
     expect(web).not.toHaveProperty("RB_DEPLOY_SECRET");
+    expect(web).not.toHaveProperty("ROLLBRIDGE_DAEMON_PID_FILE");
 
     // --inherit-env: the whole environment, as before.
     await stopPid(daemonPid);
