@@ -416,6 +416,11 @@ export class Daemon implements DaemonApi {
     this.state.detach();
     this.executor.releaseAll();
     this.proxy.stopAccepting();
+    // The control socket's path is the new daemon's now, but a keep-alive client (a tool's HTTP
+    // agent) would go on asking this one: answer with Connection: close and drop idle connections,
+    // so its next request opens control.path afresh and reaches the new daemon.
+    this.control?.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader("Connection", "close"));
+    this.control?.closeIdleConnections();
     await this.metricsServer?.close().catch(() => undefined);
     await this.watcher.close().catch(() => undefined);
     await this.configWatcher.close().catch(() => undefined);

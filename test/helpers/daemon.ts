@@ -253,9 +253,14 @@ export function isAlive(pid: number): boolean {
 }
 
 /** One GET of the daemon's control API (JSON), as the CLI sends it. */
-export function controlGet(socketPath: string, route: string, timeoutMs = 10_000): Promise<any> {
+/**
+ * GET on the control socket. A fresh connection per request by default, as each CLI run makes
+ * (Node's global agent would keep one alive and reuse it, also to a daemon killed since);
+ * pass a keep-alive `agent` to act as a long-lived client.
+ */
+export function controlGet(socketPath: string, route: string, timeoutMs = 10_000, agent: http.Agent | false = false): Promise<any> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: `/v1${route}`, timeout: timeoutMs }, (res) => {
+    const req = http.get({ socketPath, path: `/v1${route}`, timeout: timeoutMs, agent }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => (body += chunk));

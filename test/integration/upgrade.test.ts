@@ -4,8 +4,9 @@
 // before still echoing, status answered by the new daemon; twice in a row, then by signal. A new
 // daemon that cannot start leaves the old one serving, untouched.
 import { promises as fs } from "node:fs";
+import http from "node:http";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { controlGet, isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { get, startLoad } from "../helpers/load.js";
@@ -41,8 +42,15 @@ interface Pids {
   apps: Map<string, { pid: number; startTime: number }>;
 }
 
+/**
+ * A long-lived control client: one keep-alive connection, reused. After a handover the old daemon
+ * closes it (Connection: close, idle connections dropped), so the next request reaches the new one.
+ */
+const keepAlive = new http.Agent({ keepAlive: true });
+afterAll(() => keepAlive.destroy());
+
 async function pidsOf(d: TestDaemon): Promise<Pids> {
-  const status = await controlGet(d.socket, "/status");
+  const status = await controlGet(d.socket, "/status", 10_000, keepAlive);
   const apps = new Map<string, { pid: number; startTime: number }>();
   for (const p of status.processes as { instanceId: string; pid: number }[]) apps.set(p.instanceId, { pid: p.pid, startTime: await startTimeOf(p.pid) });
   return { daemon: status.daemonPid as number, apps };
