@@ -118,16 +118,17 @@ describe("HealthCheck", () => {
   });
 
   it("probes often in its first second, so an app that answers 503 at first is ready long before intervalMs", async () => {
-    // /ping answers 503 for 200 ms after the app starts, and the interval is a minute: only the
-    // fast first second can see the 200 before the check's 20 s deadline (the next regular probe would be past it).
-    const { port } = await startApp({ HEALTH_DELAY_MS: "200" });
+    // /ping answers 503 to its first 3 probes (counted by the app, so a slow start under load
+    // cannot skip them), and the interval is a minute: only the fast first second can reach the
+    // 4th probe's 200 before the check's 20 s deadline (the next regular probe would be past it).
+    const { port } = await startApp({ HEALTH_FAIL_FIRST: "3" });
     const hc = check(port, { intervalMs: 60_000, timeoutMs: 20_000 });
     const done = settled(hc);
     hc.start();
     await done;
     expect(hc.state).toBe("ready");
     expect(hc.lastResult).toMatchObject({ ok: true, status: 200 });
-    expect(hc.probes).toBeGreaterThan(1);
+    expect(hc.probes).toBe(4);
   });
 
   it("probes every intervalMs once the first second is over", async () => {

@@ -235,8 +235,8 @@ ${WEB.replace(/    env: .*\n?/, "")}`,
     expect(starts[1]! - exits[0]!).toBeGreaterThanOrEqual(180);
     expect(starts[2]! - exits[1]!).toBeGreaterThanOrEqual(550);
     await until(() => events(daemon!).some((e) => e.type === "process-failed" && e.data?.instanceId === "crasher"), 5000, "the crasher's process-failed event");
-    const s = await daemon.status();
-    expect(s.conditions.some((c: { type: string; reason: string }) => c.type === "Degraded" && c.reason === "ProcessFailed")).toBe(true);
+    // Conditions come from the pass after the event: wait for that pass's status.
+    await until(async () => ((await daemon!.status()).conditions as { type: string; reason: string }[]).some((c) => c.type === "Degraded" && c.reason === "ProcessFailed"), 10_000, "a Degraded condition with reason ProcessFailed");
   });
 
   it("restarts a process that grows past memory.limitBytes with reason memory", async () => {
