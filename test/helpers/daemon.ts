@@ -24,12 +24,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const PORT_BLOCKS = 240; // of 50 ports from 20000: below the kernel's ephemeral range (32768+ here)
+const POOL_STRIDE = 4; // vitest workers (VITEST_POOL_ID 1..maxWorkers) get disjoint blocks
+const usedBlocks = new Set<number>();
+
 /**
- * A block of ports unlikely to collide with parallel test files, and below the kernel's
- * ephemeral range (32768+ here), where load generators' client sockets take local ports.
+ * A block of ports no parallel test file uses: each vitest worker draws from its own blocks
+ * (by VITEST_POOL_ID), and one file never gets the same block twice while it has others left.
+ * Below the kernel's ephemeral range, where load generators' client sockets take local ports.
  */
 export function portRange(size = 40): { from: number; to: number } {
-  const from = 20_000 + Math.floor(Math.random() * 250) * 50;
+  const pool = (Math.max(1, Number(process.env.VITEST_POOL_ID) || 1) - 1) % POOL_STRIDE;
+  let mine: number[] = [];
+  for (let block = pool; block < PORT_BLOCKS; block += POOL_STRIDE) if (!usedBlocks.has(block)) mine.push(block);
+  if (mine.length === 0) {
+    usedBlocks.clear();
+    mine = Array.from({ length: PORT_BLOCKS / POOL_STRIDE }, (_, i) => pool + i * POOL_STRIDE);
+  }
+  const block = mine[Math.floor(Math.random() * mine.length)]!;
+  usedBlocks.add(block);
+  const from = 20_000 + block * 50;
   return { from, to: from + size - 1 };
 }
 
