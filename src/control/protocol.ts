@@ -269,6 +269,8 @@ export interface EventData {
   "rollout-aborted": undefined;
   "canary-step": { step: number; steps: number; weight: number; sticky: "cookie" | "ip" | "none"; previousReleaseId: string | null };
   "bake-started": { bakeMs: number; previousReleaseId: string | null };
+  "bake-resumed": { previousReleaseId: string | null; switchedAt: string };
+  "rollout-not-resumed": undefined;
   "rollout-passed": { total?: number; failed?: number };
   "rollout-superseded": { total?: number; failed?: number };
   "rolled-back": { previousReleaseId: string; phase: "canary" | "bake" | null; failed: number | null; total: number | null; code: ErrorCode; reason: string };

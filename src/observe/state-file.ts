@@ -36,6 +36,20 @@ const snapshotRelease = z.object({
   failedAttempts: z.number().int().min(0).default(0),
   /** Names of the desired `env` variables of this release; their values are never written. */
   envKeys: z.array(z.string()).default([]),
+  /**
+   * A rollout judged on live traffic under way (a canary step, the bake window): a daemon that
+   * adopts the release resumes it from these times instead of keeping the release unjudged.
+   */
+  rollout: z
+    .object({
+      previousKey: z.string(),
+      phase: z.enum(["canary", "bake"]),
+      step: z.number().int().min(0),
+      phaseStartedAt: z.number(),
+      judgingSince: z.number(),
+      judge: z.object({ windowMs: z.number().positive(), minRequests: z.number().int().min(1), maxErrorRate: z.number().min(0).max(1), maxP99Ms: z.number().min(0).optional() }).optional(),
+    })
+    .optional(),
 });
 
 const snapshotProcess = z.object({

@@ -52,6 +52,8 @@ export interface AdoptionPlan {
   orphans: OrphanRecord[];
   /** Why each refused process was not adopted, one line each, for the events. */
   refused: string[];
+  /** How a rollout under way was decided when it could not be resumed, one line each, for the events. */
+  notes: string[];
 }
 
 const GONE = "it is gone";
@@ -66,7 +68,7 @@ const START_REASONS = new Set<string>(["deploy", "crash", "manual", "memory", "s
 export async function planAdoption(snapshot: StateSnapshot, config: Config, options: { writerGone: boolean; outputDir: string | undefined; now?: number }): Promise<AdoptionPlan> {
   const now = options.now ?? Date.now();
   const empty: Adoption = { releases: [], servicesSpec: null, processes: [], activeKey: null };
-  if (!options.writerGone) return { adoption: empty, orphans: await liveOrphans(snapshot, now), refused: [] };
+  if (!options.writerGone) return { adoption: empty, orphans: await liveOrphans(snapshot, now), refused: [], notes: [] };
   const never = await selfAndAncestors();
   const me = typeof process.geteuid === "function" ? process.geteuid() : 0;
   const releases = new Map(snapshot.releases.map((r) => [r.key, r]));
@@ -126,8 +128,36 @@ export async function planAdoption(snapshot: StateSnapshot, config: Config, opti
     });
   }
   const orphans = await liveOrphans({ ...snapshot, processes: failed }, now);
-  const activeKey = snapshot.activeKey !== null && records.get(snapshot.activeKey)?.state === "active" ? snapshot.activeKey : null;
-  return { adoption: { releases: [...records.values()], servicesSpec, processes, activeKey }, orphans, refused };
+  const settled = settleBake(snapshot, records);
+  return { adoption: { releases: [...records.values()], servicesSpec, processes, activeKey: settled.activeKey }, orphans, refused, notes: settled.notes };
+}
+
+/**
+ * A bake window under way when the earlier daemon died ends on one release, never on two half
+ * routed, never on a baking release nobody judges: with both releases adopted, the baking one
+ * stays routed and its bake resumes (its switch time kept, so only the time left is judged);
+ * with only the previous release adopted, traffic goes back to it (the baking one is started
+ * and judged anew, as a deploy); with only the baking one, there is nothing to take traffic
+ * back, and it stays (said in a note). Returns the release to route to.
+ */
+function settleBake(snapshot: StateSnapshot, records: Map<string, ReleaseRecord>): { activeKey: string | null; notes: string[] } {
+  const routed = snapshot.activeKey !== null && records.get(snapshot.activeKey)?.state === "active" ? snapshot.activeKey : null;
+  const baking = snapshot.releases.find((r) => r.key === snapshot.activeKey && r.state === "active" && r.rollout?.phase === "bake");
+  const progress = baking?.rollout;
+  if (!baking || !progress) return { activeKey: routed, notes: [] };
+  const record = records.get(baking.key);
+  const previous = records.get(progress.previousKey);
+  const previousId = snapshot.releases.find((r) => r.key === progress.previousKey)?.id ?? progress.previousKey;
+  if (record && previous?.state === "active" && progress.judge) {
+    record.rollout = { previousKey: progress.previousKey, phase: "bake", step: progress.step, phaseStartedAt: progress.phaseStartedAt, judgingSince: progress.judgingSince, judge: { ...progress.judge } };
+    return { activeKey: baking.key, notes: [] };
+  }
+  if (!record && previous?.state === "active") {
+    return { activeKey: progress.previousKey, notes: [`the bake window of ${baking.id} is not resumed: its processes did not survive, so traffic goes back to ${previousId}, and ${baking.id} is started and judged again`] };
+  }
+  if (record && previous?.state !== "active") return { activeKey: routed, notes: [`the bake window of ${baking.id} is not resumed: ${previousId} did not survive to take traffic back, so ${baking.id} stays active`] };
+  if (record) return { activeKey: routed, notes: [`the bake window of ${baking.id} is not resumed: the state file does not say how it was judged, so ${baking.id} stays active and ${previousId} drains`] };
+  return { activeKey: routed, notes: [] };
 }
 
 /** Why a recorded process may not be adopted (a sentence), or the env values of its release's `env` keys. */

@@ -137,7 +137,26 @@ export class Executor {
     }
     if (adoption.activeKey !== null && this.releases.has(adoption.activeKey)) this.proxy.setActive(adoption.activeKey);
     this.syncProxy();
+    for (const record of adoption.releases) if (record.rollout?.phase === "bake") this.resumeBake(record);
     return taken;
+  }
+
+  /**
+   * An adopted bake window goes on: the proxy counts the release's responses again (from an
+   * empty window: the earlier daemon's counts died with it); the planner judges the time left.
+   */
+  private resumeBake(rec: ReleaseRecord): void {
+    const progress = rec.rollout;
+    if (!progress?.judge) return;
+    this.proxy.judge(rec.key, progress.judge);
+    const previous = this.releases.get(progress.previousKey);
+    this.events.emit({
+      type: "bake-resumed",
+      message: `the bake window of ${rec.spec.id} resumes after the daemon restart (switched ${new Date(progress.phaseStartedAt).toISOString()}); ${previous?.spec.id ?? "the previous release"} stays ready to take traffic back; responses are counted afresh`,
+      releaseKey: rec.key,
+      releaseId: rec.spec.id,
+      data: { previousReleaseId: previous?.spec.id ?? null, switchedAt: new Date(progress.phaseStartedAt).toISOString() },
+    });
   }
 
   /** The config the actions run with; a reloaded one gives failed actions (terminal ones too) a fresh start. */
@@ -511,7 +530,7 @@ export class Executor {
     if (!rec || rec.state !== "starting") return;
     const now = this.now();
     const first = rec.rollout === undefined;
-    rec.rollout = { previousKey: action.previousKey, phase: "canary", step: action.step, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now };
+    rec.rollout = { previousKey: action.previousKey, phase: "canary", step: action.step, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now, judge: rec.rollout?.judge ?? action.judge };
     this.syncProxy();
     if (first) this.proxy.judge(action.key, action.judge);
     this.proxy.setCanary({ releaseKey: action.key, weight: action.weight, sticky: action.sticky });
@@ -531,7 +550,7 @@ export class Executor {
     if (!rec || rec.state !== "active") return;
     const now = this.now();
     const judged = rec.rollout !== undefined;
-    rec.rollout = { previousKey: action.previousKey, phase: "bake", step: rec.rollout?.step ?? 0, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now };
+    rec.rollout = { previousKey: action.previousKey, phase: "bake", step: rec.rollout?.step ?? 0, phaseStartedAt: now, judgingSince: rec.rollout?.judgingSince ?? now, judge: rec.rollout?.judge ?? action.judge };
     if (!judged) this.proxy.judge(action.key, action.judge);
     const previous = this.releases.get(action.previousKey);
     this.events.emit({

@@ -123,6 +123,7 @@ export class StateKeeper {
     for (const line of plan.refused) {
       this.options.events.emit({ level: "warn", type: "adoption-refused", message: `not adopting ${line}: left alone` });
     }
+    for (const line of plan.notes) this.options.events.emit({ level: "warn", type: "rollout-not-resumed", message: line });
     const taken = this.options.executor.adopt(plan.adoption);
     for (const { managed, adopted } of taken) this.identities.set(managed, { pgid: adopted.pgid, startTime: adopted.identity.startTime, uid: adopted.uid });
     this.orphanList = plan.orphans;
@@ -274,6 +275,7 @@ export class StateKeeper {
       if (rec.drainDeadline !== undefined && rec.state === "draining") release.drainDeadline = rec.drainDeadline;
       if (rec.stoppedAt !== undefined) release.stoppedAt = rec.stoppedAt;
       if (rec.failure) release.failure = { reason: scrub(rec.failure.reason), code: rec.failure.code, at: rec.failure.at };
+      if (rec.rollout) release.rollout = { ...rec.rollout };
       releases.push(release);
     }
     const processes: SnapshotProcess[] = [];

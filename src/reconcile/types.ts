@@ -96,6 +96,8 @@ export interface RolloutProgress {
   phaseStartedAt: number;
   /** When the new release first got traffic (the first canary step, or the switch). */
   judgingSince: number;
+  /** How the proxy counts its responses: a daemon that adopts the release (a restart, an upgrade) counts with it again. */
+  judge?: JudgeSettings;
 }
 
 /** How the proxy counts a judged release's responses (the rollout settings' part it needs). */
