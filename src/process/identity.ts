@@ -3,6 +3,7 @@
 // (field 22 of /proc/<pid>/stat, clock ticks since boot, as memory.ts readStartTime reads it),
 // which no later process can share.
 import { readdir, readFile } from "node:fs/promises";
+import { fieldsAfterComm, readStatText } from "./proc-stat.js";
 
 /** A live process as /proc describes it; zombies count as gone. */
 export interface ProcessIdentity {
@@ -16,27 +17,14 @@ export interface ProcessIdentity {
 /** The identity of `pid`, or null when it is gone (or only a zombie). */
 export async function readIdentity(pid: number): Promise<ProcessIdentity | null> {
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return null;
-  }
-  return parseIdentity(pid, text);
+  const text = await readStatText(pid);
+  return text === null ? null : parseIdentity(pid, text);
 }
 
-/**
- * Parses /proc/<pid>/stat into an identity; null for zombies, dead entries and garbage. The
- * program name (field 2) may hold spaces and parentheses, so fields are counted after the last ')'.
- */
+/** Parses /proc/<pid>/stat into an identity; null for zombies, dead entries and garbage. */
 export function parseIdentity(pid: number, text: string): ProcessIdentity | null {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return null;
-  // rest[0] is field 3 (state), so field n is rest[n - 3].
-  const rest = text
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/);
+  const rest = fieldsAfterComm(text);
+  if (rest === null) return null;
   const state = rest[0];
   const ppid = Number(rest[4 - 3]);
   const pgid = Number(rest[5 - 3]);

@@ -2,7 +2,7 @@
 // tolerates processes vanishing mid-scan: a group is a moving target.
 import { execFile } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { fieldsAfterComm, readStatText } from "./proc-stat.js";
 
 export interface GroupMemberMemory {
   pid: number;
@@ -163,24 +163,14 @@ async function readGroupMembers(pgid: number): Promise<GroupMember[] | null> {
 }
 
 async function readStat(pid: number): Promise<ProcStat | null> {
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return null;
-  }
-  return parseStat(pid, text);
+  const text = await readStatText(pid);
+  return text === null ? null : parseStat(pid, text);
 }
 
-/** Parses /proc/<pid>/stat; comm (field 2) may hold spaces and parentheses, so split after the last ')'. */
+/** Parses /proc/<pid>/stat; null for garbage. */
 export function parseStat(pid: number, text: string): ProcStat | null {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return null;
-  // rest[0] is field 3 (state), so field n is rest[n - 3].
-  const rest = text
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/);
+  const rest = fieldsAfterComm(text);
+  if (rest === null) return null;
   const state = rest[0];
   const pgrp = Number(rest[5 - 3]);
   const startTime = Number(rest[22 - 3]);
