@@ -1,50 +1,17 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { FAST_PROBE_MS, FAST_PROBE_WINDOW_MS, HealthCheck, probeHttp } from "../../src/observe/health.js";
-import { ManagedProcess } from "../../src/process/managed-process.js";
+import { killTracked, startFixtureApp as startApp } from "../helpers/process.js";
 
-const APP = `"${process.execPath}" "${fileURLToPath(new URL("../fixtures/app.mjs", import.meta.url))}"`;
 const HOST = "127.0.0.1";
 
-const started: ManagedProcess[] = [];
 const checks: HealthCheck[] = [];
 
 afterEach(() => {
   for (const check of checks.splice(0)) check.cancel();
-  for (const proc of started.splice(0)) {
-    if (proc.pid === undefined || proc.exitInfo !== undefined) continue;
-    try {
-      process.kill(-proc.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  killTracked();
 });
-
-/** Starts the fixture app on a free port and resolves with that port once it listens. */
-async function startApp(env: Record<string, string>): Promise<{ proc: ManagedProcess; port: number }> {
-  const proc = new ManagedProcess({
-    instanceId: "web",
-    command: APP,
-    cwd: tmpdir(),
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PORT: "0", ...env },
-    outputLines: 20,
-    stopSignal: "SIGTERM",
-    gracefulStopMs: 2_000,
-  });
-  started.push(proc);
-  proc.start();
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const line = proc.output().find((l) => l.line.startsWith("listening on "));
-    if (line !== undefined) return { proc, port: Number(line.line.slice("listening on ".length)) };
-    if (Date.now() > deadline) throw new Error(`app did not listen: ${JSON.stringify(proc.output())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function check(port: number, options: Partial<ConstructorParameters<typeof HealthCheck>[0]> = {}): HealthCheck {
   const hc = new HealthCheck({ host: HOST, port, path: "/ping", intervalMs: 100, timeoutMs: 5_000, startDelayMs: 0, ...options });
@@ -54,6 +21,15 @@ function check(port: number, options: Partial<ConstructorParameters<typeof Healt
 
 function settled(hc: HealthCheck): Promise<void> {
   return new Promise((resolve) => hc.onChange(resolve));
+}
+
+/** Starts `hc` and resolves, once it has decided (ready or failed), with how long that took in ms. */
+async function verdict(hc: HealthCheck): Promise<number> {
+  const done = settled(hc);
+  const t0 = Date.now();
+  hc.start();
+  await done;
+  return Date.now() - t0;
 }
 
 describe("probeHttp", () => {
@@ -92,11 +68,7 @@ describe("HealthCheck", () => {
   it("fails with a clear reason when the endpoint keeps answering 500", async () => {
     const { port } = await startApp({ HEALTH_FAIL: "1" });
     const hc = check(port, { timeoutMs: 700 });
-    const done = settled(hc);
-    const t0 = Date.now();
-    hc.start();
-    await done;
-    const elapsed = Date.now() - t0;
+    const elapsed = await verdict(hc);
     expect(hc.state).toBe("failed");
     expect(hc.reason).toBe(`health check GET http://${HOST}:${port}/ping did not return 2xx within 700ms (last: HTTP 500)`);
     expect(elapsed).toBeGreaterThanOrEqual(690);
@@ -106,11 +78,7 @@ describe("HealthCheck", () => {
   it("fails by timeout against an endpoint that never answers", async () => {
     const { port } = await startApp({ HEALTH_HANG: "1" });
     const hc = check(port, { timeoutMs: 700, startDelayMs: 100 });
-    const done = settled(hc);
-    const t0 = Date.now();
-    hc.start();
-    await done;
-    const elapsed = Date.now() - t0;
+    const elapsed = await verdict(hc);
     expect(hc.state).toBe("failed");
     expect(hc.reason).toMatch(/did not return 2xx within 700ms \(last: timed out after \d+ms\)$/);
     expect(elapsed).toBeGreaterThanOrEqual(790);
@@ -123,9 +91,7 @@ describe("HealthCheck", () => {
     // 4th probe's 200 before the check's 20 s deadline (the next regular probe would be past it).
     const { port } = await startApp({ HEALTH_FAIL_FIRST: "3" });
     const hc = check(port, { intervalMs: 60_000, timeoutMs: 20_000 });
-    const done = settled(hc);
-    hc.start();
-    await done;
+    await verdict(hc);
     expect(hc.state).toBe("ready");
     expect(hc.lastResult).toMatchObject({ ok: true, status: 200 });
     expect(hc.probes).toBe(4);
@@ -134,9 +100,7 @@ describe("HealthCheck", () => {
   it("probes every intervalMs once the first second is over", async () => {
     const { port } = await startApp({ HEALTH_FAIL: "1" });
     const hc = check(port, { intervalMs: 500, timeoutMs: 2_000 });
-    const done = settled(hc);
-    hc.start();
-    await done;
+    await verdict(hc);
     expect(hc.state).toBe("failed");
     expect(hc.lastResult).toMatchObject({ ok: false, status: 500 });
     // More than intervalMs alone allows in 2 s (5: at 0, 500, …, 2000): the first second probed every 20 ms…

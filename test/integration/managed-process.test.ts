@@ -1,19 +1,13 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManagedProcess } from "../../src/process/managed-process.js";
 import { shellCommand } from "../../src/process/shell-command.js";
 import type { ExitInfo, SpawnSpec } from "../../src/process/types.js";
-import { isAlive, killQuietly, waitForLine } from "../helpers/process.js";
-
-const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
-const APP = `"${process.execPath}" "${path.join(FIXTURES, "app.mjs")}"`;
-const WORKER = `"${process.execPath}" "${path.join(FIXTURES, "worker.mjs")}"`;
+import { APP_COMMAND as APP, isAlive, killQuietly, killTracked, startManaged, track, WORKER_COMMAND as WORKER, waitForLine } from "../helpers/process.js";
 
 let dir: string;
-const started: ManagedProcess[] = [];
 const extraPids: number[] = [];
 
 beforeEach(async () => {
@@ -22,27 +16,13 @@ beforeEach(async () => {
 
 afterEach(async () => {
   // Clean up by pid only: the group of every process this test started, then any grandchild it reported.
-  for (const proc of started.splice(0)) {
-    if (proc.pid !== undefined && proc.exitInfo === undefined) killQuietly(-proc.pid);
-  }
+  killTracked();
   for (const pid of extraPids.splice(0)) killQuietly(pid);
   await rm(dir, { recursive: true, force: true });
 });
 
-function spawn(command: string, overrides: Partial<SpawnSpec> = {}, env: Record<string, string> = {}): ManagedProcess {
-  const proc = new ManagedProcess({
-    instanceId: "web",
-    command,
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PORT: "0", ROLLBRIDGE_RELEASE_ID: "v1", ...env },
-    outputLines: 50,
-    stopSignal: "SIGTERM",
-    gracefulStopMs: 5_000,
-    ...overrides,
-  });
-  started.push(proc);
-  proc.start();
-  return proc;
+function spawn(command: string, overrides: Partial<Omit<SpawnSpec, "env">> = {}, env: Record<string, string> = {}): ManagedProcess {
+  return startManaged({ instanceId: "web", command, cwd: dir, outputLines: 50, stopSignal: "SIGTERM", gracefulStopMs: 5_000, ...overrides, env: { ROLLBRIDGE_RELEASE_ID: "v1", ...env } });
 }
 
 describe("ManagedProcess", () => {
@@ -180,7 +160,7 @@ describe("ManagedProcess", () => {
       stopSignal: "SIGTERM",
       gracefulStopMs: 1_000,
     });
-    started.push(proc);
+    track(proc);
     let calledSync = false;
     const exit = new Promise<ExitInfo>((resolve) => proc.onExit(resolve));
     proc.onExit(() => {
@@ -199,7 +179,7 @@ describe("ManagedProcess", () => {
   it("names a missing or non-executable program as the spawn failure, without the command line", async () => {
     const failureOf = async (command: string): Promise<string | undefined> => {
       const proc = new ManagedProcess({ instanceId: "web", command, cwd: dir, env: { PATH: "/usr/bin:/bin" }, outputLines: 10, stopSignal: "SIGTERM", gracefulStopMs: 1_000 });
-      started.push(proc);
+      track(proc);
       proc.start();
       await new Promise((resolve) => proc.onExit(resolve));
       // A spawn failure never ran a process; a good start did.

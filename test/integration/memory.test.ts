@@ -1,36 +1,17 @@
-import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { ManagedProcess } from "../../src/process/managed-process.js";
+import type { ManagedProcess } from "../../src/process/managed-process.js";
 import { groupHasLiveMembers, parseStat, readStartTime, sampleGroupMemory } from "../../src/process/memory.js";
-import { killQuietly, waitForLine } from "../helpers/process.js";
+import { killQuietly, killTracked, startFixtureApp, waitForLine } from "../helpers/process.js";
 
-const APP = `"${process.execPath}" "${fileURLToPath(new URL("../fixtures/app.mjs", import.meta.url))}"`;
-
-const started: ManagedProcess[] = [];
 const extraPids: number[] = [];
 
 afterEach(() => {
-  for (const proc of started.splice(0)) {
-    if (proc.pid !== undefined && proc.exitInfo === undefined) killQuietly(-proc.pid);
-  }
+  killTracked();
   for (const pid of extraPids.splice(0)) killQuietly(pid);
 });
 
 async function startApp(env: Record<string, string>): Promise<ManagedProcess> {
-  const proc = new ManagedProcess({
-    instanceId: "web",
-    command: APP,
-    cwd: tmpdir(),
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PORT: "0", ...env },
-    outputLines: 20,
-    stopSignal: "SIGTERM",
-    gracefulStopMs: 2_000,
-  });
-  started.push(proc);
-  proc.start();
-  await waitForLine(proc, /^listening on /);
-  return proc;
+  return (await startFixtureApp(env)).proc;
 }
 
 describe("sampleGroupMemory", () => {

@@ -10,15 +10,12 @@ import { readIdentity } from "../../src/process/identity.js";
 import { groupHasLiveMembers } from "../../src/process/memory.js";
 import { stopGracefully, type StopSequenceOptions, type StopStep } from "../../src/process/stop-sequence.js";
 import type { SpawnSpec } from "../../src/process/types.js";
-import { isAlive, killQuietly, waitForLine } from "../helpers/process.js";
+import { APP_COMMAND as APP, isAlive, killQuietly, killTracked, startManaged, track, WORKER_COMMAND as WORKER, waitForLine } from "../helpers/process.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
-const APP = `"${process.execPath}" "${path.join(FIXTURES, "app.mjs")}"`;
-const WORKER = `"${process.execPath}" "${path.join(FIXTURES, "worker.mjs")}"`;
 
 let dir: string;
 let signalLog: string;
-const started: ManagedProcess[] = [];
 const extraPids: number[] = [];
 const extraGroups: number[] = [];
 
@@ -29,9 +26,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   // Clean up by pid only: every group this test started, hook groups it recorded, grandchildren it saw.
-  for (const proc of started.splice(0)) {
-    if (proc.pid !== undefined && proc.exitInfo === undefined) killQuietly(-proc.pid);
-  }
+  killTracked();
   for (const pgid of extraGroups.splice(0)) killQuietly(-pgid);
   for (const pid of extraPids.splice(0)) killQuietly(pid);
   await rm(dir, { recursive: true, force: true });
@@ -41,19 +36,8 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", PORT: "0", SIGNAL_LOG: signalLog, ...extra };
 }
 
-async function spawnReady(command: string, env: Record<string, string> = {}, overrides: Partial<SpawnSpec> = {}): Promise<ManagedProcess> {
-  const proc = new ManagedProcess({
-    instanceId: "worker",
-    command,
-    cwd: dir,
-    env: baseEnv(env),
-    outputLines: 50,
-    stopSignal: "SIGTERM",
-    gracefulStopMs: 5_000,
-    ...overrides,
-  });
-  started.push(proc);
-  proc.start();
+async function spawnReady(command: string, env: Record<string, string> = {}, overrides: Partial<Omit<SpawnSpec, "env">> = {}): Promise<ManagedProcess> {
+  const proc = startManaged({ instanceId: "worker", command, cwd: dir, outputLines: 50, stopSignal: "SIGTERM", gracefulStopMs: 5_000, ...overrides, env: { SIGNAL_LOG: signalLog, ...env } });
   // The app installs its signal handlers before listening; the worker before its first heartbeat.
   await waitForLine(proc, /^(listening on \d+|heartbeat .*)$/);
   return proc;
@@ -240,7 +224,7 @@ describe("stopGracefully", () => {
     expect(await logLines()).toEqual(["SIGTERM"]);
 
     const gone = new ManagedProcess({ instanceId: "x", command: "exit 4", cwd: dir, env: baseEnv(), outputLines: 5, stopSignal: "SIGTERM", gracefulStopMs: 1_000 });
-    started.push(gone);
+    track(gone);
     gone.start();
     await new Promise((resolve) => gone.onExit(resolve));
     const goneMarker = path.join(dir, "gone.marker");
