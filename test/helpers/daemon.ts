@@ -4,48 +4,14 @@ import { execFile, spawn, type ChildProcess, type SpawnOptions } from "node:chil
 import { promises as fs, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { releaseDir, writeTestConfig } from "./test-config.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CLI = path.join(ROOT, "dist/cli/main.js");
-export const FIXTURE_APP = path.join(ROOT, "test/fixtures/app.mjs");
-export const FIXTURE_WORKER = path.join(ROOT, "test/fixtures/worker.mjs");
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const PORT_BLOCKS = 240; // of 50 ports from 20000: below the kernel's ephemeral range (32768+ here)
-const POOL_STRIDE = 4; // vitest workers (VITEST_POOL_ID 1..maxWorkers) get disjoint blocks
-const usedBlocks = new Set<number>();
-
-/**
- * A block of ports no parallel test file uses: each vitest worker draws from its own blocks
- * (by VITEST_POOL_ID), and one file never gets the same block twice while it has others left.
- * Below the kernel's ephemeral range, where load generators' client sockets take local ports.
- */
-export function portRange(size = 40): { from: number; to: number } {
-  const pool = (Math.max(1, Number(process.env.VITEST_POOL_ID) || 1) - 1) % POOL_STRIDE;
-  let mine: number[] = [];
-  for (let block = pool; block < PORT_BLOCKS; block += POOL_STRIDE) if (!usedBlocks.has(block)) mine.push(block);
-  if (mine.length === 0) {
-    usedBlocks.clear();
-    mine = Array.from({ length: PORT_BLOCKS / POOL_STRIDE }, (_, i) => pool + i * POOL_STRIDE);
-  }
-  const block = mine[Math.floor(Math.random() * mine.length)]!;
-  usedBlocks.add(block);
-  const from = 20_000 + block * 50;
-  return { from, to: from + size - 1 };
-}
+// Many tests import these from here, next to startDaemon.
+export { FIXTURE_APP, FIXTURE_WORKER, freePort, portRange } from "./test-config.js";
 
 export interface TestDaemon {
   dir: string;
@@ -105,34 +71,13 @@ export interface DaemonSetup {
 }
 
 export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-"));
-  const proxyPort = setup.proxyPort ?? (await freePort());
-  const range = portRange();
-  const socket = path.join(dir, "control.sock");
-  const proxy = { drainTimeoutMs: 5000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000, holdTimeoutMs: 5000, ...setup.proxy };
-  const processes =
-    setup.processes ??
-    `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 3000`;
-  const yaml = [
-    `application: test-${path.basename(dir)}`,
-    `control: {${[`path: ${socket}`, ...Object.entries(setup.control ?? {}).map(([k, v]) => `${k}: ${typeof v === "string" ? JSON.stringify(v) : v}`)].join(", ")}}`,
-    `proxy:`,
-    `  host: 127.0.0.1`,
-    `  port: ${proxyPort}`,
-    ...Object.entries(proxy).map(([k, v]) => `  ${k}: ${v}`),
-    `resyncIntervalMs: ${setup.resyncIntervalMs ?? 1000}`,
-    setup.extra ?? "",
-    `processes:`,
-    processes.replaceAll("{{APP}}", FIXTURE_APP).replaceAll("{{WORKER}}", FIXTURE_WORKER).replaceAll("{{RANGE_FROM}}", String(range.from)).replaceAll("{{RANGE_TO}}", String(range.to)),
-  ].join("\n");
-  const configPath = path.join(dir, "rollbridge.yaml");
-  await fs.writeFile(configPath, yaml + "\n");
+  const { dir, configPath, socket, proxyPort } = await writeTestConfig({
+    control: setup.control,
+    proxyPort: setup.proxyPort,
+    proxy: { drainTimeoutMs: 5000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000, holdTimeoutMs: 5000, ...setup.proxy },
+    extra: [`resyncIntervalMs: ${setup.resyncIntervalMs ?? 1000}`, setup.extra ?? ""].join("\n"),
+    processes: setup.processes,
+  });
   const desiredPath = path.join(dir, "desired.yaml");
   if (setup.desired) await fs.writeFile(desiredPath, setup.desired);
   await setup.beforeStart?.({ dir, socket, configPath });
@@ -159,11 +104,7 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
     child,
     stdout,
     cli: (args, options = {}) => runCli([...args, "--config", configPath], { cwd: dir, ...options }),
-    async release(name: string) {
-      const p = path.join(dir, "releases", name);
-      await fs.mkdir(p, { recursive: true });
-      return p;
-    },
+    release: (name: string) => releaseDir(dir, name),
     // The same document `rollbridge status --json` prints (it is GET /v1/status verbatim), read
     // straight from the control socket: a CLI start per poll made the suite minutes slower.
     async status() {

@@ -3,21 +3,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import { CLI, waitForExit, type TestDaemon } from "./daemon.js";
+import { companionProcess, webProcess } from "./test-config.js";
 
 /** A proxied web process and a two-replica heartbeat worker. */
-export const WEB_AND_WORKERS = `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 3000
-  - id: worker
-    policy: companion
-    command: node {{WORKER}}
-    replicas: 2
-    restartDelayMs: 200
-    gracefulStopMs: 3000`;
+export const WEB_AND_WORKERS = [webProcess(), companionProcess("worker", { replicas: 2, restartDelayMs: 200, gracefulStopMs: 3000 })].join("\n");
 
 export async function deploy(d: TestDaemon, release: string, extra: string[] = []) {
   const p = await d.release(release);

@@ -1,23 +1,21 @@
 // Shared by the crash-recovery and predeploy-cleanup tests: daemons SIGKILLed and started again
 // on the same config, processes started directly, the state file, and zombie-aware liveness.
 import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fs, readFileSync } from "node:fs";
+import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
-import { CLI, until, waitForExit, type TestDaemon } from "./daemon.js";
+import { CLI, isAlive, until, waitForExit, type TestDaemon } from "./daemon.js";
+import { webProcess } from "./test-config.js";
+
+// Alive and not a zombie (an orphan's reaper, PID 1 here, may take a while to reap it): the
+// recovery tests import it from here with the rest.
+export { isAlive };
 
 export const STATE = "state/rollbridge.state.json";
 
 /** The proxied fixture app with these env and port settings. */
-export const WEB = (env: string, range = "{from: {{RANGE_FROM}}, to: {{RANGE_TO}}}") => `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: ${range}
-    env: ${env}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 2000`;
+export const WEB = (env: string, range = "{from: {{RANGE_FROM}}, to: {{RANGE_TO}}}") => webProcess({ port: range, env, gracefulStopMs: 2000 });
 
 /** What a test started, stopped by pid (and group) afterwards. */
 export class Started {
@@ -130,17 +128,6 @@ export async function childPidOf(d: TestDaemon): Promise<number> {
     10_000,
     "the fixture's child pid",
   );
-}
-
-/** Alive and not a zombie: an orphan's reaper (PID 1 here) may take a while to reap it. */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
 }
 
 /** Field 22 of /proc/<pid>/stat. */

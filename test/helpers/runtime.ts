@@ -3,7 +3,6 @@
 // Between the planner's table tests and the full daemon: the executor's actions are applied to
 // real processes and sockets, and tests read the world through executor.observe().
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
@@ -14,7 +13,7 @@ import { EventLog } from "../../src/reconcile/events.js";
 import { Executor } from "../../src/reconcile/execute.js";
 import { ReconcileLoop } from "../../src/reconcile/loop.js";
 import { plannerConfig } from "../../src/reconcile/planner-config.js";
-import { FIXTURE_APP, freePort, portRange } from "./daemon.js";
+import { releaseDir, writeTestConfig } from "./test-config.js";
 
 export interface TestRuntime {
   dir: string;
@@ -34,7 +33,7 @@ export interface TestRuntime {
 }
 
 export interface RuntimeSetup {
-  /** YAML for the processes list, {{APP}} replaced by the fixture app. */
+  /** YAML for the processes list (default: `webProcess()`), filled in as startDaemon does. */
   processes?: string;
   /** Wraps the real proxy (a test that needs one of its calls to fail wraps it here). */
   wrapProxy?: (proxy: ProxyServer) => ProxyServer;
@@ -43,29 +42,13 @@ export interface RuntimeSetup {
 }
 
 export async function startRuntime(setup: RuntimeSetup = {}): Promise<TestRuntime> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-rt-"));
-  const range = portRange();
-  const proxyPort = await freePort();
-  const processes =
-    setup.processes ??
-    `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 3000`;
-  const yaml = [
-    `application: rt-${path.basename(dir)}`,
-    `control: {path: ${path.join(dir, "control.sock")}}`,
-    `statePath: false`,
-    `proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: 3000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000}`,
-    `resyncIntervalMs: 1000`,
-    `processes:`,
-    processes.replaceAll("{{APP}}", FIXTURE_APP),
-  ].join("\n");
-  const configPath = path.join(dir, "rollbridge.yaml");
-  await fs.writeFile(configPath, yaml + "\n");
+  const { dir, configPath, proxyPort } = await writeTestConfig({
+    dirPrefix: "rb-rt-",
+    application: "rt",
+    proxy: { drainTimeoutMs: 3000, healthTimeoutMs: 10000, forceStopTimeoutMs: 3000 },
+    extra: ["statePath: false", "resyncIntervalMs: 1000"].join("\n"),
+    processes: setup.processes,
+  });
   const { config } = await loadConfig(configPath, dir);
   const events = new EventLog(5000, null);
   // eslint-disable-next-line prefer-const -- the loop and the executor refer to each other
@@ -91,11 +74,7 @@ export async function startRuntime(setup: RuntimeSetup = {}): Promise<TestRuntim
     proxy: real,
     executor,
     loop,
-    async release(name) {
-      const p = path.join(dir, "releases", name);
-      await fs.mkdir(p, { recursive: true });
-      return p;
-    },
+    release: (name) => releaseDir(dir, name),
     async desire(text) {
       const tmp = path.join(dir, `.desired-${process.pid}-${Math.random().toString(36).slice(2)}`);
       await fs.writeFile(tmp, text);

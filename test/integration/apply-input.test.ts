@@ -8,6 +8,7 @@ import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
 let v1: string;
@@ -15,15 +16,7 @@ let v2: string;
 
 beforeAll(async () => {
   daemon = await startDaemon({
-    processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-  - id: worker
-    policy: companion
-    command: node {{WORKER}}`,
+    processes: [webProcess({ restartDelayMs: undefined }), companionProcess("worker")].join("\n"),
     proxy: { drainTimeoutMs: 500 },
   });
   v1 = await daemon.release("v1");

@@ -6,6 +6,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, sleep, startDaemon, until, waitForExit, type TestDaemon } from "../helpers/daemon.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
 let follower: ChildProcess | null = null;
@@ -45,16 +46,7 @@ async function vmRssBytes(pid: number): Promise<number> {
 
 beforeAll(async () => {
   daemon = await startDaemon({
-    processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-  - id: chatty
-    policy: companion
-    command: node chatty.mjs
-    gracefulStopMs: 1000`,
+    processes: [webProcess({ restartDelayMs: undefined }), companionProcess("chatty", { command: "node chatty.mjs", gracefulStopMs: 1000 })].join("\n"),
   });
   const v1 = await daemon.release("v1");
   await fs.writeFile(path.join(v1, "chatty.mjs"), CHATTY);

@@ -6,6 +6,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
 let hostileDir: string;
@@ -19,22 +20,11 @@ else setInterval(() => {}, 1000);
 
 beforeAll(async () => {
   daemon = await startDaemon({
-    processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-  - id: printer
-    policy: companion
-    command: node printer.mjs
-    gracefulStopMs: 1000
-  - id: flood
-    policy: companion
-    command: node printer.mjs
-    env: {FLOOD: "1"}
-    outputLines: 400
-    gracefulStopMs: 1000`,
+    processes: [
+      webProcess({ restartDelayMs: undefined }),
+      companionProcess("printer", { command: "node printer.mjs", gracefulStopMs: 1000 }),
+      companionProcess("flood", { command: "node printer.mjs", env: '{FLOOD: "1"}', outputLines: 400, gracefulStopMs: 1000 }),
+    ].join("\n"),
   });
   // A release directory whose name would rewrite the terminal's title and clear the screen.
   hostileDir = path.join(daemon.dir, "releases", "v1\u001b]0;pwned\u0007\u001b[2J");

@@ -7,8 +7,9 @@ import net from "node:net";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { portRange, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { applyOverSocket, stdoutEvents } from "../helpers/raw.js";
+import { webProcess } from "../helpers/test-config.js";
 
 const DRAIN_MS = 1500;
 
@@ -34,16 +35,9 @@ function rawRequest(port: number, request: string) {
 
 describe("the drain deadline through the daemon", () => {
   it("closes WebSockets with 1012 both ways, ends streams with their last chunk, answers the rest 504, then stops the release", async () => {
-    const range = portRange();
     daemon = await startDaemon({
       proxy: { drainTimeoutMs: DRAIN_MS, drainCloseCode: 1012 },
-      processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    env: {WS_CLOSE_LOG: "{{releasePath}}/ws-close.log"}
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000`,
+      processes: webProcess({ restartDelayMs: undefined, env: '{WS_CLOSE_LOG: "{{releasePath}}/ws-close.log"}' }),
     });
     const d = daemon;
     const v1 = await d.release("v1");

@@ -6,8 +6,9 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { portRange, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { applyOverSocket, stdoutEvents } from "../helpers/raw.js";
+import { webProcess } from "../helpers/test-config.js";
 
 // Far longer than the test may take: the drain must end because the app moved its clients.
 const DRAIN_MS = 60_000;
@@ -35,17 +36,13 @@ function connect(port: number): { opened: Promise<void>; closed: Promise<{ code:
 
 describe("the drain notice", () => {
   it("tells the old app over IPC and with drainSignal before stopping it; the app's own close code reaches its clients and the drain ends early", async () => {
-    const range = portRange();
     daemon = await startDaemon({
       proxy: { drainTimeoutMs: DRAIN_MS, drainCloseCode: 1001 },
-      processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    env: {CLOSE_WS_ON_DRAIN: "1012", DRAIN_LOG: "{{releasePath}}/notice.log", SIGNAL_LOG: "{{releasePath}}/notice.log"}
-    drainSignal: SIGUSR2
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000`,
+      processes: webProcess({
+        restartDelayMs: undefined,
+        env: '{CLOSE_WS_ON_DRAIN: "1012", DRAIN_LOG: "{{releasePath}}/notice.log", SIGNAL_LOG: "{{releasePath}}/notice.log"}',
+        drainSignal: "SIGUSR2",
+      }),
     });
     const d = daemon;
     const v1 = await d.release("v1");

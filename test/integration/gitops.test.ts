@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLI, ROOT, isAlive, sleep, startDaemon, until, type DaemonEvent, type TestDaemon, daemonEvents as events } from "../helpers/daemon.js";
 import { get, startLoad, type Load, type LoadStats } from "../helpers/load.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon | null = null;
 let load: Load | null = null;
@@ -210,16 +211,7 @@ describe("superseded rollouts and apply --wait", () => {
 
   it("apply --wait rides out another writer's replicas-only change, and reports superseded when another writer names a different release", async () => {
     const d = await withV1({
-      processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-  - id: worker
-    policy: companion
-    command: node {{WORKER}}
-    gracefulStopMs: 3000`,
+      processes: [webProcess({ restartDelayMs: undefined }), companionProcess("worker", { gracefulStopMs: 3000 })].join("\n"),
     });
     const adopted = (id: string) => until(async () => (await d.status()).desired.releaseId === id, 10_000, `${id} adopted`);
 

@@ -6,6 +6,7 @@ import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
 let v1: string;
@@ -13,16 +14,7 @@ let before: { desired: string; pid: number };
 
 beforeAll(async () => {
   daemon = await startDaemon({
-    processes: `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 3000
-  - id: worker
-    policy: companion
-    command: node {{WORKER}}`,
+    processes: [webProcess(), companionProcess("worker")].join("\n"),
     proxy: { drainTimeoutMs: 1000 },
   });
   v1 = await daemon.release("v1");

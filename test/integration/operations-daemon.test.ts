@@ -7,8 +7,9 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FIXTURE_APP, freePort, isAlive, portRange, runCli, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { isAlive, runCli, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
+import { webProcess, writeTestConfig } from "../helpers/test-config.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -17,25 +18,12 @@ afterEach(async () => {
 
 /** A config in a fresh temp dir (nothing started). */
 async function setup(): Promise<{ dir: string; configPath: string; socket: string; proxyPort: number; pidPath: string; logPath: string }> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-ops-"));
-  const proxyPort = await freePort();
-  const range = portRange();
-  const socket = path.join(dir, "control.sock");
-  const configPath = path.join(dir, "rollbridge.yaml");
-  await fs.writeFile(
-    configPath,
-    `application: ensure-${path.basename(dir)}
-control: {path: ${socket}}
-proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: 1000}
-processes:
-  - id: web
-    policy: proxied
-    command: node ${FIXTURE_APP}
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-`,
-  );
+  const { dir, configPath, socket, proxyPort } = await writeTestConfig({
+    dirPrefix: "rb-ops-",
+    application: "ensure",
+    proxy: { drainTimeoutMs: 1000 },
+    processes: webProcess({ restartDelayMs: undefined }),
+  });
   const paths = { dir, configPath, socket, proxyPort, pidPath: path.join(dir, "run", "rollbridge.pid"), logPath: path.join(dir, "log", "daemon.log") };
   cleanups.push(async () => {
     // The detached daemon is stopped by the pid from its pid file (it stops what it manages).

@@ -5,39 +5,27 @@
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FIXTURE_APP, freePort, portRange, runCli, until } from "../helpers/daemon.js";
+import { runCli, until } from "../helpers/daemon.js";
 import { isAlive, killQuietly } from "../helpers/process.js";
+import { webProcess, writeTestConfig, type ProcessFields, type TestConfig } from "../helpers/test-config.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-async function setup(extra = ""): Promise<{ dir: string; configPath: string; socket: string; proxyPort: number }> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rb-secd-"));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  const socket = path.join(dir, "control.sock");
-  const range = portRange();
-  const proxyPort = await freePort();
-  const configPath = path.join(dir, "rollbridge.yaml");
-  await fs.writeFile(
-    configPath,
-    `application: secd-${path.basename(dir)}
-control: {path: ${socket}}
-proxy: {host: 127.0.0.1, port: ${proxyPort}, drainTimeoutMs: 1000}
-processes:
-  - id: web
-    policy: proxied
-    command: node ${FIXTURE_APP}
-    port: {from: ${range.from}, to: ${range.to}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 2000
-${extra}`,
-  );
-  return { dir, configPath, socket, proxyPort };
+/** A config in a fresh temp dir (nothing started); `web` are more fields of its web process. */
+async function setup(web: ProcessFields = {}): Promise<TestConfig> {
+  const config = await writeTestConfig({
+    dirPrefix: "rb-secd-",
+    application: "secd",
+    proxy: { drainTimeoutMs: 1000 },
+    processes: webProcess({ restartDelayMs: undefined, gracefulStopMs: 2000, ...web }),
+  });
+  cleanups.push(() => fs.rm(config.dir, { recursive: true, force: true }));
+  return config;
 }
 
 /** What /proc/<pid>/environ holds, as a map. */
@@ -91,7 +79,7 @@ describe("ensure-daemon records only a pid it can vouch for", () => {
 
 describe("the daemon's environment", () => {
   it("is minimal: PATH, HOME, LANG, TZ and the variables the config refers to; the shell's secrets stay out, also of managed processes", async () => {
-    const s = await setup('    env: {GREETING: "{{env.RB_NEEDED}}"}\n');
+    const s = await setup({ env: '{GREETING: "{{env.RB_NEEDED}}"}' });
     const env = { ...process.env, RB_NEEDED: "hello from the config", RB_DEPLOY_SECRET: "s3cr3t-ci-token", LANG: "C.UTF-8", TZ: "UTC" };
     const started = await runCli(["ensure-daemon", "--config", s.configPath, "--daemon-log-path", path.join(s.dir, "d.log"), "--daemon-pid-path", path.join(s.dir, "d.pid"), "--json"], { env });
     expect(started.code, started.stderr).toBe(0);

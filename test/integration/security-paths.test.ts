@@ -9,7 +9,8 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FIXTURE_APP, freePort, portRange, runCli, startDaemon, until, type CliResult, type TestDaemon } from "../helpers/daemon.js";
+import { freePort, portRange, runCli, startDaemon, until, type CliResult, type TestDaemon } from "../helpers/daemon.js";
+import { fillProcesses, webProcess } from "../helpers/test-config.js";
 import { isAlive, killQuietly } from "../helpers/process.js";
 import { startTimeOf } from "../helpers/recovery.js";
 import { createSecondUser, secondUserUnavailable, type SecondUser } from "../helpers/second-user.js";
@@ -44,7 +45,6 @@ async function sharedDir(): Promise<string> {
 
 /** A config for a root daemon; `control` is its control section, `extra` more top-level YAML. */
 async function writeConfig(dir: string, options: { application?: string; control?: string; extra?: string } = {}): Promise<string> {
-  const range = portRange();
   const configPath = path.join(dir, "rollbridge.yaml");
   await fs.writeFile(
     configPath,
@@ -54,12 +54,7 @@ async function writeConfig(dir: string, options: { application?: string; control
       `proxy: {host: 127.0.0.1, port: ${await freePort()}, drainTimeoutMs: 1000}`,
       options.extra ?? "",
       "processes:",
-      "  - id: web",
-      "    policy: proxied",
-      `    command: node ${FIXTURE_APP}`,
-      `    port: {from: ${range.from}, to: ${range.to}}`,
-      "    health: {path: /ping, intervalMs: 50}",
-      "    gracefulStopMs: 2000",
+      fillProcesses(webProcess({ restartDelayMs: undefined, gracefulStopMs: 2000 }), portRange()),
       "",
     ].join("\n"),
   );

@@ -4,19 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { deploy } from "../helpers/operations.js";
+import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 // A web process and a worker that spins about 40% of a CPU.
-const PROCESSES = `  - id: web
-    policy: proxied
-    command: node {{APP}}
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    gracefulStopMs: 3000
-  - id: busy
-    policy: companion
-    command: node {{WORKER}}
-    env: {BUSY_PERCENT: "40"}
-    gracefulStopMs: 3000`;
+const PROCESSES = [webProcess({ restartDelayMs: undefined }), companionProcess("busy", { env: '{BUSY_PERCENT: "40"}', gracefulStopMs: 3000 })].join("\n");
 
 interface Proc {
   instanceId: string;

@@ -7,6 +7,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
 import { get, startLoad, type Load } from "../helpers/load.js";
+import { webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon | null = null;
 let load: Load | null = null;
@@ -18,13 +19,7 @@ afterEach(async () => {
 });
 
 // The web process of a release directory holding a SLOW file never gets to listen in time.
-const PROCESSES = `  - id: web
-    policy: proxied
-    command: sh -c 'if [ -f SLOW ]; then export BOOT_DELAY_MS=60000; fi; exec node {{APP}}'
-    port: {from: {{RANGE_FROM}}, to: {{RANGE_TO}}}
-    health: {path: /ping, intervalMs: 50}
-    restartDelayMs: 200
-    gracefulStopMs: 3000`;
+const PROCESSES = webProcess({ command: "sh -c 'if [ -f SLOW ]; then export BOOT_DELAY_MS=60000; fi; exec node {{APP}}'" });
 
 function sh(script: string, cwd: string): Promise<void> {
   return new Promise((resolve, reject) => execFile("sh", ["-c", script], { cwd, timeout: 20_000 }, (error, _out, stderr) => (error ? reject(new Error(`${error.message}: ${stderr}`)) : resolve())));
