@@ -224,6 +224,11 @@ export class Daemon implements DaemonApi {
       });
     }
     if (handover !== undefined) return this.startAsSuccessor(handover);
+    // The proxy accepts from here on (on a socket passed by socket activation: at once, the
+    // connections that waited in its backlog while no daemon ran), but the release an earlier
+    // daemon left active is known only once its snapshot is adopted below: until then requests
+    // are held (up to proxy.holdTimeoutMs), not answered 503 for want of an active release.
+    this.proxy.setPaused(true);
     try {
       const listeners = await this.proxy.listen({ tcp: fdHandle(inherited?.proxy), socket: fdHandle(inherited?.proxySocket) });
       for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
@@ -256,8 +261,9 @@ export class Daemon implements DaemonApi {
     }
     await this.prepareOutputDir();
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced. As
-    // early as that: until an adopted release is active again the proxy answers 503.
+    // early as that: the proxy holds every request until then.
     await this.state.start();
+    this.proxy.setPaused(false);
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();
