@@ -2,7 +2,7 @@
 // process `web`, release directories v1 and v2, started either as a plain `rollbridge daemon`
 // (our child) or through `rollbridge ensure-daemon` (detached, as deploy scripts start it).
 // Its JSON event lines are read from its log file; everything is stopped by pid.
-import { closeSync, existsSync, openSync, promises as fs, readSync, statSync } from "node:fs";
+import { closeSync, createWriteStream, existsSync, openSync, promises as fs, readSync, statSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -26,6 +26,10 @@ export const LAUNCHES = ["daemon", "ensure-daemon"];
  * - extraProcesses: YAML list items appended to `processes:` (e.g. a singleton)
  * - proxyYaml: more fields of `proxy:` in flow style (e.g. "affinity: {query: sid}, drainCloseCode: 1012")
  * - extraConfig: top-level YAML appended to the config (e.g. a `rollout:` section)
+ * - proxyPort: the proxy's port (default: a free one); with launch "daemon":
+ *   spawnDaemon(command, args, {cwd, env}) → a ChildProcess whose stdout and stderr are pipes,
+ *   started instead of the daemon (e.g. a socket holder's restart loop), and stopDaemon() to
+ *   stop it instead of a SIGTERM to that child
  */
 export async function startBenchDaemon(opts) {
   const {
@@ -43,10 +47,12 @@ export async function startBenchDaemon(opts) {
     extraProcesses = "",
     extraConfig = "",
     proxyYaml = "",
+    spawnDaemon = null,
+    stopDaemon = null,
   } = opts;
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
-  const proxyPort = await freePort();
+  const proxyPort = opts.proxyPort ?? (await freePort());
   const appPortStart = 30000 + Math.floor(Math.random() * 2000) * 10;
   const socket = path.join(dir, "rollbridge.sock");
   const config = path.join(dir, "rollbridge.yaml");
@@ -167,7 +173,8 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}${extraConfig}`
       } catch {
         // daemon already gone
       }
-      if (child) await tracker.stop(child, 15_000);
+      if (stopDaemon) await stopDaemon();
+      else if (child) await tracker.stop(child, 15_000);
       else if (daemonPid) await tracker.stopPid(daemonPid, 15_000);
       // The daemon stops its process groups on SIGTERM; anything left (it was killed) goes now.
       for (const pid of appPids) {
@@ -183,12 +190,19 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}${extraConfig}`
 
   try {
     if (launch === "daemon") {
-      const fd = openSync(daemonLog, "a");
-      try {
-        const [command, args] = place(process.execPath, [...nodeFlags, CLI, "daemon", "--config", config]);
-        child = tracker.spawn(command, args, { cwd: dir, stdio: ["ignore", fd, fd] });
-      } finally {
-        closeSync(fd);
+      const [command, args] = place(process.execPath, [...nodeFlags, CLI, "daemon", "--config", config]);
+      if (spawnDaemon) {
+        child = spawnDaemon(command, args, { cwd: dir, env: process.env });
+        const log = createWriteStream(daemonLog, { flags: "a" });
+        child.stdout.pipe(log, { end: false });
+        child.stderr.pipe(log, { end: false });
+      } else {
+        const fd = openSync(daemonLog, "a");
+        try {
+          child = tracker.spawn(command, args, { cwd: dir, stdio: ["ignore", fd, fd] });
+        } finally {
+          closeSync(fd);
+        }
       }
       daemonPid = child.pid;
       const deadline = Date.now() + 15_000;
@@ -214,6 +228,18 @@ ${replicas ? `    replicas: ${replicas}\n` : ""}${extraProcesses}${extraConfig}`
     throw error;
   }
   return d;
+}
+
+/**
+ * A singleton `ticker` (YAML for `extraProcesses`) that appends a line to a file at each start,
+ * so a benchmark can tell it never ran twice: {dir, yaml, starts()}; `dir` is a temp directory
+ * of the tracker's, free for the run's other files.
+ */
+export async function countedSingleton(tracker, prefix) {
+  const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
+  const file = path.join(dir, "singleton-starts");
+  const yaml = `  - id: ticker\n    policy: singleton\n    command: sh -c 'echo start >> ${file}; while :; do echo tick; sleep 0.05; done'\n    gracefulStopMs: 1000\n`;
+  return { dir, yaml, starts: async () => (await fs.readFile(file, "utf8")).split("\n").filter(Boolean).length };
 }
 
 /** Waits until an event matching `match` appears in the daemon's log. */

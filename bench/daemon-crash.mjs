@@ -1,87 +1,110 @@
 // Daemon crash: under keep-alive load through the proxy, `kill -9` of the daemon, and a new
-// daemon started on the same config right away (what systemd's Restart=always or the next
-// `rollbridge ensure-daemon` does). The new daemon adopts the running processes from the
-// state file. Measured in one run:
+// daemon started on the same config (what systemd's Restart=always or the next `rollbridge
+// ensure-daemon` does). The new daemon adopts the running processes from the state file. Two
+// ways to start it, one per run (`holder`):
 //
-//   - refused connections (ECONNREFUSED while no daemon listens: expected without a socket
-//     holder), failed requests (reset, hang-up or a 5xx answer), and requests in flight at the kill;
-//   - time from the kill until the proxy serves again (the first 2xx answer after it);
+//   - through the socket-activation stand-in (bench/socket-holder.mjs, as systemd's
+//     rollbridge.socket + Restart=always, RestartSec=100ms): the stand-in holds the listening
+//     socket and starts the daemon with it as fd 3 (LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=proxy),
+//     again 100 ms after it exits, so connections made in the gap wait in the backlog;
+//   - without a holder: the daemon binds the port itself, and `rollbridge daemon` is started
+//     again `restartDelayMs` after the kill, so connections in the gap are refused.
+//
+// Measured in one run:
+//
+//   - refused connections (goal 0 through the holder), failed requests (reset, hang-up or a
+//     timeout; goal: at most those in flight at the kill), 5xx answers;
+//   - time from the kill until the proxy serves again (the first 2xx answer to a request sent
+//     after it);
 //   - app restarts (goal 0: the web process keeps its pid) and singleton starts (goal 1: the
 //     singleton is started once, never again by the new daemon).
 //
-//   npm run build && node bench/daemon-crash.mjs [--connections 32] [--before 2] [--after 3] [--restart-delay 100]
+//   npm run build && node bench/daemon-crash.mjs [--holder] [--connections 32] [--before 2] [--after 3] [--restart-delay 100]
 //
-// `restart` (option) starts the next daemon; the default spawns `rollbridge daemon`. A socket
-// holder (socket activation stand-in) can pass its own to keep the port open across the gap.
 // Every server listens on 127.0.0.1; everything started is stopped by pid; the run is bounded
 // by `timeoutSec`. Writes bench/results/daemon-crash-<timestamp>.json when run directly.
 import { closeSync, openSync, promises as fs } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { canConnect, startBenchDaemon } from "./bench-daemon.mjs";
-import { bounded, parseNumberFlags, printTable, sleep, writeResult } from "./lib.mjs";
-import { ChildTracker, CLI, isAlive } from "./proc.mjs";
+import { canConnect, countedSingleton, startBenchDaemon } from "./bench-daemon.mjs";
+import { startKeepAliveLoad } from "./keepalive-load.mjs";
+import { loadAverage, parseNumberFlags, printTable, runBench, sleep, writeResult } from "./lib.mjs";
+import { CLI, isAlive } from "./proc.mjs";
+import { holdSocket } from "./socket-holder.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const defaultDaemonCrashOptions = {
   connections: 32,
+  /** Through the socket-activation stand-in (true) or with the daemon binding the port itself (false). */
+  holder: false,
   /** Seconds of load before the kill, and after the proxy serves again. */
   beforeSec: 2,
   afterSec: 3,
-  /** Delay before the next daemon is started (systemd's RestartSec of the example unit). */
+  /** Without a holder: the delay before the next daemon is started (the holder's is its own 100 ms, systemd's RestartSec of the example unit). */
   restartDelayMs: 100,
   /** Give up waiting for the proxy to serve again after this long. */
   serveAgainTimeoutSec: 30,
   timeoutSec: 120,
   resultsDir: null,
   print: true,
-  /** (ctx) => Promise<{pid, stop()}>: starts the next daemon; ctx = {d, tracker, log}. */
-  restart: null,
 };
 
-/** Resolves with {meta, load, serveAgainMs, app, singleton, verdict}. */
-export async function runDaemonCrashBench(opts = {}) {
-  const options = { ...defaultDaemonCrashOptions, ...opts };
-  const tracker = new ChildTracker();
-  return bounded("daemon crash bench", options.timeoutSec, tracker, () => body(options, tracker));
+/** Resolves with {meta, load, serveAgainMs, app, singleton, orphans, timeline, verdict}. */
+export function runDaemonCrashBench(opts = {}) {
+  const name = opts.holder ? "daemon crash bench (socket holder)" : "daemon crash bench";
+  return runBench(name, defaultDaemonCrashOptions, opts, body);
 }
 
-async function body(options, tracker) {
-  const log = (text) => options.print && process.stderr.write(`[daemon-crash bench] ${text}\n`);
-  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
-  const startsDir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-crash-")));
-  const startsFile = path.join(startsDir, "singleton-starts");
-  const singleton = `  - id: ticker\n    policy: singleton\n    command: sh -c 'echo start >> ${startsFile}; while :; do echo tick; sleep 0.05; done'\n    gracefulStopMs: 1000\n`;
-  const d = await startBenchDaemon({ tracker, extraProcesses: singleton, drainTimeoutMs: 2000 });
+async function body(options, tracker, log) {
+  const loadAvgAtStart = loadAverage();
+  const ticker = await countedSingleton(tracker, "rollbridge-crash-");
+  const holder = options.holder ? await holdSocket() : null;
   let next = null;
+  let d = null;
   try {
+    const through = holder
+      ? {
+          proxyPort: holder.port,
+          spawnDaemon: (command, args, spawnOptions) => {
+            const loop = holder.spawn(command, args, spawnOptions);
+            tracker.adopt(loop.pid);
+            return loop;
+          },
+          stopDaemon: () => holder.stop(),
+        }
+      : {};
+    d = await startBenchDaemon({ tracker, extraProcesses: ticker.yaml, drainTimeoutMs: 2000, ...through });
     await d.deploy("v1");
     const before = await d.status();
     const web = before.processes.find((p) => p.instanceId === "web");
-    const ticker = before.processes.find((p) => p.instanceId === "ticker");
+    const singleton = before.processes.find((p) => p.instanceId === "ticker");
     await waitForState(d, web.pid);
-    log(`daemon ${d.daemonPid}, web pid ${web.pid}, ticker pid ${ticker.pid}; ${options.connections} keep-alive connections`);
+    log(`daemon ${d.daemonPid}${holder ? ` (started by the socket holder on port ${holder.port})` : ""}, web pid ${web.pid}, ticker pid ${singleton.pid}; ${options.connections} keep-alive connections`);
 
-    const load = startLoad(d.proxyPort, options.connections);
+    const load = startKeepAliveLoad(d.proxyPort, { connections: options.connections });
     await sleep(options.beforeSec * 1000);
     const killedAt = Date.now();
     const inFlightAtKill = load.inFlight();
     process.kill(d.daemonPid, "SIGKILL");
     log(`SIGKILLed daemon ${d.daemonPid} with ${inFlightAtKill} requests in flight`);
-    await sleep(options.restartDelayMs);
-    next = await (options.restart ?? spawnDaemon)({ d, tracker, log });
+    if (holder) {
+      const pid = await holder.started(2, options.serveAgainTimeoutSec * 1000);
+      tracker.adopt(pid);
+    } else {
+      await sleep(options.restartDelayMs);
+      next = await spawnDaemon({ d, tracker });
+    }
     const servedAt = await load.firstSuccessAfter(killedAt, options.serveAgainTimeoutSec * 1000);
-    log(servedAt === null ? "the proxy did not serve again in time" : `serving again ${servedAt - killedAt} ms after the kill (daemon ${next.pid})`);
     await sleep(options.afterSec * 1000);
     const counts = await load.stop();
 
     const after = await d.status();
+    log(servedAt === null ? "the proxy did not serve again in time" : `serving again ${servedAt - killedAt} ms after the kill (daemon ${after.daemonPid})`);
     const webAfter = after.processes.find((p) => p.instanceId === "web");
-    const tickerAfter = after.processes.find((p) => p.instanceId === "ticker");
-    const starts = (await fs.readFile(startsFile, "utf8")).split("\n").filter(Boolean).length;
+    const singletonAfter = after.processes.find((p) => p.instanceId === "ticker");
+    const starts = await ticker.starts();
     const appRestarts = (webAfter?.pid === web.pid ? 0 : 1) + (webAfter?.restarts ?? 0);
     const result = {
       meta: {
@@ -89,14 +112,15 @@ async function body(options, tracker) {
         node: process.version,
         cpus: os.cpus().length,
         connections: options.connections,
-        restartDelayMs: options.restartDelayMs,
-        restart: options.restart ? "custom" : "rollbridge daemon",
+        holder: Boolean(holder),
+        restart: holder ? "socket holder: the daemon started again 100 ms after it exits, on the held socket (fd 3)" : `rollbridge daemon started again ${options.restartDelayMs} ms after the kill`,
         loadAvgAtStart,
       },
       load: { ...counts, inFlightAtKill },
       serveAgainMs: servedAt === null ? null : servedAt - killedAt,
+      daemon: { pidBefore: d.daemonPid, pidAfter: after.daemonPid },
       app: { pidBefore: web.pid, pidAfter: webAfter?.pid ?? null, restarts: appRestarts, alive: isAlive(web.pid) },
-      singleton: { starts, pidBefore: ticker.pid, pidAfter: tickerAfter?.pid ?? null },
+      singleton: { starts, pidBefore: singleton.pid, pidAfter: singletonAfter?.pid ?? null },
       orphans: after.orphans?.length ?? 0,
       // What the next daemon did, in ms after the kill (its first events).
       timeline: d.events
@@ -104,14 +128,21 @@ async function body(options, tracker) {
         .slice(0, 20)
         .map((e) => ({ ms: Date.parse(e.at) - killedAt, type: e.type, message: e.message.slice(0, 120) })),
     };
-    result.verdict = { ok: appRestarts === 0 && starts === 1 && servedAt !== null, appRestartsGoal: 0, singletonStartsGoal: 1 };
+    result.verdict = {
+      ok: appRestarts === 0 && starts === 1 && servedAt !== null && counts.failed <= inFlightAtKill && (!holder || counts.refused === 0),
+      refusedGoal: holder ? 0 : null,
+      failedGoal: inFlightAtKill,
+      appRestartsGoal: 0,
+      singletonStartsGoal: 1,
+    };
     if (options.print) printResult(result);
     if (options.print) for (const e of result.timeline) log(`  +${e.ms} ms ${e.type}: ${e.message}`);
-    writeResult(result, options.resultsDir, "daemon-crash", result.meta.date, options.print);
+    writeResult(result, options.resultsDir, holder ? "daemon-crash-holder" : "daemon-crash", result.meta.date, options.print);
     return result;
   } finally {
     if (next) await next.stop();
-    await d.stop();
+    await d?.stop();
+    await holder?.stop();
   }
 }
 
@@ -150,71 +181,15 @@ function stateFileOf(d) {
   return path.join(base, application, "state.json");
 }
 
-/**
- * `connections` loops, each one request at a time on its own keep-alive connection. A refused
- * connect is counted apart from a failed request (one that was sent and got a reset, a hang-up
- * or a 5xx); every outcome is timestamped so the first success after the kill can be found.
- */
-function startLoad(port, connections) {
-  const counts = { ok: 0, refused: 0, failed: 0, status5xx: 0 };
-  const successes = [];
-  let inFlight = 0;
-  let running = true;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const one = () =>
-    new Promise((resolve) => {
-      inFlight += 1;
-      const sentAt = Date.now();
-      const done = (outcome) => {
-        inFlight -= 1;
-        if (outcome === "ok") successes.push({ sentAt, at: Date.now() });
-        counts[outcome] += 1;
-        resolve(outcome);
-      };
-      const req = http.get({ host: "127.0.0.1", port, path: "/", agent, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on("end", () => done(res.statusCode >= 200 && res.statusCode < 300 ? "ok" : res.statusCode >= 500 ? "status5xx" : "failed"));
-        res.on("error", () => done("failed"));
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (error) => done(error.code === "ECONNREFUSED" ? "refused" : "failed"));
-    });
-  const loops = Array.from({ length: connections }, async () => {
-    while (running) {
-      // A refused connect is retried at once in a tight loop otherwise: pace it a little.
-      if ((await one()) === "refused") await sleep(5);
-    }
-  });
-  return {
-    inFlight: () => inFlight,
-    /** When the first request sent after `at` was answered 2xx (answers the dying daemon still wrote do not count). */
-    async firstSuccessAfter(at, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const found = successes.find((s) => s.sentAt > at);
-        if (found !== undefined) return found.at;
-        await sleep(5);
-      }
-      return null;
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ...counts };
-    },
-  };
-}
-
 function printResult(r) {
   console.log("");
   printTable(
-    ["kill -9 of the daemon under load", "value", "goal"],
+    [`kill -9 of the daemon under load, ${r.meta.holder ? "through the socket holder" : "no socket holder"}`, "value", "goal"],
     [
       ["keep-alive connections", String(r.meta.connections), ""],
       ["requests answered 2xx", String(r.load.ok), ""],
-      ["refused connections", String(r.load.refused), "0 with a socket holder"],
-      ["failed requests (reset, hang-up)", String(r.load.failed), `≤ in flight at the kill (${r.load.inFlightAtKill})`],
+      ["refused connections", String(r.load.refused), r.meta.holder ? "0" : "(expected without a holder)"],
+      ["failed requests (reset, hang-up, timeout)", String(r.load.failed), `≤ in flight at the kill (${r.load.inFlightAtKill})`],
       ["5xx answers", String(r.load.status5xx), ""],
       ["kill → serving again", r.serveAgainMs === null ? "never" : `${r.serveAgainMs} ms`, ""],
       ["app restarts", String(r.app.restarts), "0"],
@@ -225,8 +200,9 @@ function printResult(r) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const opts = parseNumberFlags(process.argv.slice(2), { "--connections": "connections", "--before": "beforeSec", "--after": "afterSec", "--restart-delay": "restartDelayMs", "--timeout": "timeoutSec" });
-  runDaemonCrashBench({ resultsDir: path.join(here, "results"), ...opts }).catch((err) => {
+  const argv = process.argv.slice(2);
+  const opts = parseNumberFlags(argv, { "--connections": "connections", "--before": "beforeSec", "--after": "afterSec", "--restart-delay": "restartDelayMs", "--timeout": "timeoutSec" });
+  runDaemonCrashBench({ resultsDir: path.join(here, "results"), holder: argv.includes("--holder"), ...opts }).catch((err) => {
     console.error(err);
     process.exitCode = 1;
   });

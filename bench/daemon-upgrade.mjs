@@ -15,14 +15,14 @@
 // by `timeoutSec`. Writes bench/results/daemon-upgrade-<timestamp>.json when run directly.
 import { execFile } from "node:child_process";
 import { promises as fs, readFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { WebSocket } from "ws";
-import { startBenchDaemon } from "./bench-daemon.mjs";
-import { bounded, parseNumberFlags, printTable, sleep, writeResult } from "./lib.mjs";
-import { ChildTracker, CLI, isAlive } from "./proc.mjs";
+import { countedSingleton, startBenchDaemon } from "./bench-daemon.mjs";
+import { startKeepAliveLoad } from "./keepalive-load.mjs";
+import { loadAverage, parseNumberFlags, printTable, runBench, sleep, writeResult } from "./lib.mjs";
+import { CLI, isAlive } from "./proc.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The app: HTTP (/ping, /hello) and a WebSocket echo, with `ws` imported by absolute path (the release lives in a temp dir). */
@@ -56,21 +56,16 @@ export const defaultDaemonUpgradeOptions = {
 };
 
 /** Resolves with {meta, load, upgrade, app, singleton, websocket, verdict}. */
-export async function runDaemonUpgradeBench(opts = {}) {
-  const options = { ...defaultDaemonUpgradeOptions, ...opts };
-  const tracker = new ChildTracker();
-  return bounded("daemon upgrade bench", options.timeoutSec, tracker, () => body(options, tracker));
+export function runDaemonUpgradeBench(opts = {}) {
+  return runBench("daemon upgrade bench", defaultDaemonUpgradeOptions, opts, body);
 }
 
-async function body(options, tracker) {
-  const log = (text) => options.print && process.stderr.write(`[daemon-upgrade bench] ${text}\n`);
-  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
-  const startsDir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-upgrade-")));
-  const startsFile = path.join(startsDir, "singleton-starts");
-  const singleton = `  - id: ticker\n    policy: singleton\n    command: sh -c 'echo start >> ${startsFile}; while :; do echo tick; sleep 0.05; done'\n    gracefulStopMs: 1000\n`;
-  const entry = path.join(startsDir, "app.mjs");
+async function body(options, tracker, log) {
+  const loadAvgAtStart = loadAverage();
+  const ticker = await countedSingleton(tracker, "rollbridge-upgrade-");
+  const entry = path.join(ticker.dir, "app.mjs");
   await fs.writeFile(entry, APP_SOURCE);
-  const d = await startBenchDaemon({ tracker, launch: "ensure-daemon", entry, extraProcesses: singleton, drainTimeoutMs: options.drainTimeoutMs });
+  const d = await startBenchDaemon({ tracker, launch: "ensure-daemon", entry, extraProcesses: ticker.yaml, drainTimeoutMs: options.drainTimeoutMs });
   let newPid = null;
   try {
     await d.deploy("v1");
@@ -81,7 +76,7 @@ async function body(options, tracker) {
 
     const ws = await openEcho(d.proxyPort);
     const wsClosed = new Promise((resolve) => ws.once("close", (code) => resolve({ code, at: Date.now() })));
-    const load = startLoad(d.proxyPort, options.connections);
+    const load = startKeepAliveLoad(d.proxyPort, { connections: options.connections, path: "/hello" });
     await sleep(options.beforeSec * 1000);
     const cliStartedAt = Date.now();
     const cli = await run([CLI, "upgrade", "--json", "--config", d.config], 120_000);
@@ -98,7 +93,7 @@ async function body(options, tracker) {
     const wsEnd = await Promise.race([wsClosed, sleep(1000).then(() => null)]);
 
     const after = await d.status();
-    const starts = (await fs.readFile(startsFile, "utf8")).split("\n").filter(Boolean).length;
+    const starts = await ticker.starts();
     const appsAfter = after.processes.map((p) => ({ instanceId: p.instanceId, pid: p.pid, startTime: startTime(p.pid), restarts: p.restarts }));
     const appRestarts = apps.filter((a) => {
       const now = appsAfter.find((b) => b.instanceId === a.instanceId);
@@ -178,38 +173,6 @@ function echo(ws, text) {
     });
     ws.send(text);
   });
-}
-
-/** `connections` loops, one request at a time each on its own keep-alive connection. */
-function startLoad(port, connections) {
-  const counts = { ok: 0, refused: 0, failed: 0, status5xx: 0 };
-  let running = true;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const one = () =>
-    new Promise((resolve) => {
-      const done = (outcome) => {
-        counts[outcome] += 1;
-        resolve(outcome);
-      };
-      const req = http.get({ host: "127.0.0.1", port, path: "/hello", agent, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on("end", () => done(res.statusCode >= 200 && res.statusCode < 300 ? "ok" : res.statusCode >= 500 ? "status5xx" : "failed"));
-        res.on("error", () => done("failed"));
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (error) => done(error.code === "ECONNREFUSED" ? "refused" : "failed"));
-    });
-  const loops = Array.from({ length: connections }, async () => {
-    while (running) if ((await one()) === "refused") await sleep(5);
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ...counts };
-    },
-  };
 }
 
 function printResult(r) {

@@ -1,10 +1,11 @@
 // Pieces every benchmark shares: pinning processes to CPUs, printing a markdown table of
-// ratios, reading numeric flags, writing a result file, finding a free port.
+// ratios, reading numeric flags, writing a result file, finding a free port, the bounded run.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import os from "node:os";
+import { ChildTracker } from "./proc.mjs";
 
 /**
  * Returns `onCpu(cpu, command, args)` → [command, args], wrapped in `taskset -c cpu` when
@@ -92,6 +93,23 @@ export function stats(xs) {
 
 export function fmt(n, digits) {
   return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+}
+
+/** The load averages (1, 5, 15 min) rounded to 0.01: other load skews every number, worth recording. */
+export function loadAverage() {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100);
+}
+
+/**
+ * The frame of a benchmark run: its options (`defaults` overridden by `opts`), a fresh
+ * ChildTracker and a `log` to stderr (`[name] text`, when options.print), with `body(options,
+ * tracker, log)` bounded by options.timeoutSec (see `bounded`).
+ */
+export function runBench(name, defaults, opts, body) {
+  const options = { ...defaults, ...opts };
+  const tracker = new ChildTracker();
+  const log = (text) => options.print && process.stderr.write(`[${name}] ${text}\n`);
+  return bounded(name, options.timeoutSec, tracker, () => body(options, tracker, log));
 }
 
 /**

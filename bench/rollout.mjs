@@ -28,8 +28,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startBenchDaemon, waitForEvent } from "./bench-daemon.mjs";
-import { bounded, fmt, median, parseNumberFlags, printTable, sleep, writeResult } from "./lib.mjs";
-import { ChildTracker, cpuSeconds } from "./proc.mjs";
+import { fmt, loadAverage, median, parseNumberFlags, printTable, runBench, sleep, writeResult } from "./lib.mjs";
+import { cpuSeconds } from "./proc.mjs";
 import { findWrk, runWrk, WRK_MISSING } from "./wrk.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -54,15 +54,12 @@ export const defaultRolloutOptions = {
 };
 
 /** Resolves with {meta, rollback, canary, counting, verdict}. */
-export async function runRolloutBench(opts = {}) {
-  const options = { ...defaultRolloutOptions, ...opts };
-  const tracker = new ChildTracker();
-  return bounded("rollout bench", options.timeoutSec, tracker, () => body(options, tracker));
+export function runRolloutBench(opts = {}) {
+  return runBench("rollout bench", defaultRolloutOptions, opts, body);
 }
 
-async function body(options, tracker) {
-  const log = (text) => options.print && process.stderr.write(`[rollout bench] ${text}\n`);
-  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
+async function body(options, tracker, log) {
+  const loadAvgAtStart = loadAverage();
   const d = await startBenchDaemon({
     tracker,
     entry: APP,

@@ -50,6 +50,7 @@ const benches = [
   { key: "nginx", file: "nginx.mjs", fn: "runNginxBench", options: { resultsDir: null, print: true } },
   { key: "websocket", file: "websocket.mjs", fn: "runWebSocketBench", options: { resultsDir: null, print: true } },
   { key: "daemon", file: "daemon.mjs", fn: "runDaemonBench", options: { resultsDir: null, print: true } },
+  { key: "daemonCrashHolder", file: "daemon-crash.mjs", fn: "runDaemonCrashBench", options: { print: true, holder: true }, quickOptions: { beforeSec: 1, afterSec: 1 } },
   { key: "daemonCrash", file: "daemon-crash.mjs", fn: "runDaemonCrashBench", options: { print: true }, quickOptions: { beforeSec: 1, afterSec: 1 } },
   { key: "daemonUpgrade", file: "daemon-upgrade.mjs", fn: "runDaemonUpgradeBench", options: { print: true }, quickOptions: { beforeSec: 1, afterSec: 1 } },
   { key: "rollout", file: "rollout.mjs", fn: "runRolloutBench", options: { print: true }, quickOptions: { rounds: 1, durationSec: 2, canaryRequests: 400 }, summary: true },

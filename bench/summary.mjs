@@ -1,4 +1,4 @@
-// The issue-17 table from one `npm run bench` result: each row's number now, its goal, and its
+// The issue-17 table (and issue 15's daemon rows) from one `npm run bench` result: each row's number now, its goal, and its
 // ratio against the baseline measured in the same run. A row whose benchmark was skipped or
 // failed says so instead of a number. `met` is true/false against the goal, null for context.
 import { fmt, printTable } from "./lib.mjs";
@@ -17,6 +17,9 @@ export function buildSummary(combined) {
     ...rolloutRows(combined.rollout),
     ...longLivedRows(combined.longLived),
     ...pm2Rows(combined.pm2),
+    daemonCrashRow(combined.daemonCrashHolder, true),
+    daemonCrashRow(combined.daemonCrash, false),
+    daemonUpgradeRow(combined.daemonUpgrade),
   ];
   const judged = rows.filter((r) => r.met !== null);
   return { rows, met: judged.filter((r) => r.met).length, judged: judged.length };
@@ -293,6 +296,53 @@ function pm2Rows(pm2) {
   else
     rows.push({ key: "rollbridge-reload", row: "the same reload through Rollbridge (`apply --wait`)", now: reload(r), goal: reference, ratio: `${fmt(r.load.rps, 0)} req/s during (through the proxy)`, met: null, values: reloadValues(r) });
   return rows;
+}
+
+// Issue 15: the daemon is no single point of failure. kill -9 under keep-alive load, through the
+// socket-activation stand-in (nothing refused) and without it (refused connections expected);
+// `rollbridge upgrade` under the same load (bench/daemon-crash.mjs, bench/daemon-upgrade.mjs).
+function daemonCrashRow(crash, holder) {
+  const key = holder ? "daemon-crash-holder" : "daemon-crash";
+  const row = `daemon kill -9 under 32 keep-alive connections, ${holder ? "through the socket holder (socket activation)" : "no socket holder (ensure-daemon)"}`;
+  const goal = holder ? "0 refused, failed ≤ in flight at the kill, 0 app restarts, 1 singleton start" : "failed ≤ in flight at the kill, 0 app restarts, 1 singleton start (refused expected)";
+  if (!measured(crash)) return missing(key, row, goal, crash);
+  const l = crash.load;
+  return {
+    key,
+    row: row.replace("32", String(crash.meta.connections)),
+    now: `${l.refused} refused, ${l.failed} failed (${l.inFlightAtKill} in flight), ${l.status5xx} 5xx of ${l.ok + l.refused + l.failed + l.status5xx}; serving again ${crash.serveAgainMs === null ? "never" : `${crash.serveAgainMs} ms`} after the kill; ${crash.app.restarts} app restarts, ${crash.singleton.starts} singleton starts`,
+    goal,
+    ratio: "absolute (no baseline)",
+    met: crash.verdict.ok,
+    values: { refused: l.refused, failed: l.failed, inFlightAtKill: l.inFlightAtKill, status5xx: l.status5xx, ok: l.ok, serveAgainMs: crash.serveAgainMs, appRestarts: crash.app.restarts, singletonStarts: crash.singleton.starts },
+  };
+}
+
+function daemonUpgradeRow(upgrade) {
+  const key = "daemon-upgrade";
+  const row = "`rollbridge upgrade` under 32 keep-alive connections, a WebSocket open";
+  const goal = "0 failed, 0 app restarts, the WebSocket still echoes";
+  if (!measured(upgrade)) return missing(key, row, goal, upgrade);
+  const l = upgrade.load;
+  return {
+    key,
+    row: row.replace("32", String(upgrade.meta.connections)),
+    now: `${l.failed} failed, ${l.refused} refused, ${l.status5xx} 5xx of ${l.ok + l.refused + l.failed + l.status5xx}; ${upgrade.app.restarts} app restarts, ${upgrade.singleton.starts} singleton starts; WebSocket ${upgrade.websocket.echoedAfter ? "echoes" : "DOES NOT echo"} after; request → ready ${upgrade.upgrade.durationMs} ms (CLI ${upgrade.upgrade.cliWallMs} ms)`,
+    goal,
+    ratio: "absolute (no baseline)",
+    met: upgrade.verdict.ok,
+    values: {
+      failed: l.failed,
+      refused: l.refused,
+      status5xx: l.status5xx,
+      ok: l.ok,
+      appRestarts: upgrade.app.restarts,
+      singletonStarts: upgrade.singleton.starts,
+      websocketEchoed: upgrade.websocket.echoedAfter,
+      durationMs: upgrade.upgrade.durationMs,
+      cliWallMs: upgrade.upgrade.cliWallMs,
+    },
+  };
 }
 
 function reloadValues(x) {
