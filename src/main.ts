@@ -471,6 +471,7 @@ export class Daemon implements DaemonApi {
       this.loop.latestRollout(),
       this.proxy.paused(),
       this.loop.failingActions(),
+      (inst) => this.memory.usageOf(inst),
     );
   }
 
@@ -579,8 +580,12 @@ export class Daemon implements DaemonApi {
         this.events.emit({ level: "error", type: "config-reload-refused", message: `config reload refused: ${refused.join("; ")} cannot change while the daemon runs (restart the daemon for that)` });
         return;
       }
-      this.loaded = next;
-      this.executor.config = next.config;
+      // Between passes (the loop's exclusive section): a pass in flight ends on the config it
+      // began with, and no pass ever plans with one config and acts with another.
+      await this.loop.exclusive(() => {
+        this.loaded = next;
+        this.executor.config = next.config;
+      });
       await this.recordConfig();
       this.events.emit({ type: "config-reloaded", message: `config reloaded from ${next.path} (${origin})` });
       this.loop.trigger("config-reload");

@@ -9,11 +9,11 @@ import { documentFor, repointLink } from "./release-document.js";
 /** Returns what was done, or null when there was nothing to abort (already live, superseded). */
 export async function abortRollout(daemon: DaemonParts, generation: string, reason: string): Promise<string | null> {
   return daemon.loop.exclusive(async () => {
-    const rec = daemon.executor.releases.get(generation);
+    const rec = daemon.executor.runtime.releases.get(generation);
     const desired = daemon.store.current();
     if (!rec || rec.state !== "starting" || desired.target?.release?.generation !== generation) return null;
     const activeKey = daemon.proxy.activeRelease();
-    const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+    const active = activeKey ? daemon.executor.runtime.releases.get(activeKey) : undefined;
     await daemon.executor.execute([{ type: "markFailed", key: generation, failure: { reason: `rollout of ${rec.spec.id} abandoned: ${reason}`, code: "TIMEOUT" } }]);
     const current: DesiredDocument = desired.document ?? {};
     let next: DesiredDocument;

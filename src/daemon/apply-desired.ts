@@ -35,7 +35,7 @@ export async function applyDesired(daemon: DaemonParts, raw: unknown, options: {
   // The cap of the file, applied to what would be written: the file never goes over it.
   checkDesiredSize(Buffer.byteLength(serializeDesired(document)), "the desired document (as YAML)");
   const file = daemon.config.desiredPath;
-  const target = namedTarget(await resolveDesired(document, path.dirname(file)), daemon.executor.releases.values());
+  const target = namedTarget(await resolveDesired(document, path.dirname(file)), daemon.executor.runtime.releases.values());
   checkReplicaIds(daemon, target.replicas);
   const changes = describeChanges(plannerConfig(daemon.config), target, daemon.executor.observe());
   const warnings = await linkWarnings(daemon, target);
@@ -44,12 +44,10 @@ export async function applyDesired(daemon: DaemonParts, raw: unknown, options: {
     // Through the store: it knows the content is ours and adopts it without the settle delay.
     await daemon.store.write(document);
     const gen = target.release?.generation;
-    const rec = gen ? daemon.executor.releases.get(gen) : undefined;
-    // An explicit apply of a failed release is a fresh attempt, not a backed-off retry.
-    if (rec?.state === "failed" && rec.failure) rec.failure.at = 0;
-    // Naming a rolled-back release again is asking for it: it may be retried (and judged) anew.
-    if (rec?.failure?.noRetry) delete rec.failure.noRetry;
-    daemon.loop.trigger("apply");
+    // A known release named again: the next pass retries a failed one at once, and a rolled-back
+    // one may be judged anew (runtime.ts applies the intent); the request asks for that pass.
+    if (gen && daemon.executor.runtime.releases.has(gen)) daemon.executor.runtime.request({ type: "applyAgain", key: gen });
+    else daemon.loop.trigger("apply");
   }
   return { file, releaseId: target.release?.id ?? null, generation: target.release?.generation ?? null, stopped: target.stopped, sinceSeq, changes, warnings };
 }
@@ -90,5 +88,5 @@ export async function diffDesired(daemon: DaemonParts, document: DesiredDocument
   // The file as it is now (even if the daemon has not adopted it yet); its problem if it has one.
   const target = document !== undefined ? await resolveDesired(parseDocument(document), path.dirname(daemon.config.desiredPath)) : await daemon.store.peek();
   checkReplicaIds(daemon, target.replicas);
-  return { changes: describeChanges(plannerConfig(daemon.config), namedTarget(target, daemon.executor.releases.values()), daemon.executor.observe()) };
+  return { changes: describeChanges(plannerConfig(daemon.config), namedTarget(target, daemon.executor.runtime.releases.values()), daemon.executor.observe()) };
 }

@@ -12,8 +12,8 @@ export function retainedLines(daemon: DaemonParts, query: LogQuery): LogLine[] {
   const matches = (processId: string, instanceId: string) => query.process === null || processId === query.process || instanceId === query.process;
   let found = false;
   const lines: LogLine[] = [];
-  for (const [key, slots] of daemon.executor.instances) {
-    const rec = daemon.executor.recordFor(key);
+  for (const [key, slots] of daemon.executor.runtime.instances) {
+    const rec = daemon.executor.runtime.recordFor(key);
     if (!rec) continue;
     for (const inst of slots.values()) {
       if (!matches(inst.processId, inst.instanceId)) continue;
@@ -25,7 +25,7 @@ export function retainedLines(daemon: DaemonParts, query: LogQuery): LogLine[] {
     }
   }
   if (query.process !== null && !found && !daemon.config.processes.some((p) => p.id === query.process)) {
-    const known = [...new Set([...daemon.config.processes.map((p) => p.id), ...[...daemon.executor.instances.values()].flatMap((slots) => [...slots.values()].map((i) => i.instanceId))])];
+    const known = [...new Set([...daemon.config.processes.map((p) => p.id), ...[...daemon.executor.runtime.instances.values()].flatMap((slots) => [...slots.values()].map((i) => i.instanceId))])];
     throw new RollbridgeError("UNKNOWN_PROCESS", `unknown process "${query.process}"`, { fix: `use one of: ${known.join(", ")}` });
   }
   // ISO times of one clock sort as the times do; the sort is stable, so one process keeps its order.

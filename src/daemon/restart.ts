@@ -16,11 +16,11 @@ export function restart(daemon: DaemonParts, request: RestartRequest): RestartRe
   const processArg = request.process;
   const policyArg = request.policy;
   const activeKey = daemon.proxy.activeRelease();
-  const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+  const active = activeKey ? daemon.executor.runtime.releases.get(activeKey) : undefined;
   if (!activeKey || !active) throw new RollbridgeError("UNKNOWN_RELEASE", "no active release: nothing to restart", { fix: "deploy a release first (rollbridge deploy --release-path P)" });
   const policyOf = (processId: string) => processById(daemon.config, processId)?.policy ?? "unknown";
-  const live = (key: string) => [...(daemon.executor.instances.get(key)?.values() ?? [])].filter((i) => !i.stopRequested && !i.failed).map((inst) => ({ key, inst }));
-  const candidates: { key: string; inst: Instance }[] = [...live(activeKey), ...live(SERVICES_KEY)];
+  const live = (key: string) => [...(daemon.executor.runtime.instances.get(key)?.values() ?? [])].filter((i) => !i.stopRequested && !i.failed).map((inst) => ({ key, inst }));
+  const candidates: { key: string; inst: Readonly<Instance> }[] = [...live(activeKey), ...live(SERVICES_KEY)];
   const slots = candidates.map((c) => c.inst);
   if (processArg !== undefined) {
     const known = new Set([...daemon.config.processes.map((p) => p.id), ...slots.map((s) => s.instanceId)]);
@@ -37,15 +37,13 @@ export function restart(daemon: DaemonParts, request: RestartRequest): RestartRe
       fix: `running: ${slots.map((s) => `${s.instanceId} (${policyOf(s.processId)})`).join(", ") || "none"}; rollbridge restart with no flags restarts all of them`,
     });
   }
-  const marked = daemon.executor.requestRestart(
-    selected.map(({ key, inst }) => ({ key, instanceId: inst.instanceId })),
-    "manual",
-  );
-  const instances = marked.map((s) => ({
+  // Live slots only (not stopping, not failed): the next pass marks each of them (runtime.ts).
+  daemon.executor.runtime.request({ type: "restart", targets: selected.map(({ key, inst }) => ({ key, instanceId: inst.instanceId })), reason: "manual", at: Date.now() });
+  const instances = selected.map(({ inst: s }) => ({
     instanceId: s.instanceId,
     processId: s.processId,
     policy: policyOf(s.processId),
-    releaseId: daemon.executor.recordFor(s.releaseKey)?.spec.id ?? active.spec.id,
+    releaseId: daemon.executor.runtime.recordFor(s.releaseKey)?.spec.id ?? active.spec.id,
     pid: s.proc?.pid ?? null,
     zeroDowntime: policyOf(s.processId) === "proxied",
   }));

@@ -18,10 +18,10 @@ function lastRetiredAt(rec: ReleaseRecord): number {
  */
 export function rollbackTarget(daemon: DaemonParts, releaseId: string | undefined): ReleaseRecord {
   const activeKey = daemon.proxy.activeRelease();
-  const records = [...daemon.executor.releases.values()];
+  const records = [...daemon.executor.runtime.releases.values()];
   const desired = daemon.store.current().target;
   const desiredKey = desired && !desired.stopped ? (desired.release?.generation ?? null) : null;
-  const active = activeKey ? daemon.executor.releases.get(activeKey) : undefined;
+  const active = activeKey ? daemon.executor.runtime.releases.get(activeKey) : undefined;
   const abandoning = active !== undefined && desiredKey !== null && desiredKey !== activeKey;
   const retained = (): string =>
     records
@@ -53,7 +53,7 @@ export function rollbackTarget(daemon: DaemonParts, releaseId: string | undefine
 export async function rollback(daemon: DaemonParts, releaseId: string | undefined): Promise<RollbackResponse> {
   const target = rollbackTarget(daemon, releaseId);
   const activeKey = daemon.proxy.activeRelease();
-  const from = activeKey ? (daemon.executor.releases.get(activeKey)?.spec.id ?? null) : null;
+  const from = activeKey ? (daemon.executor.runtime.releases.get(activeKey)?.spec.id ?? null) : null;
   const spec = target.spec;
   // The same generation (path, id, revision, env), so the daemon resumes that record. With a
   // `current` symlink in the desired file, the link is re-pointed and the file keeps it.

@@ -10,8 +10,8 @@ import { documentFor, repointLink } from "./release-document.js";
 /** Runs between passes; does nothing when the desired file already names something else. */
 export async function restoreDesiredAfterRollback(daemon: DaemonParts, fromKey: string, toKey: string): Promise<void> {
   await daemon.loop.exclusive(async () => {
-    const from = daemon.executor.releases.get(fromKey);
-    const to = daemon.executor.releases.get(toKey);
+    const from = daemon.executor.runtime.releases.get(fromKey);
+    const to = daemon.executor.runtime.releases.get(toKey);
     const desired = daemon.store.current();
     if (!from || !to || desired.target?.release?.generation !== fromKey) return;
     const back = await documentFor(daemon, to);

@@ -1,7 +1,7 @@
 // A rollout by hand: `promote` and `abort` a canary step or bake window (a typed intent the
 // next reconcile pass reads; the planner decides), `pause` and `resume` new requests at the proxy.
 import { RollbridgeError } from "../errors.js";
-import type { ReleaseRecord } from "../reconcile/types.js";
+import type { ReleaseView } from "../reconcile/types.js";
 import type { PauseResponse, RolloutIntentResponse } from "../control/protocol.js";
 import type { DaemonParts } from "./parts.js";
 
@@ -14,13 +14,14 @@ export async function rolloutIntent(daemon: DaemonParts, kind: "promote" | "abor
         fix: kind === "abort" ? "to go back to an earlier release after its rollout, use rollbridge rollback" : "nothing to do: the active release already serves all traffic",
       });
     }
-    daemon.executor.rolloutIntent = { key: found.key, kind };
+    // The next pass (runOnce below) applies it; the planner carries it out.
+    daemon.executor.runtime.request({ type: kind, key: found.key });
     daemon.events.emit({ level: kind === "abort" ? "warn" : "info", type: `rollout-${kind}-requested`, message: `${kind} of the rollout of ${found.spec.id} asked for`, releaseKey: found.key, releaseId: found.spec.id });
     return { rec: found, phase: found.rollout.phase, previousKey: found.rollout.previousKey };
   });
   await daemon.loop.runOnce();
-  const after = daemon.executor.releases.get(rec.rec.key);
-  const previousReleaseId = daemon.executor.releases.get(rec.previousKey)?.spec.id ?? null;
+  const after = daemon.executor.runtime.releases.get(rec.rec.key);
+  const previousReleaseId = daemon.executor.runtime.releases.get(rec.previousKey)?.spec.id ?? null;
   const releaseId = rec.rec.spec.id;
   if (after?.failure?.noRetry) return { releaseId, previousReleaseId, phase: rec.phase, result: "rolled-back", message: `${releaseId} rolled back to ${previousReleaseId ?? "the previous release"}` };
   if (after && !after.rollout && after.state === "active")
@@ -29,9 +30,9 @@ export async function rolloutIntent(daemon: DaemonParts, kind: "promote" | "abor
 }
 
 /** The release whose rollout is judged: the desired one first. */
-function rolloutRelease(daemon: DaemonParts): ReleaseRecord | undefined {
+function rolloutRelease(daemon: DaemonParts): ReleaseView | undefined {
   const desired = daemon.store.current().target?.release?.generation;
-  const records = [...daemon.executor.releases.values()];
+  const records = [...daemon.executor.runtime.releases.values()];
   return records.find((r) => r.rollout && r.key === desired) ?? records.find((r) => r.rollout);
 }
 

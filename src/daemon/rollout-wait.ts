@@ -21,7 +21,7 @@ export function rolloutOutcome(daemon: DaemonParts, query: RolloutQuery, afterPa
     desiredError: desired.error?.message ?? null,
     plan: daemon.loop.latestPlan(),
     activeKey: daemon.proxy.activeRelease(),
-    records: daemon.executor.releases,
+    records: daemon.executor.runtime.releases,
     adoption: daemon.loop.latestAdoption(),
     settled: (key) => releaseSettled(daemon, key),
     draining: (key) => drainingReleases(daemon.executor.observe()).find((d) => d.key !== key) ?? null,
@@ -60,7 +60,7 @@ export function rolloutProgress(daemon: DaemonParts, query: RolloutQuery): strin
 export async function rolloutTimedOut(daemon: DaemonParts, query: RolloutQuery, timeoutMs: number, abort: boolean): Promise<WaitOutcome> {
   const generation = query.generation;
   const aborted = generation && abort ? await abortRollout(daemon, generation, `not ready within ${timeoutMs} ms (--timeout)`).catch(() => null) : null;
-  const rec = daemon.executor.releases.get(generation ?? "");
+  const rec = daemon.executor.runtime.releases.get(generation ?? "");
   const draining = rec?.state === "active" ? drainingReleases(daemon.executor.observe()).find((d) => d.key !== rec.key) : undefined;
   const message = aborted ?? (draining ? `${rec?.spec.id} serves, but ${draining.releaseId} was still draining after ${timeoutMs} ms` : `not converged within ${timeoutMs} ms`);
   return { outcome: "timeout", message, releaseId: rec?.spec.id ?? null };
@@ -69,7 +69,7 @@ export async function rolloutTimedOut(daemon: DaemonParts, query: RolloutQuery, 
 /** No process of the release (or a service its rollout started) is still running. */
 function releaseSettled(daemon: DaemonParts, key: string): boolean {
   const gone = (phase: string | undefined) => phase === undefined || phase === "exited";
-  const slots = [...(daemon.executor.instances.get(key)?.values() ?? [])];
-  const services = [...(daemon.executor.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
+  const slots = [...(daemon.executor.runtime.instances.get(key)?.values() ?? [])];
+  const services = [...(daemon.executor.runtime.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
   return [...slots, ...services].every((i) => gone(i.proc?.phase) && gone(i.successor?.proc?.phase) && i.retiring.every((r) => gone(r.proc.phase)));
 }

@@ -1,6 +1,7 @@
-// The executor: owns release records and process slots, turns them into an ObservedState,
-// and carries out the planner's actions. Every action is idempotent and none waits for a
-// process or a drain: exits and health changes call `trigger` so the loop runs again.
+// The executor: the one writer of the runtime records (runtime.ts), it turns them into an
+// ObservedState and carries out the planner's actions on them. Every action is idempotent and
+// none waits for a process or a drain: exits and health changes call `trigger` so the loop runs
+// again. Others read the records through `executor.runtime` and ask for changes with intents.
 import type { Config, ProcessConfig } from "../config/schema.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { AdoptedProcess, Adoption } from "./adoption.js";
@@ -18,6 +19,7 @@ import { SlotProcesses, releaseTag, type InstanceOutputLine } from "./slot-proce
 import { instanceIdFor } from "./planner-config.js";
 import { baseReleaseId, numberedBecause, releaseIdFor } from "./release-identity.js";
 import { SERVICES_KEY, type Action, type ObservedState, type ReleaseFailure, type ReleaseRecord, type ReleaseSpec, type StartReason, type StopKind } from "./types.js";
+import { Runtime, type RuntimeRecords } from "./runtime.js";
 import { processById } from "../config/process-by-id.js";
 
 export interface ExecutorOptions {
@@ -35,10 +37,10 @@ export interface ExecutorOptions {
 
 export class Executor {
   private currentConfig: Config;
-  readonly releases = new Map<string, ReleaseRecord>();
-  readonly instances = new Map<string, Map<string, Instance>>();
-  /** Daemon-wide services run from this record's spec: the latest good release (their restart template). */
-  serviceRecord: ReleaseRecord | null = null;
+  /** The records, read-only, and the intent queue (runtime.ts): what everything outside a pass reads and asks through. */
+  readonly runtime: Runtime;
+  /** The same records, writable: changed only by this executor's actions and the intents a pass applies. */
+  private readonly records: RuntimeRecords;
   private readonly slots: SlotProcesses;
   private readonly failures = new ActionFailures();
   private readonly replacements: Replacements;
@@ -49,8 +51,6 @@ export class Executor {
   private readonly now: () => number;
   private shuttingDown = false;
   private readonly outputDir: () => string | undefined;
-  /** `promote` / `abort` asked for by hand, read by the next pass (a typed intent; the planner decides). */
-  rolloutIntent: { key: string; kind: "promote" | "abort" } | undefined;
   private readonly onRolledBack: ((fromKey: string, toKey: string) => void) | undefined;
 
   constructor(options: ExecutorOptions) {
@@ -62,6 +62,9 @@ export class Executor {
     this.now = options.now ?? Date.now;
     this.outputDir = options.outputDir ?? (() => undefined);
     this.onRolledBack = options.onRolledBack;
+    const { runtime, records } = Runtime.create(this.trigger);
+    this.runtime = runtime;
+    this.records = records;
     const releaseRef = (key: string) => this.releaseRef(key);
     const syncProxy = () => this.syncProxy();
     this.slots = new SlotProcesses({
@@ -75,11 +78,38 @@ export class Executor {
       releaseRef,
       shuttingDown: () => this.shuttingDown,
       outputDir: this.outputDir,
+      runtime,
     });
     this.replacements = new Replacements(
       { config: () => this.config, events: this.events, now: this.now, instances: this.instances, recordFor: (key) => this.recordFor(key), portsInUse: () => this.portsInUse(), syncProxy, releaseRef },
       this.slots,
     );
+  }
+
+  private get releases(): Map<string, ReleaseRecord> {
+    return this.records.releases;
+  }
+
+  private get instances(): Map<string, Map<string, Instance>> {
+    return this.records.instances;
+  }
+
+  /**
+   * Applies the intents queued since the last pass (restarts, apply again, promote / abort):
+   * the loop calls this when a pass begins, before it observes.
+   */
+  beginPass(): void {
+    this.records.applyIntents();
+  }
+
+  /**
+   * Releases restored from the state file as history (stopped or failed, no slots), before the
+   * first pass; a key already known is kept. Each gets a display id no other release has.
+   */
+  restoreRelease(record: ReleaseRecord): void {
+    if (this.releases.has(record.key)) return;
+    if ([...this.releases.values()].some((other) => other.spec.id === record.spec.id)) record.spec.id = releaseIdFor(record.spec, this.releases.values());
+    this.records.addRelease(record);
   }
 
   /**
@@ -91,18 +121,13 @@ export class Executor {
    */
   adopt(adoption: Adoption): { managed: ManagedProcess; adopted: AdoptedProcess }[] {
     const now = this.now();
-    if (adoption.servicesSpec) this.serviceRecord = { key: SERVICES_KEY, spec: adoption.servicesSpec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
-    for (const record of adoption.releases) {
-      if (this.releases.has(record.key)) continue;
-      this.releases.set(record.key, record);
-      this.instances.set(record.key, new Map());
-    }
+    if (adoption.servicesSpec) this.records.serviceRecord = { key: SERVICES_KEY, spec: adoption.servicesSpec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
+    for (const record of adoption.releases) this.records.addRelease(record);
     const placed: { inst: Instance; adopted: AdoptedProcess }[] = [];
     for (const adopted of adoption.processes) {
       const rec = this.recordFor(adopted.releaseKey);
       if (!rec || !this.config.processes.some((p) => p.id === adopted.processId)) continue;
-      const slots = this.instances.get(adopted.releaseKey) ?? new Map<string, Instance>();
-      this.instances.set(adopted.releaseKey, slots);
+      const slots = this.records.slotsFor(adopted.releaseKey);
       let inst = slots.get(adopted.instanceId);
       if (!inst) {
         inst = newInstance(adopted.instanceId, adopted.processId, adopted.replicaIndex, adopted.replicaCount, adopted.releaseKey, adopted.lastStartReason);
@@ -182,7 +207,7 @@ export class Executor {
       ...(record.rollout ? { responses: this.proxy.responses(record.key) ?? { total: 0, failed: 0 } } : {}),
     }));
     const services = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].map((inst) => observeInstance(inst));
-    const intent = this.rolloutIntent;
+    const intent = this.records.rolloutIntent;
     return { releases, activeKey: this.proxy.activeRelease(), services, ...(intent ? { rolloutIntent: { ...intent } } : {}) };
   }
 
@@ -216,8 +241,8 @@ export class Executor {
       }
     }
     // An intent for a release that is not in a canary step or bake window any more is spent.
-    const intent = this.rolloutIntent;
-    if (intent && !this.releases.get(intent.key)?.rollout) this.rolloutIntent = undefined;
+    const intent = this.records.rolloutIntent;
+    if (intent && !this.releases.get(intent.key)?.rollout) this.records.rolloutIntent = undefined;
     this.syncProxy();
     return ran;
   }
@@ -307,8 +332,7 @@ export class Executor {
         return;
       }
       case "pruneRelease":
-        this.releases.delete(action.key);
-        this.instances.delete(action.key);
+        this.records.forgetRelease(action.key);
         return;
       case "beginCanary":
         return this.beginCanary(action);
@@ -331,8 +355,7 @@ export class Executor {
     // One id, one release: a different release that would share an id is numbered (v1-2).
     const spec: ReleaseSpec = { ...desired, id: releaseIdFor(desired, this.releases.values()) };
     const numbered = numberedBecause(spec, this.releases.values());
-    this.releases.set(spec.generation, { key: spec.generation, spec, state: "starting", createdAt: now, startingAt: now, failedAttempts: 0 });
-    this.instances.set(spec.generation, new Map());
+    this.records.addRelease({ key: spec.generation, spec, state: "starting", createdAt: now, startingAt: now, failedAttempts: 0 });
     this.events.emit({
       type: "rollout-started",
       message: `rolling out ${spec.id}${numbered ? `: ${numbered}` : ""}`,
@@ -357,20 +380,19 @@ export class Executor {
     delete rec.drainStartedAt;
     delete rec.stoppedAt;
     // Slots whose process is gone are started afresh; live ones (a draining release) are kept.
-    const slots = this.instances.get(key) ?? new Map<string, Instance>();
+    const slots = this.records.slotsFor(key);
     for (const [id, inst] of slots) {
       const gone = !inst.proc || inst.proc.phase === "exited" || inst.proc.spawnError;
       if (gone || inst.failed) slots.delete(id);
     }
-    this.instances.set(key, slots);
     this.events.emit({ type: "rollout-started", message: `rolling out ${rec.spec.id} (was ${from})`, releaseKey: key, releaseId: rec.spec.id, data: { path: rec.spec.path, from } });
   }
 
   /** Starts a daemon-wide service for the first time (templated from the release being rolled out). */
   private async startService(processId: string, spec: ReleaseSpec, forKey: string): Promise<void> {
-    if (!this.serviceRecord) {
+    if (!this.records.serviceRecord) {
       const now = this.now();
-      this.serviceRecord = { key: SERVICES_KEY, spec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
+      this.records.serviceRecord = { key: SERVICES_KEY, spec, state: "active", createdAt: now, activatedAt: now, failedAttempts: 0 };
     }
     const existing = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].some((i) => i.processId === processId && !i.stopRequested);
     await this.startProcess(SERVICES_KEY, processId, 0, 1, "deploy");
@@ -381,24 +403,24 @@ export class Executor {
   /** After a switch, services restart (if they crash) from the new release: their template is refreshed. */
   private adoptServices(key: string): void {
     const rec = this.releases.get(key);
-    if (!rec || !this.serviceRecord) return;
-    const changed = this.serviceRecord.spec.generation !== rec.spec.generation;
-    this.serviceRecord.spec = rec.spec;
+    const services = this.records.serviceRecord;
+    if (!rec || !services) return;
+    const changed = services.spec.generation !== rec.spec.generation;
+    services.spec = rec.spec;
     for (const inst of this.instances.get(SERVICES_KEY)?.values() ?? []) delete inst.startedFor;
     if (changed) this.events.emit({ type: "services-refreshed", message: `services now restart from ${rec.spec.id}`, releaseKey: key, releaseId: rec.spec.id });
   }
 
   /** Release records, plus the services' pseudo-release. */
-  recordFor(key: string): ReleaseRecord | undefined {
-    return key === SERVICES_KEY ? (this.serviceRecord ?? undefined) : this.releases.get(key);
+  private recordFor(key: string): ReleaseRecord | undefined {
+    return this.records.recordFor(key);
   }
 
   private async startProcess(key: string, processId: string, replicaIndex: number, replicaCount: number, reason: StartReason): Promise<void> {
     const rec = this.recordFor(key);
     const proc = processById(this.config, processId);
     if (!rec || !proc) return;
-    const slots = this.instances.get(key) ?? new Map<string, Instance>();
-    this.instances.set(key, slots);
+    const slots = this.records.slotsFor(key);
     let inst = [...slots.values()].find((i) => i.processId === processId && i.replicaIndex === replicaIndex && !i.stopRequested);
     if (inst?.proc && inst.proc.phase !== "exited" && !inst.proc.spawnError) return; // already running
     if (!inst) {
@@ -415,7 +437,6 @@ export class Executor {
     inst.replicaCount = replicaCount;
     inst.lastStartReason = reason;
     inst.healthState = "none";
-    inst.memoryWarned = false;
     delete inst.pendingRestart;
     delete inst.healthReason;
     delete inst.healthCode;
@@ -478,19 +499,6 @@ export class Executor {
     this.events.emit({ type: "process-stopping", message: `stopping ${instanceId} (${this.tag(key)}, ${reason})`, ...this.releaseRef(key), data: { instanceId, pid: managed.pid, reason } });
     this.syncProxy();
     void this.slots.gracefulStop(key, inst, managed);
-  }
-
-  /** Marks slots for a restart: ungated ones stop and start, proxied ones are replaced new-before-old. */
-  requestRestart(targets: { key: string; instanceId: string }[], reason: StartReason = "manual"): Instance[] {
-    const marked: Instance[] = [];
-    for (const { key, instanceId } of targets) {
-      const inst = this.instances.get(key)?.get(instanceId);
-      if (!inst || inst.stopRequested || inst.failed) continue;
-      inst.pendingRestart = reason;
-      marked.push(inst);
-    }
-    if (marked.length) this.trigger("restart");
-    return marked;
   }
 
   private switchTraffic(key: string | null, previousKey: string | null): void {
@@ -571,7 +579,7 @@ export class Executor {
     delete rec.rollout;
     this.proxy.judge(key, null);
     if (phase === "canary" && rec.state === "starting") this.proxy.setCanary(null);
-    if (this.rolloutIntent?.key === key) this.rolloutIntent = undefined;
+    if (this.records.rolloutIntent?.key === key) this.records.rolloutIntent = undefined;
     const tally = counts ? `: ${counts.failed} of ${counts.total} responses failed in the window` : "";
     this.events.emit({
       type: outcome === "passed" ? "rollout-passed" : "rollout-superseded",
@@ -603,8 +611,8 @@ export class Executor {
     rec.drainDeadline = now + this.config.proxy.drainTimeoutMs;
     rec.failedAttempts += 1;
     rec.failure = { reason: failure.reason, code: failure.code, output: [], at: now, noRetry: true };
-    if (this.rolloutIntent?.key === key) this.rolloutIntent = undefined;
-    if (this.serviceRecord && this.serviceRecord.spec.generation === rec.spec.generation) this.adoptServices(previousKey);
+    if (this.records.rolloutIntent?.key === key) this.records.rolloutIntent = undefined;
+    if (this.records.serviceRecord?.spec.generation === rec.spec.generation) this.adoptServices(previousKey);
     const event = this.events.emit({
       level: "error",
       type: "rolled-back",

@@ -64,12 +64,6 @@ export interface Instance extends ReadinessTarget {
   retiring: Retiring[];
   memoryRestarts: number;
   lastMemoryRestartAt?: number;
-  rssBytes?: number;
-  children?: { pid: number; command: string; rssBytes: number }[];
-  /** The last resource sample of the slot's process (RSS and CPU), for `status` and metrics. */
-  usage?: ProcessUsage;
-  /** The warnBytes warning is given once per OS process. */
-  memoryWarned: boolean;
   /** Services only: the rollout that first started it, until a switch adopts it. */
   startedFor?: string;
   /** The slot's log file (kept across restarts of the slot). */
@@ -105,7 +99,6 @@ export function newInstance(instanceId: string, processId: string, replicaIndex:
     previousOutput: [],
     retiring: [],
     memoryRestarts: 0,
-    memoryWarned: false,
   };
 }
 

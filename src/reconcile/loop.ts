@@ -110,7 +110,7 @@ export class ReconcileLoop {
       // A new desired state: actions that failed (terminally too) may work now.
       if (desired.changed) this.options.executor.forgetFailures();
       // The release under the id the daemon gives it (numbered when another release has it).
-      const target = namedTarget(desired.target, this.options.executor.releases.values());
+      const target = namedTarget(desired.target, this.options.executor.runtime.releases.values());
       if (desired.changed && desired.error) {
         const event = this.options.events.emit({ level: "error", type: "desired-invalid", message: `desired state not applied: ${desired.error.message}`, data: { code: desired.error.code } });
         this.lastAdoption = { seq: event.seq, message: event.message };
@@ -123,13 +123,16 @@ export class ReconcileLoop {
         });
         this.lastAdoption = { seq: event.seq, message: event.message };
       }
+      // What was asked for since the last pass (restarts, apply again, promote / abort) lands
+      // now, before the pass observes: never in the middle of a pass (runtime.ts).
+      this.options.executor.beginPass();
       const observed = this.options.executor.observe();
       const result = plan(this.options.plannerConfig(), target, observed, now());
       const ran = await this.options.executor.execute(result.actions);
       this.lastPlan = result;
       this.passFailure = null;
       // After the actions ran: a markFailed of this pass already shows in the records.
-      this.lastRollout = nextRollout(this.lastRollout, { target, records: this.options.executor.releases.values(), plan: result, now: now() });
+      this.lastRollout = nextRollout(this.lastRollout, { target, records: this.options.executor.runtime.releases.values(), plan: result, now: now() });
       this.options.onPass?.(result, desired);
       this.schedule(result, ran);
     } catch (error) {

@@ -2,11 +2,14 @@
 // process's RSS and CPU time every USAGE_INTERVAL_MS (for `status` and /metrics), and each
 // memory-supervised group on its checkIntervalMs: a warning event once past warnBytes, and
 // past limitBytes a restart with reason "memory" (graceful: a proxied process is replaced
-// new-before-old).
+// new-before-old). The samples are this supervisor's own (status reads them through
+// usageOf); a restart is an intent the next reconcile pass applies (runtime.ts), never a
+// change of the runtime records from here.
 import { sampleGroupsMemory, type GroupUsage } from "../process/memory.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
-import type { Instance } from "./instance.js";
+import type { Instance, ProcessUsage } from "./instance.js";
+import type { ManagedProcess } from "../process/managed-process.js";
 import { releaseTag } from "./slot-processes.js";
 import { processById } from "../config/process-by-id.js";
 
@@ -14,11 +17,20 @@ const TICK_MS = 250;
 /** How often every process's usage is sampled: the window `status` averages CPU % over. */
 export const USAGE_INTERVAL_MS = 2000;
 
+/** The last sample of a slot: its process's usage and the members of its group. */
+export interface SlotSample {
+  usage: ProcessUsage;
+  children: { pid: number; command: string; rssBytes: number }[];
+}
+
 export class MemorySupervisor {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
-  private readonly lastSample = new WeakMap<Instance, number>();
-  private readonly lastUsage = new WeakMap<Instance, number>();
+  private readonly lastSample = new WeakMap<Readonly<Instance>, number>();
+  private readonly lastUsage = new WeakMap<Readonly<Instance>, number>();
+  private readonly samples = new WeakMap<Readonly<Instance>, SlotSample>();
+  /** The warnBytes warning is given once per OS process. */
+  private readonly warned = new WeakSet<ManagedProcess>();
   /** Duration of the last sampling pass over every supervised process (for the bench). */
   lastPassMs = 0;
 
@@ -38,6 +50,11 @@ export class MemorySupervisor {
     this.timer = null;
   }
 
+  /** The slot's last sample (of its current process or an earlier one: the usage says which pid). */
+  usageOf(inst: Readonly<Instance>): SlotSample | undefined {
+    return this.samples.get(inst);
+  }
+
   /** One pass: samples every process whose usage or memory-check interval has elapsed (all of them with `force`). */
   async tick(force = false): Promise<void> {
     if (this.running) return;
@@ -45,8 +62,8 @@ export class MemorySupervisor {
     const started = performance.now();
     try {
       const now = this.now();
-      const due: { key: string; inst: Instance; pgid: number; supervised: boolean }[] = [];
-      for (const [key, slots] of this.executor.instances) {
+      const due: { key: string; inst: Readonly<Instance>; pgid: number; supervised: boolean }[] = [];
+      for (const [key, slots] of this.executor.runtime.instances) {
         for (const inst of slots.values()) {
           const spec = processById(this.executor.config, inst.processId);
           const pid = inst.proc?.pid;
@@ -66,7 +83,7 @@ export class MemorySupervisor {
           for (const { key, inst, pgid, supervised } of due) {
             const sample = samples.get(pgid);
             if (!sample || inst.proc?.pid !== pgid) continue; // the process moved on meanwhile
-            record(inst, pgid, sample, at);
+            this.samples.set(inst, next(this.samples.get(inst)?.usage, pgid, sample, at));
             if (supervised) this.check(key, inst, sample);
           }
         }
@@ -77,13 +94,14 @@ export class MemorySupervisor {
     }
   }
 
-  private check(key: string, inst: Instance, sample: GroupUsage): void {
+  private check(key: string, inst: Readonly<Instance>, sample: GroupUsage): void {
     const limits = processById(this.executor.config, inst.processId)?.memory;
     if (!limits) return;
-    const releaseId = this.executor.recordFor(key)?.spec.id;
+    const releaseId = this.executor.runtime.recordFor(key)?.spec.id;
     const ref = releaseId === undefined ? { releaseKey: key } : { releaseKey: key, releaseId };
-    if (limits.warnBytes > 0 && sample.rssBytes > limits.warnBytes && !inst.memoryWarned) {
-      inst.memoryWarned = true;
+    const proc = inst.proc;
+    if (limits.warnBytes > 0 && sample.rssBytes > limits.warnBytes && proc && !this.warned.has(proc)) {
+      this.warned.add(proc);
       this.events.emit({
         level: "warn",
         type: "memory-warning",
@@ -92,9 +110,7 @@ export class MemorySupervisor {
         data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, warnBytes: limits.warnBytes },
       });
     }
-    if (sample.rssBytes > limits.limitBytes && !inst.pendingRestart) {
-      inst.memoryRestarts += 1;
-      inst.lastMemoryRestartAt = this.now();
+    if (sample.rssBytes > limits.limitBytes && this.executor.runtime.restartAsked(key, inst.instanceId) === undefined) {
       this.events.emit({
         level: "warn",
         type: "memory-limit",
@@ -102,20 +118,19 @@ export class MemorySupervisor {
         ...ref,
         data: { instanceId: inst.instanceId, rssBytes: sample.rssBytes, limitBytes: limits.limitBytes },
       });
-      this.executor.requestRestart([{ key, instanceId: inst.instanceId }], "memory");
+      // The pass that applies it counts it (memoryRestarts, lastMemoryRestartAt) and restarts the slot.
+      this.executor.runtime.request({ type: "restart", targets: [{ key, instanceId: inst.instanceId }], reason: "memory", at: this.now() });
     }
   }
 }
 
-/** Keeps the sample on the instance, with the CPU % since the previous sample of the same process. */
-function record(inst: Instance, pid: number, sample: GroupUsage, at: number): void {
-  const previous = inst.usage?.pid === pid ? inst.usage : undefined;
+/** The slot's new sample, with the CPU % since the previous sample of the same process. */
+function next(last: ProcessUsage | undefined, pid: number, sample: GroupUsage, at: number): SlotSample {
+  const previous = last?.pid === pid ? last : undefined;
   const seconds = previous ? (at - previous.sampledAt) / 1000 : 0;
   // A member that exits unreaped by the group takes its CPU time along: never below zero.
   const cpuPercent = previous && seconds > 0 ? Math.round((Math.max(0, sample.cpuSeconds - previous.cpuSeconds) / seconds) * 1000) / 10 : null;
-  inst.usage = { pid, rssBytes: sample.rssBytes, cpuSeconds: sample.cpuSeconds, cpuPercent, sampledAt: at };
-  inst.rssBytes = sample.rssBytes;
-  inst.children = sample.children;
+  return { usage: { pid, rssBytes: sample.rssBytes, cpuSeconds: sample.cpuSeconds, cpuPercent, sampledAt: at }, children: sample.children };
 }
 
 function mb(bytes: number): string {

@@ -81,7 +81,6 @@ export class Replacements {
     if (succ.readyAt !== undefined) inst.readyAt = succ.readyAt;
     if (succ.startedAt !== undefined) inst.startedAt = succ.startedAt;
     inst.lastStartReason = inst.pendingRestart ?? "manual";
-    inst.memoryWarned = false;
     delete inst.pendingRestart;
     delete inst.successor;
     this.deps.syncProxy();

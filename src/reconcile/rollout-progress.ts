@@ -63,9 +63,9 @@ function plural(n: number, noun: string): string {
  * connection error), how long the check has run, and its timeout.
  */
 export function pendingReadiness(config: Config, executor: Executor, key: string, now: number): string[] {
-  const rec = executor.recordFor(key);
+  const rec = executor.runtime.recordFor(key);
   const lines: string[] = [];
-  for (const inst of executor.instances.get(key)?.values() ?? []) {
+  for (const inst of executor.runtime.instances.get(key)?.values() ?? []) {
     if (inst.stopRequested) continue;
     const proc = processById(config, inst.processId);
     if (!proc) continue;

@@ -14,6 +14,7 @@ import type { TemplateContext } from "../config/template.js";
 import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
+import type { Runtime } from "./runtime.js";
 import { processById } from "../config/process-by-id.js";
 
 /** One line of a managed process's output, with where it came from (for `logs --follow`). */
@@ -36,6 +37,8 @@ export interface SlotProcessDeps {
   shuttingDown: () => boolean;
   /** The private directory for output FIFOs; undefined: plain pipes (output then dies with the daemon). */
   outputDir: () => string | undefined;
+  /** Where an app's own restart request goes: an intent for the next pass. */
+  runtime: Runtime;
 }
 
 /** A process of an earlier daemon that passed every check (adoption.ts), to be taken over. */
@@ -157,15 +160,15 @@ export class SlotProcesses {
   /** A Node process may ask to be replaced ("offline", {event: "request-restart"}). */
   private onMessage(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, message: unknown): void {
     const asks = message === "offline" || (typeof message === "object" && message !== null && (message as { event?: unknown }).event === "request-restart");
-    if (!asks || inst.proc !== managed || inst.stopRequested || inst.pendingRestart) return;
+    if (!asks || inst.proc !== managed || inst.stopRequested || this.deps.runtime.restartAsked(rec.key, inst.instanceId) !== undefined) return;
     this.deps.events.emit({
       type: "restart-requested",
       message: `${inst.instanceId} (${releaseTag(this.deps.releaseRef(rec.key))}) asked to be replaced`,
       ...this.deps.releaseRef(rec.key),
       data: { instanceId: inst.instanceId, pid: managed.pid },
     });
-    inst.pendingRestart = "requested";
-    this.deps.trigger("restart-requested");
+    // Outside a pass: the next one marks the slot and the planner replaces the process.
+    this.deps.runtime.request({ type: "restart", targets: [{ key: rec.key, instanceId: inst.instanceId }], reason: "requested", at: this.deps.now() });
   }
 
   watchReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, isCurrent: () => boolean): void {

@@ -15,7 +15,6 @@ import { planAdoption } from "./adoption.js";
 import type { EventLog } from "./events.js";
 import type { Executor } from "./execute.js";
 import { describe, orphanEntry, stillAlive, type OrphanEntry, type OrphanRecord } from "./orphans.js";
-import { releaseIdFor } from "./release-identity.js";
 import { processesOf, SecretScrubber } from "./state-scrub.js";
 import type { ReleaseSpec } from "./types.js";
 
@@ -237,7 +236,7 @@ export class StateKeeper {
 
   /** Reads pgid and start time of leaders not seen yet, only while they are still our children. */
   private async refreshIdentities(): Promise<void> {
-    for (const slots of this.options.executor.instances.values()) {
+    for (const slots of this.options.executor.runtime.instances.values()) {
       for (const inst of slots.values()) {
         for (const { proc } of processesOf(inst)) {
           if (proc.pid === undefined || proc.phase === "exited" || this.identities.has(proc)) continue;
@@ -252,11 +251,11 @@ export class StateKeeper {
 
   private snapshot(): StateSnapshot {
     const config = this.options.config();
-    const executor = this.options.executor;
-    this.scrubber.learn(config, executor);
+    const runtime = this.options.executor.runtime;
+    this.scrubber.learn(config, runtime);
     const scrub = (text: string) => this.scrubber.scrub(text);
     const releases: SnapshotRelease[] = [];
-    for (const rec of executor.releases.values()) {
+    for (const rec of runtime.releases.values()) {
       const release: SnapshotRelease = {
         key: rec.key,
         id: rec.spec.id,
@@ -279,8 +278,8 @@ export class StateKeeper {
       releases.push(release);
     }
     const processes: SnapshotProcess[] = [];
-    for (const [key, slots] of executor.instances) {
-      const rec = executor.recordFor(key);
+    for (const [key, slots] of runtime.instances) {
+      const rec = runtime.recordFor(key);
       for (const inst of slots.values()) {
         for (const { proc, port } of processesOf(inst)) {
           const identity = this.identities.get(proc);
@@ -319,7 +318,7 @@ export class StateKeeper {
       writtenAt: new Date().toISOString(),
       daemon: { pid: process.pid, startTime: this.daemonStartTime },
       activeKey: this.options.activeKey(),
-      servicesKey: executor.serviceRecord?.spec.generation ?? null,
+      servicesKey: runtime.serviceRecord?.spec.generation ?? null,
       releases,
       processes,
       orphans: this.orphanList,
@@ -337,7 +336,7 @@ export class StateKeeper {
     let restored = 0;
     let skipped = 0;
     for (const r of snapshot.releases) {
-      if (executor.releases.has(r.key)) continue;
+      if (executor.runtime.releases.has(r.key)) continue;
       if (r.envKeys.length > 0) {
         skipped += 1;
         continue;
@@ -346,8 +345,7 @@ export class StateKeeper {
       // Files of older daemons lack requestedId and could hold one id twice: number the later one.
       const requestedId = r.requestedId !== undefined ? r.requestedId : r.id === path.basename(r.path) ? null : r.id;
       const spec: ReleaseSpec = { id: r.id, requestedId, requestedRevision: r.requestedRevision ?? null, path: r.path, requestedPath: r.requestedPath, revision: r.revision, env: {}, generation: r.key };
-      if ([...executor.releases.values()].some((other) => other.spec.id === spec.id)) spec.id = releaseIdFor(spec, executor.releases.values());
-      executor.releases.set(r.key, {
+      executor.restoreRelease({
         key: r.key,
         spec,
         state: failed ? "failed" : "stopped",
@@ -358,7 +356,6 @@ export class StateKeeper {
         ...(failed && r.failure ? { failure: { reason: r.failure.reason, code: r.failure.code as ErrorCode, at: r.failure.at, output: [] } } : {}),
         failedAttempts: r.failedAttempts,
       });
-      executor.instances.set(r.key, new Map());
       restored += 1;
     }
     return { restored, skipped };

@@ -5,7 +5,7 @@
 // process whose command it quotes.
 import type { Config } from "../config/schema.js";
 import type { ManagedProcess } from "../process/managed-process.js";
-import type { Executor } from "./execute.js";
+import type { Runtime } from "./runtime.js";
 import type { Instance } from "./instance.js";
 import { processById } from "../config/process-by-id.js";
 
@@ -22,16 +22,16 @@ export class SecretScrubber {
   private ordered: string[] | null = null;
 
   /** Adds the config's and every current process's env values and command lines. */
-  learn(config: Config, executor: Executor): void {
+  learn(config: Config, runtime: Runtime): void {
     for (const proc of config.processes) {
       this.add(proc.command);
       for (const value of Object.values(proc.env)) this.add(value);
     }
-    for (const rec of executor.releases.values()) for (const value of Object.values(rec.spec.env)) this.add(value);
-    for (const slots of executor.instances.values()) {
+    for (const rec of runtime.releases.values()) for (const value of Object.values(rec.spec.env)) this.add(value);
+    for (const slots of runtime.instances.values()) {
       for (const inst of slots.values()) {
         const declared = processById(config, inst.processId)?.env ?? {};
-        const release = executor.recordFor(inst.releaseKey)?.spec.env ?? {};
+        const release = runtime.recordFor(inst.releaseKey)?.spec.env ?? {};
         for (const { proc } of processesOf(inst)) {
           this.add(proc.spec.command);
           // Rendered values of the variables the config and the desired file set (not the daemon's own).

@@ -8,7 +8,8 @@ import { failedRetryDelay } from "./plan.js";
 import { plannerConfig, type PlannerConfig } from "./planner-config.js";
 import { namedTarget } from "./release-identity.js";
 import type { RolloutSummary } from "./rollout-outcome.js";
-import type { Condition, DesiredTarget, ObservedState, Plan, ReleaseRecord } from "./types.js";
+import type { Condition, DesiredTarget, ObservedState, Plan, ReleaseRecord, ReleaseView, StartReason } from "./types.js";
+import type { SlotSample } from "./memory-supervisor.js";
 import { effectiveRollout } from "../config/rollout-schema.js";
 import { phaseLine } from "./rollout-judge.js";
 import type { FailingActionStatus, ProcessStatus, ProcessStatusState, ReleaseStatus, RolloutPhaseStatus, StatusDocument, StatusOptions } from "../control/protocol.js";
@@ -26,22 +27,24 @@ export function buildStatus(
   rollout: RolloutSummary | null = null,
   paused = false,
   failingActions: FailingActionStatus[] = executor.failingActions(now),
+  usageOf: (inst: Readonly<Instance>) => SlotSample | undefined = () => undefined,
 ): StatusDocument {
   const observed = executor.observe();
-  const target = namedTarget(desired.target, executor.releases.values());
+  const runtime = executor.runtime;
+  const target = namedTarget(desired.target, runtime.releases.values());
   const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
   const retry = plannerConfig(config);
   const releases = observed.releases.map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null)).sort((a, b) => rank(a.state) - rank(b.state) || b.createdAt.localeCompare(a.createdAt));
   const active = releases.find((r) => r.key === observed.activeKey) ?? null;
   const processes: ProcessStatus[] = [];
   let hiddenProcesses = 0;
-  for (const [key, slots] of executor.instances) {
-    const rec = executor.recordFor(key);
+  for (const [key, slots] of runtime.instances) {
+    const rec = runtime.recordFor(key);
     if (!rec) continue;
     // Retired: stopped, or failed and no longer desired (a failed desired release is retried, and its processes say why it failed).
     const retired = rec.state === "stopped" || (rec.state === "failed" && key !== targetKey);
     for (const inst of slots.values()) {
-      const status = processStatus(config, rec, inst, now);
+      const status = processStatus(config, rec, inst, now, usageOf(inst), runtime.restartAsked(key, inst.instanceId));
       if (retired && !options.all && (status.state === "stopped" || status.state === "crashed" || status.state === "failed")) {
         hiddenProcesses += 1;
         continue;
@@ -184,7 +187,8 @@ function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; webs
   };
 }
 
-function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: number): ProcessStatus {
+/** `sample`: the memory supervisor's last sample of the slot; `restart`: a restart asked for it (set by a pass or still queued). */
+function processStatus(config: Config, rec: ReleaseView, inst: Readonly<Instance>, now: number, sample: SlotSample | undefined, restart: StartReason | undefined): ProcessStatus {
   const proc = inst.proc;
   const exit = proc?.exitInfo ?? inst.lastExit;
   let state: ProcessStatusState;
@@ -194,7 +198,7 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
   else state = proc.phase;
   const running = proc && proc.phase !== "exited";
   // A sample of an earlier process of the slot says nothing about this one.
-  const usage = running && inst.usage?.pid === proc.pid ? inst.usage : undefined;
+  const usage = running && sample !== undefined && sample.usage.pid === proc.pid ? sample.usage : undefined;
   return {
     id: inst.processId,
     instanceId: inst.instanceId,
@@ -217,8 +221,8 @@ function processStatus(config: Config, rec: ReleaseRecord, inst: Instance, now: 
     cpuPercent: usage?.cpuPercent ?? null,
     memoryRestarts: inst.memoryRestarts,
     lastMemoryRestartAt: iso(inst.lastMemoryRestartAt),
-    ...(inst.children === undefined ? {} : { children: inst.children }),
-    pendingRestart: inst.pendingRestart ?? null,
+    ...(sample === undefined ? {} : { children: sample.children }),
+    pendingRestart: restart ?? null,
     error: inst.spawnError ?? (inst.healthState === "failed" ? (inst.healthReason ?? null) : null),
   };
 }

@@ -132,6 +132,13 @@ export interface ReleaseRecord {
   failedAttempts: number;
 }
 
+/** A release record as readers see it: no field of it, its spec, failure or rollout progress, can be set. */
+export type ReleaseView = Readonly<Omit<ReleaseRecord, "spec" | "failure" | "rollout">> & {
+  readonly spec: Readonly<ReleaseSpec>;
+  readonly failure?: Readonly<ReleaseFailure>;
+  readonly rollout?: Readonly<RolloutProgress>;
+};
+
 export type HealthState = "none" | "pending" | "ready" | "failed";
 
 /** One managed instance as the planner sees it. */

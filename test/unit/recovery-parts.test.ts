@@ -9,8 +9,9 @@ import { isRollbridgeError } from "../../src/errors.js";
 import { readStateFile, writeStateFile, type StateSnapshot } from "../../src/observe/state-file.js";
 import { parseIdentity, readIdentity, selfAndAncestors } from "../../src/process/identity.js";
 import { parseScreenList } from "../../src/process/legacy.js";
-import type { Executor } from "../../src/reconcile/execute.js";
+import { Runtime } from "../../src/reconcile/runtime.js";
 import { REDACTED, SecretScrubber } from "../../src/reconcile/state-scrub.js";
+import type { ReleaseRecord } from "../../src/reconcile/types.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -111,14 +112,14 @@ describe("screen -ls", () => {
 describe("secret scrubbing", () => {
   it("cuts configured env values and command lines out of a text, and remembers them", () => {
     const config = { processes: [{ id: "web", command: "node server.js --key s3cr3t-argv", env: { TOKEN: "hunter2-token", SHORT: "1" } }] } as unknown as Config;
-    const releases = new Map([["k", { spec: { env: { DB_PASSWORD: "correct-horse" } } }]]);
-    const executor = { releases, instances: new Map(), recordFor: () => undefined } as unknown as Executor;
+    const { runtime, records } = Runtime.create(() => undefined);
+    records.addRelease({ key: "k", spec: { env: { DB_PASSWORD: "correct-horse" } } } as unknown as ReleaseRecord);
     const scrubber = new SecretScrubber();
-    scrubber.learn(config, executor);
+    scrubber.learn(config, runtime);
     const text = "Command failed: /bin/sh -c 'exec node server.js --key s3cr3t-argv' with hunter2-token and correct-horse, 1 time";
     expect(scrubber.scrub(text)).toBe(`Command failed: /bin/sh -c 'exec ${REDACTED}' with ${REDACTED} and ${REDACTED}, 1 time`);
-    releases.clear();
-    scrubber.learn({ processes: [] } as unknown as Config, executor);
+    records.forgetRelease("k");
+    scrubber.learn({ processes: [] } as unknown as Config, runtime);
     expect(scrubber.scrub("later: correct-horse")).toBe(`later: ${REDACTED}`);
   });
 });

@@ -1,0 +1,169 @@
+// One owner of runtime state (src/reconcile/runtime.ts): what is asked for from outside a pass
+// is an intent the next pass applies, never a change in the middle of one; a config reload
+// waits for the pass in flight. Real executor, proxy and fixture app (test/helpers/runtime.ts),
+// and an embedded daemon for the reload.
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+import { Daemon } from "../../src/main.js";
+import type { ObservedProcess } from "../../src/reconcile/types.js";
+import { FIXTURE_APP, freePort, isAlive, portRange, until } from "../helpers/daemon.js";
+import { startRuntime, type TestRuntime } from "../helpers/runtime.js";
+
+let rt: TestRuntime | undefined;
+let daemon: Daemon | undefined;
+let tmp: string | undefined;
+afterEach(async () => {
+  await rt?.stop();
+  rt = undefined;
+  await daemon?.shutdown("test done");
+  daemon = undefined;
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+  tmp = undefined;
+});
+
+function web(r: TestRuntime, key: string): ObservedProcess | undefined {
+  return r.executor.observe().releases.find((rel) => rel.record.key === key)?.processes[0];
+}
+
+/** Runs passes until `check` holds (no loop of its own runs: each pass is the test's). */
+async function passUntil<T>(r: TestRuntime, check: () => T, what: string): Promise<Exclude<T, null | undefined | false | 0 | "">> {
+  return until(
+    async () => {
+      await r.loop.runOnce();
+      return check();
+    },
+    30_000,
+    what,
+  );
+}
+
+describe("intents: asked for outside a pass, applied by the next one", () => {
+  it("a restart asked for while a pass runs is applied by the next pass, not in the middle of that one", async () => {
+    rt = await startRuntime();
+    const r = rt;
+    // The hook runs inside a pass: after its actions, before the loop finishes the pass.
+    let duringPass: (() => void) | null = null;
+    const execute = r.executor.execute.bind(r.executor);
+    r.executor.execute = async (actions) => {
+      const ran = await execute(actions);
+      const hook = duringPass;
+      duringPass = null;
+      hook?.();
+      return ran;
+    };
+    await r.desire(`release: {path: ${await r.release("v1")}, revision: v1}\n`);
+    const key = r.store.current().target?.release?.generation as string;
+    const first = await passUntil(r, () => r.executor.observe().activeKey === key && web(r, key)?.health === "ready" && web(r, key), "v1 serves");
+    const pid = first.pid as number;
+
+    // Each pass that begins with intents queued: its number, and the slot right after it applied them.
+    const applied: { pass: number; queued: number; after: ObservedProcess | undefined }[] = [];
+    const beginPass = r.executor.beginPass.bind(r.executor);
+    r.executor.beginPass = () => {
+      const queued = r.executor.runtime.queued.length;
+      beginPass();
+      if (queued > 0) applied.push({ pass: r.loop.passes, queued, after: web(r, key) });
+    };
+    const asked: { pass: number; queuedAfter: number; midPass?: ObservedProcess } = { pass: 0, queuedAfter: 0 };
+    duringPass = () => {
+      r.executor.runtime.request({ type: "restart", targets: [{ key, instanceId: "web" }], reason: "manual", at: Date.now() });
+      asked.pass = r.loop.passes;
+      asked.queuedAfter = r.executor.runtime.queued.length;
+      asked.midPass = web(r, key);
+    };
+    // (Passes may also come from the loop's own requeue timers: the hook fires in whichever runs first.)
+    await until(
+      async () => {
+        await r.loop.runOnce();
+        return asked.pass > 0;
+      },
+      30_000,
+      "a pass ran the hook",
+    );
+    // Queued, not applied: the slot is untouched for the rest of that pass.
+    expect(asked.queuedAfter).toBe(1);
+    expect(asked.midPass).toMatchObject({ pid });
+    expect(asked.midPass?.pendingRestart).toBeUndefined();
+    expect(asked.midPass?.successor).toBeUndefined();
+
+    // The next pass applies it before it observes, then plans with it: a successor starts (new-before-old).
+    await until(() => applied.length > 0, 30_000, "a pass applied the intent");
+    expect(applied).toEqual([{ pass: asked.pass + 1, queued: 1, after: expect.objectContaining({ pid, pendingRestart: "manual" }) }]);
+    expect(r.executor.runtime.queued).toHaveLength(0);
+    const replaced = await passUntil(r, () => web(r, key)?.pid !== pid && web(r, key)?.health === "ready" && web(r, key), "web replaced");
+    expect(replaced.lastStartReason).toBe("manual");
+    expect(replaced.pendingRestart).toBeUndefined();
+    expect(isAlive(replaced.pid as number)).toBe(true);
+  }, 90_000);
+
+  it("an intent for a slot that is gone when the pass comes is dropped", async () => {
+    rt = await startRuntime();
+    const r = rt;
+    await r.desire(`release: {path: ${await r.release("v1")}, revision: v1}\n`);
+    const key = r.store.current().target?.release?.generation as string;
+    await passUntil(r, () => r.executor.observe().activeKey === key, "v1 active");
+    r.executor.runtime.request({ type: "restart", targets: [{ key, instanceId: "nope" }], reason: "manual", at: Date.now() });
+    r.executor.runtime.request({ type: "applyAgain", key: "no-such-release" });
+    await r.loop.runOnce();
+    expect(r.executor.runtime.queued).toHaveLength(0);
+    expect(web(r, key)?.pendingRestart).toBeUndefined();
+    expect(r.executor.observe().releases.map((rel) => rel.record.key)).toEqual([key]);
+  }, 60_000);
+});
+
+describe("config reload", () => {
+  it("waits for the pass in flight: the config changes only between passes", async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), "rb-reload-"));
+    const range = portRange();
+    const config = (delay: number) =>
+      [
+        `application: reload-${path.basename(tmp!)}`,
+        `control: {path: ${path.join(tmp!, "control.sock")}}`,
+        `desiredPath: ${path.join(tmp!, "desired.yaml")}`,
+        `statePath: false`,
+        `proxy: {host: 127.0.0.1, port: ${proxyPort}}`,
+        `processes:`,
+        `  - id: web`,
+        `    policy: proxied`,
+        `    command: node ${FIXTURE_APP}`,
+        `    port: {from: ${range.from}, to: ${range.to}}`,
+        `    restartDelayMs: ${delay}`,
+        "",
+      ].join("\n");
+    const proxyPort = await freePort();
+    const file = path.join(tmp, "rollbridge.yaml");
+    await fs.writeFile(file, config(100));
+    daemon = new Daemon(await loadConfig(file, tmp), { explicitConfigPath: file, cwd: tmp, eventSink: null });
+    await daemon.start();
+    const d = daemon;
+    await d.loop.runOnce();
+
+    // Hold the loop's exclusive section as a long pass would.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const pass = d.loop.exclusive(async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    await fs.writeFile(file, config(4321));
+    const reloading = d.reload("test");
+    // The new file is read and checked meanwhile, but not swapped in while the "pass" runs.
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(d.config.processes[0]?.restartDelayMs).toBe(100);
+      expect(d.executor.config.processes[0]?.restartDelayMs).toBe(100);
+    } finally {
+      release();
+    }
+    await pass;
+    await reloading;
+    expect(d.config.processes[0]?.restartDelayMs).toBe(4321);
+    expect(d.executor.config.processes[0]?.restartDelayMs).toBe(4321);
+  }, 60_000);
+});
