@@ -76,9 +76,10 @@ export function startLoad(port: number, options: { connections?: number; path?: 
   };
 }
 
-export function get(port: number, path = "/hello"): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+/** One GET on a fresh connection (status, body, headers); `timeoutMs` without an answer fails it. */
+export function get(port: number, path = "/hello", { host = "127.0.0.1", timeoutMs = 20_000 } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path, agent: false, timeout: 20_000 }, (res) => {
+    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import { CLI, waitForExit, type TestDaemon } from "./daemon.js";
+import { get } from "./load.js";
 import { companionProcess, webProcess } from "./test-config.js";
 
 /** A proxied web process and a two-replica heartbeat worker. */
@@ -127,16 +128,7 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-/** A plain HTTP GET (status, body, headers). */
+/** A plain HTTP GET (status, body, headers), failed after 10 s without an answer. */
 export function httpGet(port: number, path: string, host = "127.0.0.1"): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, timeout: 10_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-  });
+  return get(port, path, { host, timeoutMs: 10_000 });
 }

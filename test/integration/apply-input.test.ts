@@ -4,10 +4,10 @@
 // and a fix, exit 1, nothing written; a relative release path in a file is taken from where the
 // CLI ran; flags keep the file's replicas and drop `stopped` and the last rollout section.
 import { promises as fs } from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { control } from "../helpers/raw.js";
 import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
@@ -28,20 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop();
 });
-
-function raw(method: string, route: string, body: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const req = http.request({ socketPath: daemon.socket, method, path: `/v1${route}`, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    req.on("error", reject);
-    req.setTimeout(10_000, () => req.destroy(new Error("no answer")));
-    req.end(payload);
-  });
-}
 
 describe("a bad desired file given to apply -f", () => {
   it("is refused with its line and column, exit 1, and the desired file stays as it was", async () => {
@@ -77,12 +63,12 @@ describe("a bad desired file given to apply -f", () => {
   });
 
   it("refuses an input of the wrong shape over the control API", async () => {
-    const answer = await raw("PUT", "/desired", { input: { text: 42 } });
+    const answer = await control(daemon.socket, "PUT", "/desired", { input: { text: 42 } });
     expect(answer.status).toBe(400);
-    expect(answer.body.error.code).toBe("USAGE");
-    const merge = await raw("PUT", "/desired", { input: { merge: { release: { path: v2 }, replicas: { worker: -1 } } } });
+    expect(answer.json.error.code).toBe("USAGE");
+    const merge = await control(daemon.socket, "PUT", "/desired", { input: { merge: { release: { path: v2 }, replicas: { worker: -1 } } } });
     expect(merge.status).toBe(400);
-    expect(merge.body.error.code).toBe("DESIRED_INVALID");
+    expect(merge.json.error.code).toBe("DESIRED_INVALID");
   });
 });
 

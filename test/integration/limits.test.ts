@@ -2,10 +2,10 @@
 // bounded replica counts, and no control characters in revisions or release ids. Each refusal
 // is a clear error, and nothing that runs changes.
 import { promises as fs } from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { control } from "../helpers/raw.js";
 import { companionProcess, webProcess } from "../helpers/test-config.js";
 
 let daemon: TestDaemon;
@@ -39,20 +39,6 @@ async function expectUnchanged(): Promise<void> {
   expect(await snapshot()).toEqual(before);
 }
 
-function raw(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: daemon.socket, method, path: `/v1${route}`, headers: payload ? { "content-type": "application/json" } : {} }, (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    req.on("error", reject);
-    req.setTimeout(10_000, () => req.destroy(new Error("no answer")));
-    req.end(payload);
-  });
-}
-
 describe("timeouts", () => {
   it("refuses a --timeout above 2^31-1 ms on every command that takes one, and changes nothing", async () => {
     const v2 = await daemon.release("v2");
@@ -82,10 +68,10 @@ describe("timeouts", () => {
 
   it("refuses such a timeoutMs on the wire too", async () => {
     for (const value of ["2147483648", "-5", "1.5", "soon"]) {
-      const answer = await raw("GET", `/wait?timeoutMs=${value}`);
+      const answer = await control(daemon.socket, "GET", `/wait?timeoutMs=${value}`);
       expect(answer.status, value).toBe(400);
-      expect(answer.body.error.code).toBe("USAGE");
-      expect(answer.body.error.message).toContain("timeoutMs");
+      expect(answer.json.error.code).toBe("USAGE");
+      expect(answer.json.error.message).toContain("timeoutMs");
     }
   });
 });
@@ -106,10 +92,10 @@ describe("the desired file cap", () => {
   });
 
   it("refuses a document over the cap over the control API", async () => {
-    const answer = await raw("PUT", "/desired", { document: { release: { path: v1 }, env: { BIG: "x".repeat(1100 * 1024) } } });
+    const answer = await control(daemon.socket, "PUT", "/desired", { document: { release: { path: v1 }, env: { BIG: "x".repeat(1100 * 1024) } } });
     expect(answer.status).toBe(400);
-    expect(answer.body.error.code).toBe("DESIRED_INVALID");
-    expect(answer.body.error.message).toMatch(/^the desired document \(as YAML\) is \d+ bytes; the cap is 1048576 bytes \(1 MiB\)$/);
+    expect(answer.json.error.code).toBe("DESIRED_INVALID");
+    expect(answer.json.error.message).toMatch(/^the desired document \(as YAML\) is \d+ bytes; the cap is 1048576 bytes \(1 MiB\)$/);
     await expectUnchanged();
   });
 
@@ -132,9 +118,9 @@ describe("replica counts", () => {
     const cli = await daemon.cli(["apply", "--replicas", "worker=1025"]);
     expect(cli.code).not.toBe(0);
     expect(cli.stderr).toContain("at most 1024 replicas");
-    const wire = await raw("PUT", "/desired", { document: { release: { path: v1, revision: "r1" }, replicas: { worker: 100000 } } });
+    const wire = await control(daemon.socket, "PUT", "/desired", { document: { release: { path: v1, revision: "r1" }, replicas: { worker: 100000 } } });
     expect(wire.status).toBe(400);
-    expect(wire.body.error.message).toContain("replicas.worker");
+    expect(wire.json.error.message).toContain("replicas.worker");
     await expectUnchanged();
   });
 });
