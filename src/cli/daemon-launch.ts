@@ -16,6 +16,7 @@ import { readIdentity } from "../process/identity.js";
 import { createExclusive, describeOwner, euid, fileKind, lookupGid, openAppend, openTrustedRead, readTrusted, unsafe, writeAtomic } from "../safe-file.js";
 import { endpointFor } from "./context.js";
 import { daemonEnvironment } from "./daemon-env.js";
+import { missingHeapFlags } from "./daemon-heap.js";
 
 export interface EnsureOptions {
   /** Where the detached daemon's stdout/stderr are appended (default: daemon.log in the private runtime directory). */
@@ -160,9 +161,9 @@ async function startDetached(loaded: LoadedConfig, logPath: string, pidPath: str
   const log = await openAppend(logPath, { mode: 0o600, purpose: "append the daemon's output to" });
   let child;
   try {
-    // A smaller V8 young generation keeps the daemon's RSS under proxy load ~15 MB lower at
-    // the same throughput (docs/systemd.md); it can only be set when Node starts.
-    const nodeFlags = process.env.NODE_OPTIONS?.includes("--max-semi-space-size") ? [] : ["--max-semi-space-size=2"];
+    // The daemon's V8 flags (daemon-heap.ts, docs/systemd.md): they can only be set when Node
+    // starts, so passing them here saves the daemon starting again; NODE_OPTIONS' own win.
+    const nodeFlags = missingHeapFlags([], process.env.NODE_OPTIONS);
     child = spawn(process.execPath, [...nodeFlags, MAIN, "daemon", "--config", loaded.path], {
       detached: true,
       stdio: ["ignore", log.fd, log.fd],

@@ -2,7 +2,7 @@
 
 import type { Command } from "../command.js";
 import { configFor } from "../context.js";
-import { followDaemonChild, startWithHeapFlags } from "../daemon-heap.js";
+import { applyRuntimeFlags, followDaemonChild, startWithHeapFlags } from "../daemon-heap.js";
 import { printError } from "../output.js";
 
 export const daemonCommand: Command = {
@@ -15,6 +15,7 @@ export const daemonCommand: Command = {
     // The daemon's own heap flags, when Node was started without them (daemon-heap.ts).
     const start = startWithHeapFlags();
     if (start.kind === "child") return followDaemonChild(start.child);
+    applyRuntimeFlags();
     try {
       const loaded = await configFor(ctx);
       const options: { explicitConfigPath?: string; cwd: string } = { cwd: ctx.cwd };
