@@ -215,7 +215,7 @@ function rolloutRows(rollout) {
       rows.push({
         key,
         row,
-        now: `record() ${fmt(k.recordNs, 1)} ns = ${fmt(k.recordShareOfRequestPercent, 2)}% of a request; end to end ${fmt(k.cpuCostPercent, 1)}% CPU per request, ${fmt(k.costPercent, 1)}% req/s`,
+        now: `record() ${fmt(k.recordNs, 1)} ns = ${fmt(k.recordShareOfRequestPercent, 2)}% of a request (${k.recordP99Ns === undefined ? "" : `with p99 ${fmt(k.recordP99Ns, 1)} ns = ${fmt(k.recordP99ShareOfRequestPercent, 2)}%; `}end to end ${fmt(k.cpuCostPercent, 1)}% CPU per request, ${fmt(k.costPercent, 1)}% req/s)`,
         goal,
         ratio: `${fmt(k.judged.usPerRequest, 1)} vs ${fmt(k.notJudged.usPerRequest, 1)} µs, ${fmt(k.judged.rps, 0)} vs ${fmt(k.notJudged.rps, 0)} req/s (not judged, same run)`,
         met: k.met,
@@ -224,6 +224,9 @@ function rolloutRows(rollout) {
           cpuCostPercent: k.cpuCostPercent,
           rpsCostPercent: k.costPercent,
           recordNs: k.recordNs,
+          recordP99Ns: k.recordP99Ns ?? null,
+          recordP99SharePercent: k.recordP99ShareOfRequestPercent ?? null,
+          p99CpuCostPercent: k.p99CpuCostPercent ?? null,
           judgedRps: k.judged.rps,
           notJudgedRps: k.notJudged.rps,
           judgedUsPerRequest: k.judged.usPerRequest,

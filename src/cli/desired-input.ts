@@ -22,19 +22,18 @@ export const DESIRED_OPTIONS: Record<string, OptionSpec> = {
   replicas: { type: "string", multiple: true, description: "per-process replica count, repeatable", valueName: "id=N" },
   bake: { type: "string", description: "bake window for this deploy: the old release stays ready this long while the new one is judged", valueName: "MS" },
   canary: { type: "string", description: "canary steps for this deploy: % of new requests per step, each WEIGHT or WEIGHT:PAUSE_MS (default pause 60000)", valueName: "10,50" },
+  "max-p99": { type: "string", description: "p99 bound on the new release's response times for this deploy (0: none); above it, it is rolled back", valueName: "MS" },
 };
 
-/** `--bake MS` and `--canary 10,50` as a desired `rollout` section (null: neither given). */
+/** `--bake MS`, `--canary 10,50` and `--max-p99 MS` as a desired `rollout` section (null: none given). */
 export async function rolloutFromFlags(values: Record<string, unknown>): Promise<RolloutOverride | null> {
   const bake = values.bake as string | undefined;
   const canary = values.canary as string | undefined;
-  if (bake === undefined && canary === undefined) return null;
+  const maxP99 = values["max-p99"] as string | undefined;
+  if (bake === undefined && canary === undefined && maxP99 === undefined) return null;
   const rollout: RolloutOverride = {};
-  if (bake !== undefined) {
-    const ms = Number(bake);
-    if (!/^\d+$/.test(bake.trim()) || !Number.isSafeInteger(ms) || ms > MAX_TIMER_MS) throw usageError(`--bake ${bake}: expected a whole number of milliseconds (0 to ${MAX_TIMER_MS})`, "for example --bake 60000");
-    rollout.bakeMs = ms;
-  }
+  if (bake !== undefined) rollout.bakeMs = wholeMs("--bake", bake, "for example --bake 60000");
+  if (maxP99 !== undefined) rollout.maxP99Ms = wholeMs("--max-p99", maxP99, "for example --max-p99 500 (ms), or 0 for no bound");
   if (canary !== undefined) {
     const { parseCanarySteps } = await import("../config/rollout-schema.js");
     const steps = parseCanarySteps(canary);
@@ -42,6 +41,12 @@ export async function rolloutFromFlags(values: Record<string, unknown>): Promise
     rollout.steps = steps;
   }
   return rollout;
+}
+
+function wholeMs(flag: string, text: string, example: string): number {
+  const ms = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(ms) || ms > MAX_TIMER_MS) throw usageError(`${flag} ${text}: expected a whole number of milliseconds (0 to ${MAX_TIMER_MS})`, example);
+  return ms;
 }
 
 /** What a command sends for its desired-state input: the document, or an input the daemon turns into one. */
@@ -57,12 +62,12 @@ export async function desiredFromInput(ctx: CommandContext, target: { desiredPat
   const rollout = await rolloutFromFlags(v);
   if (file !== undefined) {
     if (releasePath || v.revision || replicaFlags.length || rollout)
-      throw usageError("-f cannot be combined with --release-path, --revision, --replicas, --bake or --canary", "put everything in the file (a rollout section for --bake/--canary), or use flags only");
+      throw usageError("-f cannot be combined with --release-path, --revision, --replicas, --bake, --canary or --max-p99", "put everything in the file (a rollout section for --bake/--canary/--max-p99), or use flags only");
     const text = file === "-" ? await readStdin() : await readCapped(path.resolve(ctx.cwd, file));
     return { input: { text, source: file === "-" ? "<stdin>" : file, cwd: ctx.cwd } };
   }
   if (!releasePath && !v.revision && !v["release-id"] && replicaFlags.length === 0) {
-    if (rollout) throw usageError("--bake and --canary are settings of a deploy: pass --release-path too");
+    if (rollout) throw usageError("--bake, --canary and --max-p99 are settings of a deploy: pass --release-path too");
     return null;
   }
   for (const flag of ["revision", "release-id"] as const) {

@@ -148,6 +148,7 @@ function copyRollout(rollout: RolloutOverride): RolloutOverride {
   if (rollout.maxErrorRate !== undefined) out.maxErrorRate = rollout.maxErrorRate;
   if (rollout.minRequests !== undefined) out.minRequests = rollout.minRequests;
   if (rollout.windowMs !== undefined) out.windowMs = rollout.windowMs;
+  if (rollout.maxP99Ms !== undefined) out.maxP99Ms = rollout.maxP99Ms;
   if (rollout.steps !== undefined) out.steps = rollout.steps.map((s) => ({ weight: s.weight, pauseMs: s.pauseMs }));
   if (rollout.sticky !== undefined) out.sticky = rollout.sticky;
   return out;

@@ -10,6 +10,7 @@ export const ROLLOUT_DEFAULTS = {
   maxErrorRate: 0.05,
   minRequests: 20,
   windowMs: 30_000,
+  maxP99Ms: 0,
   steps: [] as { weight: number; pauseMs: number }[],
   sticky: "cookie" as "cookie" | "ip" | "none",
 } as const;
@@ -60,7 +61,13 @@ const fields = {
     .meta({ description: "Responses of the new release needed in the window before it is judged.", examples: [20] }),
   windowMs: timerMs()
     .min(1000)
-    .meta({ description: "The sliding window the error rate is measured over.", examples: [30000] }),
+    .meta({ description: "The sliding window the error rate (and the p99 of maxP99Ms) is measured over.", examples: [30000] }),
+  maxP99Ms: timerMs()
+    .int({ error: "maxP99Ms must be a whole number of milliseconds" })
+    .meta({
+      description: "Bound on the p99 of the new release's response times (to the response headers), over the same window; above it, once minRequests are in, traffic goes back to the old release. 0: no bound.",
+      examples: [500],
+    }),
   steps: stepsSchema.meta({ description: "Canary steps before the switch: each sends weight% of new requests to the new release for pauseMs.", examples: [[{ weight: 10, pauseMs: 60000 }]] }),
   sticky: z.enum(["cookie", "ip", "none"]).meta({ description: "During a canary, how a client stays on one side: a cookie the proxy sets, a hash of the client address, or not at all.", examples: ["cookie"] }),
 };
@@ -72,6 +79,7 @@ export const rolloutConfigSchema = z
     maxErrorRate: fields.maxErrorRate.default(ROLLOUT_DEFAULTS.maxErrorRate),
     minRequests: fields.minRequests.default(ROLLOUT_DEFAULTS.minRequests),
     windowMs: fields.windowMs.default(ROLLOUT_DEFAULTS.windowMs),
+    maxP99Ms: fields.maxP99Ms.default(ROLLOUT_DEFAULTS.maxP99Ms),
     steps: fields.steps.default([]),
     sticky: fields.sticky.default(ROLLOUT_DEFAULTS.sticky),
   })
@@ -84,6 +92,7 @@ export const rolloutDesiredSchema = z
     maxErrorRate: fields.maxErrorRate.optional(),
     minRequests: fields.minRequests.optional(),
     windowMs: fields.windowMs.optional(),
+    maxP99Ms: fields.maxP99Ms.optional(),
     steps: fields.steps.optional(),
     sticky: fields.sticky.optional(),
   })
@@ -100,6 +109,7 @@ export function effectiveRollout(base: RolloutSettings, override: RolloutOverrid
     maxErrorRate: override.maxErrorRate ?? base.maxErrorRate,
     minRequests: override.minRequests ?? base.minRequests,
     windowMs: override.windowMs ?? base.windowMs,
+    maxP99Ms: override.maxP99Ms ?? base.maxP99Ms,
     steps: override.steps ?? base.steps,
     sticky: override.sticky ?? base.sticky,
   };

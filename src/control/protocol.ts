@@ -217,6 +217,10 @@ export interface RolloutPhaseStatus {
   errorRate: number | null;
   maxErrorRate: number;
   minRequests: number;
+  /** The p99 of its response times in the window (ms, to within a histogram bucket, never below); null without a bound or responses. */
+  p99Ms: number | null;
+  /** The p99 bound (rollout.maxP99Ms); 0: none. */
+  maxP99Ms: number;
   /** `canary 25%, step 1 of 2, 41 s left, 0.4% errors` */
   message: string;
 }

@@ -64,6 +64,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   private timer: NodeJS.Timeout | null = null;
   private onDrain: (() => void) | null = null;
   private bodyTimerArmed = false;
+  /** When the request first went to a release whose response times are judged (0: not timed). */
+  private sentAt = 0;
   /** origin-form target sent upstream (an absolute-form one is rewritten). */
   private readonly path: string;
   private readonly headers: string[];
@@ -100,6 +102,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.backend = backend;
     backend.outstanding++;
     release.inflight.add(this);
+    if (this.sentAt === 0 && release.judge !== null && release.judge.timed) this.sentAt = Date.now();
     const req = this.req;
     if (this.hasBody && !this.bodyTimerArmed && this.options.bodyTimeoutMs > 0 && !req.complete) this.armBodyTimer();
     // Errors, including invalid arguments, arrive through onError (possibly synchronously).
@@ -206,7 +209,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.resumeUpstream = resume;
     const release = this.release;
     this.options.onResponse?.(release?.key ?? null, statusCode);
-    if (release !== null && release.judge !== null) release.judge.record(statusCode >= 500);
+    if (release !== null && release.judge !== null) release.judge.record(statusCode >= 500, this.sentAt);
     const headers = buildResponseHeaders(rawHeaders);
     // The release cookie: with proxy.affinity cookie, and during a sticky-cookie canary.
     const cookie = this.options.affinity.cookie ?? this.options.table.canary?.cookie ?? null;
@@ -263,7 +266,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     this.state = "done";
     this.report("upstream request failed", err, failed);
     this.options.onResponse?.(releaseKey, 502);
-    if (release !== null && release.judge !== null) release.judge.record(true);
+    if (release !== null && release.judge !== null) release.judge.record(true, this.sentAt);
     sendStatus(res, 502);
   }
 

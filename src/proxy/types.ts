@@ -2,7 +2,7 @@
 // Nothing here knows about processes or the reconcile loop; the executor pushes state in.
 
 import type { AffinityOptions } from "./affinity.js";
-import type { JudgeOptions } from "./response-window.js";
+import type { JudgeOptions, WindowCounts } from "./response-window.js";
 
 export interface Backend {
   /** Stable id of the backing process instance, e.g. "web" or "web#1". */
@@ -131,7 +131,7 @@ export interface ProxyServer {
   /** Starts (afresh) or stops counting a release's responses over a sliding window; breaches go to onBreach. */
   judge(releaseKey: string, options: JudgeOptions | null): void;
   /** A judged release's responses in its window (undefined when it is not judged). */
-  responses(releaseKey: string): { total: number; failed: number } | undefined;
+  responses(releaseKey: string): WindowCounts | undefined;
   /** `rollbridge pause` (true): new requests and upgrades wait (up to holdTimeoutMs, then 503); false lets them go in order. */
   setPaused(paused: boolean): void;
   paused(): boolean;

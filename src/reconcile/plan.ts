@@ -291,7 +291,9 @@ class PlanContext {
   }
 
   private judgeSettings(): JudgeSettings {
-    return { windowMs: this.settings.windowMs, minRequests: this.settings.minRequests, maxErrorRate: this.settings.maxErrorRate };
+    const judge: JudgeSettings = { windowMs: this.settings.windowMs, minRequests: this.settings.minRequests, maxErrorRate: this.settings.maxErrorRate };
+    if (this.settings.maxP99Ms > 0) judge.maxP99Ms = this.settings.maxP99Ms;
+    return judge;
   }
 
   /**

@@ -103,7 +103,8 @@ function rolloutPhase(config: Config, target: DesiredTarget | null, observed: Ob
   const progress = rel?.record.rollout;
   if (!rel || !progress) return null;
   const settings = effectiveRollout(config.rollout, rel.record.key === target?.release?.generation ? target.rollout : undefined);
-  const responses = rel.responses ?? { total: 0, failed: 0 };
+  const counts = rel.responses ?? { total: 0, failed: 0 };
+  const responses = { total: counts.total, failed: counts.failed };
   const step = settings.steps[progress.step];
   const end = progress.phase === "canary" ? progress.phaseStartedAt + (step?.pauseMs ?? 0) : progress.phaseStartedAt + settings.bakeMs;
   return {
@@ -118,7 +119,9 @@ function rolloutPhase(config: Config, target: DesiredTarget | null, observed: Ob
     errorRate: responses.total > 0 ? responses.failed / responses.total : null,
     maxErrorRate: settings.maxErrorRate,
     minRequests: settings.minRequests,
-    message: phaseLine(settings, progress, responses, now),
+    p99Ms: settings.maxP99Ms > 0 ? (counts.p99Ms ?? null) : null,
+    maxP99Ms: settings.maxP99Ms,
+    message: phaseLine(settings, progress, counts, now),
   };
 }
 

@@ -105,12 +105,17 @@ export interface JudgeSettings {
   windowMs: number;
   minRequests: number;
   maxErrorRate: number;
+  /** Bound on the p99 of its response times (ms); 0 or absent: none. */
+  maxP99Ms?: number;
 }
 
 /** The new release's responses in the judging window (5xx and upstream errors are failures). */
 export interface ResponseCounts {
   total: number;
   failed: number;
+  /** With a p99 bound: responses slower than it, and the p99 (ms, its histogram bucket's upper edge; null without responses). */
+  slow?: number;
+  p99Ms?: number | null;
 }
 
 /** A release the daemon knows about, and where it stands. Keyed by generation. */

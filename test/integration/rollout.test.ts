@@ -22,7 +22,7 @@ const WEB = (range: string) => `  - id: web
     policy: proxied
     command: node {{APP}}
     port: ${range}
-    env: {FAIL_REQUESTS_IF_EXISTS: BROKEN}
+    env: {FAIL_REQUESTS_IF_EXISTS: BROKEN, SLOW_REQUESTS_IF_EXISTS: SLOW, SLOW_MS: "300"}
     health: {path: /ping, intervalMs: 50}
     restartDelayMs: 200
     gracefulStopMs: 3000`;
@@ -165,6 +165,44 @@ describe("bake window and automatic rollback", () => {
     expect(after.activeRelease.id).toBe("v2");
     expect(["draining", "stopped"]).toContain(after.releases.find((x: { id: string }) => x.id === "v1").state);
     expect(after.rolloutPhase).toBeNull();
+  });
+
+  it("rolls a release whose responses are too slow (p99 over --max-p99) back to the old one, naming the p99", async () => {
+    daemon = await startDaemon({ processes: WEB(ports()), extra: "rollout: {minRequests: 10}" });
+    const d = daemon;
+    expect((await d.cli(["deploy", "--release-path", await d.release("v1")])).code).toBe(0);
+    const v1Pid = (await d.status()).processes.find((p: { releaseId: string }) => p.releaseId === "v1").pid as number;
+    const traffic = load(d.proxyPort);
+    stopLoad = traffic.stop;
+    const slow = await d.release("v2");
+    await fs.writeFile(path.join(slow, "SLOW"), "");
+
+    const r = await d.cli(["deploy", "--json", "--bake", "60000", "--max-p99", "100", "--release-path", slow]);
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.outcome.outcome).toBe("rolled-back");
+    expect(doc.outcome.failure.code).toBe("ROLLED_BACK");
+    // Every answer of v2 took at least 300 ms: its p99 is reported at or above that.
+    const m = /^rolled back: p99 (\d+) ms over 100 ms after (\d+) responses \((\d+) slower\) within [\d.]+ s of the switch$/.exec(doc.outcome.message);
+    expect(m, doc.outcome.message).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(300);
+    expect(Number(m![2])).toBeGreaterThanOrEqual(10);
+    expect(Number(m![3])).toBeGreaterThanOrEqual(1);
+
+    const status = await until(
+      async () => {
+        const s = await d.status();
+        return s.desired.releaseId === "v1" && s.releases.find((x: { id: string }) => x.id === "v2")?.state === "failed" ? s : null;
+      },
+      15_000,
+      "desired back on v1 and v2 failed",
+    );
+    expect(status.activeRelease.id).toBe("v1");
+    expect(status.processes.find((p: { releaseId: string }) => p.releaseId === "v1").pid).toBe(v1Pid);
+    expect(await fs.readFile(d.desiredPath, "utf8")).toContain(path.join(d.dir, "releases", "v1"));
+    await traffic.stop();
+    // Slow, not failed: every request was answered 200 (by v2 late, or by v1).
+    expect(traffic.statuses.every((code) => code === 200)).toBe(true);
   });
 });
 

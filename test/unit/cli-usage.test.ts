@@ -6,7 +6,7 @@ import { COMMANDS } from "../../src/cli/commands/index.js";
 
 /** The flags a usage line mentions: `--release-path`, `-f` (not the `-` of `-f FILE|-`). */
 function flagsIn(usage: string): string[] {
-  return [...usage.matchAll(/(?<![\w-])(--?[a-z][a-z-]*)/g)].map((m) => m[1]!);
+  return [...usage.matchAll(/(?<![\w-])(--?[a-z][a-z0-9-]*)/g)].map((m) => m[1]!);
 }
 
 function missingFromUsage(c: Command): string[] {

@@ -200,6 +200,8 @@ const cases: Case[] = [
   { rule: "a legacy process's user is a name or uid", raw: { legacyTakeover: { processes: [{ name: "old", includes: ["x"], user: "" }] }, processes: [web] }, path: "legacyTakeover.processes[0].user", message: "", fix: "user" },
   { rule: "legacy processes list substrings", raw: { legacyTakeover: { processes: [{ name: "old", includes: [] }] }, processes: [web] }, path: "legacyTakeover.processes[0].includes", message: "at least 1", fix: "includes:" },
   { rule: "legacy screens is a list", raw: { legacyTakeover: { screens: "old" }, processes: [web] }, path: "legacyTakeover.screens", message: "must be a list", fix: "screens:" },
+  { rule: "rollout.maxP99Ms is a whole number of ms", raw: { rollout: { maxP99Ms: 1.5 }, processes: [web] }, path: "rollout.maxP99Ms", message: "must be a whole number", fix: "maxP99Ms" },
+  { rule: "rollout.maxP99Ms is non-negative", raw: { rollout: { maxP99Ms: -1 }, processes: [web] }, path: "rollout.maxP99Ms", message: "at least 0", fix: "maxP99Ms" },
   { rule: "resyncIntervalMs is at least 100", raw: { resyncIntervalMs: 10, processes: [web] }, path: "resyncIntervalMs", message: "at least 100", fix: "resyncIntervalMs: 5000" },
 ];
 

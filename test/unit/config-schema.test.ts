@@ -202,7 +202,7 @@ describe("configSchema", () => {
       desiredPath: "/srv/ticket-server/desired.yaml",
       metrics: undefined,
       resyncIntervalMs: 5000,
-      rollout: { bakeMs: 0, maxErrorRate: 0.05, minRequests: 20, windowMs: 30000, steps: [], sticky: "cookie" },
+      rollout: { bakeMs: 0, maxErrorRate: 0.05, minRequests: 20, windowMs: 30000, maxP99Ms: 0, steps: [], sticky: "cookie" },
     });
   });
 

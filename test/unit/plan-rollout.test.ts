@@ -306,3 +306,83 @@ describe("a newer desired state during a rollout", () => {
     },
   ])("$name", (row) => void check(row));
 });
+
+describe("a p99 bound (rollout.maxP99Ms)", () => {
+  const p99 = rollout({ bakeMs: 30 * SECOND, maxP99Ms: 500 });
+  it.each<Row>([
+    {
+      name: "more than 1% of the responses slower than the bound once minRequests are in: rolled back, naming the p99",
+      config: p99,
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(4200), responses: { total: 120, failed: 0, slow: 3, p99Ms: 812 } })),
+      actions: ["rollBack v2 to v1: rolled back: p99 812 ms over 500 ms after 120 responses (3 slower) within 4.2 s of the switch"],
+    },
+    {
+      name: "1% of the responses slower (the p99 itself within the bound): not rolled back, the phase line shows the p99",
+      config: p99,
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(10 * SECOND), responses: { total: 200, failed: 0, slow: 2, p99Ms: 447 } })),
+      actions: [],
+      requeueAfterMs: 20 * SECOND,
+      condition: { type: "Progressing", reason: "Baking", message: "v2: baking, 20 s left, 0.0% errors, p99 447 ms of 500" },
+    },
+    {
+      name: "every response slow but fewer than minRequests: not judged yet",
+      config: p99,
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(SECOND), responses: { total: 19, failed: 0, slow: 19, p99Ms: 2047 } })),
+      actions: [],
+      condition: { type: "Progressing", reason: "Baking", message: /19 of 20 responses needed/ },
+    },
+    {
+      name: "the error budget is named first when both are over",
+      config: p99,
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(4200), responses: { total: 120, failed: 37, slow: 60, p99Ms: 1791 } })),
+      actions: ["rollBack v2 to v1: rolled back: 37 of 120 responses failed (31%) within 4.2 s of the switch"],
+    },
+    {
+      name: "without a bound, slow responses are not judged",
+      config: bake30,
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(10 * SECOND), responses: { total: 120, failed: 0, slow: 120, p99Ms: 9000 } })),
+      actions: [],
+    },
+    {
+      name: "a desired file's maxP99Ms bounds one deploy over a config without one",
+      config: bake30,
+      desired: desired("v2", { rollout: { maxP99Ms: 200 } }),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(4200), responses: { total: 50, failed: 0, slow: 1, p99Ms: 255 } })),
+      actions: ["rollBack v2 to v1: rolled back: p99 255 ms over 200 ms after 50 responses (1 slower) within 4.2 s of the switch"],
+    },
+  ])("$name", (row) => void check(row));
+
+  it("the judge settings of beginBake carry the bound", () => {
+    const result = run({ config: p99, desired: desired("v2"), observed: observed("v1", healthy("v1"), healthy("v2", "starting")) });
+    const begin = result.actions.find((a) => a.type === "beginBake");
+    expect(begin).toMatchObject({ judge: { minRequests: 20, maxErrorRate: 0.05, windowMs: 30_000, maxP99Ms: 500 } });
+    const plain = run({ config: bake30, desired: desired("v2"), observed: observed("v1", healthy("v1"), healthy("v2", "starting")) }).actions.find((a) => a.type === "beginBake");
+    expect(plain && "judge" in plain ? plain.judge.maxP99Ms : "absent").toBeUndefined();
+  });
+});
+
+describe("a bake window resumed by a daemon that adopted both releases", () => {
+  it.each<Row>([
+    {
+      name: "the switch was 50 s ago of a 60 s window, counts start empty: 10 s left, the old release stands by",
+      config: rollout({ bakeMs: 60 * SECOND }),
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(50 * SECOND), responses: { total: 0, failed: 0 } })),
+      actions: [],
+      requeueAfterMs: 10 * SECOND,
+      condition: { type: "Progressing", reason: "Baking", message: "v2: baking, 10 s left, no responses yet" },
+    },
+    {
+      name: "the window ended while no daemon ran: it passes now and only then the old release drains",
+      config: rollout({ bakeMs: 60 * SECOND }),
+      desired: desired("v2"),
+      observed: observed("v2", healthy("v1"), healthy("v2", "active", { ...baking(70 * SECOND), responses: { total: 0, failed: 0 } })),
+      actions: ["finishRollout v2 passed", "beginDrain v1"],
+    },
+  ])("$name", (row) => void check(row));
+});

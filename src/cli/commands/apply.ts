@@ -17,7 +17,7 @@ const WAIT_OPTIONS: Record<string, OptionSpec> = {
 export const applyCommand: Command = {
   name: "apply",
   summary: "write the desired state (atomically) and have the daemon converge to it",
-  usage: "rollbridge apply [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50] [--wait] [--wait-drained] [--timeout MS]",
+  usage: "rollbridge apply [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50] [--max-p99 MS] [--wait] [--wait-drained] [--timeout MS]",
   example: "rollbridge apply --release-path /srv/app/releases/20261123120000 --revision abc123 --wait",
   options: { ...DESIRED_OPTIONS, ...WAIT_OPTIONS },
   run: (ctx) => runApply(ctx, Boolean(ctx.values.wait)),

@@ -11,7 +11,8 @@ import { WAIT_DRAINED_OPTION } from "../wait-output.js";
 export const deployCommand: Command = {
   name: "deploy",
   summary: "deploy a release and wait for it (apply --wait with these flags)",
-  usage: "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50] [--wait-drained] [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P] [--inherit-env]]",
+  usage:
+    "rollbridge deploy --release-path P [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50] [--max-p99 MS] [--wait-drained] [--timeout MS] [--ensure-daemon [--daemon-log-path P] [--daemon-pid-path P] [--inherit-env]]",
   example: "rollbridge deploy --release-path /srv/app/releases/20261123120000 --revision abc123",
   options: {
     "release-path": DESIRED_OPTIONS["release-path"]!,
@@ -20,6 +21,7 @@ export const deployCommand: Command = {
     replicas: DESIRED_OPTIONS.replicas!,
     bake: DESIRED_OPTIONS.bake!,
     canary: DESIRED_OPTIONS.canary!,
+    "max-p99": DESIRED_OPTIONS["max-p99"]!,
     "wait-drained": WAIT_DRAINED_OPTION,
     timeout: { type: "string", description: "give up after MS milliseconds (exit 124)", valueName: "MS" },
     "ensure-daemon": { type: "boolean", description: "start a detached daemon first when none answers (see ensure-daemon)" },

@@ -10,7 +10,7 @@ import { printError, printJson } from "../output.js";
 export const diffCommand: Command = {
   name: "diff",
   summary: "show what would change to reach a desired state (exit 0 none, 1 changes, 2 error)",
-  usage: "rollbridge diff [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50]",
+  usage: "rollbridge diff [-f FILE|-] [--release-path P] [--revision R] [--release-id ID] [--replicas id=N]... [--bake MS] [--canary 10,50] [--max-p99 MS]",
   example: "rollbridge diff --release-path /srv/app/releases/20261123120000",
   options: { ...DESIRED_OPTIONS },
   async run(ctx) {
