@@ -109,6 +109,8 @@ export class Daemon implements DaemonApi {
   /** The config record written at start (config-record.ts), removed at shutdown. */
   private recorded = false;
   private control: http.Server | null = null;
+  /** The inode of the control socket this daemon bound at control.path (an upgrade's new daemon may rename its own over it). */
+  private controlInode: SocketInode | null = null;
   private metricsServer: MetricsServer | null = null;
   private readonly passListeners = new Set<(plan: Plan) => void>();
   private shutdownPromise: Promise<void> | null = null;
@@ -240,11 +242,10 @@ export class Daemon implements DaemonApi {
         fix: code === "EADDRINUSE" ? "another process holds the proxy port: stop it or change proxy.port (rollbridge doctor shows who)" : "check proxy.host and proxy.port",
       });
     }
-    this.control = createControlServer(controlRoutes(this), {
-      onFailure: (f) => this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
-    });
+    this.control = this.newControlServer();
     try {
       await bindControlSocket(this.control, config.control.path, config.control, async () => `pid ${await fetchDaemonPid(config.control.path)}`);
+      this.controlInode = await socketInode(config.control.path);
     } catch (error) {
       await this.proxy.close();
       throw error;
@@ -292,11 +293,10 @@ export class Daemon implements DaemonApi {
     const config = this.config;
     const inherited = handover.listeners;
     const staging = `${config.control.path}.${process.pid}`;
-    this.control = createControlServer(controlRoutes(this), {
-      onFailure: (f) => this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
-    });
+    this.control = this.newControlServer();
     try {
       await bindControlSocket(this.control, staging, config.control, async () => "another process");
+      this.controlInode = await socketInode(staging);
       await this.prepareOutputDir();
       await this.state.start();
       const listeners = await this.proxy.listen({ tcp: fdHandle(inherited.proxy), socket: fdHandle(inherited.proxySocket) });
@@ -323,14 +323,18 @@ export class Daemon implements DaemonApi {
     if (this.options.handleSignals) await this.tellSystemdReady();
   }
 
+  private newControlServer(): http.Server {
+    return createControlServer(controlRoutes(this), {
+      onFailure: (f) => this.events.emit({ level: "warn", type: "command-failed", message: `control request ${f.method} ${f.path} failed (${f.status} ${f.code}): ${f.message}`, data: { ...f } }),
+    });
+  }
+
   /** The pid file named the predecessor: it names this daemon now (a file naming another pid is left alone). */
   private async takeOverPidFile(from: number): Promise<void> {
-    const file = this.options.pidFile ?? defaultPidPath(this.config.application);
     try {
-      const text = await readTrusted(file, { maxBytes: 64 }).catch(() => null);
-      if (text !== null && Number(text.text.trim()) === from) await writeAtomic(file, `${process.pid}\n`, { mode: 0o644, purpose: "write the pid file" });
+      if ((await this.pidFileNames()) === from) await this.writePidFile();
     } catch (error) {
-      this.events.emit({ level: "warn", type: "config-record-failed", message: `could not write this daemon's pid to ${file}: ${errorMessage(error)}` });
+      this.events.emit({ level: "warn", type: "config-record-failed", message: `could not write this daemon's pid to ${this.pidFilePath()}: ${errorMessage(error)}` });
     }
   }
 
@@ -372,6 +376,7 @@ export class Daemon implements DaemonApi {
       newPid = await this.loop.exclusive(async () => {
         await this.state.flush();
         this.state.suspend(true);
+        const pidFileWasOurs = (await this.pidFileNames()) === process.pid;
         try {
           const fds = this.proxy.listenerFds();
           const successor = await startSuccessor({
@@ -387,7 +392,9 @@ export class Daemon implements DaemonApi {
           this.loop.halt();
           return successor.pid;
         } catch (error) {
+          await this.takeBack(pidFileWasOurs);
           this.state.suspend(false);
+          await this.state.flush();
           throw error;
         }
       });
@@ -404,6 +411,53 @@ export class Daemon implements DaemonApi {
     });
     this.retiring = this.retire();
     return { ok: true, oldPid: process.pid, newPid, durationMs };
+  }
+
+  /**
+   * After a new daemon failed: what it may have taken before it died is this daemon's again. A
+   * new daemon renames its control socket over control.path before it reports ready; one that
+   * died after that rename left control.path to a dead socket (the CLI could not reach this
+   * daemon, which still serves) and maybe the pid file and the config record naming itself.
+   * The control socket is bound afresh beside control.path and renamed over it; the old server,
+   * whose path is not its own any more, is closed first, as closing a unix server unlinks its
+   * path (the dead socket's, at that moment). Connections still open on it (the `upgrade`
+   * request waiting for this answer) are answered as usual.
+   */
+  private async takeBack(pidFileWasOurs: boolean): Promise<void> {
+    const config = this.config;
+    try {
+      const now = await socketInode(config.control.path);
+      if (this.control !== null && (now === null || this.controlInode === null || now.dev !== this.controlInode.dev || now.ino !== this.controlInode.ino)) {
+        const staging = `${config.control.path}.${process.pid}`;
+        const fresh = this.newControlServer();
+        await bindControlSocket(fresh, staging, config.control, async () => "another process");
+        const inode = await socketInode(staging);
+        this.control.close();
+        await fs.rename(staging, config.control.path);
+        this.control = fresh;
+        this.controlInode = inode;
+        this.events.emit({ level: "warn", type: "control-socket-reclaimed", message: `the new daemon had taken ${config.control.path} before it failed: daemon ${process.pid} answers on it again` });
+      }
+      if (pidFileWasOurs && (await this.pidFileNames()) !== process.pid) await this.writePidFile();
+      if (this.recorded) await this.recordConfig();
+    } catch (error) {
+      this.events.emit({ level: "error", type: "control-socket-reclaim-failed", message: `could not take ${config.control.path} back after the failed upgrade: ${errorMessage(error)}` });
+    }
+  }
+
+  /** The pid the pid file names (null: no file, or one not to be trusted). */
+  private async pidFileNames(): Promise<number | null> {
+    const text = await readTrusted(this.pidFilePath(), { maxBytes: 64 }).catch(() => null);
+    const pid = text === null ? NaN : Number(text.text.trim());
+    return Number.isInteger(pid) ? pid : null;
+  }
+
+  private async writePidFile(): Promise<void> {
+    await writeAtomic(this.pidFilePath(), `${process.pid}\n`, { mode: 0o644, purpose: "write the pid file" });
+  }
+
+  private pidFilePath(): string {
+    return this.options.pidFile ?? defaultPidPath(this.config.application);
   }
 
   /** The new daemon's environment: this one's, plus what was taken out of it at start for the daemon alone. */
@@ -682,9 +736,7 @@ export class Daemon implements DaemonApi {
   /** At shutdown: the config record, and the default pid file when it names this daemon. */
   private async forgetRuntimeFiles(): Promise<void> {
     if (this.recorded) await removeConfigRecord(this.loaded.path, process.pid).catch(() => undefined);
-    const pidFile = this.options.pidFile ?? defaultPidPath(this.config.application);
-    const text = await readTrusted(pidFile, { maxBytes: 64 }).catch(() => null);
-    if (text !== null && Number(text.text.trim()) === process.pid) await fs.unlink(pidFile).catch(() => undefined);
+    if ((await this.pidFileNames()) === process.pid) await fs.unlink(this.pidFilePath()).catch(() => undefined);
   }
 
   private installSignals(): void {
@@ -697,6 +749,17 @@ export class Daemon implements DaemonApi {
     // nginx's convention: SIGUSR2 starts the new binary, which takes over the listeners.
     process.on("SIGUSR2", () => void this.upgrade("SIGUSR2").catch(() => undefined));
   }
+}
+
+/** Which socket file a path is, by device and inode (null when nothing is there). */
+interface SocketInode {
+  dev: number;
+  ino: number;
+}
+
+async function socketInode(file: string): Promise<SocketInode | null> {
+  const stat = await fs.lstat(file).catch(() => null);
+  return stat === null ? null : { dev: stat.dev, ino: stat.ino };
 }
 
 function fdHandle(fd: number | null | undefined): { fd: number } | null {

@@ -252,6 +252,8 @@ export interface EventData {
   "systemd-notify-failed": undefined;
   "upgrade-started": { pid: number; origin: string };
   "upgrade-failed": { code: ErrorCode };
+  "control-socket-reclaimed": undefined;
+  "control-socket-reclaim-failed": undefined;
   "daemon-handed-over": { oldPid: number; newPid: number; durationMs: number };
   "daemon-retired": { open: number; drainMs: number };
   "daemon-stopping": undefined;

@@ -2,13 +2,15 @@
 // WebSocket and a singleton, hands its listeners and processes to a new daemon started from the
 // built code: no failed request, the same app pids (by /proc start time), the WebSocket opened
 // before still echoing, status answered by the new daemon; twice in a row, then by signal. A new
-// daemon that cannot start leaves the old one serving, untouched.
+// daemon that cannot start leaves the old one serving, untouched, and reachable by the CLI even
+// when it died after renaming its control socket over control.path.
 import { promises as fs } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { controlGet, isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { controlGet, daemonEvents, isAlive, sleep, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { killQuietly } from "../helpers/process.js";
 import { get, startLoad } from "../helpers/load.js";
 import { deploy, json, Started, STATE, startTimeOf, WEB } from "../helpers/recovery.js";
 
@@ -16,7 +18,10 @@ const t = new Started();
 let clients: WebSocket[] = [];
 /** Daemons started by an upgrade are nobody's child here: stopped by pid. */
 let daemonPids: number[] = [];
+/** Processes a test started that are nobody's child (a stand-in systemd-notify left sleeping): SIGKILLed by pid. */
+const strays: number[] = [];
 afterEach(async () => {
+  for (const pid of strays.splice(0)) killQuietly(pid);
   for (const ws of clients) ws.terminate();
   clients = [];
   for (const pid of daemonPids.reverse()) {
@@ -215,4 +220,65 @@ describe("rollbridge upgrade", () => {
     expect((await controlGet(d.socket, "/status")).activeRelease.id).toBe("v2");
     await sleep(100);
   }, 120_000);
+
+  it("answers on control.path again when the new daemon dies after renaming its control socket over it, before it said ready", async () => {
+    // The new daemon is made to stop at that point with what the old one hands it: NOTIFY_SOCKET
+    // and a stand-in systemd-notify on PATH. A successor tells systemd READY=1 after the rename
+    // and before it tells the old daemon it is ready; the stand-in records who calls it and,
+    // while the `block` file exists, never returns (it ignores the SIGTERM of the daemon's 5 s
+    // timeout), so the test SIGKILLs the new daemon right there: a crash in that window.
+    const bin = await t.tempDir("rb-upgrade-notify-");
+    const record = path.join(bin, "calls");
+    const block = path.join(bin, "block");
+    await fs.writeFile(path.join(bin, "systemd-notify"), `#!/bin/sh\necho "$$ $*" >> '${record}'\nif [ -e '${block}' ]; then trap '' TERM; exec sleep 60; fi\n`, { mode: 0o755 });
+    const d = (t.daemon = await startDaemon({ extra: `statePath: ${STATE}`, daemonEnv: { NOTIFY_SOCKET: path.join(bin, "notify.sock"), PATH: `${bin}:${process.env.PATH ?? ""}` } }));
+    await deploy(d, "v1");
+    const before = await pidsOf(d);
+    daemonPids.push(before.daemon);
+    const inodeBefore = (await fs.lstat(d.socket)).ino;
+    const load = startLoad(d.proxyPort, { connections: 4 });
+    await until(() => load.stats.ok > 50, 15_000, "load flowing");
+
+    await fs.writeFile(block, "");
+    const upgrading = d.cli(["upgrade"], { timeoutMs: 120_000 });
+    const call = await until(
+      async () => {
+        const lines = (await fs.readFile(record, "utf8").catch(() => "")).trim().split("\n");
+        const m = lines.map((l) => /^(\d+) --ready --pid=(\d+)$/.exec(l)).find((x) => x !== null && Number(x[2]) !== before.daemon);
+        return m ? { stub: Number(m[1]), pid: Number(m[2]) } : null;
+      },
+      60_000,
+      "the new daemon to call systemd-notify",
+    );
+    strays.push(call.stub);
+    // The window: control.path is the new daemon's socket now, and the new daemon has not said ready.
+    expect((await fs.lstat(d.socket)).ino).not.toBe(inodeBefore);
+    process.kill(call.pid, "SIGKILL");
+    await fs.rm(block);
+
+    const result = await upgrading;
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/new daemon .*exited/);
+    expect(result.stderr).toMatch(/keeps serving/);
+    // The CLI reaches the old daemon again at control.path: status, and a deploy through it.
+    const status = await json(await d.cli(["status", "--json"]));
+    expect(status.daemonPid).toBe(before.daemon);
+    expect(status.processes.map((p: { pid: number }) => p.pid)).toEqual([...before.apps.values()].map((a) => a.pid));
+    expect(daemonEvents(d, "control-socket-reclaimed")).toHaveLength(1);
+    const okBefore = load.stats.ok;
+    await until(() => load.stats.ok > okBefore + 50, 15_000, "load still flowing");
+    const stats = await load.stop();
+    expect(stats.failed, JSON.stringify(stats.errors)).toBe(0);
+    expect(stats.non2xx, JSON.stringify(stats.errors)).toBe(0);
+    await deploy(d, "v2");
+    expect((await controlGet(d.socket, "/status")).activeRelease.id).toBe("v2");
+
+    // And the next upgrade goes through, from the daemon that took its socket back.
+    const again = await d.cli(["upgrade", "--json"], { timeoutMs: 120_000 });
+    expect(again.code, again.stderr).toBe(0);
+    const up = JSON.parse(again.stdout);
+    daemonPids.push(up.newPid);
+    expect(up.oldPid).toBe(before.daemon);
+    await until(async () => (await pidsOf(d)).daemon === up.newPid, 15_000, "the new daemon answering on control.path");
+  }, 180_000);
 });
