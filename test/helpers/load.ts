@@ -18,15 +18,21 @@ export interface Load {
   stop(): Promise<LoadStats>;
 }
 
-export function startLoad(port: number, options: { connections?: number; path?: string } = {}): Load {
+/**
+ * `connections` loops, one request at a time each, to the proxy's port on 127.0.0.1 or to a unix
+ * socket (a string: proxy.socket); on keep-alive connections unless `keepAlive: false` (then
+ * every request connects afresh).
+ */
+export function startLoad(target: number | string, options: { connections?: number; path?: string; keepAlive?: boolean } = {}): Load {
   const connections = options.connections ?? 32;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const agent = new http.Agent({ keepAlive: options.keepAlive ?? true, maxSockets: connections });
+  const where = typeof target === "string" ? { socketPath: target } : { host: "127.0.0.1", port: target };
   const stats: LoadStats = { sent: 0, ok: 0, failed: 0, non2xx: 0, statuses: {}, errors: [], byRelease: {}, codes: {} };
   let running = true;
   const one = () =>
     new Promise<void>((resolve) => {
       stats.sent++;
-      const req = http.get({ host: "127.0.0.1", port, path: options.path ?? "/hello", agent, timeout: 20_000 }, (res) => {
+      const req = http.get({ ...where, path: options.path ?? "/hello", agent, timeout: 20_000 }, (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (c: string) => (body += c));

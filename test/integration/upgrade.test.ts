@@ -3,7 +3,8 @@
 // built code: no failed request, the same app pids (by /proc start time), the WebSocket opened
 // before still echoing, status answered by the new daemon; twice in a row, then by signal. A new
 // daemon that cannot start leaves the old one serving, untouched, and reachable by the CLI even
-// when it died after renaming its control socket over control.path.
+// when it died after renaming its control socket over control.path. proxy.socket (a unix-socket
+// listener) goes across an upgrade without a failed request either.
 import { promises as fs } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -281,4 +282,44 @@ describe("rollbridge upgrade", () => {
     expect(up.oldPid).toBe(before.daemon);
     await until(async () => (await pidsOf(d)).daemon === up.newPid, 15_000, "the new daemon answering on control.path");
   }, 180_000);
+
+  it("keeps serving proxy.socket (a unix-socket listener) across an upgrade: no failed request, the path still connects once the old daemon is gone", async () => {
+    const dir = await t.tempDir("rb-upgrade-sock-");
+    const proxySocket = path.join(dir, "proxy.sock");
+    const d = (t.daemon = await startDaemon({ extra: `statePath: ${STATE}`, proxy: { drainTimeoutMs: 2000, socket: `{path: ${proxySocket}}` } }));
+    await deploy(d, "v1");
+    const before = await pidsOf(d);
+    daemonPids.push(before.daemon);
+    // Both kinds of client on the unix socket: keep-alive connections (moved to the new daemon when
+    // the old one answers Connection: close) and a connection per request (each one a new connect
+    // on the path, across the handover and the old daemon's exit).
+    const keepAliveLoad = startLoad(proxySocket, { connections: 8 });
+    const connectLoad = startLoad(proxySocket, { connections: 4, keepAlive: false });
+    await until(() => keepAliveLoad.stats.ok > 100 && connectLoad.stats.ok > 50, 15_000, "load flowing on the unix socket");
+
+    const result = await d.cli(["upgrade", "--json"], { timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const up = JSON.parse(result.stdout);
+    daemonPids.push(up.newPid);
+    await expectTakenOver(d, before, up.newPid);
+    await until(() => !isAlive(before.daemon), 30_000, "the old daemon to exit");
+    const okKeepAlive = keepAliveLoad.stats.ok;
+    const okConnect = connectLoad.stats.ok;
+    await until(() => keepAliveLoad.stats.ok > okKeepAlive + 100 && connectLoad.stats.ok > okConnect + 50, 15_000, "load flowing through the new daemon");
+    const stats = [await keepAliveLoad.stop(), await connectLoad.stop()];
+    for (const s of stats) {
+      expect(s.failed, JSON.stringify(s.errors)).toBe(0);
+      expect(s.non2xx, JSON.stringify(s.errors)).toBe(0);
+    }
+    expect((await fs.lstat(proxySocket)).isSocket()).toBe(true);
+    const answer = await new Promise<number>((resolve, reject) =>
+      http
+        .get({ socketPath: proxySocket, path: "/hello" }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on("error", reject),
+    );
+    expect(answer).toBe(200);
+  }, 120_000);
 });
