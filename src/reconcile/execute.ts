@@ -9,7 +9,8 @@ import { errorMessage, isRollbridgeError, type ErrorCode } from "../errors.js";
 import { allocatePort } from "../process/ports.js";
 import type { Backend, ProxyServer } from "../proxy/types.js";
 import type { EventLog } from "./events.js";
-import { newInstance, observeInstance, retainOutput, slotOutput, type Instance } from "./instance.js";
+import { newInstance, retainOutput, slotOutput, type Instance } from "./instance.js";
+import { observeState } from "../observe/observed-state.js";
 import type { OutputLine } from "../process/types.js";
 import { Replacements } from "./replacements.js";
 import { ActionFailures } from "./failure-policy.js";
@@ -199,16 +200,9 @@ export class Executor {
     return this.slots.onOutput(listener);
   }
 
+  /** The read-only snapshot the planner reads (src/observe/observed-state.ts). */
   observe(): ObservedState {
-    const releases = [...this.releases.values()].map((record) => ({
-      record,
-      processes: [...(this.instances.get(record.key)?.values() ?? [])].map((inst) => observeInstance(inst, (port) => (port === undefined ? 0 : this.proxy.backendOutstanding(record.key, inst.instanceId, port)))),
-      connections: this.proxy.connections(record.key),
-      ...(record.rollout ? { responses: this.proxy.responses(record.key) ?? { total: 0, failed: 0 } } : {}),
-    }));
-    const services = [...(this.instances.get(SERVICES_KEY)?.values() ?? [])].map((inst) => observeInstance(inst));
-    const intent = this.records.rolloutIntent;
-    return { releases, activeKey: this.proxy.activeRelease(), services, ...(intent ? { rolloutIntent: { ...intent } } : {}) };
+    return observeState(this.runtime, this.proxy);
   }
 
   /**

@@ -1,13 +1,13 @@
 // One slot of a release's process table (e.g. "web" of release v3), surviving restarts of
 // the OS process behind it, and how a slot's command line and environment are rendered.
 import type { Config, ProcessConfig } from "../config/schema.js";
-import { errorMessage, type ErrorCode } from "../errors.js";
+import type { ErrorCode } from "../errors.js";
 import { renderTemplate, type TemplateContext } from "../config/template.js";
 import type { HealthCheck } from "../observe/health.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { RotatingLogFile } from "../process/log-file.js";
 import type { ExitInfo, OutputLine } from "../process/types.js";
-import type { HealthState, ObservedProcess, ObservedSuccessor, ReleaseSpec, StartReason } from "./types.js";
+import type { HealthState, ReleaseSpec, StartReason } from "./types.js";
 
 /** Where readiness (HTTP health / IPC) is tracked: a slot's current process or its successor. */
 export interface ReadinessTarget {
@@ -120,48 +120,6 @@ export function retainOutput(inst: Instance, proc: ManagedProcess | undefined, l
 function mergeOutput(a: readonly OutputLine[], b: readonly OutputLine[], limit: number): OutputLine[] {
   const all = b.length === 0 ? [...a] : [...a, ...b].sort((x, y) => x.at - y.at);
   return all.slice(-Math.max(1, limit));
-}
-
-export function observeInstance(inst: Instance, outstanding: (port: number | undefined) => number = () => 0): ObservedProcess {
-  const proc = inst.proc;
-  let phase: ObservedProcess["phase"] = "absent";
-  if (proc) phase = proc.spawnError ? "exited" : proc.phase;
-  const obs: ObservedProcess = {
-    instanceId: inst.instanceId,
-    processId: inst.processId,
-    replicaIndex: inst.replicaIndex,
-    releaseKey: inst.releaseKey,
-    phase,
-    health: inst.healthState,
-    stopRequested: inst.stopRequested,
-    restarts: inst.restarts,
-    restartTimes: inst.restartTimes,
-    failed: inst.failed,
-    lastStartReason: inst.lastStartReason,
-    retiring: inst.retiring.filter((r) => r.proc.pid !== undefined).map((r) => ({ pid: r.proc.pid as number, phase: r.proc.phase, outstanding: outstanding(r.port), since: r.since, stopRequested: r.stopRequested })),
-  };
-  if (inst.pendingRestart !== undefined) obs.pendingRestart = inst.pendingRestart;
-  if (inst.startedFor !== undefined) obs.startedFor = inst.startedFor;
-  const succ = inst.successor;
-  if (succ) {
-    const succPhase: ObservedSuccessor["phase"] = succ.spawnError || succ.proc?.spawnError ? "exited" : succ.proc ? succ.proc.phase : "absent";
-    obs.successor = { phase: succPhase, health: succ.healthState };
-    if (succ.healthReason !== undefined) obs.successor.healthReason = succ.healthReason;
-    if (succ.healthCode !== undefined) obs.successor.healthCode = succ.healthCode;
-    const succSpawnError = succ.spawnError ?? (succ.proc?.spawnError ? errorMessage(succ.proc.spawnError) : undefined);
-    if (succSpawnError !== undefined) obs.successor.spawnError = succSpawnError;
-  }
-  if (proc?.pid !== undefined) obs.pid = proc.pid;
-  if (inst.port !== undefined) obs.port = inst.port;
-  if (inst.healthReason !== undefined) obs.healthReason = inst.healthReason;
-  if (inst.healthCode !== undefined) obs.healthCode = inst.healthCode;
-  const exit = proc?.exitInfo ?? inst.lastExit;
-  if (exit && (phase === "exited" || (phase === "absent" && inst.spawnError !== undefined))) obs.exit = exit;
-  // A spawn failure is known to the process a moment before its exit is reported to the slot.
-  const spawnError = inst.spawnError ?? (proc?.spawnError ? errorMessage(proc.spawnError) : undefined);
-  if (spawnError !== undefined) obs.spawnError = spawnError;
-  if (inst.startedAt !== undefined) obs.startedAt = inst.startedAt;
-  return obs;
 }
 
 export interface RenderInput {

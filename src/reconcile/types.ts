@@ -180,7 +180,8 @@ export interface ObservedProcess {
 }
 
 export interface ObservedRelease {
-  record: ReleaseRecord;
+  /** The live record, read-only: the planner and status read it, only the executor changes it. */
+  record: ReleaseView;
   processes: ObservedProcess[];
   connections: { inflight: number; websockets: number; lastPinnedAt?: number };
   /** Its responses in the judging window, while it is judged (a canary step or its bake window). */
