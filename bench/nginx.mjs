@@ -3,20 +3,20 @@
 // rounds (the style of bench/proxy.mjs, whose app and helpers it reuses), so the nginx/direct
 // ratio is reported beside ours.
 //
-//   npm run build && node bench/nginx.mjs [--rounds 3] [--duration 5] [--connections 50] [--threads 2] [--pin]
+//   npm run build && node bench/nginx.mjs [--rounds 3] [--duration 5] [--connections 50] [--threads 2] [--pin] [--timeout 300]
 //
 // Needs nginx (apt-get install -y nginx) and wrk; without nginx it prints why and skips. Runs its
 // own nginx master (daemon off, one worker) from a temp config on 127.0.0.1:<free port>, never
 // the system service, and stops it by pid. Writes bench/results/nginx-<timestamp>.json when run
 // directly.
 
-import { spawn } from "node:child_process";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { APP_BODY, checkTarget, cpuSeconds, fmt, pickLoadGenerator, startChild } from "./proxy.mjs";
-import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { APP_BODY, checkTarget, fmt, loadRounds, medianByTarget, pickLoadGenerator, startChild } from "./proxy.mjs";
+import { bounded, cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
 import { findNginx, NGINX_MISSING, nginxVersion, startNginx } from "./nginx-server.mjs";
+import { ChildTracker } from "./proc.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -29,6 +29,8 @@ export const defaultNginxBenchOptions = {
   threads: 2,
   /** Pin (taskset, >= 2 cores): nginx and our proxy on CPU 1, the app and wrk on CPU 0. */
   pin: false,
+  /** Hard bound on the whole run; everything started is stopped when it passes. */
+  timeoutSec: 300,
   /** Where to write nginx-<timestamp>.json; null to skip. */
   resultsDir: join(here, "results"),
   print: true,
@@ -38,7 +40,8 @@ export { findNginx };
 
 /**
  * Runs the benchmark; resolves with {meta, rounds, summary}, or with {skipped: reason} when nginx
- * is missing. Starts the app, nginx and our proxy as child processes and stops each by pid.
+ * is missing. Starts the app, nginx and our proxy as child processes and stops each by pid
+ * before resolving or rejecting.
  */
 export async function runNginxBench(opts = {}) {
   const options = { ...defaultNginxBenchOptions, ...opts };
@@ -48,30 +51,19 @@ export async function runNginxBench(opts = {}) {
     if (options.print) console.error(skipped);
     return { skipped };
   }
+  const tracker = new ChildTracker();
+  return bounded("nginx bench", options.timeoutSec, tracker, () => body(options, nginx, tracker));
+}
+
+async function body(options, nginx, tracker) {
   const load = pickLoadGenerator();
   const onCpu = cpuPlacer(options.pin);
   const pin = onCpu.pinned;
-  const children = [];
   let proxied = null;
-  const killAll = () => {
-    for (const child of children) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      try {
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  };
-  const onSigint = () => {
-    killAll();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSigint);
   try {
-    const app = await startChild(children, onCpu(0, process.execPath, [join(here, "proxy.mjs"), "--serve-app"]));
-    const ours = await startChild(children, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
-    proxied = await startNginx({ nginx, appPort: app.port, spawnChild: (command, args, o) => children[children.push(spawn(command, args, o)) - 1], place: (command, args) => onCpu(1, command, args) });
+    const app = await startChild(tracker, onCpu(0, process.execPath, [join(here, "proxy.mjs"), "--serve-app"]));
+    const ours = await startChild(tracker, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
+    proxied = await startNginx({ nginx, appPort: app.port, spawnChild: (command, args, o) => tracker.spawn(command, args, o), place: (command, args) => onCpu(1, command, args) });
     const targets = [
       { name: "direct", port: app.port, pids: [app.pid] },
       { name: "nginx", port: proxied.port, pids: proxied.pids },
@@ -81,19 +73,7 @@ export async function runNginxBench(opts = {}) {
     const runLoad = (port, o) => load.run(port, o, (command, args) => onCpu(0, command, args));
     for (const target of targets) await runLoad(target.port, { ...options, durationSec: options.warmupSec });
 
-    const rounds = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
-      for (const target of order) {
-        const cpuBefore = sum(target.pids.map(cpuSeconds));
-        const result = await runLoad(target.port, options);
-        result.cpuUsPerReq = ((sum(target.pids.map(cpuSeconds)) - cpuBefore) * 1e6) / (result.rps * options.durationSec);
-        rounds.push({ round: round + 1, target: target.name, ...result });
-        if (options.print) {
-          console.error(`round ${round + 1} ${target.name.padEnd(10)} ${fmt(result.rps, 0).padStart(8)} req/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerReq, 1)} us/req${result.errors ? `  errors ${result.errors}` : ""}`);
-        }
-      }
-    }
+    const rounds = await loadRounds(targets, options, runLoad, 10);
     const summary = summarize(
       targets.map((t) => t.name),
       rounds,
@@ -120,32 +100,15 @@ export async function runNginxBench(opts = {}) {
     writeResult(result, options.resultsDir, "nginx", result.meta.date, options.print);
     return result;
   } finally {
-    process.off("SIGINT", onSigint);
     await proxied?.stop();
-    killAll();
   }
 }
 
 // --- reporting ---
 
-function sum(xs) {
-  return xs.reduce((a, b) => a + b, 0);
-}
-
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 // Median over rounds per target, and each proxy's ratios to direct and to nginx.
 function summarize(names, rounds) {
-  const byName = Object.fromEntries(
-    names.map((name) => {
-      const mine = rounds.filter((r) => r.target === name);
-      return [name, { rps: median(mine.map((r) => r.rps)), p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)), cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)), errors: sum(mine.map((r) => r.errors)) }];
-    }),
-  );
+  const byName = medianByTarget(names, rounds);
   const { direct, nginx } = byName;
   return names.map((name) => ({
     target: name,
@@ -177,7 +140,7 @@ function printSummary(summary) {
 // --- CLI ---
 
 function parseArgs(argv) {
-  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads" });
+  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--connections": "connections", "--threads": "threads", "--timeout": "timeoutSec" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

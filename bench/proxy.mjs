@@ -99,21 +99,7 @@ async function body(options, tracker) {
     for (const target of targets) await checkTarget(target);
     for (const target of targets) await runLoad(target.port, { ...options, durationSec: options.warmupSec });
 
-    const rounds = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
-      for (const target of order) {
-        const cpuBefore = sum(target.pids.map(cpuSeconds));
-        const result = await runLoad(target.port, options);
-        const cpu = sum(target.pids.map(cpuSeconds)) - cpuBefore;
-        // CPU per request is robust to other load on the machine, unlike req/s and p99
-        result.cpuUsPerReq = (cpu * 1e6) / (result.rps * options.durationSec);
-        rounds.push({ round: round + 1, target: target.name, ...result });
-        if (options.print) {
-          console.error(`round ${round + 1} ${target.name.padEnd(17)} ${fmt(result.rps, 0).padStart(8)} req/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerReq, 1)} us/req${result.errors ? `  errors ${result.errors}` : ""}`);
-        }
-      }
-    }
+    const rounds = await loadRounds(targets, options, runLoad, 17);
 
     const summary = summarize(
       targets.map((t) => t.name),
@@ -228,17 +214,52 @@ const autocannon = {
   },
 };
 
+// --- rounds ---
+
+/**
+ * `options.rounds` rounds of `runLoad` on every target ({name, port, pids}), the order rotated
+ * each round so drift (thermal, noisy neighbours) is shared; each result gets the CPU time its
+ * target's pids spent per request. Prints a line per run when `options.print`.
+ */
+export async function loadRounds(targets, options, runLoad, nameWidth) {
+  const rounds = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+    for (const target of order) {
+      const cpuBefore = sum(target.pids.map(cpuSeconds));
+      const result = await runLoad(target.port, options);
+      const cpu = sum(target.pids.map(cpuSeconds)) - cpuBefore;
+      // CPU per request is robust to other load on the machine, unlike req/s and p99
+      result.cpuUsPerReq = (cpu * 1e6) / (result.rps * options.durationSec);
+      rounds.push({ round: round + 1, target: target.name, ...result });
+      if (options.print) {
+        console.error(
+          `round ${round + 1} ${target.name.padEnd(nameWidth)} ${fmt(result.rps, 0).padStart(8)} req/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerReq, 1)} us/req${result.errors ? `  errors ${result.errors}` : ""}`,
+        );
+      }
+    }
+  }
+  return rounds;
+}
+
 // --- reporting ---
 
-// Median over rounds: one disturbed round (a GC storm in wrk, a noisy neighbour) must not
-// decide the comparison. Every round is kept in the JSON.
-function summarize(names, rounds) {
-  const byName = Object.fromEntries(
+/**
+ * Per target name, the median over its rounds of req/s, p50, p99 and CPU per request, and its
+ * errors summed. Median: one disturbed round (a GC storm in wrk, a noisy neighbour) must not
+ * decide the comparison. Every round is kept in the JSON.
+ */
+export function medianByTarget(names, rounds) {
+  return Object.fromEntries(
     names.map((name) => {
       const mine = rounds.filter((r) => r.target === name);
       return [name, { rps: median(mine.map((r) => r.rps)), p99Ms: median(mine.map((r) => r.p99Ms)), p50Ms: median(mine.map((r) => r.p50Ms)), cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)), errors: sum(mine.map((r) => r.errors)) }];
     }),
   );
+}
+
+function summarize(names, rounds) {
+  const byName = medianByTarget(names, rounds);
   const { direct, nginx } = byName;
   const bare = byName["bare undici"];
   return names.map((name) => ({

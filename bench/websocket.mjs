@@ -3,18 +3,18 @@
 // shared. N clients each keep one message in flight (send, wait for the echo, send again) for T
 // seconds; the clients run in their own process, like wrk does for HTTP.
 //
-//   npm run build && node bench/websocket.mjs [--rounds 3] [--duration 5] [--clients 50] [--size 64] [--pin]
+//   npm run build && node bench/websocket.mjs [--rounds 3] [--duration 5] [--clients 50] [--size 64] [--pin] [--timeout 300]
 //
 // Writes bench/results/websocket-<timestamp>.json when run directly.
 
-import { spawn } from "node:child_process";
 import http from "node:http";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { WebSocket, WebSocketServer } from "ws";
 import { cpuSeconds, fmt, startChild } from "./proxy.mjs";
-import { cpuPlacer, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { bounded, cpuPlacer, median, parseNumberFlags, printTable, writeResult } from "./lib.mjs";
+import { ChildTracker } from "./proc.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -28,6 +28,8 @@ export const defaultWebSocketBenchOptions = {
   size: 64,
   /** Pin (taskset, >= 2 cores): our proxy on CPU 1, the app and the clients on CPU 0. */
   pin: false,
+  /** Hard bound on the whole run; everything started is stopped when it passes. */
+  timeoutSec: 300,
   /** Where to write websocket-<timestamp>.json; null to skip. */
   resultsDir: join(here, "results"),
   print: true,
@@ -40,62 +42,46 @@ export const defaultWebSocketBenchOptions = {
  */
 export async function runWebSocketBench(opts = {}) {
   const options = { ...defaultWebSocketBenchOptions, ...opts };
+  const tracker = new ChildTracker();
+  return bounded("websocket bench", options.timeoutSec, tracker, () => body(options, tracker));
+}
+
+async function body(options, tracker) {
   const onCpu = cpuPlacer(options.pin);
   const pin = onCpu.pinned;
-  const children = [];
-  const killAll = () => {
-    for (const child of children) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      try {
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  };
-  const onSigint = () => {
-    killAll();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSigint);
-  try {
-    const app = await startChild(children, onCpu(0, process.execPath, [fileURLToPath(import.meta.url), "--serve-app"]));
-    const ours = await startChild(children, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
-    const targets = [
-      { name: "direct", port: app.port, pid: app.pid },
-      { name: "rollbridge", port: ours.port, pid: ours.pid },
-    ];
-    const drive = (port, durationSec) => runClients(children, onCpu(0, process.execPath, [fileURLToPath(import.meta.url), "--clients", String(port), String(options.clients), String(durationSec), String(options.size)]));
-    for (const target of targets) await drive(target.port, options.warmupSec);
+  const app = await startChild(tracker, onCpu(0, process.execPath, [fileURLToPath(import.meta.url), "--serve-app"]));
+  const ours = await startChild(tracker, onCpu(1, process.execPath, [join(here, "run-proxy.mjs"), String(app.port)]));
+  const targets = [
+    { name: "direct", port: app.port, pid: app.pid },
+    { name: "rollbridge", port: ours.port, pid: ours.pid },
+  ];
+  const drive = (port, durationSec) => runClients(tracker, onCpu(0, process.execPath, [fileURLToPath(import.meta.url), "--clients", String(port), String(options.clients), String(durationSec), String(options.size)]));
+  for (const target of targets) await drive(target.port, options.warmupSec);
 
-    const rounds = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      for (const target of order) {
-        const cpuBefore = cpuSeconds(target.pid);
-        const result = await drive(target.port, options.durationSec);
-        result.cpuUsPerMsg = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / result.messages;
-        rounds.push({ round: round + 1, target: target.name, ...result });
-        if (options.print)
-          console.error(`round ${round + 1} ${target.name.padEnd(10)} ${fmt(result.perSec, 0).padStart(8)} msg/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerMsg, 1)} us/msg${result.errors ? `  errors ${result.errors}` : ""}`);
-      }
+  const rounds = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) {
+      const cpuBefore = cpuSeconds(target.pid);
+      const result = await drive(target.port, options.durationSec);
+      result.cpuUsPerMsg = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / result.messages;
+      rounds.push({ round: round + 1, target: target.name, ...result });
+      if (options.print)
+        console.error(`round ${round + 1} ${target.name.padEnd(10)} ${fmt(result.perSec, 0).padStart(8)} msg/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuUsPerMsg, 1)} us/msg${result.errors ? `  errors ${result.errors}` : ""}`);
     }
-    const summary = summarize(
-      targets.map((t) => t.name),
-      rounds,
-    );
-    const result = {
-      meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, pinned: pin, rounds: options.rounds, durationSec: options.durationSec, clients: options.clients, size: options.size },
-      rounds,
-      summary,
-    };
-    if (options.print) printSummary(summary);
-    writeResult(result, options.resultsDir, "websocket", result.meta.date, options.print);
-    return result;
-  } finally {
-    process.off("SIGINT", onSigint);
-    killAll();
   }
+  const summary = summarize(
+    targets.map((t) => t.name),
+    rounds,
+  );
+  const result = {
+    meta: { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, pinned: pin, rounds: options.rounds, durationSec: options.durationSec, clients: options.clients, size: options.size },
+    rounds,
+    summary,
+  };
+  if (options.print) printSummary(summary);
+  writeResult(result, options.resultsDir, "websocket", result.meta.date, options.print);
+  return result;
 }
 
 // --- child: the echo app ---
@@ -166,10 +152,9 @@ async function driveClients(port, clients, durationSec, size) {
   process.exit(0);
 }
 
-function runClients(children, [command, args]) {
+function runClients(tracker, [command, args]) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
+    const child = tracker.spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (chunk) => (out += chunk));
     child.on("exit", (code) => {
@@ -183,12 +168,6 @@ function runClients(children, [command, args]) {
 }
 
 // --- reporting ---
-
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function summarize(names, rounds) {
   const byName = Object.fromEntries(
@@ -212,7 +191,7 @@ function printSummary(summary) {
 // --- CLI ---
 
 function parseArgs(argv) {
-  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--clients": "clients", "--size": "size" });
+  return parseNumberFlags(argv, { "--rounds": "rounds", "--duration": "durationSec", "--warmup": "warmupSec", "--clients": "clients", "--size": "size", "--timeout": "timeoutSec" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
