@@ -46,6 +46,16 @@ export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ["127.0.0.0/8", "::1/1
 /** How long a cut connection's peer has to answer its close (a close frame, reading the last chunk). */
 export const DEFAULT_CLOSE_WAIT_MS = 2000;
 
+/**
+ * The stream buffer limit of every socket the proxy reads and writes (client and upstream, both
+ * directions). Node's default (16 KiB; undici's upstream sockets 64 KiB) is at most one socket
+ * read (64 KiB), so each chunk of a large body filled a buffer and paused its source until the
+ * next 'drain': a pause and a resume per chunk, on both hops. 256 KiB lets a few reads flow
+ * between two drains and still bounds what a stalled side holds per connection (backpressure
+ * stays: a full buffer pauses the other side).
+ */
+export const STREAM_HIGH_WATER_MARK = 256 * 1024;
+
 /** Creates the traffic proxy; nothing listens until listen() is called. */
 export function createProxy(options: ProxyOptions): ProxyServer {
   const timeouts = resolveTimeouts(options.timeouts);
@@ -56,6 +66,8 @@ export function createProxy(options: ProxyOptions): ProxyServer {
   const table = new RouteTable<Pool>(
     (origin) =>
       new Pool(origin, {
+        // net.connect passes it to the socket's streams; Node's types for connect options lack it.
+        connect: { highWaterMark: STREAM_HIGH_WATER_MARK } as UndiciPool.Options["connect"],
         headersTimeout: timeouts.upstreamHeadersTimeoutMs,
         bodyTimeout: timeouts.upstreamBodyTimeoutMs,
       }),
@@ -228,6 +240,7 @@ function createServer(timeouts: Required<ProxyTimeouts>, forwardHttp: (req: http
       // 30 s), so a half-sent request could hold its socket 30 s past the limit.
       connectionsCheckingInterval: checkingIntervalMs(timeouts),
       noDelay: true,
+      highWaterMark: STREAM_HIGH_WATER_MARK,
     },
     forwardHttp,
   );

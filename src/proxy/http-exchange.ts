@@ -13,6 +13,7 @@ import { buildRequestHeaders, type RequestFacts } from "./request-headers.js";
 import { originForm } from "./request-target.js";
 import { sendStatus } from "./responses.js";
 import type { BackendSlot, ReleaseSlot, Tracked, Waiter } from "./route-table.js";
+import { countStreamed } from "./young-gc.js";
 
 // Only these are replayed on another backend, and only when no request body was sent.
 const RETRYABLE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
@@ -33,6 +34,10 @@ type ExchangeRequest = IncomingMessage & { [kExchange]?: HttpExchange };
 // Shared listeners (`this` is the response or request) instead of closures per request.
 function onResponseClose(this: ExchangeResponse): void {
   this[kExchange]?.onClientClose();
+}
+
+function onResponseDrain(this: ExchangeResponse): void {
+  this[kExchange]?.onClientDrain();
 }
 
 // Node passes the socket: req.socket may already be detached once the answer went out.
@@ -62,7 +67,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   private tried: BackendSlot<Pool>[] | null = null;
   private deadline = 0;
   private timer: NodeJS.Timeout | null = null;
-  private onDrain: (() => void) | null = null;
+  private drainListened = false;
   private bodyTimerArmed = false;
   /** When the request first went to a release whose response times are judged (0: not timed). */
   private sentAt = 0;
@@ -223,10 +228,20 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    this.onDrain ??= () => this.resumeUpstream?.();
-    this.res.once("drain", this.onDrain);
+    countStreamed(chunk.length);
+    const res = this.res;
+    if (res.write(chunk)) return true;
+    // One listener per response, added at its first pause (not a once-wrapper per pause).
+    if (!this.drainListened) {
+      this.drainListened = true;
+      res.on("drain", onResponseDrain);
+    }
     return false;
+  }
+
+  /** A piece of the request body went upstream (undici passes the chunk; its types say a size). */
+  onBodySent(chunk: { length: number } | number): void {
+    countStreamed(typeof chunk === "number" ? chunk : chunk.length);
   }
 
   onComplete(): void {
@@ -271,6 +286,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
   }
 
   // --- internals ---
+
+  /** The client's socket took what was written: resume the body (undici ignores it when not paused). */
+  onClientDrain(): void {
+    if (this.state === "streaming") this.resumeUpstream?.();
+  }
 
   onClientClose(): void {
     const state = this.state;
