@@ -29,6 +29,8 @@ export async function main(argv: string[]): Promise<number> {
     stdout(mainHelp(COMMANDS));
     return name === undefined ? 2 : 0;
   }
+  // Node 22.1+: the modules loaded from here on come from the compile cache (compile-cache.ts).
+  (await import("./compile-cache.js")).enableCompileCache();
   // Only the named command's module: each loads what it needs (status neither YAML nor zod).
   const load = Object.hasOwn(COMMAND_LOADERS, name) ? COMMAND_LOADERS[name] : undefined;
   const command = load === undefined ? undefined : await load();
