@@ -457,18 +457,23 @@ export class Executor {
         }
       }
       const slot = inst;
-      const managed = this.slots.spawn(rec, proc, slot, inst.port);
-      inst.proc = managed;
-      inst.startedAt = this.now();
-      this.slots.launch(key, inst, managed);
-      if (managed.spawnError) throw managed.spawnError;
-      this.events.emit({
-        type: "process-started",
-        message: `started ${inst.instanceId} (${this.tag(key)}, pid ${managed.pid ?? "?"}${inst.port ? `, port ${inst.port}` : ""}, reason ${reason})`,
-        ...this.releaseRef(key),
-        data: { instanceId: inst.instanceId, pid: managed.pid, port: inst.port, reason },
-      });
-      this.slots.watchReadiness(rec, proc, slot, slot, managed, slot.port, () => slot.proc === managed);
+      const port = inst.port;
+      this.slots.start(
+        key,
+        rec,
+        proc,
+        slot,
+        slot,
+        port,
+        (started) =>
+          this.events.emit({
+            type: "process-started",
+            message: `started ${slot.instanceId} (${this.tag(key)}, pid ${started.pid ?? "?"}${port ? `, port ${port}` : ""}, reason ${reason})`,
+            ...this.releaseRef(key),
+            data: { instanceId: slot.instanceId, pid: started.pid, port, reason },
+          }),
+        (managed) => slot.proc === managed,
+      );
     } catch (error) {
       inst.spawnError = errorMessage(error);
       // A failed attempt counts as an exit at this moment, so restart backoff measures from it.

@@ -38,18 +38,22 @@ export class Replacements {
     inst.successor = succ;
     try {
       if (proc.port) succ.port = await allocatePort(this.deps.config().proxy.upstreamHost, proc.port, this.deps.portsInUse());
-      const managed = this.slots.spawn(rec, proc, inst, succ.port);
-      succ.proc = managed;
-      succ.startedAt = this.deps.now();
-      this.slots.launch(key, inst, managed);
-      if (managed.spawnError) throw managed.spawnError;
-      this.deps.events.emit({
-        type: "process-started",
-        message: `started a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`,
-        ...this.deps.releaseRef(key),
-        data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true },
-      });
-      this.slots.watchReadiness(rec, proc, inst, succ, managed, succ.port, () => inst.successor === succ);
+      this.slots.start(
+        key,
+        rec,
+        proc,
+        inst,
+        succ,
+        succ.port,
+        (managed) =>
+          this.deps.events.emit({
+            type: "process-started",
+            message: `started a replacement for ${inst.instanceId} (${releaseTag(this.deps.releaseRef(key))}, pid ${managed.pid ?? "?"}${succ.port ? `, port ${succ.port}` : ""}, reason ${inst.pendingRestart ?? "manual"})`,
+            ...this.deps.releaseRef(key),
+            data: { instanceId, pid: managed.pid, port: succ.port, reason: inst.pendingRestart ?? "manual", replacement: true },
+          }),
+        () => inst.successor === succ,
+      );
     } catch (error) {
       succ.spawnError = errorMessage(error);
       this.deps.events.emit({

@@ -11,7 +11,7 @@ import { stopGracefully, type StopSequenceOptions } from "../process/stop-sequen
 import type { ExitInfo, OutputLine, SpawnSpec } from "../process/types.js";
 import type { EventLog } from "./events.js";
 import type { TemplateContext } from "../config/template.js";
-import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess } from "./instance.js";
+import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess, type Successor } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
 import type { Runtime } from "./runtime.js";
@@ -62,8 +62,35 @@ export class SlotProcesses {
 
   constructor(private readonly deps: SlotProcessDeps) {}
 
+  /**
+   * The one way a process starts, a slot's first (or next) process and its successor alike:
+   * rendered and spawned on `port`, recorded on `target` (the slot itself, or its successor)
+   * with its start time, started, announced (`announce`, the process-started event), then its
+   * readiness watched for as long as `isCurrent(process)` holds. A spawn failure is thrown once
+   * the process is recorded (its exit then reaches the slot like any other).
+   */
+  start(
+    key: string,
+    rec: ReleaseRecord,
+    proc: ProcessConfig,
+    inst: Instance,
+    target: Instance | Successor,
+    port: number | undefined,
+    announce: (managed: ManagedProcess) => void,
+    isCurrent: (managed: ManagedProcess) => boolean,
+  ): ManagedProcess {
+    const managed = this.spawn(rec, proc, inst, port);
+    target.proc = managed;
+    target.startedAt = this.deps.now();
+    this.launch(key, inst, managed);
+    if (managed.spawnError) throw managed.spawnError;
+    announce(managed);
+    this.watchReadiness(rec, proc, inst, target, managed, port, () => isCurrent(managed));
+    return managed;
+  }
+
   /** Renders and creates (does not start) the OS process for a slot, wired to its callbacks. */
-  spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
+  private spawn(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, port: number | undefined): ManagedProcess {
     const { rendered, cwd } = this.render(rec, proc, inst, port);
     const outputDir = this.deps.outputDir();
     const managed = new ManagedProcess({ ...this.spawnSpec(proc, inst, rendered, cwd), ...(outputDir === undefined ? {} : { output: fifoPaths(outputDir, inst.instanceId) }) });
@@ -72,7 +99,7 @@ export class SlotProcesses {
   }
 
   /** Starts a spawned process; output that cannot go to FIFOs is reported (it then goes to pipes). */
-  launch(key: string, inst: Instance, managed: ManagedProcess): void {
+  private launch(key: string, inst: Instance, managed: ManagedProcess): void {
     managed.start();
     if (managed.outputProblem !== undefined) {
       this.deps.events.emit({
