@@ -306,7 +306,7 @@ function pm2Rows(pm2) {
 // `rollbridge upgrade` under the same load (bench/daemon-crash.mjs, bench/daemon-upgrade.mjs).
 function daemonCrashRow(crash, holder) {
   const key = holder ? "daemon-crash-holder" : "daemon-crash";
-  const row = `daemon kill -9 under 32 keep-alive connections, ${holder ? "through the socket holder (socket activation)" : "no socket holder (ensure-daemon)"}`;
+  const row = `daemon kill -9 under 32 keep-alive connections, ${holder ? "through the socket holder (socket activation)" : "no socket holder (the daemon binds the port, started again 100 ms after the kill)"}`;
   const goal = holder ? "0 refused, failed ≤ in flight at the kill, 0 app restarts, 1 singleton start" : "failed ≤ in flight at the kill, 0 app restarts, 1 singleton start (refused expected)";
   if (!measured(crash)) return missing(key, row, goal, crash);
   const l = crash.load;
