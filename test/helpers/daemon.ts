@@ -24,6 +24,8 @@ export interface TestDaemon {
   /** Runs the CLI against this daemon's config. */
   cli(args: string[], options?: { input?: string; timeoutMs?: number }): Promise<CliResult>;
   release(name: string): Promise<string>;
+  /** Creates release `name` and applies it with `apply --release-path <dir> --wait`; rejects, with the CLI's output, unless that exits 0. */
+  applyRelease(name: string): Promise<string>;
   status(): Promise<any>;
   stop(): Promise<void>;
 }
@@ -105,6 +107,12 @@ export async function startDaemon(setup: DaemonSetup = {}): Promise<TestDaemon> 
     stdout,
     cli: (args, options = {}) => runCli([...args, "--config", configPath], { cwd: dir, ...options }),
     release: (name: string) => releaseDir(dir, name),
+    async applyRelease(name: string) {
+      const releasePath = await releaseDir(dir, name);
+      const applied = await daemon.cli(["apply", "--release-path", releasePath, "--wait"]);
+      if (applied.code !== 0) throw new Error(`apply --wait of ${name} exited ${applied.code}: ${applied.stderr}${applied.stdout}`);
+      return releasePath;
+    },
     // The same document `rollbridge status --json` prints (it is GET /v1/status verbatim), read
     // straight from the control socket: a CLI start per poll made the suite minutes slower.
     async status() {
@@ -159,9 +167,10 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boo
   });
 }
 
-function canConnect(socket: string): Promise<boolean> {
+/** Whether a connection to `target` (a unix socket path, or a port on 127.0.0.1) is accepted now. */
+export function canConnect(target: string | number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(socket);
+    const s = typeof target === "number" ? net.connect(target, "127.0.0.1") : net.connect(target);
     s.once("connect", () => {
       s.destroy();
       resolve(true);

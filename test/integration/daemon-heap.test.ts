@@ -55,9 +55,7 @@ describe("the daemon's heap flags", () => {
     expect(await cmdline(s.daemonPid)).toEqual(expect.arrayContaining([...DAEMON_HEAP_FLAGS]));
     expect(daemonEvents(d, "daemon-started")[0]?.data).toMatchObject({ pid: s.daemonPid });
 
-    const v1 = await d.release("v1");
-    const applied = await d.cli(["apply", "--release-path", v1, "--wait"]);
-    expect(applied.code, applied.stderr).toBe(0);
+    await d.applyRelease("v1");
     const res = await get(d.proxyPort);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body).release).toBe("v1");
@@ -109,9 +107,7 @@ describe("the daemon's heap flags", () => {
     // A child even where Node has execve, which would close the passed sockets.
     expect(await parentOf(s.daemonPid)).toBe(started);
     expect(daemonEvents(d, "daemon-started")[0]?.data).toMatchObject({ pid: s.daemonPid, socketActivation: true });
-    const v1 = await d.release("v1");
-    const applied = await d.cli(["apply", "--release-path", v1, "--wait"]);
-    expect(applied.code, applied.stderr).toBe(0);
+    await d.applyRelease("v1");
     appGroups.push((await d.status()).processes[0].pid as number);
     const res = await until(
       async () => {

@@ -8,11 +8,10 @@
 // Skipped, saying why, without ansible-playbook or nginx (.ci/run installs both).
 import { execFile } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, freePort, ROOT, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { canConnect, CLI, freePort, ROOT, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { startLoad } from "../helpers/load.js";
 import { findNginx, mainConfig, NGINX_MISSING, startNginx, type RunningNginx } from "../helpers/nginx.js";
 
@@ -65,17 +64,6 @@ function playbook(args: string[]): Promise<Run> {
 
 function run(cmd: string, args: string[], cwd?: string): Promise<void> {
   return new Promise((resolve, reject) => execFile(cmd, args, { cwd, timeout: 30_000 }, (error) => (error ? reject(error) : resolve())));
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 /** A release tarball: the example app, or one that exits at boot with a reason on stderr. */

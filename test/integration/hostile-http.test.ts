@@ -19,9 +19,7 @@ beforeAll(async () => {
   daemon = await startDaemon({
     proxy: { headersTimeoutMs: HEADERS_TIMEOUT_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS },
   });
-  const v1 = await daemon.release("v1");
-  const result = await daemon.cli(["apply", "--release-path", v1, "--wait"]);
-  expect(result.code, result.stderr).toBe(0);
+  await daemon.applyRelease("v1");
   appPort = (await daemon.status()).processes[0].port;
 });
 

@@ -11,9 +11,7 @@ let appPort: number;
 
 beforeAll(async () => {
   daemon = await startDaemon();
-  const v1 = await daemon.release("v1");
-  const result = await daemon.cli(["apply", "--release-path", v1, "--wait"]);
-  expect(result.code, result.stderr).toBe(0);
+  await daemon.applyRelease("v1");
   appPort = (await daemon.status()).processes[0].port;
 });
 

@@ -5,11 +5,10 @@
 import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, ROOT, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { canConnect, freePort, ROOT, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { startLoad } from "../helpers/load.js";
 import { findNginx, mainConfig, nginxTest, NGINX_MISSING, startNginx, type RunningNginx } from "../helpers/nginx.js";
 
@@ -89,9 +88,7 @@ describe("nginx → Rollbridge over proxy.socket → app", () => {
     // nginx's workers (USER) pass through the daemon's temp dir to the socket's directory
     await fs.chmod(daemon.dir, 0o711);
     const socketPath = path.join(daemon.dir, "run/proxy.sock");
-    const v1 = await daemon.release("v1");
-    const first = await daemon.cli(["apply", "--release-path", v1, "--wait"]);
-    expect(first.code, first.stderr).toBe(0);
+    await daemon.applyRelease("v1");
 
     const dir = await fs.mkdtemp(path.join(prefix, "e2e-"));
     await fs.chmod(dir, 0o711);
@@ -102,7 +99,7 @@ describe("nginx → Rollbridge over proxy.socket → app", () => {
     expect(site).toContain(`server unix:${socketPath};`);
     await fs.writeFile(path.join(dir, "site.conf"), site);
     await fs.writeFile(path.join(dir, "nginx.conf"), mainConfig(dir, path.join(dir, "site.conf"), isRoot ? { user: `${USER} ${GROUP}` } : {}));
-    server = await startNginx(nginx!, dir, path.join(dir, "nginx.conf"), () => connects(port));
+    server = await startNginx(nginx!, dir, path.join(dir, "nginx.conf"), () => canConnect(port));
 
     const seen = await get(port, "/whoami", { host: "shop.example.com", "x-forwarded-for": "198.51.100.9" });
     expect(seen.status, seen.body).toBe(200);
@@ -117,9 +114,7 @@ describe("nginx → Rollbridge over proxy.socket → app", () => {
 
     const load = startLoad(port, { connections: 8 });
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const v2 = await daemon.release("v2");
-    const second = await daemon.cli(["apply", "--release-path", v2, "--wait"]);
-    expect(second.code, second.stderr).toBe(0);
+    await daemon.applyRelease("v2");
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const stats = await load.stop();
     expect(stats.errors, JSON.stringify(stats.errors)).toEqual([]);
@@ -146,16 +141,5 @@ function get(port: number, urlPath: string, headers: Record<string, string>): Pr
     });
     req.on("timeout", () => req.destroy(new Error("timed out")));
     req.on("error", reject);
-  });
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
   });
 }

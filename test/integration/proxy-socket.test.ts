@@ -8,7 +8,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { daemonEvents, startDaemon, waitForExit, type DaemonSetup, type TestDaemon } from "../helpers/daemon.js";
+import { canConnect, daemonEvents, startDaemon, waitForExit, type DaemonSetup, type TestDaemon } from "../helpers/daemon.js";
 
 const isRoot = process.getuid?.() === 0;
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -46,9 +46,7 @@ async function socketDaemon(options: { socket?: string; tcp?: boolean; trusted?:
       await options.setup?.beforeStart?.(paths);
     },
   });
-  const v1 = await daemon.release("v1");
-  const applied = await daemon.cli(["apply", "--release-path", v1, "--wait"]);
-  expect(applied.code, applied.stderr).toBe(0);
+  await daemon.applyRelease("v1");
   return Object.assign(daemon, { proxySocket });
 }
 
@@ -89,7 +87,7 @@ describe("proxy.socket", () => {
       expect(seen.headers["x-forwarded-proto"]).toBe("https");
       expect(seen.headers["x-real-ip"]).toBe("203.0.113.7");
       expect(seen.headers.host).toBe("shop.example");
-      expect(await connects(daemon.proxyPort)).toBe(false);
+      expect(await canConnect(daemon.proxyPort)).toBe(false);
 
       const status = await daemon.status();
       expect(status.proxy).toMatchObject({ tcp: false, socket: daemon.proxySocket });
@@ -123,7 +121,7 @@ describe("proxy.socket", () => {
       expect(await getAs(daemon.proxySocket, ["--clear-groups"])).toBe("EACCES");
       expect(await getAs(daemon.proxySocket, [`--groups=${gid}`])).toBe("200 v1");
       // TCP still serves next to the socket
-      expect(await connects(daemon.proxyPort)).toBe(true);
+      expect(await canConnect(daemon.proxyPort)).toBe(true);
     } finally {
       await daemon.stop();
     }
@@ -233,17 +231,6 @@ function getOverSocket(socketPath: string, headers: Record<string, string>): Pro
 async function getAs(socketPath: string, groups: string[]): Promise<string> {
   const script = `const r=require("http").get({socketPath:${JSON.stringify(socketPath)},path:"/",headers:{host:"h"}},(res)=>{let b="";res.on("data",(c)=>b+=c);res.on("end",()=>{console.log(res.statusCode+" "+JSON.parse(b).release)})});r.on("error",(e)=>console.log(e.code));`;
   return (await run("setpriv", [`--reuid=${USER}`, `--regid=${USER}`, ...groups, "--", "/usr/bin/node", "-e", script])).trim();
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 // A process that listens on `socketPath` and is then SIGKILLed: its socket file stays behind.

@@ -14,9 +14,7 @@ let daemon: TestDaemon;
 
 beforeAll(async () => {
   daemon = await startDaemon({ proxy: { upgradeTimeoutMs: UPGRADE_TIMEOUT_MS, bodyTimeoutMs: BODY_TIMEOUT_MS, drainTimeoutMs: DRAIN_TIMEOUT_MS } });
-  const v1 = await daemon.release("v1");
-  const result = await daemon.cli(["apply", "--release-path", v1, "--wait"]);
-  expect(result.code, result.stderr).toBe(0);
+  await daemon.applyRelease("v1");
 });
 
 afterAll(async () => {

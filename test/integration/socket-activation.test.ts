@@ -40,9 +40,7 @@ describe("systemd socket activation", () => {
   it("serves on the inherited socket and keeps LISTEN_* away from managed processes", async () => {
     const { d, h } = await activatedDaemon();
     const pid = await h.started(1);
-    const v1 = await d.release("v1");
-    const applied = await d.cli(["apply", "--release-path", v1, "--wait"]);
-    expect(applied.code, applied.stderr).toBe(0);
+    await d.applyRelease("v1");
     // The port is held by the stand-in: a daemon that bound its own would have failed with EADDRINUSE.
     const res = await get(d.proxyPort);
     expect(res.status).toBe(200);
@@ -58,8 +56,7 @@ describe("systemd socket activation", () => {
   it("refuses no connection while a SIGKILLed daemon is started again on the same socket", async () => {
     const { d, h } = await activatedDaemon({ proxy: { drainTimeoutMs: 1000, holdTimeoutMs: 10_000 } });
     const first = await h.started(1);
-    const v1 = await d.release("v1");
-    expect((await d.cli(["apply", "--release-path", v1, "--wait"])).code).toBe(0);
+    await d.applyRelease("v1");
     const before = await quickStatus(d.socket);
     const appPids: number[] = before.processes.map((p: { pid: number }) => p.pid);
     leftovers.push(...appPids);
@@ -93,8 +90,7 @@ describe("systemd socket activation", () => {
   it("ignores LISTEN_FDS meant for another pid and binds its own port", async () => {
     const d = await startDaemon({ daemonEnv: { LISTEN_FDS: "1", LISTEN_PID: "1", LISTEN_FDNAMES: "proxy" } });
     daemon = d;
-    const v1 = await d.release("v1");
-    expect((await d.cli(["apply", "--release-path", v1, "--wait"])).code).toBe(0);
+    await d.applyRelease("v1");
     expect((await get(d.proxyPort)).status).toBe(200);
     expect(daemonEvents(d, "socket-activation-ignored")).toHaveLength(1);
     expect(daemonEvents(d, "daemon-started").at(-1)?.data).toMatchObject({ socketActivation: false });
@@ -113,8 +109,7 @@ describe("systemd socket activation", () => {
     const line = await until(() => fs.readFile(record, "utf8").catch(() => ""), 10_000, "systemd-notify to run");
     expect(line.trim()).toBe(`/run/test-notify.sock --ready --pid=${d.child.pid}`);
     await until(() => daemonEvents(d, "systemd-notified").length === 1, 5000, "the systemd-notified event");
-    const v1 = await d.release("v1");
-    expect((await d.cli(["apply", "--release-path", v1, "--wait"])).code).toBe(0);
+    await d.applyRelease("v1");
     const s = await d.status();
     expect((await environOf(s.processes[0].pid)).filter((v) => v.startsWith("NOTIFY_SOCKET="))).toEqual([]);
   });
