@@ -6,6 +6,10 @@
 // API, the memory supervisor, an app's IPC message — queues an `Intent` with `request()`; the
 // next pass applies every queued intent before it observes, and the planner decides what it
 // means. An intent queued while a pass runs waits for the next pass, never lands mid-pass.
+// Outside a pass the records change only before the first one (executor.adopt and
+// executor.restoreRelease seed them from the state file) and by a process's own exit and
+// health callbacks, which record what happened to it on its slot (observations) and wake the
+// loop. A config reload swaps the config inside the loop's exclusive section (main.ts).
 import type { Instance } from "./instance.js";
 import { SERVICES_KEY, type ReleaseRecord, type ReleaseView, type StartReason } from "./types.js";
 
