@@ -37,7 +37,10 @@ describe("the drain deadline through the daemon", () => {
   it("closes WebSockets with 1012 both ways, ends streams with their last chunk, answers the rest 504, then stops the release", async () => {
     daemon = await startDaemon({
       proxy: { drainTimeoutMs: DRAIN_MS, drainCloseCode: 1012 },
-      processes: webProcess({ restartDelayMs: undefined, env: '{WS_CLOSE_LOG: "{{releasePath}}/ws-close.log"}' }),
+      // GRACEFUL_MS: the app handles SIGTERM as a real one does (stop accepting, then exit). Without it
+      // SIGTERM's default action could kill it before it read the proxy's FIN after the close
+      // handshake it already answered, so the log line below would be missing (a race under load).
+      processes: webProcess({ restartDelayMs: undefined, env: '{WS_CLOSE_LOG: "{{releasePath}}/ws-close.log", GRACEFUL_MS: "500"}' }),
     });
     const d = daemon;
     const v1 = await d.release("v1");
