@@ -32,15 +32,19 @@ afterAll(async () => {
 
 describe("status", () => {
   it("shows CPU % and RSS of every running process, in the table and in --json", async () => {
-    // CPU % needs two samples (2 s apart); a loaded machine may delay them.
+    // CPU % needs two samples (2 s apart); a loaded machine may delay them. The web process's
+    // first samples include its own start (and a loaded machine gives the busy worker less than
+    // its 40%), so wait for a sample where the spinning worker is the busier one.
+    const cpu = (running: Proc[], id: string) => running.find((p) => p.instanceId === id)?.cpuPercent ?? null;
     const s = await until(
       async () => {
         const doc = await daemon.status();
         const running = doc.processes.filter((p: Proc) => p.state === "running" && p.releaseId === "v2");
-        return running.length === 2 && running.every((p: Proc) => typeof p.cpuPercent === "number") ? doc : null;
+        if (running.length !== 2 || !running.every((p: Proc) => typeof p.cpuPercent === "number")) return null;
+        return cpu(running, "busy")! > 10 && cpu(running, "web")! < cpu(running, "busy")! ? doc : null;
       },
-      20_000,
-      "a CPU sample of both running processes",
+      25_000,
+      "a CPU sample of both running processes, the spinning worker above 10% and above the web process",
     );
     const running = s.processes.filter((p: Proc) => p.state === "running") as Proc[];
     expect(running.map((p) => `${p.instanceId}@${p.releaseId}`).sort()).toEqual(["busy@v2", "web@v2"]);

@@ -11,7 +11,8 @@ async function namedUpstream(name: string) {
     const answer = () => res.end(name);
     if (req.url?.startsWith("/slow")) {
       res.writeHead(200, { "content-type": "text/plain" });
-      res.write("");
+      // /slow-started sends a first chunk, which carries the headers through the proxy at once.
+      res.write(req.url.startsWith("/slow-started") ? "started " : "");
       waiting.push(answer);
     } else answer();
   });
@@ -122,14 +123,24 @@ describe("routing", () => {
     const { proxy, port } = await startProxy({ holdTimeoutMs: 100 });
     proxy.setBackends("a", [a.backend("web")]);
     proxy.setActive("a");
-    const inflight = request(port, { path: "/slow" }).then(
-      (reply) => `completed ${reply.status} "${reply.body}"`,
-      (err: NodeJS.ErrnoException) => err.code ?? "error",
-    );
-    await waitFor(() => a.waiting.length === 1);
+    // Cut only once the app's headers reached the client through the proxy: waiting for the app to
+    // have the request let closeRelease win the race on a loaded machine (504, no response yet).
+    let headersArrived = false;
+    const inflight = new Promise<string>((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port, path: "/slow-started", agent: false }, (res) => {
+        headersArrived = true;
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve(`completed ${res.statusCode} "${body}"`));
+        res.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+      req.end();
+    });
+    await waitFor(() => a.waiting.length === 1 && headersArrived);
     await proxy.closeRelease("a");
-    // The app had sent its headers but not its name: the chunked body ends there (drain-cut.test.ts has the details).
-    expect(await inflight).toBe('completed 200 ""');
+    // The app had sent its headers and a first chunk but not its name: the chunked body ends there (drain-cut.test.ts has the details).
+    expect(await inflight).toBe('completed 200 "started "');
     expect(proxy.connections("a")).toEqual({ inflight: 0, websockets: 0 });
     expect(proxy.activeRelease()).toBeNull();
     await waitFor(async () => (await a.connections()) === 0);
