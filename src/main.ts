@@ -230,7 +230,7 @@ export class Daemon implements DaemonApi {
     // connections that waited in its backlog while no daemon ran), but the release an earlier
     // daemon left active is known only once its snapshot is adopted below: until then requests
     // are held (up to proxy.holdTimeoutMs), not answered 503 for want of an active release.
-    this.proxy.setPaused(true);
+    this.proxy.setStartHold(true);
     try {
       const listeners = await this.proxy.listen({ tcp: fdHandle(inherited?.proxy), socket: fdHandle(inherited?.proxySocket) });
       for (const warning of listeners.warnings) this.events.emit({ level: "warn", type: "proxy-socket-unreachable", message: warning });
@@ -264,7 +264,7 @@ export class Daemon implements DaemonApi {
     // Only now, with the control socket ours, may the leftover snapshot be read and replaced. As
     // early as that: the proxy holds every request until then.
     await this.state.start();
-    this.proxy.setPaused(false);
+    this.proxy.setStartHold(false);
     await this.recordConfig();
     await this.watcher.start();
     await this.configWatcher.start();

@@ -167,8 +167,11 @@ export function createProxy(options: ProxyOptions): ProxyServer {
     setPaused(paused) {
       table.setPaused(paused);
     },
+    setStartHold(hold) {
+      table.setStartHold(hold);
+    },
     paused() {
-      return table.paused;
+      return table.pausedByUser;
     },
     connections(releaseKey) {
       return table.connections(releaseKey);

@@ -109,8 +109,11 @@ export class RouteTable<P extends UpstreamPool> {
   active: ReleaseSlot<P> | null = null;
   /** A canary step: its release takes a share of new requests beside the active one. */
   canary: CanarySplit<P> | null = null;
-  /** `rollbridge pause`: new requests and upgrades are held (hold timeout, then 503) until resume. */
+  /** New requests and upgrades are held (hold timeout, then 503): by `rollbridge pause`, or at the daemon's start. */
   paused = false;
+  /** `rollbridge pause` until `rollbridge resume`: what status reports as paused. */
+  pausedByUser = false;
+  private startHold = false;
   private readonly releases = new Map<string, ReleaseSlot<P>>();
   private readonly byId = new Map<string, ReleaseSlot<P>>();
   private readonly waiters = new Set<Waiter>();
@@ -185,8 +188,19 @@ export class RouteTable<P extends UpstreamPool> {
 
   /** Holds new requests (pause) or lets the held ones go, oldest first (resume). */
   setPaused(paused: boolean): void {
-    this.paused = paused;
-    if (!paused) this.wake();
+    this.pausedByUser = paused;
+    this.updateHold();
+  }
+
+  /** Holds new requests while the daemon starts (until it adopted what an earlier one left); a pause outlives it. */
+  setStartHold(hold: boolean): void {
+    this.startHold = hold;
+    this.updateHold();
+  }
+
+  private updateHold(): void {
+    this.paused = this.pausedByUser || this.startHold;
+    if (!this.paused) this.wake();
   }
 
   /** Least outstanding among the release's ready backends, ties broken round-robin; null if none. */

@@ -134,7 +134,10 @@ export interface ProxyServer {
   responses(releaseKey: string): WindowCounts | undefined;
   /** `rollbridge pause` (true): new requests and upgrades wait (up to holdTimeoutMs, then 503); false lets them go in order. */
   setPaused(paused: boolean): void;
+  /** Whether `rollbridge pause` holds requests (not the daemon's own hold at start). */
   paused(): boolean;
+  /** The daemon's hold at start (true until it adopted what an earlier daemon left): requests wait as under a pause, which it neither reports nor ends. */
+  setStartHold(hold: boolean): void;
   /** Counts per release key (zeros for an unknown key). */
   connections(releaseKey: string): ReleaseConnections;
   /** In-flight requests plus WebSockets on one backend (0 when unknown): a replaced process drains on this. */
