@@ -271,6 +271,18 @@ async function stdoutCaughtUp(socketPath: string, stdout: string[]): Promise<voi
   }
 }
 
+/** Polls the daemon's status until `check` holds for it; returns that status document. */
+export function statusWhen(d: Pick<TestDaemon, "status">, check: (s: any) => boolean, timeoutMs = 15_000, what = "status condition"): Promise<any> {
+  return until(
+    async () => {
+      const s = await d.status();
+      return check(s) ? s : null;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 /** Polls `check` until it returns a truthy value or the time is up. */
 export async function until<T>(check: () => Promise<T> | T, timeoutMs = 15_000, what = "condition"): Promise<Exclude<T, null | undefined | false | 0 | "">> {
   const deadline = Date.now() + timeoutMs;

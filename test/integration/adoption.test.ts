@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { sleep, startDaemon, until, waitForExit, type TestDaemon } from "../helpers/daemon.js";
+import { sleep, startDaemon, until, waitForExit, type TestDaemon, statusWhen } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
 import { deploy, isAlive, json, killDaemonHard, Started, STATE, stateLists, WEB } from "../helpers/recovery.js";
 
@@ -46,14 +46,7 @@ describe("adoption after a daemon crash", () => {
     expect(isAlive(web.pid)).toBe(true);
 
     const second = await t.daemonAgain(daemon);
-    const after = await until(
-      async () => {
-        const s = await daemon.status();
-        return s.converged && s.activeRelease?.id === "v1" ? s : null;
-      },
-      15_000,
-      "the new daemon to converge on v1",
-    );
+    const after = await statusWhen(daemon, (s) => s.converged && s.activeRelease?.id === "v1", 15_000, "the new daemon to converge on v1");
     const webAfter = after.processes.find((p: { id: string }) => p.id === "web");
     const tickerAfter = after.processes.find((p: { id: string }) => p.id === "ticker");
     expect(webAfter.pid).toBe(web.pid);
@@ -159,14 +152,7 @@ describe("adoption after a daemon crash", () => {
     t.daemon = daemon = await startDaemon({ processes: WEB("{}"), extra: `statePath: ${STATE}` });
     const web = await adoptedWeb();
     await deploy(daemon, "v2");
-    const s = await until(
-      async () => {
-        const s = await daemon.status();
-        return s.converged && s.activeRelease?.id === "v2" && s.processes.every((p: { releaseId: string }) => p.releaseId === "v2") ? s : null;
-      },
-      20_000,
-      "v2 serving alone",
-    );
+    const s = await statusWhen(daemon, (s) => s.converged && s.activeRelease?.id === "v2" && s.processes.every((p: { releaseId: string }) => p.releaseId === "v2"), 20_000, "v2 serving alone");
     expect(s.processes[0].pid).not.toBe(web.pid);
     await until(() => !isAlive(web.pid), 10_000, "the adopted v1 process stopped");
     expect(JSON.parse((await get(daemon.proxyPort)).body).release).toBe("v2");

@@ -3,7 +3,7 @@
 // events, metrics and the state file — and after a daemon restart.
 import { promises as fs } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { daemonEvents, freePort, startDaemon, until } from "../helpers/daemon.js";
+import { daemonEvents, freePort, startDaemon, until, statusWhen } from "../helpers/daemon.js";
 import { get } from "../helpers/load.js";
 import { httpGet, parsePrometheus } from "../helpers/operations.js";
 import { STATE, Started, json, killDaemonHard, readState } from "../helpers/recovery.js";
@@ -32,14 +32,7 @@ describe("one id, one release", () => {
     expect(second.stdout).toMatch(/✓ 20261201233517-2 (serves all new traffic|is active and converged)/);
     expect((await served(d.proxyPort)).release).toBe("20261201233517-2");
 
-    const status = await until(
-      async () => {
-        const s = await d.status();
-        return s.converged ? s : null;
-      },
-      15_000,
-      "converged",
-    );
+    const status = await statusWhen(d, (s) => s.converged, 15_000, "converged");
     expect(status.desired).toMatchObject({ releaseId: "20261201233517-2", revision: "r2" });
     expect(status.releases.map((r: { id: string; revision: string; state: string }) => `${r.id}:${r.revision}:${r.state}`)).toEqual(["20261201233517-2:r2:active", "20261201233517:r1:stopped"]);
     expect(status.processes.map((p: { releaseId: string }) => p.releaseId)).toEqual(["20261201233517-2"]);
@@ -71,14 +64,7 @@ describe("one id, one release", () => {
     await killDaemonHard(d);
     expect((await d.cli(["recover", "--force"])).code).toBe(0);
     await t.daemonAgain(d);
-    const after = await until(
-      async () => {
-        const s = await d.status();
-        return s.converged && s.activeRelease ? s : null;
-      },
-      20_000,
-      "the new daemon converged",
-    );
+    const after = await statusWhen(d, (s) => s.converged && s.activeRelease, 20_000, "the new daemon converged");
     expect(after.activeRelease).toMatchObject({ id: "20261201233517-2", key: status.activeRelease.key });
     expect(after.releases.map((r: { id: string }) => r.id).sort()).toEqual(["20261201233517", "20261201233517-2"]);
     expect((await served(d.proxyPort)).release).toBe("20261201233517-2");

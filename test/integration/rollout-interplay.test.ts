@@ -3,7 +3,7 @@
 // newer release ends active, both older ones drained and stopped, every answer a 200), and a
 // singleton moves to the new release only once its bake window has passed.
 import { afterEach, describe, expect, it } from "vitest";
-import { isAlive, portRange, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { isAlive, portRange, startDaemon, until, type TestDaemon, statusWhen } from "../helpers/daemon.js";
 import { httpGet } from "../helpers/operations.js";
 
 let daemon: TestDaemon | null = null;
@@ -84,14 +84,7 @@ describe.each([
     expect(superseded.code).toBe(1);
     expect(JSON.parse(superseded.stdout).outcome.outcome).toBe("superseded");
 
-    const settled = await until(
-      async () => {
-        const s = await d.status();
-        return s.activeRelease?.id === "v3" && !s.rolloutPhase && pidsOf(s, "v1").length + pidsOf(s, "v2").length === 0 ? s : null;
-      },
-      20_000,
-      "v3 alone",
-    );
+    const settled = await statusWhen(d, (s) => s.activeRelease?.id === "v3" && !s.rolloutPhase && pidsOf(s, "v1").length + pidsOf(s, "v2").length === 0, 20_000, "v3 alone");
     expect(settled.desired.releaseId).toBe("v3");
     for (const pid of old) await until(() => !isAlive(pid), 15_000, `pid ${pid} stopped`);
     await traffic.stop();
@@ -111,14 +104,7 @@ describe("a singleton during a bake window", () => {
     expect(before[0].releaseId).toBe("v1");
 
     const deploying = d.cli(["apply", "--wait", "--bake", "3000", "--release-path", await d.release("v2")]);
-    const baking = await until(
-      async () => {
-        const s = await d.status();
-        return s.rolloutPhase?.phase === "bake" ? s : null;
-      },
-      15_000,
-      "the bake window",
-    );
+    const baking = await statusWhen(d, (s) => s.rolloutPhase?.phase === "bake", 15_000, "the bake window");
     // The web process moved (v2 takes the traffic); the singleton did not: one, still v1's.
     expect(pidsOf(baking, "v2").length).toBeGreaterThan(0);
     expect(ticker(baking).map((p: { releaseId: string; pid: number }) => [p.releaseId, p.pid])).toEqual([["v1", before[0].pid]]);

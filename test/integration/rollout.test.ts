@@ -6,7 +6,7 @@ import { promises as fs } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, isAlive, portRange, startDaemon, until, type TestDaemon } from "../helpers/daemon.js";
+import { freePort, isAlive, portRange, startDaemon, until, type TestDaemon, statusWhen } from "../helpers/daemon.js";
 import { httpGet, parsePrometheus, sampleValue } from "../helpers/operations.js";
 
 let daemon: TestDaemon | null = null;
@@ -100,14 +100,7 @@ describe("bake window and automatic rollback", () => {
     expect(doc.events.map((e: { type: string }) => e.type)).toEqual(expect.arrayContaining(["traffic-switched", "bake-started", "rolled-back"]));
 
     // The old release serves again with the same process; the desired file names it again.
-    const status = await until(
-      async () => {
-        const s = await d.status();
-        return s.desired.releaseId === "v1" && s.releases.find((x: { id: string }) => x.id === "v2")?.state === "failed" ? s : null;
-      },
-      15_000,
-      "desired back on v1 and v2 failed",
-    );
+    const status = await statusWhen(d, (s) => s.desired.releaseId === "v1" && s.releases.find((x: { id: string }) => x.id === "v2")?.state === "failed", 15_000, "desired back on v1 and v2 failed");
     expect(status.activeRelease.id).toBe("v1");
     expect(status.processes.find((p: { releaseId: string }) => p.releaseId === "v1").pid).toBe(v1Pid);
     expect(isAlive(v1Pid)).toBe(true);
@@ -141,14 +134,7 @@ describe("bake window and automatic rollback", () => {
 
     const deploying = d.cli(["deploy", "--bake", "2500", "--release-path", await d.release("v2")]);
     // During the bake: v2 takes the traffic, v1 still runs, active and ready, not draining.
-    const baking = await until(
-      async () => {
-        const s = await d.status();
-        return s.rolloutPhase?.phase === "bake" ? s : null;
-      },
-      15_000,
-      "bake window",
-    );
+    const baking = await statusWhen(d, (s) => s.rolloutPhase?.phase === "bake", 15_000, "bake window");
     expect(baking.activeRelease.id).toBe("v2");
     expect(baking.releases.find((x: { id: string }) => x.id === "v1").state).toBe("active");
     expect(baking.rolloutPhase).toMatchObject({ releaseId: "v2", previousReleaseId: "v1", weight: 100 });
@@ -189,14 +175,7 @@ describe("bake window and automatic rollback", () => {
     expect(Number(m![2])).toBeGreaterThanOrEqual(10);
     expect(Number(m![3])).toBeGreaterThanOrEqual(1);
 
-    const status = await until(
-      async () => {
-        const s = await d.status();
-        return s.desired.releaseId === "v1" && s.releases.find((x: { id: string }) => x.id === "v2")?.state === "failed" ? s : null;
-      },
-      15_000,
-      "desired back on v1 and v2 failed",
-    );
+    const status = await statusWhen(d, (s) => s.desired.releaseId === "v1" && s.releases.find((x: { id: string }) => x.id === "v2")?.state === "failed", 15_000, "desired back on v1 and v2 failed");
     expect(status.activeRelease.id).toBe("v1");
     expect(status.processes.find((p: { releaseId: string }) => p.releaseId === "v1").pid).toBe(v1Pid);
     expect(await fs.readFile(d.desiredPath, "utf8")).toContain(path.join(d.dir, "releases", "v1"));
@@ -212,14 +191,7 @@ describe("canary steps and rollouts by hand", () => {
     const d = daemon;
     expect((await d.cli(["deploy", "--release-path", await d.release("v1")])).code).toBe(0);
     const deploying = d.cli(["deploy", "--json", "--canary", "25:60000", "--release-path", await d.release("v2")]);
-    const inCanary = await until(
-      async () => {
-        const s = await d.status();
-        return s.rolloutPhase?.phase === "canary" ? s : null;
-      },
-      15_000,
-      "canary step",
-    );
+    const inCanary = await statusWhen(d, (s) => s.rolloutPhase?.phase === "canary", 15_000, "canary step");
     expect(inCanary.activeRelease.id).toBe("v1");
     expect(inCanary.rolloutPhase).toMatchObject({ releaseId: "v2", weight: 25, step: 1, steps: 1 });
     // The config's sticky default is cookie: a client without the cookie is placed by the exact share, and told its side.
