@@ -70,7 +70,9 @@ describe("HealthCheck", () => {
     const hc = check(port, { timeoutMs: 700 });
     const elapsed = await verdict(hc);
     expect(hc.state).toBe("failed");
-    expect(hc.reason).toBe(`health check GET http://${HOST}:${port}/ping did not return 2xx within 700ms (last: HTTP 500)`);
+    // The last probe is cut to the time left in the window: on a loaded machine it can run out
+    // (a few ms) before the app's 500 arrives, and then that is what the reason says.
+    expect(hc.reason).toMatch(new RegExp(`^health check GET http://${HOST.replaceAll(".", "\\.")}:${port}/ping did not return 2xx within 700ms \\(last: (HTTP 500|timed out after \\d+ms)\\)$`));
     expect(elapsed).toBeGreaterThanOrEqual(690);
     expect(elapsed).toBeLessThan(1_200);
   });
