@@ -85,6 +85,10 @@ describe("a gunicorn app", () => {
     expect(Object.keys(stats.byRelease).sort()).toEqual(["v1", "v2", "v3"]);
 
     // Each replaced master ran its graceful stop (SIGTERM → exit 0, not SIGKILL) and took its workers with it.
+    // deploy returns at the switch, so v2 may still be draining: wait until both old releases have stopped.
+    for (const name of ["v1", "v2"]) {
+      await until(async () => (await d.status()).releases.find((r: { id: string; state: string }) => r.id === name && r.state === "stopped"), 30_000, `${name} stopped`);
+    }
     const events = JSON.parse((await d.cli(["events", "--json", "--limit", "1000"])).stdout).events as { type: string; releaseId?: string; data?: { code: number | null; signal: string | null } }[];
     for (const [name, proc] of [
       ["v1", v1],
