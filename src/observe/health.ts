@@ -6,6 +6,8 @@ export interface HealthProbeResult {
   ok: boolean;
   status?: number;
   error?: string;
+  /** True when the connection was refused: nothing listens on the port yet, so no request reached the app. */
+  refused?: boolean;
   ms: number;
 }
 
@@ -42,7 +44,7 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
       response.on("error", () => finish(result));
       response.on("aborted", () => finish(result));
     });
-    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.message || error.code || "request failed" }));
+    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.message || error.code || "request failed", ...(error.code === "ECONNREFUSED" ? { refused: true } : {}) }));
     if (signal?.aborted) {
       onAbort();
       return;
@@ -66,16 +68,20 @@ export type HealthCheckState = "pending" | "ready" | "failed" | "cancelled";
 /**
  * For the first FAST_PROBE_WINDOW_MS of probing, a probe every FAST_PROBE_MS (or intervalMs
  * when shorter): an app that boots in 300 ms is seen within a few ms of listening rather than
- * up to a whole intervalMs later, which would be most of a deploy's overhead. A refused
- * connection costs next to nothing; probes never overlap (each waits for the previous one).
+ * up to a whole intervalMs later, which would be most of a deploy's overhead. While the port
+ * still refuses connections (nothing listens yet, no request reaches the app) the next probe
+ * comes after REFUSED_PROBE_MS, so the first request goes out as soon as the port accepts;
+ * once it accepts, an app that answers non-2xx while it warms up gets one request every
+ * FAST_PROBE_MS, not more. Probes never overlap (each waits for the previous one).
  */
 export const FAST_PROBE_MS = 20;
 export const FAST_PROBE_WINDOW_MS = 1000;
+export const REFUSED_PROBE_MS = 4;
 
 /**
  * Readiness gate for one starting process: after startDelayMs, probes every FAST_PROBE_MS
- * for a second, then every intervalMs, until the first 2xx (ready) or until timeoutMs has
- * passed (failed).
+ * for a second (every REFUSED_PROBE_MS while the port refuses connections), then every
+ * intervalMs, until the first 2xx (ready) or until timeoutMs has passed (failed).
  */
 export class HealthCheck {
   readonly options: HealthCheckOptions;
@@ -162,7 +168,6 @@ export class HealthCheck {
         this.#fail();
         return;
       }
-      const period = probeStartedAt < fastUntil ? Math.min(intervalMs, FAST_PROBE_MS) : intervalMs;
       const probeTimeout = Math.min(intervalMs * 4, 2000, remaining);
       this.#probes += 1;
       const result = await probeHttp(host, port, path, probeTimeout, this.#abort.signal);
@@ -173,6 +178,8 @@ export class HealthCheck {
         this.#settle("ready");
         return;
       }
+      const fast = probeStartedAt < fastUntil;
+      const period = fast && result.refused === true ? Math.min(intervalMs, REFUSED_PROBE_MS) : fast ? Math.min(intervalMs, FAST_PROBE_MS) : intervalMs;
       // The next probe starts a period after this one started (at once if it took longer), never past the deadline.
       const wait = Math.min(Math.max(0, probeStartedAt + period - Date.now()), Math.max(0, this.#deadline - Date.now()));
       await new Promise<void>((resolve) => {

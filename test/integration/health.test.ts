@@ -2,6 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FAST_PROBE_MS, FAST_PROBE_WINDOW_MS, HealthCheck, probeHttp } from "../../src/observe/health.js";
+import { until } from "../helpers/daemon.js";
 import { killTracked, startFixtureApp as startApp } from "../helpers/process.js";
 
 const HOST = "127.0.0.1";
@@ -99,6 +100,42 @@ describe("HealthCheck", () => {
     expect(hc.probes).toBe(4);
   });
 
+  it("while nothing listens yet, probes more often than every FAST_PROBE_MS, so the first request goes out as the port starts accepting", async () => {
+    const port = await freePort();
+    // A minute's interval: after the first second only the fast window's probes count.
+    const hc = check(port, { intervalMs: 60_000, timeoutMs: 20_000 });
+    hc.start();
+    await new Promise((resolve) => setTimeout(resolve, FAST_PROBE_WINDOW_MS + 300));
+    expect(hc.lastResult).toMatchObject({ ok: false, refused: true });
+    // Every FAST_PROBE_MS would allow at most this many in the first second.
+    expect(hc.probes).toBeGreaterThan(FAST_PROBE_WINDOW_MS / FAST_PROBE_MS + 1);
+  });
+
+  it("once the port accepts, an app answering 503 gets one probe every FAST_PROBE_MS, not the refused-port pace", async () => {
+    const port = await freePort();
+    const hc = check(port, { intervalMs: 60_000, timeoutMs: 20_000 });
+    hc.start();
+    await until(async () => hc.probes >= 3 && hc.lastResult?.refused === true, 5_000, "a refused probe");
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests += 1;
+      res.writeHead(503).end("booting");
+    });
+    await new Promise<void>((resolve) => server.listen(port, HOST, resolve));
+    const listeningAt = Date.now();
+    try {
+      await until(async () => hc.lastResult?.status === 503, 5_000, "a probe answered 503");
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const elapsed = Date.now() - listeningAt;
+      expect(requests).toBeGreaterThan(0);
+      expect(requests).toBeLessThanOrEqual(Math.ceil(elapsed / FAST_PROBE_MS) + 2);
+    } finally {
+      hc.cancel();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("probes every intervalMs once the first second is over", async () => {
     const { port } = await startApp({ HEALTH_FAIL: "1" });
     const hc = check(port, { intervalMs: 500, timeoutMs: 2_000 });
@@ -127,3 +164,12 @@ describe("HealthCheck", () => {
     expect(changes).toBe(0);
   });
 });
+
+/** A port nothing listens on (bound once by the OS, then released). */
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
