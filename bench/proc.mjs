@@ -28,6 +28,17 @@ export function cpuSeconds(pid) {
   }
 }
 
+/** utime and stime of a process (all its threads) apart, in seconds; NaN when it is gone. */
+export function cpuTimes(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return { user: Number.NaN, system: Number.NaN };
+  }
+}
+
 /**
  * Whether the process runs: a zombie counts as gone. (PID 1 may not reap the orphans a
  * detached daemon leaves, so `kill(pid, 0)` would still succeed for a dead one.)
