@@ -2,6 +2,7 @@
 // waits for meanwhile, and what a wait that runs out of time reports.
 import type { RolloutQuery } from "../control/daemon-api.js";
 import type { WaitOutcome } from "../control/protocol.js";
+import type { ManagedProcess } from "../process/managed-process.js";
 import { describeDrain, drainingReleases, progressLines } from "../reconcile/rollout-progress.js";
 import { SERVICES_KEY } from "../reconcile/types.js";
 import { decideWait } from "../reconcile/wait-outcome.js";
@@ -66,10 +67,11 @@ export async function rolloutTimedOut(daemon: DaemonParts, query: RolloutQuery, 
   return { outcome: "timeout", message, releaseId: rec?.spec.id ?? null };
 }
 
-/** No process of the release (or a service its rollout started) is still running. */
+/** No process of the release (or a service its rollout started) is still running, as the records say. */
 function releaseSettled(daemon: DaemonParts, key: string): boolean {
-  const gone = (phase: string | undefined) => phase === undefined || phase === "exited";
-  const slots = [...(daemon.executor.runtime.instances.get(key)?.values() ?? [])];
-  const services = [...(daemon.executor.runtime.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
-  return [...slots, ...services].every((i) => gone(i.proc?.phase) && gone(i.successor?.proc?.phase) && i.retiring.every((r) => gone(r.proc.phase)));
+  const runtime = daemon.executor.runtime;
+  const gone = (proc: ManagedProcess | undefined) => proc === undefined || runtime.processState(proc).phase === "exited";
+  const slots = [...(runtime.instances.get(key)?.values() ?? [])];
+  const services = [...(runtime.instances.get(SERVICES_KEY)?.values() ?? [])].filter((i) => i.startedFor === key);
+  return [...slots, ...services].every((i) => gone(i.proc) && gone(i.successor?.proc) && i.retiring.every((r) => gone(r.proc)));
 }

@@ -1,7 +1,8 @@
 // The executor: the one writer of the runtime records (runtime.ts), it turns them into an
 // ObservedState and carries out the planner's actions on them. Every action is idempotent and
-// none waits for a process or a drain: exits and health changes call `trigger` so the loop runs
-// again. Others read the records through `executor.runtime` and ask for changes with intents.
+// none waits for a process or a drain: a process's exit or readiness result is queued as an
+// observation that the next pass records when it begins (beginPass), and wakes the loop. Others
+// read the records through `executor.runtime` and ask for changes with intents.
 import type { Config, ProcessConfig } from "../config/schema.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { AdoptedProcess, Adoption } from "./adoption.js";
@@ -80,6 +81,7 @@ export class Executor {
       shuttingDown: () => this.shuttingDown,
       outputDir: this.outputDir,
       runtime,
+      records,
     });
     this.replacements = new Replacements(
       { config: () => this.config, events: this.events, now: this.now, instances: this.instances, recordFor: (key) => this.recordFor(key), portsInUse: () => this.portsInUse(), syncProxy, releaseRef },
@@ -96,11 +98,15 @@ export class Executor {
   }
 
   /**
-   * Applies the intents queued since the last pass (restarts, apply again, promote / abort):
-   * the loop calls this when a pass begins, before it observes.
+   * Records what happened to the processes since the last pass (exits, readiness results), then
+   * applies the intents queued meanwhile (restarts, apply again, promote / abort): the
+   * loop calls this when a pass begins, before it observes. A process recorded ready goes into
+   * the proxy's rotation here.
    */
   beginPass(): void {
+    const observed = this.records.applyObservations();
     this.records.applyIntents();
+    if (observed > 0) this.syncProxy();
   }
 
   /**
@@ -673,7 +679,11 @@ export class Executor {
     rec.failure.seq = event.seq;
   }
 
-  /** Pushes every release's backends (proxied instances with a port) and readiness to the proxy. */
+  /**
+   * Pushes every release's backends (proxied instances with a port) and readiness to the proxy:
+   * readiness as recorded, and whether the process still runs as it is now (an exit takes it out
+   * of rotation at once, before the pass that records it).
+   */
   syncProxy(): void {
     for (const [key, slots] of this.instances) {
       const backends: Backend[] = [];

@@ -123,8 +123,9 @@ export class ReconcileLoop {
         });
         this.lastAdoption = { seq: event.seq, message: event.message };
       }
-      // What was asked for since the last pass (restarts, apply again, promote / abort) lands
-      // now, before the pass observes: never in the middle of a pass (runtime.ts).
+      // What happened to the processes since the last pass (exits, readiness results) and what
+      // was asked for meanwhile (restarts, apply again, promote / abort) land now, before
+      // the pass observes: never in the middle of a pass (runtime.ts).
       this.options.executor.beginPass();
       const observed = this.options.executor.observe();
       const result = plan(this.options.plannerConfig(), target, observed, now());

@@ -5,6 +5,9 @@
 // ready: an answer on the port proves only that someone answers, and a port another local user
 // took (during a deploy, after a crash) must never get traffic. Without a health check the
 // proxied process is ready once its group listens on its port.
+// A result known at once (a companion, a proxied process with no port) is set on the target
+// here, inside the action that started the process; one that comes later goes to the hooks
+// only: the slot records it when the next pass begins (runtime.ts), never from a callback.
 import type { ProcessConfig } from "../config/schema.js";
 import type { ErrorCode } from "../errors.js";
 import { FAST_PROBE_MS, FAST_PROBE_WINDOW_MS, HealthCheck } from "../observe/health.js";
@@ -20,7 +23,9 @@ export interface ReadinessHooks {
   isCurrent: () => boolean;
   /** How long a proxied process without a health check has to listen on its port (proxy.healthTimeoutMs). */
   listenTimeoutMs: number;
+  /** It is ready (`readyAt`: when it answered); at most once, and never after onFailed. */
   onReady: (readyAt: number) => void;
+  /** It failed its check; at most once, and never after onReady. */
   onFailed: (reason: string, failure: ReadinessFailure) => void;
 }
 
@@ -47,21 +52,20 @@ export function startReadiness(proc: ProcessConfig, target: ReadinessTarget, man
     return;
   }
   target.healthState = "pending";
-  const pending = () => hooks.isCurrent() && target.healthState === "pending" && managed.exitInfo === undefined;
+  // The target stays "pending" until the next pass records the result: `settled` ends the check here.
+  let settled = false;
+  const pending = () => !settled && hooks.isCurrent() && target.healthState === "pending" && managed.exitInfo === undefined;
   const fail = (reason: string, failure: ReadinessFailure) => {
     if (!pending()) return;
-    target.healthState = "failed";
-    target.healthReason = reason;
-    target.healthCode = failure.code;
+    settled = true;
     hooks.onFailed(reason, failure);
   };
   const ready = (answeredAt: number) => {
     if (!pending()) return;
+    settled = true;
     managed.markRunning();
-    target.healthState = "ready";
     // Switch latency is measured from the moment the app answered, not when we noticed.
-    target.readyAt = Math.min(answeredAt, hooks.now());
-    hooks.onReady(target.readyAt);
+    hooks.onReady(Math.min(answeredAt, hooks.now()));
   };
   const verify = (answeredAt: number | undefined, timeoutMs: number, why: string) =>
     void verifyListener({ host: hooks.host, port, managed, pending, now: hooks.now, deadline: hooks.now() + timeoutMs, why }).then((verdict) => {

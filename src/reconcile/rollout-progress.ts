@@ -91,6 +91,8 @@ function describeWait(proc: ProcessConfig, target: ReadinessTarget, startedAt: n
     const answer = last === undefined ? `no answer yet from ${check.url}` : last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? "no answer");
     return `${answer} for ${seconds(now - since, 1)} of ${seconds(timeout)}`;
   }
+  // Its HTTP check passed and it has no IPC gate: ready once its listener is verified and the next pass records it.
+  if (check && !proc.health.ipc) return null;
   // IPC-gated only: the process has not said "online"/"ready" yet.
   const elapsed = startedAt === undefined ? 0 : now - startedAt - proc.health.startDelayMs;
   return `no "online" or "ready" IPC message yet, ${seconds(Math.max(0, elapsed), 1)} of ${seconds(timeout)}`;

@@ -1,15 +1,27 @@
 // The one owner of runtime state: the release records, the process slots of each release (and
-// of the daemon-wide services), the services' pseudo-release and the rollout intent. Everyone
-// reads them through the read-only views of `Runtime`; only the executor holds the
-// `RuntimeRecords` that change them, and it changes them inside a reconcile pass (its actions,
-// and the intents it applies when a pass begins). Whoever else wants a change — the control
-// API, the memory supervisor, an app's IPC message — queues an `Intent` with `request()`; the
-// next pass applies every queued intent before it observes, and the planner decides what it
-// means. An intent queued while a pass runs waits for the next pass, never lands mid-pass.
-// Outside a pass the records change only before the first one (executor.adopt and
-// executor.restoreRelease seed them from the state file) and by a process's own exit and
-// health callbacks, which record what happened to it on its slot (observations) and wake the
-// loop. A config reload swaps the config inside the loop's exclusive section (main.ts).
+// of the daemon-wide services), what a pass has recorded of each of their OS processes (phase,
+// exit, spawn failure), the services' pseudo-release and the rollout intent. Everyone reads them
+// through the read-only views of `Runtime`; only the executor holds the `RuntimeRecords` that
+// change them, and it changes them inside a reconcile pass: its actions (with its helpers
+// slot-processes.ts and replacements.ts, on one slot), and, when a pass begins, the observations
+// and intents queued since the last one.
+// - Observations: what happened to a process since the last pass began — it exited (or never
+//   ran), it became ready, it failed its readiness check. Its own callbacks (slot-processes.ts)
+//   emit the event at once, take an exited process out of the proxy's rotation, queue the
+//   observation and wake the loop; the next pass records it on the slot before it observes.
+//   Until then the records (and observe(), status and waits, which read them) show the process
+//   as it was. Only code that acts on the OS process itself — an action's own checks, the
+//   proxy's backends, memory sampling, the state file's handover — looks at it directly.
+// - Intents: whoever else wants a change — the control API, the memory supervisor, an app's IPC
+//   message — queues an `Intent` with `request()`; the next
+//   pass applies every queued one before it observes, and the planner decides what it means.
+// Something queued while a pass runs waits for the next pass, never lands mid-pass. Outside a
+// pass the records change only before the first one (executor.adopt and executor.restoreRelease
+// seed them from the state file) and at shutdown, after the loop stopped (stopEverything). A
+// config reload swaps the config inside the loop's exclusive section (main.ts).
+import { errorMessage, type ErrorCode } from "../errors.js";
+import type { ManagedProcess } from "../process/managed-process.js";
+import type { ExitInfo, ProcessPhase } from "../process/types.js";
 import type { Instance } from "./instance.js";
 import { SERVICES_KEY, type ReleaseRecord, type ReleaseView, type StartReason } from "./types.js";
 
@@ -23,6 +35,26 @@ export type Intent =
   | { type: "promote"; key: string }
   /** `rollbridge abort`: roll this release's canary step or bake window back. */
   | { type: "abort"; key: string };
+
+/**
+ * What happened to one of a slot's processes (its current one, successor or a retiring one)
+ * between passes, noted by the process's own callbacks and recorded by the next pass.
+ */
+export type Observation =
+  /** It exited, or never ran (a spawn failure that came back after the spawn). */
+  | { type: "exited"; key: string; instanceId: string; process: ManagedProcess }
+  /** Its readiness check passed (`at`: when it answered). */
+  | { type: "ready"; key: string; instanceId: string; process: ManagedProcess; at: number }
+  /** Its readiness check failed. */
+  | { type: "unhealthy"; key: string; instanceId: string; process: ManagedProcess; reason: string; code: ErrorCode };
+
+/** What the records say of one OS process: as the action that started or stopped it, or the last observation a pass applied, left it. */
+export interface ProcessRecord {
+  phase: ProcessPhase;
+  exit?: ExitInfo;
+  /** Why it never ran. */
+  spawnError?: string;
+}
 
 /** One slot: its release key (or SERVICES_KEY) and instance id. */
 export interface SlotRef {
@@ -77,6 +109,11 @@ export class Runtime {
     return this.#records.recordFor(key);
   }
 
+  /** What the records say of one of the slots' processes (its phase, exit, spawn failure), not what it does right now. */
+  processState(managed: ManagedProcess): Readonly<ProcessRecord> {
+    return this.#records.processState(managed);
+  }
+
   /** The restart asked for a slot: set by a pass, or still queued for the next one. */
   restartAsked(key: string, instanceId: string): StartReason | undefined {
     const set = this.#records.instances.get(key)?.get(instanceId)?.pendingRestart;
@@ -95,6 +132,11 @@ export class Runtime {
   get queued(): readonly Intent[] {
     return this.#records.queue;
   }
+
+  /** The observations not recorded yet, oldest first. */
+  get noted(): readonly Observation[] {
+    return this.#records.observations;
+  }
 }
 
 /**
@@ -108,6 +150,10 @@ export class RuntimeRecords {
   rolloutIntent: RolloutIntent | undefined;
   /** Intents queued by Runtime.request(), applied by applyIntents(). */
   readonly queue: Intent[] = [];
+  /** Observations queued by note(), recorded by applyObservations(). */
+  readonly observations: Observation[] = [];
+  /** Per OS process (a slot's current one, successor or retiring one), what the records say of it. */
+  readonly #processes = new WeakMap<ManagedProcess, ProcessRecord>();
 
   /** Release records, plus the services' pseudo-release. */
   recordFor(key: string): ReleaseRecord | undefined {
@@ -139,6 +185,57 @@ export class RuntimeRecords {
 
   slot(key: string, instanceId: string): Instance | undefined {
     return this.instances.get(key)?.get(instanceId);
+  }
+
+  /** Records a process as it is now: by the action that started, adopted or stopped it, and by applyObservations(). */
+  recordProcess(managed: ManagedProcess): void {
+    this.#processes.set(managed, snapshot(managed));
+  }
+
+  /** What the records say of a process (one never recorded — none an action started — as it is now). */
+  processState(managed: ManagedProcess): Readonly<ProcessRecord> {
+    return this.#processes.get(managed) ?? snapshot(managed);
+  }
+
+  /** Queues what a process's callback saw, for the next pass (the callback wakes the loop itself). */
+  note(observation: Observation): void {
+    this.observations.push(observation);
+  }
+
+  /**
+   * Records every queued observation, oldest first, and empties the queue (a pass begins): the
+   * process's phase and exit as they are now; a spawn failure on the slot (or its successor)
+   * that held the process; a readiness result on the one whose check was still pending for that
+   * same process (a slot that moved on to another process ignores it). Returns how many there were.
+   */
+  applyObservations(): number {
+    const observations = this.observations.splice(0);
+    for (const o of observations) {
+      this.recordProcess(o.process);
+      const inst = this.slot(o.key, o.instanceId);
+      const target = inst?.proc === o.process ? inst : inst?.successor?.proc === o.process ? inst.successor : undefined;
+      switch (o.type) {
+        case "exited":
+          if (target && o.process.spawnError && target.spawnError === undefined) target.spawnError = errorMessage(o.process.spawnError);
+          break;
+        case "ready":
+          if (target?.healthState !== "pending") break;
+          target.healthState = "ready";
+          target.readyAt = o.at;
+          break;
+        case "unhealthy":
+          if (target?.healthState !== "pending") break;
+          target.healthState = "failed";
+          target.healthReason = o.reason;
+          target.healthCode = o.code;
+          break;
+        default: {
+          const _exhaustive: never = o;
+          return _exhaustive;
+        }
+      }
+    }
+    return observations.length;
   }
 
   /**
@@ -181,4 +278,12 @@ export class RuntimeRecords {
       }
     }
   }
+}
+
+/** A process's phase, exit and spawn failure as they are now (one that failed to spawn counts as exited). */
+function snapshot(managed: ManagedProcess): ProcessRecord {
+  const record: ProcessRecord = { phase: managed.spawnError ? "exited" : managed.phase };
+  if (managed.exitInfo !== undefined) record.exit = managed.exitInfo;
+  if (managed.spawnError !== undefined) record.spawnError = errorMessage(managed.spawnError);
+  return record;
 }

@@ -1,6 +1,9 @@
 // The OS-process side of a slot: rendering and spawning its process, wiring readiness, exits,
 // IPC requests and output (log files, `logs --follow`), and the graceful stop sequence. The
-// executor decides *when*; this decides *how*.
+// executor decides *when*; this decides *how*. What it does inside an action (start, adopt,
+// stop) it records on the slot at once; what a process's own callbacks see between passes (its
+// exit, its readiness result) is announced (events) at once and recorded by the next pass: the
+// callback queues an observation (runtime.ts) and wakes the loop.
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { Config, ProcessConfig } from "../config/schema.js";
@@ -14,7 +17,7 @@ import type { TemplateContext } from "../config/template.js";
 import { renderHooks, renderProcess, type Instance, type ReadinessTarget, type RenderedHooks, type RenderedProcess, type Successor } from "./instance.js";
 import { startReadiness } from "./readiness.js";
 import type { ReleaseRecord } from "./types.js";
-import type { Runtime } from "./runtime.js";
+import type { Observation, Runtime, RuntimeRecords } from "./runtime.js";
 import { processById } from "../config/process-by-id.js";
 
 /** One line of a managed process's output, with where it came from (for `logs --follow`). */
@@ -39,6 +42,8 @@ export interface SlotProcessDeps {
   outputDir: () => string | undefined;
   /** Where an app's own restart request goes: an intent for the next pass. */
   runtime: Runtime;
+  /** The executor's records: what an action does to a process is recorded here, what a callback sees is noted for the next pass. */
+  records: RuntimeRecords;
 }
 
 /** A process of an earlier daemon that passed every check (adoption.ts), to be taken over. */
@@ -67,7 +72,7 @@ export class SlotProcesses {
    * rendered and spawned on `port`, recorded on `target` (the slot itself, or its successor)
    * with its start time, started, announced (`announce`, the process-started event), then its
    * readiness watched for as long as `isCurrent(process)` holds. A spawn failure is thrown once
-   * the process is recorded (its exit then reaches the slot like any other).
+   * the process is recorded (its exit then reaches the slot like any other, with the next pass).
    */
   start(
     key: string,
@@ -83,7 +88,10 @@ export class SlotProcesses {
     target.proc = managed;
     target.startedAt = this.deps.now();
     this.launch(key, inst, managed);
-    if (managed.spawnError) throw managed.spawnError;
+    if (managed.spawnError) {
+      this.deps.records.recordProcess(managed);
+      throw managed.spawnError;
+    }
     announce(managed);
     this.watchReadiness(rec, proc, inst, target, managed, port, () => isCurrent(managed));
     return managed;
@@ -121,6 +129,7 @@ export class SlotProcesses {
     const spec = { ...this.spawnSpec(proc, inst, rendered, cwd), ...(found.output === undefined ? {} : { output: found.output }) };
     const managed = ManagedProcess.adopt(spec, found);
     this.wire(rec, proc, inst, managed, rendered, cwd);
+    this.deps.records.recordProcess(managed);
     if (managed.outputProblem !== undefined) {
       this.deps.events.emit({
         level: "warn",
@@ -198,7 +207,12 @@ export class SlotProcesses {
     this.deps.runtime.request({ type: "restart", targets: [{ key: rec.key, instanceId: inst.instanceId }], reason: "requested", at: this.deps.now() });
   }
 
+  /**
+   * Watches a process's readiness (inside the action that started or adopted it): a result known
+   * at once is recorded now, a later one is announced when it comes and recorded by the next pass.
+   */
   watchReadiness(rec: ReleaseRecord, proc: ProcessConfig, inst: Instance, target: ReadinessTarget, managed: ManagedProcess, port: number | undefined, isCurrent: () => boolean): void {
+    const noted = { key: rec.key, instanceId: inst.instanceId, process: managed };
     startReadiness(proc, target, managed, port, {
       host: this.deps.config().proxy.upstreamHost,
       now: this.deps.now,
@@ -213,8 +227,8 @@ export class SlotProcesses {
           ...this.deps.releaseRef(rec.key),
           data: { instanceId: inst.instanceId, pid: managed.pid, ms: readyAt - startedAt },
         });
-        this.deps.syncProxy();
-        this.deps.trigger("health");
+        // Into rotation (or switched to) once the next pass has recorded it.
+        this.note({ type: "ready", ...noted, at: readyAt });
       },
       onFailed: (reason, failure) => {
         const notOwned = failure.code === "LISTENER_NOT_OWNED";
@@ -225,17 +239,26 @@ export class SlotProcesses {
           ...this.deps.releaseRef(rec.key),
           data: { instanceId: inst.instanceId, pid: managed.pid, port, code: failure.code, ...(failure.holders ? { holders: failure.holders } : {}) },
         });
-        this.deps.trigger("health");
+        this.note({ type: "unhealthy", ...noted, reason, code: failure.code });
       },
     });
+    // An ungated process (or a gated one with no port) is running, or ready, from here on.
+    this.deps.records.recordProcess(managed);
   }
 
+  /** Queues what a callback saw for the next pass and asks for that pass (none while shutting down). */
+  private note(observation: Observation): void {
+    this.deps.records.note(observation);
+    if (!this.deps.shuttingDown()) this.deps.trigger(observation.type === "exited" ? "process-exit" : "health");
+  }
+
+  /** A process's exit, between passes or during one: announced now, recorded on the slot by the next pass. */
   private onExit(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, exit: ExitInfo): void {
     const role = inst.proc === managed ? "current" : inst.successor?.proc === managed ? "successor" : "retiring";
     if (role === "current") inst.health?.cancel();
     if (role === "successor") inst.successor?.health?.cancel();
     if (managed.spawnError) {
-      this.onSpawnFailed(rec, inst, role, managed.spawnError);
+      this.onSpawnFailed(rec, inst, managed, role, managed.spawnError);
       return;
     }
     const how = exit.unknown ? "exit status unknown: an adopted process is not the daemon's child" : exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
@@ -249,32 +272,32 @@ export class SlotProcesses {
       ...this.deps.releaseRef(rec.key),
       data: { instanceId: inst.instanceId, pid: managed.pid, code: exit.code, signal: exit.signal },
     });
-    // Out of rotation at once, before the next pass.
+    // Out of rotation at once, before the next pass (the proxy follows the process itself).
     this.deps.syncProxy();
-    if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
+    this.note({ type: "exited", key: rec.key, instanceId: inst.instanceId, process: managed });
   }
 
   /**
    * A process that never ran: its start failure (a missing cwd or program) is the news, not an
    * "exit". One that failed while being spawned was reported by the executor already; one whose
-   * failure came back from the spawn afterwards is reported here, with its cause.
+   * failure came back from the spawn afterwards is reported here, with its cause (and recorded
+   * on the slot by the next pass).
    */
-  private onSpawnFailed(rec: ReleaseRecord, inst: Instance, role: "current" | "successor" | "retiring", error: Error): void {
+  private onSpawnFailed(rec: ReleaseRecord, inst: Instance, managed: ManagedProcess, role: "current" | "successor" | "retiring", error: Error): void {
     const target = role === "current" ? inst : role === "successor" ? inst.successor : undefined;
     if (target && target.spawnError === undefined) {
-      target.spawnError = errorMessage(error);
       const tag = releaseTag(this.deps.releaseRef(rec.key));
       const label = role === "current" ? `${inst.instanceId} (${tag})` : `a replacement for ${inst.instanceId} (${tag})`;
       this.deps.events.emit({
         level: "error",
         type: "process-start-failed",
-        message: `could not start ${label}: ${target.spawnError}`,
+        message: `could not start ${label}: ${errorMessage(error)}`,
         ...this.deps.releaseRef(rec.key),
         data: { instanceId: inst.instanceId, code: isRollbridgeError(error) ? error.code : "SPAWN_FAILED" },
       });
     }
     this.deps.syncProxy();
-    if (!this.deps.shuttingDown()) this.deps.trigger("process-exit");
+    this.note({ type: "exited", key: rec.key, instanceId: inst.instanceId, process: managed });
   }
 
   /**
@@ -310,8 +333,17 @@ export class SlotProcesses {
     return told;
   }
 
-  /** The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the grace). */
+  /**
+   * The configured stop sequence (lifecycle hooks, stopMessage/stopSignal, SIGKILL after the
+   * grace), begun by an action (or at shutdown): the process is recorded as stopping at once.
+   */
   gracefulStop(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
+    const stopping = this.stopSequence(key, inst, managed);
+    this.deps.records.recordProcess(managed);
+    return stopping;
+  }
+
+  private stopSequence(key: string, inst: Instance, managed: ManagedProcess): Promise<unknown> {
     const proc = processById(this.deps.config(), inst.processId);
     if (!proc) return managed.stop();
     const options: StopSequenceOptions = {

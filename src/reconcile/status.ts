@@ -4,6 +4,7 @@ import type { DesiredPending, DesiredSnapshot } from "../observe/desired-store.j
 import type { Executor } from "./execute.js";
 import type { Instance } from "./instance.js";
 import type { OrphanEntry } from "./orphans.js";
+import type { ProcessRecord } from "./runtime.js";
 import { failedRetryDelay } from "./plan.js";
 import { plannerConfig, type PlannerConfig } from "./planner-config.js";
 import { namedTarget } from "./release-identity.js";
@@ -44,7 +45,7 @@ export function buildStatus(
     // Retired: stopped, or failed and no longer desired (a failed desired release is retried, and its processes say why it failed).
     const retired = rec.state === "stopped" || (rec.state === "failed" && key !== targetKey);
     for (const inst of slots.values()) {
-      const status = processStatus(config, rec, inst, now, usageOf(inst), runtime.restartAsked(key, inst.instanceId));
+      const status = processStatus(config, rec, inst, inst.proc && runtime.processState(inst.proc), now, usageOf(inst), runtime.restartAsked(key, inst.instanceId));
       if (retired && !options.all && (status.state === "stopped" || status.state === "crashed" || status.state === "failed")) {
         hiddenProcesses += 1;
         continue;
@@ -190,16 +191,20 @@ function releaseStatus(rec: ReleaseRecord, connections: { inflight: number; webs
   };
 }
 
-/** `sample`: the memory supervisor's last sample of the slot; `restart`: a restart asked for it (set by a pass or still queued). */
-function processStatus(config: Config, rec: ReleaseView, inst: Readonly<Instance>, now: number, sample: SlotSample | undefined, restart: StartReason | undefined): ProcessStatus {
+/**
+ * `seen`: the slot's current process as the records say (runtime.ts: an exit shows once a pass
+ * recorded it); `sample`: the memory supervisor's last sample of the slot; `restart`: a restart
+ * asked for it (set by a pass or still queued).
+ */
+function processStatus(config: Config, rec: ReleaseView, inst: Readonly<Instance>, seen: Readonly<ProcessRecord> | undefined, now: number, sample: SlotSample | undefined, restart: StartReason | undefined): ProcessStatus {
   const proc = inst.proc;
-  const exit = proc?.exitInfo ?? inst.lastExit;
+  const exit = seen?.exit ?? inst.lastExit;
   let state: ProcessStatusState;
   if (inst.failed || (inst.spawnError && !proc?.pid)) state = "failed";
-  else if (!proc) state = "starting";
-  else if (proc.phase === "exited") state = inst.stopRequested ? "stopped" : "crashed";
-  else state = proc.phase;
-  const running = proc && proc.phase !== "exited";
+  else if (!proc || !seen) state = "starting";
+  else if (seen.phase === "exited") state = inst.stopRequested ? "stopped" : "crashed";
+  else state = seen.phase;
+  const running = proc && seen?.phase !== "exited";
   // A sample of an earlier process of the slot says nothing about this one.
   const usage = running && sample !== undefined && sample.usage.pid === proc.pid ? sample.usage : undefined;
   return {

@@ -23,6 +23,12 @@ function web(r: TestRuntime, key: string): ObservedProcess[] {
   return r.executor.observe().releases.find((rel) => rel.record.key === key)?.processes ?? [];
 }
 
+/** The slots once a pass would begin: what the processes' callbacks saw (exits, readiness) is recorded then, not before. */
+function atNextPass(r: TestRuntime, key: string): ObservedProcess[] {
+  r.executor.beginPass();
+  return web(r, key);
+}
+
 /** A desired release's spec, as the desired store resolves it. */
 async function specOf(r: TestRuntime, name: string): Promise<ReleaseSpec> {
   const dir = await r.release(name);
@@ -40,7 +46,7 @@ async function serving(r: TestRuntime): Promise<{ key: string; pid: number }> {
   const key = spec.generation;
   await twice(r, { type: "createRelease", spec });
   await twice(r, { type: "startProcess", key, processId: "web", replicaIndex: 0, replicaCount: 1, reason: "deploy" });
-  await until(() => web(r, key)[0]?.health === "ready", 20_000, "web healthy");
+  await until(() => atNextPass(r, key)[0]?.health === "ready", 20_000, "web healthy");
   await twice(r, { type: "switchTraffic", key, previousKey: null });
   return { key, pid: web(r, key)[0]?.pid as number };
 }
@@ -68,14 +74,14 @@ describe("executor actions, each applied twice", () => {
     await twice(rt, { type: "stopProcess", key, instanceId: "web", kind: "restart", reason: "manual restart" });
     // At once, before the process is gone: the slot is not retired.
     expect(web(rt, key)).toEqual([expect.objectContaining({ instanceId: "web", stopRequested: false })]);
-    await until(() => web(rt!, key)[0]?.phase === "exited", 15_000, "the old process exited");
+    await until(() => atNextPass(rt!, key)[0]?.phase === "exited", 15_000, "the old process exited");
     expect(web(rt, key)).toEqual([expect.objectContaining({ instanceId: "web", stopRequested: false })]);
     await twice(rt, { type: "startProcess", key, processId: "web", replicaIndex: 0, replicaCount: 1, reason: "manual" });
     const after = web(rt, key);
     expect(after).toHaveLength(1);
     expect(after[0]).toMatchObject({ instanceId: "web", stopRequested: false, lastStartReason: "manual" });
     expect(after[0]?.pid).not.toBe(pid);
-    await until(() => web(rt!, key)[0]?.health === "ready", 20_000, "restarted web healthy");
+    await until(() => atNextPass(rt!, key)[0]?.health === "ready", 20_000, "restarted web healthy");
     expect(JSON.parse((await get(rt.proxyPort, "/")).body).pid).toBe(web(rt, key)[0]?.pid);
   }, 60_000);
 
@@ -84,7 +90,7 @@ describe("executor actions, each applied twice", () => {
     const { key, pid } = await serving(rt);
     await twice(rt, { type: "stopProcess", key, instanceId: "web", kind: "retire", reason: "scaled down" });
     expect(web(rt, key)).toEqual([expect.objectContaining({ instanceId: "web", stopRequested: true })]);
-    await until(() => web(rt!, key)[0]?.phase === "exited" && !isAlive(pid), 15_000, "the process exited");
+    await until(() => atNextPass(rt!, key)[0]?.phase === "exited" && !isAlive(pid), 15_000, "the process exited");
     expect(web(rt, key)).toEqual([expect.objectContaining({ stopRequested: true, phase: "exited" })]);
     await twice(rt, { type: "forgetProcess", key, instanceId: "web" });
     expect(web(rt, key)).toEqual([]);
@@ -101,7 +107,7 @@ describe("executor actions, each applied twice", () => {
     await rt.executor.execute([{ type: "beginDrain", key }]);
     expect(rt.executor.observe().releases[0]?.record).toMatchObject({ state: "draining", drainDeadline: deadline });
     await twice(rt, { type: "stopProcess", key, instanceId: "web", kind: "retire", reason: "drained" });
-    await until(() => web(rt!, key)[0]?.phase === "exited", 15_000, "web exited");
+    await until(() => atNextPass(rt!, key)[0]?.phase === "exited", 15_000, "web exited");
     await twice(rt, { type: "markStopped", key });
     expect(rt.executor.observe().releases[0]?.record.state).toBe("stopped");
     expect(rt.events.recent().filter((e) => e.type === "release-stopped")).toHaveLength(1);

@@ -1,15 +1,18 @@
 // One owner of runtime state (src/reconcile/runtime.ts): what is asked for from outside a pass
-// is an intent the next pass applies, never a change in the middle of one; a config reload
-// waits for the pass in flight. Real executor, proxy and fixture app (test/helpers/runtime.ts),
-// and an embedded daemon for the reload.
+// is an intent the next pass applies, and what a process's callbacks see (its exit, its
+// readiness) an observation the next pass records, never a change between passes or in the
+// middle of one; a config reload waits for the pass in flight. Real executor, proxy and fixture
+// app (test/helpers/runtime.ts), and an embedded daemon for the reload.
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { Daemon } from "../../src/main.js";
+import { buildStatus } from "../../src/reconcile/status.js";
 import type { ObservedProcess } from "../../src/reconcile/types.js";
 import { FIXTURE_APP, freePort, isAlive, portRange, until } from "../helpers/daemon.js";
+import { get } from "../helpers/load.js";
 import { startRuntime, type TestRuntime } from "../helpers/runtime.js";
 
 let rt: TestRuntime | undefined;
@@ -26,6 +29,17 @@ afterEach(async () => {
 
 function web(r: TestRuntime, key: string): ObservedProcess | undefined {
   return r.executor.observe().releases.find((rel) => rel.record.key === key)?.processes[0];
+}
+
+/** The slot as `status` shows it. */
+function webStatus(r: TestRuntime, key: string) {
+  const doc = buildStatus(r.config, r.desiredPath, r.store.current(), r.executor, r.loop.latestPlan(), Date.now());
+  return doc.processes.find((p) => p.releaseKey === key && p.instanceId === "web");
+}
+
+/** The pid in an event's data. */
+function eventPid(e: { data?: unknown }): number | undefined {
+  return (e.data as { pid?: number } | undefined)?.pid;
 }
 
 /** Runs passes until `check` holds (no loop of its own runs: each pass is the test's). */
@@ -112,6 +126,65 @@ describe("intents: asked for outside a pass, applied by the next one", () => {
     expect(web(r, key)?.pendingRestart).toBeUndefined();
     expect(r.executor.observe().releases.map((rel) => rel.record.key)).toEqual([key]);
   }, 60_000);
+});
+
+describe("observations: what a process's callbacks see is recorded by the next pass", () => {
+  it("an exit between passes and a readiness result during one show in the records only once the next pass began; the slot then restarts", async () => {
+    rt = await startRuntime();
+    const r = rt;
+    await r.desire(`release: {path: ${await r.release("v1")}, revision: v1}\n`);
+    const key = r.store.current().target?.release?.generation as string;
+    const first = await passUntil(r, () => r.executor.observe().activeKey === key && web(r, key)?.health === "ready" && web(r, key), "v1 serves");
+    const pid = first.pid as number;
+
+    // Every pass from the kill on: the slot right after the pass began (observations recorded).
+    let killed = false;
+    const began: (ObservedProcess | undefined)[] = [];
+    const beginPass = r.executor.beginPass.bind(r.executor);
+    r.executor.beginPass = () => {
+      beginPass();
+      if (killed) began.push(web(r, key));
+    };
+    // In the pass that starts the new process: once it is healthy (its callback ran), the slot as the rest of that pass sees it.
+    let midPass: { observed: ObservedProcess | undefined; noted: string[]; pid: number } | undefined;
+    const execute = r.executor.execute.bind(r.executor);
+    r.executor.execute = async (actions) => {
+      const ran = await execute(actions);
+      const now = web(r, key);
+      if (killed && !midPass && now?.pid !== undefined && now.pid !== pid && now.health === "pending") {
+        const next = now.pid;
+        await until(() => r.events.recent().some((e) => e.type === "process-healthy" && eventPid(e) === next), 20_000, "the new process healthy");
+        midPass = { observed: web(r, key), noted: r.executor.runtime.noted.map((o) => o.type), pid: next };
+      }
+      return ran;
+    };
+
+    // Between passes (the loop's exclusive section: no pass can run), the process is killed.
+    const between = await r.loop.exclusive(async () => {
+      killed = true;
+      process.kill(-pid, "SIGKILL");
+      await until(() => r.executor.runtime.noted.some((o) => o.type === "exited" && o.process.pid === pid), 15_000, "the exit noted by its callback");
+      return { observed: web(r, key), status: webStatus(r, key), crashed: r.events.recent().filter((e) => e.type === "process-crashed" && eventPid(e) === pid) };
+    });
+    // Announced at once; recorded not yet: the planner's view and status still show it running.
+    expect(between.crashed).toHaveLength(1);
+    expect(between.crashed[0]?.message).toBe("web (v1) crashed (signal SIGKILL)");
+    expect(between.observed).toMatchObject({ pid, phase: "running", health: "ready", restarts: 0 });
+    expect(between.observed?.exit).toBeUndefined();
+    expect(between.status).toMatchObject({ state: "running", pid });
+    expect(began).toEqual([]);
+
+    // The next pass records the exit as it begins, before it observes; then the slot restarts (restartDelayMs) and becomes ready.
+    await r.loop.runOnce();
+    expect(began[0]).toMatchObject({ pid, phase: "exited", exit: { signal: "SIGKILL", requested: false } });
+    expect(r.executor.runtime.noted.filter((o) => o.process.pid === pid)).toEqual([]);
+    const restarted = await passUntil(r, () => midPass && web(r, key)?.health === "ready" && web(r, key), "web restarted and ready");
+    expect(restarted).toMatchObject({ pid: midPass?.pid, phase: "running", restarts: 1, lastStartReason: "crash" });
+    // Healthy in the middle of that pass: still pending for the rest of it, recorded ready by a later pass.
+    expect(midPass?.observed).toMatchObject({ pid: midPass?.pid, health: "pending", phase: "starting" });
+    expect(midPass?.noted).toContain("ready");
+    expect(JSON.parse((await get(r.proxyPort, "/")).body).pid).toBe(midPass?.pid);
+  }, 90_000);
 });
 
 describe("config reload", () => {
