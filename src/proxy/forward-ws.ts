@@ -2,10 +2,11 @@
 // file routes each upgrade at arrival and sets the forwarded headers itself; each upgrade is a
 // WsTunnel (ws-tunnel.ts), tracked against its release until it closes.
 
-import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { createRequire } from "node:module";
 import type { Duplex } from "node:stream";
-import { createProxyServer } from "http-proxy-3";
+import type * as HttpProxy3 from "http-proxy-3";
 import type { Pool } from "undici";
 import type { Affinity } from "./affinity.js";
 import { buildUpgradeHeaders } from "./request-headers.js";
@@ -37,22 +38,34 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return req.method === "GET" && typeof upgrade === "string" && upgrade.toLowerCase() === "websocket";
 }
 
+// Loaded at the first WebSocket handshake, not at start: a daemon that never proxies one does
+// not carry the library (with its debug and follow-redirects dependencies) in its memory.
+// Synchronous (it is CommonJS), so the first handshake is routed in the same tick as the others.
+const requireCjs = createRequire(import.meta.url);
+type ProxyLibrary = HttpProxy3.ProxyServer<typeof IncomingMessage, typeof ServerResponse, Error>;
+
 export function createWsForwarder(options: WsForwarderOptions): WsForwarder {
   const tunnels = new WeakMap<IncomingMessage, WsTunnel>();
-  const proxy = createProxyServer({ ws: true, xfwd: false, prependPath: false, toProxy: true });
-
-  // Client-socket errors are re-emitted here by the library; the tunnel's own handlers clean up.
-  proxy.on("error", () => undefined);
-  proxy.on("proxyReqWs", (proxyReq: ClientRequest, req: IncomingMessage) => {
-    tunnels.get(req)?.attachUpstream(proxyReq);
-  });
-  proxy.on("open", tunnelOpened);
+  let library: ProxyLibrary | null = null;
+  const proxy = (): ProxyLibrary => {
+    if (library !== null) return library;
+    const { createProxyServer } = requireCjs("http-proxy-3") as typeof HttpProxy3;
+    const created = createProxyServer({ ws: true, xfwd: false, prependPath: false, toProxy: true });
+    // Client-socket errors are re-emitted here by the library; the tunnel's own handlers clean up.
+    created.on("error", () => undefined);
+    created.on("proxyReqWs", (proxyReq: ClientRequest, req: IncomingMessage) => {
+      tunnels.get(req)?.attachUpstream(proxyReq);
+    });
+    created.on("open", tunnelOpened);
+    library = created;
+    return created;
+  };
 
   const context: TunnelContext = {
     ...options,
     start(tunnel, req, socket, head, backend) {
       tunnels.set(req, tunnel);
-      proxy.ws(req, socket as Socket, head, { target: backend.origin }, (err: Error) => tunnel.onUpstreamError(err));
+      proxy().ws(req, socket as Socket, head, { target: backend.origin }, (err: Error) => tunnel.onUpstreamError(err));
     },
   };
 

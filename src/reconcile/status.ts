@@ -35,7 +35,7 @@ export function buildStatus(
   const target = namedTarget(desired.target, runtime.releases.values());
   const targetKey = target && !target.stopped ? (target.release?.generation ?? null) : null;
   const retry = plannerConfig(config);
-  const releases = observed.releases.map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null)).sort((a, b) => rank(a.state) - rank(b.state) || b.createdAt.localeCompare(a.createdAt));
+  const releases = observed.releases.map((r) => releaseStatus(r.record, r.connections, r.record.key === targetKey ? retry : null)).sort((a, b) => rank(a.state) - rank(b.state) || newestFirst(a.createdAt, b.createdAt));
   const active = releases.find((r) => r.key === observed.activeKey) ?? null;
   const processes: ProcessStatus[] = [];
   let hiddenProcesses = 0;
@@ -233,4 +233,10 @@ function processStatus(config: Config, rec: ReleaseView, inst: Readonly<Instance
     pendingRestart: restart ?? null,
     error: inst.spawnError ?? (inst.healthState === "failed" ? (inst.healthReason ?? null) : null),
   };
+}
+
+// ISO-8601 timestamps of one format order as their code units do. Not localeCompare: its first
+// call loads ICU's collation data, ~4 MB of the daemon's RSS for as long as it runs (measured here).
+function newestFirst(a: string, b: string): number {
+  return a < b ? 1 : a > b ? -1 : 0;
 }
