@@ -95,7 +95,10 @@ function wait(daemon: DaemonApi, req: http.IncomingMessage, res: http.ServerResp
       out.end({ outcome });
       resolve();
     };
+    // Once the timeout fired, its answer is the one (an abandon's own pass must not answer "failed" first).
+    let timedOut = false;
     const check = () => {
+      if (timedOut) return;
       const outcome = daemon.rolloutOutcome(query, fresh);
       if (outcome) finish(outcome);
     };
@@ -119,7 +122,10 @@ function wait(daemon: DaemonApi, req: http.IncomingMessage, res: http.ServerResp
       check();
       progress();
     }, 250);
-    const onTimeout = async () => finish(await daemon.rolloutTimedOut(query, timeoutMs, url.searchParams.get("abort") === "true"));
+    const onTimeout = async () => {
+      timedOut = true;
+      finish(await daemon.rolloutTimedOut(query, timeoutMs, url.searchParams.get("abort") === "true"));
+    };
     const timer = timeoutMs > 0 ? setTimeout(() => void onTimeout(), timeoutMs) : null;
     stop = () => {
       if (!done) {

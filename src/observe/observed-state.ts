@@ -12,7 +12,7 @@ import { SERVICES_KEY, type ObservedProcess, type ObservedState, type ObservedSu
 /** What the snapshot reads from the proxy. */
 export type ObservedProxy = Pick<ProxyServer, "activeRelease" | "connections" | "responses" | "backendOutstanding">;
 
-/** Every release with its processes, connections and (while judged) responses; the services; the rollout intent. */
+/** Every release with its processes, connections and (while judged) responses; the services; the rollout intent; the abandoned rollouts. */
 export function observeState(runtime: Runtime, proxy: ObservedProxy): ObservedState {
   const releases = [...runtime.releases.values()].map((record) => ({
     record,
@@ -22,7 +22,14 @@ export function observeState(runtime: Runtime, proxy: ObservedProxy): ObservedSt
   }));
   const services = [...(runtime.instances.get(SERVICES_KEY)?.values() ?? [])].map((inst) => observeInstance(runtime, inst));
   const intent = runtime.rolloutIntent;
-  return { releases, activeKey: proxy.activeRelease(), services, ...(intent ? { rolloutIntent: { ...intent } } : {}) };
+  const abandoned = runtime.abandoned;
+  return {
+    releases,
+    activeKey: proxy.activeRelease(),
+    services,
+    ...(intent ? { rolloutIntent: { ...intent } } : {}),
+    ...(abandoned.size > 0 ? { abandoned: Object.fromEntries(abandoned) } : {}),
+  };
 }
 
 /** One slot as the planner sees it: its current process, successor and retiring ones; `outstanding` counts a retiring one's requests. */

@@ -662,6 +662,7 @@ export class Executor {
 
   private markFailed(key: string, failure: Omit<ReleaseFailure, "at">): void {
     const rec = this.releases.get(key);
+    this.records.abandoned.delete(key);
     if (!rec || rec.state === "failed") return;
     const inst = failure.instanceId ? this.instances.get(key)?.get(failure.instanceId) : undefined;
     const output = inst ? slotOutput(inst, 20).map((l) => l.line) : [];

@@ -21,7 +21,9 @@
 //    rest when its connections reach zero (and, with affinity, no pinned client came for
 //    AFFINITY_IDLE_MS) or drainTimeoutMs passes (then its connections are closed first).
 //    A release whose instances have all exited is marked stopped.
-// 6. Any other starting release (superseded by a newer desired state) is stopped.
+// 6. Any other starting release (superseded by a newer desired state) is stopped. A starting
+//    release given up on by `apply --wait --timeout` (an abandon intent) is marked failed
+//    and stopped, desired or not.
 // 7. The desired release *serves* (plan.serving) once it is active, routed, has nothing of
 //    its own still starting or restarting, and has served for `bakeMs`. That is when a
 //    rollout is done for `apply --wait`; older releases may still be draining, and `converged`
@@ -189,7 +191,7 @@ class PlanContext {
         this.requeueIn(0);
         return;
       case "starting":
-        this.planRollout(rel);
+        if (!this.planAbandoned(rel)) this.planRollout(rel);
         return;
       case "active":
         if (rec.rollout?.phase === "bake" && this.planBake(rel)) return;
@@ -304,6 +306,22 @@ class PlanContext {
   private judgeServing(rec: ReleaseRecord): void {
     if (rec.state !== "active" || this.observed.activeKey !== rec.key || rec.rollout) return;
     this.serving = rec.key;
+  }
+
+  /**
+   * A starting release given up on (`apply --wait --timeout`, an abandon intent): it ends
+   * failed with the reason, and what it started stops, whether the desired file still names it
+   * or (as abort-rollout.ts leaves it) already went back. Returns true when it was.
+   */
+  private planAbandoned(rel: ObservedRelease): boolean {
+    const rec = rel.record;
+    const reason = this.observed.abandoned?.[rec.key];
+    if (reason === undefined || rec.state !== "starting") return false;
+    this.push({ type: "markFailed", key: rec.key, failure: { reason: `rollout of ${rec.spec.id} abandoned: ${reason}`, code: "TIMEOUT" } });
+    this.stopAll(rel, "release failed");
+    this.converged = false;
+    this.requeueIn(0);
+    return true;
   }
 
   /** Bring a starting release up, in order, and switch traffic once it is ready. */
@@ -613,6 +631,7 @@ class PlanContext {
     const rec = rel.record;
     switch (rec.state) {
       case "starting":
+        if (this.planAbandoned(rel)) return;
         // Superseded by a newer desired state (or the desired state is now stopped); a canary
         // step stops sending it requests first.
         if (rec.rollout) this.push({ type: "finishRollout", key: rec.key, outcome: "superseded" });

@@ -18,7 +18,7 @@
 // Something queued while a pass runs waits for the next pass, never lands mid-pass. Outside a
 // pass the records change only before the first one (executor.adopt and executor.restoreRelease
 // seed them from the state file) and at shutdown, after the loop stopped (stopEverything). A
-// config reload swaps the config inside the loop's exclusive section (main.ts).
+// config reload swaps the config (not the records) inside the loop's exclusive section (main.ts).
 import { errorMessage, type ErrorCode } from "../errors.js";
 import type { ManagedProcess } from "../process/managed-process.js";
 import type { ExitInfo, ProcessPhase } from "../process/types.js";
@@ -34,7 +34,9 @@ export type Intent =
   /** `rollbridge promote`: end the canary step or bake window of this release in its favour. */
   | { type: "promote"; key: string }
   /** `rollbridge abort`: roll this release's canary step or bake window back. */
-  | { type: "abort"; key: string };
+  | { type: "abort"; key: string }
+  /** `apply --wait --timeout` ran out (abort-rollout.ts): this release, if still starting, ends failed (TIMEOUT) and its processes stop. */
+  | { type: "abandon"; key: string; reason: string };
 
 /**
  * What happened to one of a slot's processes (its current one, successor or a retiring one)
@@ -104,6 +106,11 @@ export class Runtime {
     return this.#records.rolloutIntent;
   }
 
+  /** Starting releases given up on (`abandon` intents applied), by key, with why: the planner marks them failed. */
+  get abandoned(): ReadonlyMap<string, string> {
+    return this.#records.abandoned;
+  }
+
   /** A release record, or the services' pseudo-release for SERVICES_KEY. */
   recordFor(key: string): ReleaseView | undefined {
     return this.#records.recordFor(key);
@@ -148,6 +155,8 @@ export class RuntimeRecords {
   readonly instances = new Map<string, Map<string, Instance>>();
   serviceRecord: ReleaseRecord | null = null;
   rolloutIntent: RolloutIntent | undefined;
+  /** `abandon` intents applied and not carried out yet: release key → why (spent once the release is no longer starting). */
+  readonly abandoned = new Map<string, string>();
   /** Intents queued by Runtime.request(), applied by applyIntents(). */
   readonly queue: Intent[] = [];
   /** Observations queued by note(), recorded by applyObservations(). */
@@ -171,6 +180,7 @@ export class RuntimeRecords {
   forgetRelease(key: string): void {
     this.releases.delete(key);
     this.instances.delete(key);
+    this.abandoned.delete(key);
   }
 
   /** The slots of a release (or of the services), created empty when it has none yet. */
@@ -242,10 +252,11 @@ export class RuntimeRecords {
    * Applies every queued intent, oldest first, and empties the queue (the loop calls this when
    * a pass begins, before it observes). A restart marks live slots (not stopping, not failed)
    * with their reason; a memory restart is counted on the slot. An intent for a release or slot
-   * that is gone by now is dropped.
+   * that is gone by now is dropped, and so is an abandon of a release that is no longer starting.
    */
   applyIntents(): void {
     const intents = this.queue.splice(0);
+    for (const key of this.abandoned.keys()) if (this.releases.get(key)?.state !== "starting") this.abandoned.delete(key);
     for (const intent of intents) {
       switch (intent.type) {
         case "restart":
@@ -270,6 +281,9 @@ export class RuntimeRecords {
         case "promote":
         case "abort":
           if (this.releases.get(intent.key)?.rollout) this.rolloutIntent = { key: intent.key, kind: intent.type };
+          break;
+        case "abandon":
+          if (this.releases.get(intent.key)?.state === "starting") this.abandoned.set(intent.key, intent.reason);
           break;
         default: {
           const _exhaustive: never = intent;

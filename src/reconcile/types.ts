@@ -196,6 +196,8 @@ export interface ObservedState {
   services?: ObservedProcess[];
   /** Asked for by hand (`promote`, `abort`) for the rollout of this release key; read by the next pass. */
   rolloutIntent?: { key: string; kind: "promote" | "abort" };
+  /** Starting releases given up on (`apply --wait --timeout`), by key, with why: the pass marks them failed. */
+  abandoned?: Readonly<Record<string, string>>;
 }
 
 /** The pseudo-release key under which daemon-wide services run. */

@@ -126,6 +126,39 @@ describe("intents: asked for outside a pass, applied by the next one", () => {
     expect(web(r, key)?.pendingRestart).toBeUndefined();
     expect(r.executor.observe().releases.map((rel) => rel.record.key)).toEqual([key]);
   }, 60_000);
+  it("an abandon (apply --wait --timeout) leaves the rollout starting until the next pass, which marks it failed and stops it; one for a release that is not starting is dropped", async () => {
+    rt = await startRuntime();
+    const r = rt;
+    await r.desire(`release: {path: ${await r.release("v1")}, revision: v1}\n`);
+    const v1 = r.store.current().target?.release?.generation as string;
+    await passUntil(r, () => r.executor.observe().activeKey === v1 && web(r, v1)?.health === "ready", "v1 serves");
+    // v2 never answers its health check: it stays starting.
+    await r.desire(`release: {path: ${await r.release("v2")}, revision: v2}\nenv: {HEALTH_HANG: "1"}\n`);
+    const v2 = r.store.current().target?.release?.generation as string;
+    const pending = await passUntil(r, () => web(r, v2)?.health === "pending" && web(r, v2)?.pid !== undefined && web(r, v2), "v2 web started");
+
+    const between = await r.loop.exclusive(() => {
+      r.executor.runtime.request({ type: "abandon", key: v2, reason: "not ready within 1500 ms (--timeout)" });
+      r.executor.runtime.request({ type: "abandon", key: v1, reason: "v1 is active, not starting" });
+      return { state: r.executor.runtime.releases.get(v2)?.state, abandoned: r.executor.runtime.abandoned.size, queued: r.executor.runtime.queued.length };
+    });
+    // Queued, not applied: nothing changed outside a pass.
+    expect(between).toEqual({ state: "starting", abandoned: 0, queued: 2 });
+
+    await r.loop.runOnce();
+    const rec = r.executor.runtime.releases.get(v2);
+    expect(rec?.state).toBe("failed");
+    expect(rec?.failure).toMatchObject({ code: "TIMEOUT", reason: "rollout of v2 abandoned: not ready within 1500 ms (--timeout)" });
+    expect(web(r, v2)?.stopRequested).toBe(true);
+    // Carried out once, then spent; the active release is untouched.
+    expect(r.executor.runtime.abandoned.size).toBe(0);
+    expect(r.executor.runtime.releases.get(v1)?.state).toBe("active");
+    expect(r.executor.runtime.releases.get(v1)?.failure).toBeUndefined();
+    const failed = r.events.recent().filter((e) => e.type === "rollout-failed" && e.releaseKey === v2);
+    expect(failed.map((e) => e.message)).toEqual(["rollout of v2 failed: rollout of v2 abandoned: not ready within 1500 ms (--timeout)"]);
+    await passUntil(r, () => !isAlive(pending.pid as number), "v2 web stopped");
+    expect(JSON.parse((await get(r.proxyPort, "/")).body).release).toBe("v1");
+  }, 60_000);
 });
 
 describe("observations: what a process's callbacks see is recorded by the next pass", () => {

@@ -308,8 +308,40 @@ describe("plan: a rollout that fails keeps the previous release active", () => {
       actions: ["markFailed v1 HEALTH_FAILED web", "stopProcess v1 worker", "stopProcess v1 web"],
       converged: false,
     },
+    {
+      name: "an abandoned rollout (apply --wait --timeout) that the desired file went back from ends failed, not superseded, and its processes stop",
+      desired: desired("v1"),
+      observed: { ...observed("v1", healthy("v1"), release("v2", "starting", [running("worker"), running("web", { phase: "starting", health: "pending" })])), abandoned: { [keyOf("v2")]: "not ready within 1500 ms (--timeout)" } },
+      actions: ["markFailed v2 TIMEOUT -", "stopProcess v2 worker", "stopProcess v2 web"],
+      converged: false,
+      requeueAfterMs: 0,
+    },
+    {
+      name: "an abandoned rollout the desired file still names (its rewrite failed) ends failed too, instead of going on",
+      desired: desired("v2"),
+      observed: { ...observed("v1", healthy("v1"), release("v2", "starting", [running("worker")])), abandoned: { [keyOf("v2")]: "not ready within 1500 ms (--timeout)" } },
+      actions: ["markFailed v2 TIMEOUT -", "stopProcess v2 worker"],
+      converged: false,
+      requeueAfterMs: 0,
+    },
+    {
+      name: "an abandon of a release that is no longer starting (it switched meanwhile) changes nothing",
+      desired: desired("v1"),
+      observed: { ...observed("v1", healthy("v1")), abandoned: { [keyOf("v1")]: "not ready within 1500 ms (--timeout)" } },
+      actions: [],
+      converged: true,
+    },
   ])("$name", (row) => {
     check(row);
+  });
+
+  it("an abandoned rollout's failure names the release, the reason and TIMEOUT, and its processes stop as 'release failed'", () => {
+    const result = run({
+      desired: desired("v1"),
+      observed: { ...observed("v1", healthy("v1"), release("v2", "starting", [running("worker")])), abandoned: { [keyOf("v2")]: "not ready within 1500 ms (--timeout)" } },
+    });
+    expect(result.actions[0]).toEqual({ type: "markFailed", key: keyOf("v2"), failure: { reason: "rollout of v2 abandoned: not ready within 1500 ms (--timeout)", code: "TIMEOUT" } });
+    expect(result.actions[1]).toMatchObject({ type: "stopProcess", key: keyOf("v2"), kind: "retire", reason: "release failed" });
   });
 
   it("carries the health check reason into the release failure and stops with reason 'rollout failed'", () => {
