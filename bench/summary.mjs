@@ -97,11 +97,11 @@ function rssRows(rss) {
     return {
       key,
       row,
-      now: `idle ${fmt(m.idleMB, 0)} MB, peak ${loaded ? `${fmt(m.peakUnderLoadMB, 0)} MB under ${rss.meta.connections} connections` : `not measured (${rss.meta.load})`}`,
+      now: `idle ${fmt(m.idleMB, 1)} MB${m.afterDeployMB !== undefined ? ` (${fmt(m.afterDeployMB, 1)} MB 1 s after the deploy)` : ""}, peak ${loaded ? `${fmt(m.peakUnderLoadMB, 0)} MB under ${rss.meta.connections} connections` : `not measured (${rss.meta.load})`}`,
       goal: `idle ≤ ${rss.meta.idleGoalMB} MB, peak ≤ ${rss.meta.peakGoalMB} MB`,
       ratio: "absolute (no baseline)",
       met: m.idleMet && (loaded ? m.peakMet : false),
-      values: { idleMB: m.idleMB, peakMB: m.peakUnderLoadMB ?? null, highWaterMarkMB: m.hwmAfterLoadMB ?? null },
+      values: { idleMB: m.idleMB, afterDeployMB: m.afterDeployMB ?? null, settledAfterSec: m.settledAfterSec ?? null, peakMB: m.peakUnderLoadMB ?? null, highWaterMarkMB: m.hwmAfterLoadMB ?? null },
     };
   });
 }
