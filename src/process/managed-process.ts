@@ -6,7 +6,7 @@
 import type { Readable } from "node:stream";
 import { errorMessage } from "../errors.js";
 import { readIdentity } from "./identity.js";
-import { closeChildEnds, openFifosForSpawn, removeOutputFifos, reopenFifos, type OpenedFifos } from "./output-fifo.js";
+import { closeChildEnds, createOutputFifosAsync, openFifosForSpawn, removeOutputFifos, reopenFifos, type OpenedFifos } from "./output-fifo.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForGroupGone } from "./group-liveness.js";
 import { PartialLine, readLines, RingBuffer } from "./output-buffer.js";
@@ -43,6 +43,8 @@ export class ManagedProcess {
   readonly #messageListeners: ((message: unknown) => void)[] = [];
   /** The output FIFOs in use (spec.output, unless they could not be made: then pipes). */
   #fifos: OpenedFifos | undefined;
+  /** prepareOutput() created the FIFOs (true) or could not (false); undefined: start() creates them. */
+  #fifosMade: boolean | undefined;
   #outputProblem: string | undefined;
   /** Set for a process adopted from an earlier daemon: its identity, polled through /proc. */
   #adopted: { startTime: number } | undefined;
@@ -132,6 +134,21 @@ export class ManagedProcess {
    * Spawns the group; a spawn failure is recorded (spawnError: a SPAWN_FAILED error naming its
    * cause, exitInfo) and reported to onExit, never thrown.
    */
+  /**
+   * Creates the output FIFOs ahead of start() without blocking the event loop. A failure is not
+   * thrown: start() then uses pipes and says why (outputProblem), as when it creates them itself.
+   */
+  async prepareOutput(): Promise<void> {
+    if (this.spec.output === undefined || this.#started || this.#fifosMade !== undefined) return;
+    try {
+      await createOutputFifosAsync(this.spec.output);
+      this.#fifosMade = true;
+    } catch (error) {
+      this.#fifosMade = false;
+      this.#outputProblem = `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;
+    }
+  }
+
   start(): void {
     if (this.#started) return;
     this.#started = true;
@@ -142,9 +159,9 @@ export class ManagedProcess {
       this.#recordSpawnFailure(problem);
       return;
     }
-    if (this.spec.output !== undefined) {
+    if (this.spec.output !== undefined && this.#fifosMade !== false) {
       try {
-        this.#fifos = openFifosForSpawn(this.spec.output);
+        this.#fifos = openFifosForSpawn(this.spec.output, this.#fifosMade === true);
       } catch (error) {
         // Output still works through pipes; it just does not outlive the daemon.
         this.#outputProblem = `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;

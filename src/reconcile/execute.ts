@@ -464,7 +464,7 @@ export class Executor {
       }
       const slot = inst;
       const port = inst.port;
-      this.slots.start(
+      await this.slots.start(
         key,
         rec,
         proc,

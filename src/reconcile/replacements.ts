@@ -38,7 +38,7 @@ export class Replacements {
     inst.successor = succ;
     try {
       if (proc.port) succ.port = await allocatePort(this.deps.config().proxy.upstreamHost, proc.port, this.deps.portsInUse());
-      this.slots.start(
+      await this.slots.start(
         key,
         rec,
         proc,

@@ -74,7 +74,7 @@ export class SlotProcesses {
    * readiness watched for as long as `isCurrent(process)` holds. A spawn failure is thrown once
    * the process is recorded (its exit then reaches the slot like any other, with the next pass).
    */
-  start(
+  async start(
     key: string,
     rec: ReleaseRecord,
     proc: ProcessConfig,
@@ -83,8 +83,10 @@ export class SlotProcesses {
     port: number | undefined,
     announce: (managed: ManagedProcess) => void,
     isCurrent: (managed: ManagedProcess) => boolean,
-  ): ManagedProcess {
+  ): Promise<ManagedProcess> {
     const managed = this.spawn(rec, proc, inst, port);
+    // The FIFOs first, without blocking the loop (the proxy serves meanwhile); then the spawn.
+    await managed.prepareOutput();
     target.proc = managed;
     target.startedAt = this.deps.now();
     this.launch(key, inst, managed);
