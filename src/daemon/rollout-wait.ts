@@ -26,7 +26,6 @@ export function rolloutOutcome(daemon: DaemonParts, query: RolloutQuery, afterPa
     adoption: daemon.loop.latestAdoption(),
     settled: (key) => releaseSettled(daemon, key),
     draining: (key) => drainingReleases(daemon.executor.observe()).find((d) => d.key !== key) ?? null,
-    failing: (key) => daemon.loop.failingActions().some((f) => f.releaseKey === key),
   });
   switch (decision?.outcome) {
     case undefined:

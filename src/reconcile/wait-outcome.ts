@@ -15,10 +15,7 @@
 //    once every process the rollout started has stopped, so the caller sees the end state.
 // 3. G is active and, after a pass that ran since the wait began, serves all new traffic
 //    (plan.serving; with `drained`, the plan is converged: older releases stopped too):
-//    converged, naming a release still draining in the background. The pass whose actions
-//    switched all traffic to G counts too, once they ran: G is active and routed, no canary
-//    or bake phase was left open (a bake's start sets `rollout`), and no action of G fails —
-//    so the wait answers at the switch, not a pass later.
+//    converged, naming a release still draining in the background.
 // 4. Otherwise undecided: the wait goes on (its timeout is the wait's, not the rollout's).
 import type { DrainingRelease } from "./rollout-progress.js";
 import type { DesiredTarget, Plan, ReleaseFailure, ReleaseRecord } from "./types.js";
@@ -48,8 +45,6 @@ export interface WaitInput {
   settled: (key: string) => boolean;
   /** A release other than G still finishing its connections, if any. */
   draining: (key: string) => DrainingRelease | null;
-  /** An action of the release is failing (retried with backoff). */
-  failing: (key: string) => boolean;
 }
 
 /** The decided end of a wait, before it is put in wire form. */
@@ -72,15 +67,9 @@ export function decideWait(input: WaitInput): WaitDecision | null {
   const currentGen = target?.stopped ? null : (target?.release?.generation ?? null);
   if (currentGen !== input.generation) return replaced ? { outcome: "superseded", message: `the desired state changed while waiting: ${replaced}`, releaseId: rec?.spec.id ?? null } : null;
   if (rec?.state === "failed" && rec.failure && (rec.failure.seq ?? 0) > input.sinceSeq && input.settled(rec.key)) return { outcome: "failed", releaseId: rec.spec.id, failure: rec.failure };
-  if (!input.afterPass || rec?.state !== "active" || !(input.drained ? plan?.converged : plan?.serving === rec.key || switchedBy(plan, rec, input))) return null;
+  if (!input.afterPass || rec?.state !== "active" || !(input.drained ? plan?.converged : plan?.serving === rec.key)) return null;
   // Another writer's broken file after ours does not undo our rollout: report it, converged.
   const note = input.desiredError ? ` (but the desired file now has a problem: ${input.desiredError})` : "";
   if (plan?.converged) return { outcome: "converged", message: `${rec.spec.id} is active and converged${note}`, releaseId: rec.spec.id, draining: null };
   return { outcome: "converged", message: `${rec.spec.id} serves all new traffic${note}`, releaseId: rec.spec.id, draining: input.draining(rec.key) };
-}
-
-/** The last pass's own actions switched all new traffic to the release, and they all took: it serves now. */
-function switchedBy(plan: Plan | null, rec: ReleaseRecord, input: WaitInput): boolean {
-  if (plan === null || !plan.actions.some((a) => a.type === "switchTraffic" && a.key === rec.key)) return false;
-  return input.activeKey === rec.key && !rec.rollout && !input.failing(rec.key);
 }

@@ -96,7 +96,7 @@ describe("ensure-daemon", () => {
     const r = await runCli(["deploy", "--ensure-daemon", "--config", s.configPath, "--daemon-pid-path", s.pidPath, "--daemon-log-path", s.logPath, "--release-path", release], { cwd: s.dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/started daemon \d+/);
-    expect(r.stdout).toMatch(/✓ v1 serves all new traffic/);
+    expect(r.stdout).toMatch(/v1 is active and converged/);
     expect(JSON.parse((await get(s.proxyPort)).body).release).toBe("v1");
     const second = await runCli(["deploy", "--ensure-daemon", "--config", s.configPath, "--daemon-pid-path", s.pidPath, "--release-path", release], { cwd: s.dir });
     expect(second.code, second.stderr).toBe(0);

@@ -6,18 +6,6 @@ const spec = (id: string) => ({ id, requestedId: null, requestedRevision: null, 
 const record = (id: string, state: ReleaseState, extra: Partial<ReleaseRecord> = {}): ReleaseRecord => ({ key: `g-${id}`, spec: spec(id), state, createdAt: 0, failedAttempts: 0, ...extra });
 const target = (id: string | null): DesiredTarget => ({ stopped: id === null, release: id === null ? null : spec(id), replicas: {}, documentHash: "h" });
 const plan = (serving: string | null, converged = false): Plan => ({ actions: [], conditions: [], converged, serving });
-const records = (...rs: ReleaseRecord[]) => new Map(rs.map((r) => [r.key, r]));
-/** The plan of the pass that switched all new traffic to v2 (planned before its actions ran: serving nothing yet). */
-const switchPass: Plan = {
-  actions: [
-    { type: "switchTraffic", key: "g-v2", previousKey: "g-v1" },
-    { type: "beginDrain", key: "g-v1" },
-  ],
-  conditions: [],
-  converged: false,
-  serving: null,
-};
-const switched = { records: records(record("v1", "draining"), record("v2", "active")), plan: switchPass, activeKey: "g-v2" };
 
 function input(over: Partial<WaitInput>): WaitInput {
   return {
@@ -34,24 +22,15 @@ function input(over: Partial<WaitInput>): WaitInput {
     adoption: { seq: 11, message: "desired state: release v2" },
     settled: () => true,
     draining: () => null,
-    failing: () => false,
     ...over,
   };
 }
+const records = (...rs: ReleaseRecord[]) => new Map(rs.map((r) => [r.key, r]));
 
 describe("when a wait for a rollout ends", () => {
   it.each<{ name: string; over: Partial<WaitInput>; outcome: string | null }>([
     { name: "goes on while the release starts", over: {}, outcome: null },
     { name: "is converged once the release serves all new traffic", over: { records: records(record("v1", "draining"), record("v2", "active")), plan: plan("g-v2"), activeKey: "g-v2" }, outcome: "converged" },
-    { name: "is converged at the switch: the pass whose actions moved all new traffic to the release", over: switched, outcome: "converged" },
-    {
-      name: "not at a switch whose bake window began in the same pass (the bake is part of the wait)",
-      over: { ...switched, records: records(record("v1", "active"), record("v2", "active", { rollout: { phase: "bake", previousKey: "g-v1", phaseStartedAt: 0, step: 0, judgingSince: 0 } })) },
-      outcome: null,
-    },
-    { name: "not at a switch that did not take (another release is routed)", over: { ...switched, activeKey: "g-v1" }, outcome: null },
-    { name: "not at a switch while an action of the release fails", over: { ...switched, failing: (key: string) => key === "g-v2" }, outcome: null },
-    { name: "not at a switch with drained: the old release must stop first", over: { ...switched, drained: true }, outcome: null },
     { name: "waits for a pass after the wait began before reading the plan", over: { afterPass: false, records: records(record("v2", "active")), plan: plan("g-v2") }, outcome: null },
     { name: "with drained, waits until the plan is converged", over: { drained: true, records: records(record("v1", "draining"), record("v2", "active")), plan: plan("g-v2") }, outcome: null },
     { name: "is superseded once a later adoption names another release", over: { target: target("v3"), adoption: { seq: 12, message: "desired state: release v3" } }, outcome: "superseded" },
