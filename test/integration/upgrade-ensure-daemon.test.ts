@@ -100,7 +100,12 @@ describe("ensure-daemon across a crash and an upgrade", () => {
     expect(deployed.code, deployed.stderr).toBe(0);
     const before = await apps(s);
     expect(before.map((a) => a.instanceId).sort()).toEqual(["ticker", "web"]);
-    await until(async () => (await fs.readFile(path.join(s.dir, "state/rollbridge.state.json"), "utf8").catch(() => "")).includes(`"pid": ${before[0]!.pid}`), 10_000, "the state file");
+    // Every app in the state file (the singleton starts a pass after web), before the daemon is killed.
+    const recorded = async () => {
+      const text = await fs.readFile(path.join(s.dir, "state/rollbridge.state.json"), "utf8").catch(() => "");
+      return before.every((a) => text.includes(`"pid": ${a.pid}`));
+    };
+    await until(recorded, 10_000, "the state file");
 
     // kill -9, then daemons that cannot start (a config they refuse), over and over: the apps run on.
     process.kill(firstPid, "SIGKILL");
