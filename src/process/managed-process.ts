@@ -131,10 +131,6 @@ export class ManagedProcess {
   }
 
   /**
-   * Spawns the group; a spawn failure is recorded (spawnError: a SPAWN_FAILED error naming its
-   * cause, exitInfo) and reported to onExit, never thrown.
-   */
-  /**
    * Creates the output FIFOs ahead of start() without blocking the event loop. A failure is not
    * thrown: start() then uses pipes and says why (outputProblem), as when it creates them itself.
    */
@@ -145,10 +141,14 @@ export class ManagedProcess {
       this.#fifosMade = true;
     } catch (error) {
       this.#fifosMade = false;
-      this.#outputProblem = `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;
+      this.#outputProblem = pipesInstead(error);
     }
   }
 
+  /**
+   * Spawns the group; a spawn failure is recorded (spawnError: a SPAWN_FAILED error naming its
+   * cause, exitInfo) and reported to onExit, never thrown.
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
@@ -164,7 +164,7 @@ export class ManagedProcess {
         this.#fifos = openFifosForSpawn(this.spec.output, this.#fifosMade === true);
       } catch (error) {
         // Output still works through pipes; it just does not outlive the daemon.
-        this.#outputProblem = `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;
+        this.#outputProblem = pipesInstead(error);
       }
     }
     const fifos = this.#fifos;
@@ -448,4 +448,9 @@ function emit<T>(listeners: readonly ((value: T) => void)[], value: T): void {
 
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Why a process's output goes to pipes: its FIFOs could not be made or opened. */
+function pipesInstead(error: unknown): string {
+  return `its output goes to pipes, not FIFOs (it will not survive a daemon crash): ${errorMessage(error)}`;
 }

@@ -25,12 +25,18 @@ export interface OpenedFifos {
 
 /** Creates both FIFOs (mode 0600) with the `mkfifo` program (Node has no mkfifo of its own). */
 export function createOutputFifos(paths: OutputFifoPaths): void {
-  const made = spawnSync("mkfifo", ["-m", "600", "--", paths.stdout, paths.stderr], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 10_000 });
-  if (made.error !== undefined || made.status !== 0) {
-    removeOutputFifos(paths);
-    const why = made.error !== undefined ? made.error.message : (made.stderr || `mkfifo exited ${made.status}`).trim();
-    throw new RollbridgeError("SPAWN_FAILED", `cannot create the output FIFOs ${paths.stdout}: ${why}`, { fix: "install coreutils' mkfifo, or check the runtime directory" });
-  }
+  const made = spawnSync("mkfifo", mkfifoArgs(paths), { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 10_000 });
+  if (made.error !== undefined || made.status !== 0) throw fifoFailure(paths, made.error !== undefined ? made.error.message : made.stderr || `mkfifo exited ${made.status}`);
+}
+
+function mkfifoArgs(paths: OutputFifoPaths): string[] {
+  return ["-m", "600", "--", paths.stdout, paths.stderr];
+}
+
+/** mkfifo failed: what it made is removed, and the error says why and what to do. */
+function fifoFailure(paths: OutputFifoPaths, why: string): RollbridgeError {
+  removeOutputFifos(paths);
+  return new RollbridgeError("SPAWN_FAILED", `cannot create the output FIFOs ${paths.stdout}: ${why.trim()}`, { fix: "install coreutils' mkfifo, or check the runtime directory" });
 }
 
 /**
@@ -39,11 +45,9 @@ export function createOutputFifos(paths: OutputFifoPaths): void {
  */
 export function createOutputFifosAsync(paths: OutputFifoPaths): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile("mkfifo", ["-m", "600", "--", paths.stdout, paths.stderr], { timeout: 10_000 }, (error, _stdout, stderr) => {
+    execFile("mkfifo", mkfifoArgs(paths), { timeout: 10_000 }, (error, _stdout, stderr) => {
       if (error === null) return resolve();
-      removeOutputFifos(paths);
-      const why = (typeof error.code === "number" ? String(stderr).trim() || `mkfifo exited ${error.code}` : error.message).trim();
-      reject(new RollbridgeError("SPAWN_FAILED", `cannot create the output FIFOs ${paths.stdout}: ${why}`, { fix: "install coreutils' mkfifo, or check the runtime directory" }));
+      reject(fifoFailure(paths, typeof error.code === "number" ? String(stderr) || `mkfifo exited ${error.code}` : error.message));
     });
   });
 }
