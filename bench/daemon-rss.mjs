@@ -43,6 +43,8 @@ export const defaultDaemonRssOptions = {
 /** Resolves with {meta, launches: {daemon: {...}, "ensure-daemon": {...}}}. */
 export async function runDaemonRssBench(opts = {}) {
   const options = { ...defaultDaemonRssOptions, ...opts };
+  // Idle is the median of the last 5 s of the settle window: a shorter (or not numeric) one has none.
+  if (!(options.settleSec >= 5)) throw new Error(`--settle ${opts.settleSec}: give at least 5 seconds (idle is the median of the window's last 5 s)`);
   const tracker = new ChildTracker();
   return bounded("daemon rss bench", options.timeoutSec, tracker, () => body(options, tracker));
 }
