@@ -1,6 +1,7 @@
 // HTTP readiness probing: one GET per probe on a fresh connection, so a probe
 // says whether the process accepts new connections, not whether an old one lives.
 import http from "node:http";
+import type { Socket } from "node:net";
 
 export interface HealthProbeResult {
   ok: boolean;
@@ -11,8 +12,12 @@ export interface HealthProbeResult {
   ms: number;
 }
 
-/** One GET host:port/path; ok on 2xx. Never rejects: failures and timeouts come back as results. */
-export function probeHttp(host: string, port: number, path: string, timeoutMs: number, signal?: AbortSignal): Promise<HealthProbeResult> {
+/**
+ * One GET host:port/path; ok on 2xx. Never rejects: failures and timeouts come back as results.
+ * A connection to itself counts as refused (see onSelfConnect). `localPort` is the port to
+ * connect from (the kernel picks one when it is unset; the tests use it to force a self-connect).
+ */
+export function probeHttp(host: string, port: number, path: string, timeoutMs: number, signal?: AbortSignal, localPort?: number): Promise<HealthProbeResult> {
   const startedAt = performance.now();
   const elapsed = (): number => Math.round(performance.now() - startedAt);
   return new Promise((resolve) => {
@@ -33,7 +38,9 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
       method: "GET",
       agent: false,
       headers: { Connection: "close", "User-Agent": "rollbridge-health" },
+      ...(localPort === undefined ? {} : { localPort }),
     });
+    request.on("socket", (socket) => socket.once("connect", () => onSelfConnect(socket, () => finish(SELF_CONNECTED))));
     const timer = setTimeout(() => finish({ ok: false, error: `timed out after ${timeoutMs}ms` }), Math.max(0, timeoutMs));
     request.on("response", (response) => {
       const status = response.statusCode ?? 0;
@@ -52,6 +59,19 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
     signal?.addEventListener("abort", onAbort, { once: true });
     request.end();
   });
+}
+
+const SELF_CONNECTED = { ok: false, refused: true, error: "connected to itself: nothing listens on the port yet" } as const;
+
+/**
+ * Calls `then` when `socket` is connected to itself. With nobody listening on a port of the
+ * kernel's ephemeral range, a connect to it can get that very port as its local port and
+ * connect to itself (TCP simultaneous open). Until that socket closes it holds the port, and
+ * the app's listen on it fails with EADDRINUSE; the probe would also read its own request as
+ * the answer. So it is closed at once, as a refused probe.
+ */
+function onSelfConnect(socket: Socket, then: () => void): void {
+  if (socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress) then();
 }
 
 export interface HealthCheckOptions {

@@ -44,6 +44,21 @@ describe("probeHttp", () => {
     expect(result.status).toBeUndefined();
   });
 
+  it("closes a connection to itself at once and counts it as refused, so the port is free for the app", async () => {
+    const server = http.createServer();
+    const port = await new Promise<number>((resolve) => server.listen(0, HOST, () => resolve((server.address() as AddressInfo).port)));
+    await new Promise((resolve) => server.close(resolve));
+    // Connecting from the port itself is what the kernel may pick for a probe to a port nobody listens on yet.
+    const result = await probeHttp(HOST, port, "/ping", 1_000, undefined, port);
+    expect(result).toMatchObject({ ok: false, refused: true, error: "connected to itself: nothing listens on the port yet" });
+    const app = http.createServer();
+    await new Promise<void>((resolve, reject) => {
+      app.once("error", reject);
+      app.listen(port, HOST, () => resolve());
+    });
+    await new Promise((resolve) => app.close(resolve));
+  });
+
   it("treats 2xx as ok and anything else as not ok, with the status", async () => {
     const { port } = await startApp({});
     expect(await probeHttp(HOST, port, "/ping", 1_000)).toMatchObject({ ok: true, status: 200 });
