@@ -7,7 +7,7 @@ import type { Config } from "../config/resolved-config.js";
 import { probe, request, verifyControlSocket, type ControlEndpoint } from "../control/client.js";
 import { errorMessage, isRollbridgeError } from "../errors.js";
 import { resolveDesired } from "../observe/desired-read.js";
-import { isPortFree } from "../process/ports.js";
+import { ephemeralOverlap, isPortFree } from "../process/ports.js";
 import { findOrphans } from "../reconcile/orphans.js";
 import type { StatusDocument } from "../control/protocol.js";
 import { endpointFor } from "./context.js";
@@ -19,6 +19,8 @@ export interface DoctorCheck {
   fix?: string;
   /** Set on checks that only make sense without a daemon, when one runs (they count as passed). */
   skipped?: true;
+  /** A passing check's hazard worth fixing, with what to do (it does not fail the check). */
+  warning?: string;
 }
 
 export const MIN_NODE = [20, 19] as const;
@@ -184,7 +186,16 @@ async function checkPortRange(processId: string, host: string, range: { from: nu
   }
   const scanned = scan < size ? ` (first ${scan} scanned)` : "";
   const message = `${free} of ${size} ports free in ${range.from}-${range.to} on ${host}${scanned}`;
-  return free >= needed ? { name, ok: true, message } : { name, ok: false, message: `${message}; ${needed} needed`, fix: `widen processes[${processId}].port or stop what holds those ports (ss -ltnp)` };
+  if (free < needed) return { name, ok: false, message: `${message}; ${needed} needed`, fix: `widen processes[${processId}].port or stop what holds those ports (ss -ltnp)` };
+  const overlap = ephemeralOverlap(range);
+  if (overlap === null) return { name, ok: true, message };
+  const ports = overlap.first === overlap.last ? `port ${overlap.first} is` : `${overlap.exposed} ports (${overlap.first}-${overlap.last}) are`;
+  return {
+    name,
+    ok: true,
+    message,
+    warning: `${ports} in the kernel's ephemeral range ${overlap.ephemeral.from}-${overlap.ephemeral.to}: any outgoing connection on this host may take one as its local port after the daemon chose it for a process and before the process listens, and the start then fails with EADDRINUSE; move processes[${processId}].port below ${overlap.ephemeral.from}, or reserve it: sysctl -w net.ipv4.ip_local_reserved_ports=${range.from}-${range.to}`,
+  };
 }
 
 async function checkDesired(file: string): Promise<DoctorCheck> {

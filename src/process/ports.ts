@@ -1,4 +1,5 @@
 // Port allocation for managed processes: probe by binding, never by guessing.
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { RollbridgeError } from "../errors.js";
 
@@ -56,4 +57,61 @@ function probePort(host: string, port: number): Promise<ProbeResult> {
       server.close(() => resolve("free"));
     });
   });
+}
+
+/** Ports of a range the kernel may also hand out as local ports of outgoing connections. */
+export interface EphemeralOverlap {
+  /** The kernel's ephemeral range (net.ipv4.ip_local_port_range). */
+  ephemeral: { from: number; to: number };
+  /** How many ports of the range are in it and not reserved (net.ipv4.ip_local_reserved_ports). */
+  exposed: number;
+  /** The lowest and highest of those ports. */
+  first: number;
+  last: number;
+}
+
+const EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
+const RESERVED_PORTS_FILE = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+
+/**
+ * Which ports of `range` lie in the kernel's ephemeral range and are not reserved from it: any
+ * outgoing connection on the host (an app's database pool, a health probe) may take one as its
+ * local port between the daemon choosing it and the app listening on it, and the app's listen
+ * then fails with EADDRINUSE. Null when none does, or off Linux (no /proc/sys to read).
+ */
+export function ephemeralOverlap(range: { from: number; to: number }, read: (file: string) => string = (file) => readFileSync(file, "utf8")): EphemeralOverlap | null {
+  let ephemeral: { from: number; to: number };
+  let reserved: Array<{ from: number; to: number }>;
+  try {
+    const [from, to] = read(EPHEMERAL_RANGE_FILE).trim().split(/\s+/).map(Number);
+    if (!Number.isInteger(from) || !Number.isInteger(to)) return null;
+    ephemeral = { from: from as number, to: to as number };
+  } catch {
+    return null;
+  }
+  try {
+    reserved = parsePortList(read(RESERVED_PORTS_FILE));
+  } catch {
+    reserved = [];
+  }
+  let exposed = 0;
+  let first = 0;
+  let last = 0;
+  for (let port = Math.max(range.from, ephemeral.from); port <= Math.min(range.to, ephemeral.to); port++) {
+    if (reserved.some((r) => port >= r.from && port <= r.to)) continue;
+    if (exposed === 0) first = port;
+    last = port;
+    exposed++;
+  }
+  return exposed === 0 ? null : { ephemeral, exposed, first, last };
+}
+
+/** `8080,9000-9100` (ip_local_reserved_ports' format) as ranges; malformed entries are skipped. */
+function parsePortList(text: string): Array<{ from: number; to: number }> {
+  const out: Array<{ from: number; to: number }> = [];
+  for (const item of text.trim().split(",")) {
+    const [a, b] = item.trim().split("-").map(Number);
+    if (Number.isInteger(a)) out.push({ from: a as number, to: Number.isInteger(b) ? (b as number) : (a as number) });
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 // doctor: green only when a fresh daemon could start here now; every failed check says why
 // and names who holds what.
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -68,6 +68,24 @@ describe("doctor", () => {
     expect(r.stdout.trim().endsWith("1 of 9 checks failed.")).toBe(true);
   });
 
+  const ephemeral = readEphemeralRange();
+  it.skipIf(ephemeral === null)("warns, without failing, when a port range lies in the kernel's ephemeral range (skipped without /proc/sys/net/ipv4/ip_local_port_range, or with ip_local_reserved_ports set)", async () => {
+    const { from: lo, to: hi } = ephemeral as { from: number; to: number };
+    // 8 ports near the top of the ephemeral range, where this machine's own client sockets are fewest.
+    const inside = { from: hi - 200, to: hi - 193 };
+    const c = await configDir((p) => basic({ ...p, range: inside }));
+    const r = await runCli(["doctor", "--config", c.configPath], { cwd: c.dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`✓ ports of web: `);
+    expect(r.stdout).toContain(
+      `    warning: 8 ports (${inside.from}-${inside.to}) are in the kernel's ephemeral range ${lo}-${hi}: any outgoing connection on this host may take one as its local port after the daemon chose it for a process and before the process listens, and the start then fails with EADDRINUSE; move processes[web].port below ${lo}, or reserve it: sysctl -w net.ipv4.ip_local_reserved_ports=${inside.from}-${inside.to}`,
+    );
+    expect(r.stdout.trim().endsWith("All checks passed (1 with a warning).")).toBe(true);
+    const json = JSON.parse((await runCli(["doctor", "--json", "--config", c.configPath], { cwd: c.dir })).stdout);
+    expect(json.ok).toBe(true);
+    expect(check(json, "ports of web")).toMatchObject({ ok: true, warning: expect.stringContaining(`ephemeral range ${lo}-${hi}`) });
+  });
+
   it("is green beside a healthy daemon: the fresh-start checks say skipped, the daemon is checked instead", async () => {
     daemon = await startDaemon();
     expect((await deploy(daemon, "v1")).code).toBe(0);
@@ -125,4 +143,15 @@ function listen(port: number): Promise<net.Server> {
     s.once("error", reject);
     s.listen(port, "127.0.0.1", () => resolve(s));
   });
+}
+
+/** The kernel's ephemeral port range, or null where /proc/sys does not tell it or ports are reserved from it (the warning then counts differently). */
+function readEphemeralRange(): { from: number; to: number } | null {
+  try {
+    if (readFileSync("/proc/sys/net/ipv4/ip_local_reserved_ports", "utf8").trim() !== "") return null;
+    const [from, to] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    return Number.isInteger(from) && Number.isInteger(to) ? { from: from as number, to: to as number } : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRollbridgeError } from "../../src/errors.js";
-import { allocatePort, isPortFree } from "../../src/process/ports.js";
+import { allocatePort, ephemeralOverlap, isPortFree } from "../../src/process/ports.js";
 
 const HOST = "127.0.0.1";
 const held: net.Server[] = [];
@@ -83,5 +83,33 @@ describe("allocatePort", () => {
     const port = await heldPortWithFreeNeighbours(1);
     const error = await allocatePort(HOST, { from: port + 1, to: port + 1 }, new Set([port + 1])).catch((e: unknown) => e);
     expect(isRollbridgeError(error, "PORT_RANGE_EXHAUSTED")).toBe(true);
+  });
+});
+
+describe("ephemeralOverlap", () => {
+  const files =
+    (range: string, reserved = "") =>
+    (file: string) => {
+      if (file.endsWith("ip_local_port_range")) return `${range}\n`;
+      if (file.endsWith("ip_local_reserved_ports")) return `${reserved}\n`;
+      throw new Error(`unexpected ${file}`);
+    };
+  it.each([
+    { what: "a range below the ephemeral one", range: { from: 18000, to: 18099 }, read: files("32768\t60999"), expected: null },
+    { what: "a range inside it", range: { from: 40000, to: 40019 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 20, first: 40000, last: 40019 } },
+    { what: "a range across its start", range: { from: 32760, to: 32779 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 12, first: 32768, last: 32779 } },
+    { what: "a range inside it but reserved", range: { from: 40000, to: 40019 }, read: files("32768\t60999", "8080,40000-40019"), expected: null },
+    { what: "a range partly reserved", range: { from: 40000, to: 40019 }, read: files("32768\t60999", "40000-40009,40019"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 9, first: 40010, last: 40018 } },
+    { what: "a moved ephemeral range", range: { from: 40000, to: 40019 }, read: files("50000 65000"), expected: null },
+    {
+      what: "no /proc/sys (not Linux)",
+      range: { from: 40000, to: 40019 },
+      read: () => {
+        throw new Error("ENOENT");
+      },
+      expected: null,
+    },
+  ])("$what", ({ range, read, expected }) => {
+    expect(ephemeralOverlap(range, read)).toEqual(expected);
   });
 });

@@ -7,7 +7,7 @@ import { proxyListenersText } from "../../config/resolved-config.js";
 import { errorMessage, isRollbridgeError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { checkNode, environmentChecks, type DoctorCheck } from "../doctor-checks.js";
-import { dim, green, printJson, red } from "../output.js";
+import { dim, green, printJson, red, yellow } from "../output.js";
 
 export const doctorCommand: Command = {
   name: "doctor",
@@ -46,10 +46,13 @@ export const doctorCommand: Command = {
       for (const c of checks) {
         ctx.stdout(`${c.skipped ? dim("-") : c.ok ? green("✓") : red("✗")} ${c.name}: ${c.message}\n`);
         if (!c.ok && c.fix) ctx.stdout(`    fix: ${c.fix}\n`);
+        if (c.warning) ctx.stdout(`    ${yellow("warning")}: ${c.warning}\n`);
       }
       const skips = checks.filter((c) => c.skipped).length;
-      const note = skips ? ` (${skips} skipped: a daemon is running)` : "";
-      ctx.stdout(failed.length === 0 ? `\nAll checks passed${note}.\n` : `\n${failed.length} of ${checks.length} checks failed${note}.\n`);
+      const warned = checks.filter((c) => c.ok && c.warning).length;
+      const note = [skips ? `${skips} skipped: a daemon is running` : "", warned ? `${warned} with a warning` : ""].filter(Boolean).join("; ");
+      const notes = note ? ` (${note})` : "";
+      ctx.stdout(failed.length === 0 ? `\nAll checks passed${notes}.\n` : `\n${failed.length} of ${checks.length} checks failed${notes}.\n`);
     }
     return failed.length === 0 ? 0 : 1;
   },
