@@ -53,7 +53,9 @@ export async function startBenchDaemon(opts) {
   if (!existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   const dir = tracker.tempDir(await fs.mkdtemp(path.join(os.tmpdir(), "rollbridge-bench-")));
   const proxyPort = opts.proxyPort ?? (await freePort());
-  const appPortStart = 30000 + Math.floor(Math.random() * 2000) * 10;
+  // Below the kernel's ephemeral range (32768+), where any client socket may take a port between
+  // the daemon choosing it and the app listening on it (doctor warns about such a range).
+  const appPortStart = 10000 + Math.floor(Math.random() * 1000) * 10;
   const socket = path.join(dir, "rollbridge.sock");
   const config = path.join(dir, "rollbridge.yaml");
   const desiredFile = path.join(dir, "desired.yaml");

@@ -32,7 +32,7 @@ export async function runReplicasBench({ durationSec = 5, rounds = 2, connection
   await fs.mkdir(release, { recursive: true });
   await fs.writeFile(path.join(release, "app.mjs"), APP);
   const proxyPort = await freePort();
-  const from = 41000 + Math.floor(Math.random() * 200) * 10;
+  const from = 10000 + Math.floor(Math.random() * 1000) * 10; // below the ephemeral range, as in bench-daemon.mjs
   const config = path.join(dir, "rollbridge.yaml");
   await fs.writeFile(
     config,
