@@ -33,6 +33,9 @@ describe("rollback", () => {
     const desired = await fs.readFile(daemon.desiredPath, "utf8");
     expect(desired).toMatch(/releases\/v1/);
     expect(desired).toMatch(/revision: r1/);
+    // The rollback answers once v1 serves; v2's drain and stop go on in the background (no --wait-drained).
+    const d = daemon;
+    await until(async () => (await d.status()).releases.find((x: { id: string }) => x.id === "v2")?.state === "stopped", 15_000, "v2 stopped");
     const status = await daemon.status();
     expect(status.activeRelease).toMatchObject({ id: "v1", revision: "r1" });
     expect(status.releases.find((x: { id: string }) => x.id === "v2").state).toBe("stopped");
