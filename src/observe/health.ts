@@ -14,7 +14,7 @@ export interface HealthProbeResult {
 
 /**
  * One GET host:port/path; ok on 2xx. Never rejects: failures and timeouts come back as results.
- * A connection to itself counts as refused (see onSelfConnect). `localPort` is the port to
+ * A connection to itself counts as refused (see isSelfConnected). `localPort` is the port to
  * connect from (the kernel picks one when it is unset; the tests use it to force a self-connect).
  */
 export function probeHttp(host: string, port: number, path: string, timeoutMs: number, signal?: AbortSignal, localPort?: number): Promise<HealthProbeResult> {
@@ -40,7 +40,11 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
       headers: { Connection: "close", "User-Agent": "rollbridge-health" },
       ...(localPort === undefined ? {} : { localPort }),
     });
-    request.on("socket", (socket) => socket.once("connect", () => onSelfConnect(socket, () => finish(SELF_CONNECTED))));
+    request.on("socket", (socket) =>
+      socket.once("connect", () => {
+        if (isSelfConnected(socket)) finish(SELF_CONNECTED);
+      }),
+    );
     const timer = setTimeout(() => finish({ ok: false, error: `timed out after ${timeoutMs}ms` }), Math.max(0, timeoutMs));
     request.on("response", (response) => {
       const status = response.statusCode ?? 0;
@@ -64,14 +68,14 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
 const SELF_CONNECTED = { ok: false, refused: true, error: "connected to itself: nothing listens on the port yet" } as const;
 
 /**
- * Calls `then` when `socket` is connected to itself. With nobody listening on a port of the
- * kernel's ephemeral range, a connect to it can get that very port as its local port and
- * connect to itself (TCP simultaneous open). Until that socket closes it holds the port, and
- * the app's listen on it fails with EADDRINUSE; the probe would also read its own request as
- * the answer. So it is closed at once, as a refused probe.
+ * True when `socket` is connected to itself. With nobody listening on a port of the kernel's
+ * ephemeral range, a connect to it can get that very port as its local port and connect to
+ * itself (TCP simultaneous open). Until that socket closes it holds the port, and the app's
+ * listen on it fails with EADDRINUSE; the probe would also read its own request as the answer.
+ * So the probe closes it at once, as a refused one.
  */
-function onSelfConnect(socket: Socket, then: () => void): void {
-  if (socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress) then();
+function isSelfConnected(socket: Socket): boolean {
+  return socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress;
 }
 
 export interface HealthCheckOptions {
