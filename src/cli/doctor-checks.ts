@@ -194,7 +194,7 @@ async function checkPortRange(processId: string, host: string, range: { from: nu
     name,
     ok: true,
     message,
-    warning: `${ports} in the kernel's ephemeral range ${overlap.ephemeral.from}-${overlap.ephemeral.to}: any outgoing connection on this host may take one as its local port after the daemon chose it for a process and before the process listens, and the start then fails with EADDRINUSE; move processes[${processId}].port below ${overlap.ephemeral.from}, or reserve it: sysctl -w net.ipv4.ip_local_reserved_ports=${range.from}-${range.to}`,
+    warning: `${ports} in the kernel's ephemeral range ${overlap.ephemeral.from}-${overlap.ephemeral.to}: any outgoing connection on this host may take one as its local port after the daemon chose it for a process and before the process listens, and the start then fails with EADDRINUSE; move processes[${processId}].port below ${overlap.ephemeral.from}, or reserve it: sysctl -w net.ipv4.ip_local_reserved_ports=${overlap.reserved ? `${overlap.reserved},` : ""}${range.from}-${range.to}`,
   };
 }
 

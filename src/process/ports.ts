@@ -68,6 +68,8 @@ export interface EphemeralOverlap {
   /** The lowest and highest of those ports. */
   first: number;
   last: number;
+  /** ip_local_reserved_ports as it is now ("" when nothing is reserved), for a fix that keeps it. */
+  reserved: string;
 }
 
 const EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -81,7 +83,7 @@ const RESERVED_PORTS_FILE = "/proc/sys/net/ipv4/ip_local_reserved_ports";
  */
 export function ephemeralOverlap(range: { from: number; to: number }, read: (file: string) => string = (file) => readFileSync(file, "utf8")): EphemeralOverlap | null {
   let ephemeral: { from: number; to: number };
-  let reserved: Array<{ from: number; to: number }>;
+  let reservedText: string;
   try {
     const [from, to] = read(EPHEMERAL_RANGE_FILE).trim().split(/\s+/).map(Number);
     if (!Number.isInteger(from) || !Number.isInteger(to)) return null;
@@ -90,10 +92,11 @@ export function ephemeralOverlap(range: { from: number; to: number }, read: (fil
     return null;
   }
   try {
-    reserved = parsePortList(read(RESERVED_PORTS_FILE));
+    reservedText = read(RESERVED_PORTS_FILE).trim();
   } catch {
-    reserved = [];
+    reservedText = "";
   }
+  const reserved = parsePortList(reservedText);
   let exposed = 0;
   let first = 0;
   let last = 0;
@@ -103,13 +106,13 @@ export function ephemeralOverlap(range: { from: number; to: number }, read: (fil
     last = port;
     exposed++;
   }
-  return exposed === 0 ? null : { ephemeral, exposed, first, last };
+  return exposed === 0 ? null : { ephemeral, exposed, first, last, reserved: reservedText };
 }
 
 /** `8080,9000-9100` (ip_local_reserved_ports' format) as ranges; malformed entries are skipped. */
 function parsePortList(text: string): Array<{ from: number; to: number }> {
   const out: Array<{ from: number; to: number }> = [];
-  for (const item of text.trim().split(",")) {
+  for (const item of text.split(",")) {
     const [a, b] = item.trim().split("-").map(Number);
     if (Number.isInteger(a)) out.push({ from: a as number, to: Number.isInteger(b) ? (b as number) : (a as number) });
   }

@@ -96,10 +96,15 @@ describe("ephemeralOverlap", () => {
     };
   it.each([
     { what: "a range below the ephemeral one", range: { from: 18000, to: 18099 }, read: files("32768\t60999"), expected: null },
-    { what: "a range inside it", range: { from: 40000, to: 40019 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 20, first: 40000, last: 40019 } },
-    { what: "a range across its start", range: { from: 32760, to: 32779 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 12, first: 32768, last: 32779 } },
+    { what: "a range inside it", range: { from: 40000, to: 40019 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 20, first: 40000, last: 40019, reserved: "" } },
+    { what: "a range across its start", range: { from: 32760, to: 32779 }, read: files("32768\t60999"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 12, first: 32768, last: 32779, reserved: "" } },
     { what: "a range inside it but reserved", range: { from: 40000, to: 40019 }, read: files("32768\t60999", "8080,40000-40019"), expected: null },
-    { what: "a range partly reserved", range: { from: 40000, to: 40019 }, read: files("32768\t60999", "40000-40009,40019"), expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 9, first: 40010, last: 40018 } },
+    {
+      what: "a range partly reserved",
+      range: { from: 40000, to: 40019 },
+      read: files("32768\t60999", "40000-40009,40019"),
+      expected: { ephemeral: { from: 32768, to: 60999 }, exposed: 9, first: 40010, last: 40018, reserved: "40000-40009,40019" },
+    },
     { what: "a moved ephemeral range", range: { from: 40000, to: 40019 }, read: files("50000 65000"), expected: null },
     {
       what: "no /proc/sys (not Linux)",
