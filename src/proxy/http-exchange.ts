@@ -130,14 +130,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
 
   tryRoute(): boolean {
     if (this.state !== "held") return true;
-    const table = this.options.table;
-    if (table.paused) return false;
-    const release = table.canary?.choose(this.req) ?? table.active;
-    if (release === null) return false;
-    const backend = table.pick(release, null);
-    if (backend === null) return false;
+    const route = this.options.table.heldRoute(this.req);
+    if (route === null) return false;
     this.clearTimer();
-    this.dispatch(release, backend);
+    this.dispatch(route.release, route.backend);
     return true;
   }
 
@@ -145,10 +141,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     const state = this.state;
     if (state === "done") return;
     this.state = "done";
-    if (state === "held") {
-      this.options.table.unhold(this);
-      this.clearTimer();
-    }
+    if (state === "held") this.leaveHold();
     this.abort();
     this.detach();
     this.res.destroy();
@@ -297,8 +290,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     if (state === "done") return;
     this.state = "done";
     if (state === "held") {
-      this.options.table.unhold(this);
-      this.clearTimer();
+      this.leaveHold();
       return;
     }
     this.abort();
@@ -399,6 +391,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, Waiter, Tracked
     backend.outstanding--;
     this.release?.inflight.delete(this);
     this.release = null;
+  }
+
+  /** Leaves the table's held requests, and stops the hold timer. */
+  private leaveHold(): void {
+    this.options.table.unhold(this);
+    this.clearTimer();
   }
 
   private clearTimer(): void {

@@ -2,6 +2,7 @@
 // connection tracking, and the requests held while the active release has no ready backend.
 // It knows nothing about HTTP libraries: the adapter passes in how to create an upstream pool.
 
+import type { IncomingMessage } from "node:http";
 import type { CanarySplit } from "./canary.js";
 import type { CutOptions } from "./closing.js";
 import type { ResponseWindow } from "./response-window.js";
@@ -66,6 +67,12 @@ export class TrackedList {
 /** A request or upgrade waiting for a ready backend; tryRoute returns false to keep waiting. */
 export interface Waiter extends Tracked {
   tryRoute(): boolean;
+}
+
+/** A release and the backend of it that a held request goes to (see RouteTable.heldRoute). */
+export interface HeldRoute<P extends UpstreamPool> {
+  release: ReleaseSlot<P>;
+  backend: BackendSlot<P>;
 }
 
 export interface BackendSlot<P extends UpstreamPool> {
@@ -222,6 +229,18 @@ export class RouteTable<P extends UpstreamPool> {
 
   hold(waiter: Waiter): void {
     this.waiters.add(waiter);
+  }
+
+  /**
+   * Where a held request or upgrade goes now: the canary's choice, else the active release, and
+   * a ready backend of it. Null keeps it waiting (paused, or no ready backend yet).
+   */
+  heldRoute(req: IncomingMessage): HeldRoute<P> | null {
+    if (this.paused) return null;
+    const release = this.canary?.choose(req) ?? this.active;
+    if (release === null) return null;
+    const backend = this.pick(release, null);
+    return backend === null ? null : { release, backend };
   }
 
   unhold(waiter: Waiter): void {

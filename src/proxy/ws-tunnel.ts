@@ -87,23 +87,16 @@ export class WsTunnel implements Waiter, Tracked {
 
   tryRoute(): boolean {
     if (this.state !== "held") return true;
-    const table = this.context.table;
-    if (table.paused) return false;
-    const release = table.canary?.choose(this.req) ?? table.active;
-    if (release === null) return false;
-    const backend = table.pick(release, null);
-    if (backend === null) return false;
+    const route = this.context.table.heldRoute(this.req);
+    if (route === null) return false;
     this.clearTimer();
-    this.start(release, backend);
+    this.start(route.release, route.backend);
     return true;
   }
 
   /** close(): ends both sockets now. */
   destroy(): void {
-    if (this.state === "held") {
-      this.context.table.unhold(this);
-      this.clearTimer();
-    }
+    if (this.state === "held") this.leaveHold();
     this.finish(true);
     this.socket.destroy();
   }
@@ -203,10 +196,7 @@ export class WsTunnel implements Waiter, Tracked {
   }
 
   private readonly onClientClose = (): void => {
-    if (this.state === "held") {
-      this.context.table.unhold(this);
-      this.clearTimer();
-    }
+    if (this.state === "held") this.leaveHold();
     this.finish(false);
   };
 
@@ -262,6 +252,12 @@ export class WsTunnel implements Waiter, Tracked {
       clearTimeout(this.upgradeTimer);
       this.upgradeTimer = null;
     }
+  }
+
+  /** Leaves the table's held upgrades, and stops the hold timer. */
+  private leaveHold(): void {
+    this.context.table.unhold(this);
+    this.clearTimer();
   }
 
   private clearTimer(): void {

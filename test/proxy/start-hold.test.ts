@@ -44,4 +44,20 @@ describe("the start hold", () => {
     proxy.setPaused(false);
     expect((await reply).status).toBe(200);
   });
+
+  it("sends what it held where a new request would go: a running canary step takes its share", async () => {
+    const stable = await startUpstream((_req, res) => res.end("stable"));
+    const canary = await startUpstream((_req, res) => res.end("canary"));
+    const { proxy, port } = await startProxy({ holdTimeoutMs: 10_000 });
+    proxy.setBackends("a", [stable.backend("web")]);
+    proxy.setActive("a");
+    proxy.setBackends("b", [canary.backend("web")]);
+    proxy.setCanary({ releaseKey: "b", weight: 50, sticky: "none" });
+    proxy.setStartHold(true);
+    const replies = Promise.all(Array.from({ length: 4 }, () => request(port)));
+    await sleep(300);
+    proxy.setStartHold(false);
+    const bodies = (await replies).map((reply) => reply.body).sort();
+    expect(bodies).toEqual(["canary", "canary", "stable", "stable"]);
+  });
 });
