@@ -2,9 +2,9 @@
 // stream and probe first checks that the socket is the daemon's (socket-trust.ts): owned by root,
 // this user or control.owner, in directories no other user can write. Otherwise nothing is sent.
 import http from "node:http";
-import net from "node:net";
 import { RollbridgeError, type ErrorCode } from "../errors.js";
 import { API_PREFIX } from "./protocol.js";
+import { socketAnswers } from "./socket.js";
 import { endpointOf, noDaemon, permissionDenied, verifyControlSocket, type ControlTarget } from "./socket-trust.js";
 
 export { endpointOf, socketHeldBy, verifyControlSocket, type ControlEndpoint, type ControlTarget } from "./socket-trust.js";
@@ -33,16 +33,7 @@ export async function probe(target: ControlTarget, timeoutMs = 1000): Promise<bo
     if (error instanceof RollbridgeError && error.code === "DAEMON_NOT_RUNNING") return false;
     throw error;
   }
-  return new Promise((resolve) => {
-    const socket = net.connect(endpointOf(target).path);
-    const done = (answer: boolean) => {
-      socket.destroy();
-      resolve(answer);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
+  return socketAnswers(endpointOf(target).path, timeoutMs);
 }
 
 /** One JSON request to the daemon at `target`, after checking the socket is the daemon's. */
