@@ -86,6 +86,7 @@ async function body(options, tracker, log) {
     const load = startKeepAliveLoad(d.proxyPort, { connections: options.connections });
     await sleep(options.beforeSec * 1000);
     const killedAt = Date.now();
+    let restartedAt = Number.POSITIVE_INFINITY;
     const inFlightAtKill = load.inFlight();
     process.kill(d.daemonPid, "SIGKILL");
     log(`SIGKILLed daemon ${d.daemonPid} with ${inFlightAtKill} requests in flight`);
@@ -94,11 +95,17 @@ async function body(options, tracker, log) {
       tracker.adopt(pid);
     } else {
       await sleep(options.restartDelayMs);
+      restartedAt = Date.now();
       next = await spawnDaemon({ d, tracker });
     }
     const servedAt = await load.firstSuccessAfter(killedAt, options.serveAgainTimeoutSec * 1000);
     await sleep(options.afterSec * 1000);
     const counts = await load.stop();
+    // Without a holder: connections opened after the kill that failed before the next daemon was
+    // even started. Only the dying daemon's listening socket can have taken them (the kernel
+    // completes handshakes into its backlog until the process's teardown closes it, then resets
+    // them), so they are no request that was in flight, and a held socket has none.
+    const resetInBacklog = holder ? 0 : load.failures().filter((f) => f.newConnection && f.sentAt >= killedAt && f.at < restartedAt).length;
 
     const after = await d.status();
     log(servedAt === null ? "the proxy did not serve again in time" : `serving again ${servedAt - killedAt} ms after the kill (daemon ${after.daemonPid})`);
@@ -116,7 +123,7 @@ async function body(options, tracker, log) {
         restart: holder ? "socket holder: the daemon started again 100 ms after it exits, on the held socket (fd 3)" : `rollbridge daemon started again ${options.restartDelayMs} ms after the kill`,
         loadAvgAtStart,
       },
-      load: { ...counts, inFlightAtKill },
+      load: { ...counts, inFlightAtKill, resetInBacklog },
       serveAgainMs: servedAt === null ? null : servedAt - killedAt,
       daemon: { pidBefore: d.daemonPid, pidAfter: after.daemonPid },
       app: { pidBefore: web.pid, pidAfter: webAfter?.pid ?? null, restarts: appRestarts, alive: isAlive(web.pid) },
@@ -129,7 +136,7 @@ async function body(options, tracker, log) {
         .map((e) => ({ ms: Date.parse(e.at) - killedAt, type: e.type, message: e.message.slice(0, 120) })),
     };
     result.verdict = {
-      ok: appRestarts === 0 && starts === 1 && servedAt !== null && counts.failed <= inFlightAtKill && (!holder || counts.refused === 0),
+      ok: appRestarts === 0 && starts === 1 && servedAt !== null && counts.failed - resetInBacklog <= inFlightAtKill && (!holder || counts.refused === 0),
       refusedGoal: holder ? 0 : null,
       failedGoal: inFlightAtKill,
       appRestartsGoal: 0,
@@ -189,7 +196,8 @@ function printResult(r) {
       ["keep-alive connections", String(r.meta.connections), ""],
       ["requests answered 2xx", String(r.load.ok), ""],
       ["refused connections", String(r.load.refused), r.meta.holder ? "0" : "(expected without a holder)"],
-      ["failed requests (reset, hang-up, timeout)", String(r.load.failed), `≤ in flight at the kill (${r.load.inFlightAtKill})`],
+      ["failed requests (reset, hang-up, timeout)", String(r.load.failed), `≤ in flight at the kill (${r.load.inFlightAtKill})${r.meta.holder ? "" : ", plus the resets below"}`],
+      ...(r.meta.holder ? [] : [["… of them new connections reset in the dying daemon's backlog", String(r.load.resetInBacklog ?? 0), "(expected without a holder)"]]),
       ["5xx answers", String(r.load.status5xx), ""],
       ["kill → serving again", r.serveAgainMs === null ? "never" : `${r.serveAgainMs} ms`, ""],
       ["app restarts", String(r.app.restarts), "0"],

@@ -10,6 +10,9 @@ import { sleep } from "./lib.mjs";
 export function startKeepAliveLoad(port, { connections, path = "/", timeoutMs = 10_000 }) {
   const counts = { ok: 0, refused: 0, failed: 0, status5xx: 0 };
   const successes = [];
+  // Each failed request: when it was sent and failed, and whether it went on a connection it had
+  // just opened (a reset there is not a request that was in flight at a kill).
+  const failures = [];
   let inFlight = 0;
   let running = true;
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
@@ -20,6 +23,7 @@ export function startKeepAliveLoad(port, { connections, path = "/", timeoutMs = 
       const done = (outcome) => {
         inFlight -= 1;
         if (outcome === "ok") successes.push({ sentAt, at: Date.now() });
+        if (outcome === "failed") failures.push({ sentAt, at: Date.now(), newConnection: !req.reusedSocket });
         counts[outcome] += 1;
         resolve(outcome);
       };
@@ -42,6 +46,8 @@ export function startKeepAliveLoad(port, { connections, path = "/", timeoutMs = 
     inFlight: () => inFlight,
     /** Counts so far. */
     counts: () => ({ ...counts }),
+    /** The failed requests so far: [{sentAt, at, newConnection}]. */
+    failures: () => [...failures],
     /** When the first request sent after `at` was answered 2xx (answers a dying daemon still wrote do not count), or null after `timeoutMs`. */
     async firstSuccessAfter(at, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
