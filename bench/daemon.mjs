@@ -242,7 +242,7 @@ async function measureSwitches({ d, options, intervalMs, configured, log }) {
 function daemonOptions(tracker, options, intervalMs) {
   return {
     tracker,
-    nodeFlags: (process.env.BENCH_DAEMON_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean),
+    nodeFlags: (process.env.BENCH_DAEMON_NODE_FLAGS ?? "--max-semi-space-size=4").split(" ").filter(Boolean),
     env: { BOOT_DELAY_MS: String(options.bootDelayMs) },
     health: intervalMs == null ? { path: "/ping" } : { path: "/ping", intervalMs },
     stampListen: true,

@@ -48,7 +48,7 @@ processes:
 `,
   );
   const cli = (...args) => execFileSync(process.execPath, [CLI, ...args, "--config", config], { encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] });
-  const daemon = spawn(process.execPath, ["--max-semi-space-size=2", CLI, "daemon", "--config", config], { stdio: "ignore" });
+  const daemon = spawn(process.execPath, ["--max-semi-space-size=4", CLI, "daemon", "--config", config], { stdio: "ignore" });
   const result = { meta: { date: new Date().toISOString(), durationSec, rounds, connections, heavyWork, loadGenerator: load.name }, apps: {} };
   try {
     await waitFor(() => {

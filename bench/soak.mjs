@@ -5,7 +5,7 @@
 //
 //   npm run build && node bench/soak.mjs [--duration 180] [--interval 10] [--connections 8] [--websockets 50]
 //
-// The daemon runs with --max-semi-space-size=2, as ensure-daemon and the systemd example start it
+// The daemon runs with --max-semi-space-size=4, as ensure-daemon and the systemd example start it
 // (unless NODE_OPTIONS sets it). The app is test/fixtures/app.mjs (HTTP + WebSocket echo, graceful
 // stop). Everything listens on 127.0.0.1 in a temp dir; the daemon is stopped by pid (SIGTERM,
 // then SIGKILL to it and to its apps' process groups). Writes bench/results/soak-<timestamp>.json
@@ -68,7 +68,7 @@ export async function runSoak(opts = {}) {
   const configPath = path.join(dir, "rollbridge.yaml");
   await fs.writeFile(configPath, `${config}\n`);
   // As ensure-daemon and the systemd example run it: a small V8 young generation (docs/systemd.md).
-  const nodeFlags = process.env.NODE_OPTIONS?.includes("--max-semi-space-size") ? [] : ["--max-semi-space-size=2"];
+  const nodeFlags = process.env.NODE_OPTIONS?.includes("--max-semi-space-size") ? [] : ["--max-semi-space-size=4"];
   const daemon = spawn(process.execPath, [...nodeFlags, CLI, "daemon", "--config", configPath], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   let daemonStderr = "";
   daemon.stderr.on("data", (chunk) => (daemonStderr += chunk));
