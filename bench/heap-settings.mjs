@@ -8,7 +8,7 @@
 // Reported per setting: req/s and the daemon's CPU per request (utime+stime over wrk's
 // requests), the median over its instances and rounds, as a ratio to the default setting's,
 // and the highest VmRSS sampled under load and VmHWM (the kernel's high-water mark) over its
-// instances. Two daemons of the same setting differ by up to ~4 µs per request on this 2-core
+// instances. Two daemons of the same setting differ by up to ~7 µs per request on this 2-core
 // machine, so a smaller difference between settings is noise; run it more than once.
 //
 //   npm run build && node bench/heap-settings.mjs [--rounds 4] [--duration 5] [--instances 1] [--connections 50] [--timeout 400]
