@@ -1,8 +1,6 @@
-// The daemon's own V8 heap settings. A smaller young generation keeps the daemon's RSS lower
-// (docs/systemd.md#memory): 4 MB semispaces instead of Node's 16 held the peak under 50 busy
-// connections at 88-89 MB against 114-123, idle the same. A smaller cap costs CPU: at 2 MB the
-// proxy served 0.79-0.94x a bare undici proxy's requests per second (median 0.81), against
-// 0.85-0.99x at 4 MB, for a peak 5 MB lower. V8 reads the flag only when Node starts, so
+// The daemon's own V8 heap settings. A smaller young generation keeps the daemon's RSS lower,
+// and a smaller one than this costs CPU per request for little memory (docs/systemd.md#memory
+// has the measurements). V8 reads the flag only when Node starts, so
 // `rollbridge daemon` started without it starts again with it, once:
 // - Node with process.execve (22.15+): the process replaces itself, keeping its pid, so a pid
 //   file, LISTEN_PID and systemd's main pid go on naming the process that serves;
